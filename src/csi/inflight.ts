@@ -1,0 +1,96 @@
+// The registry of operations in flight, keyed by volume ID (or by name for
+// CreateVolume and CreateSnapshot).
+//
+// The Kubernetes sidecars time out and retry long operations. A retry that
+// arrives while the first attempt still runs must not start the work again:
+// an identical request joins the running one and gets its result (bounded by
+// its own deadline). A different operation on the same key is refused at once
+// with ABORTED, which the sidecars retry later, as the CSI spec asks.
+import { isDeepStrictEqual } from 'node:util';
+import { aborted, deadlineExceeded } from './errors';
+import { scrub } from '../log';
+
+interface Entry {
+  operation: string;
+  /** The request without its secrets, to tell a retry from a different call. */
+  request: unknown;
+  promise: Promise<unknown>;
+  controller: AbortController;
+  waiters: number;
+}
+
+export class InFlight {
+  private readonly entries = new Map<string, Entry>();
+
+  /** How many operations are running (for tests and metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Run `work` for `key` unless the same operation with the same request is
+   * already running, in which case wait for that one. `work` gets a signal that
+   * fires only when every caller waiting for it has gone (deadline or cancel).
+   */
+  async run<T>(
+    key: string,
+    operation: string,
+    request: unknown,
+    callerSignal: AbortSignal,
+    work: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const comparable = scrub(request);
+    let entry = this.entries.get(key);
+    if (entry) {
+      if (entry.operation !== operation || !isDeepStrictEqual(entry.request, comparable)) {
+        const what = entry.operation === operation ? `another ${operation} with different arguments` : entry.operation;
+        throw aborted(`${what} is already in progress for ${key}; retry when it has finished`);
+      }
+    } else {
+      const controller = new AbortController();
+      const created: Entry = { operation, request: comparable, controller, waiters: 0, promise: Promise.resolve() };
+      created.promise = (async () => {
+        try {
+          return await work(controller.signal);
+        } finally {
+          this.entries.delete(key);
+        }
+      })();
+      // A rejection nobody awaits any more must not crash the process.
+      created.promise.catch(() => undefined);
+      this.entries.set(key, created);
+      entry = created;
+    }
+    return (await this.wait(entry, callerSignal)) as T;
+  }
+
+  private wait(entry: Entry, callerSignal: AbortSignal): Promise<unknown> {
+    entry.waiters++;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const leave = () => {
+        if (settled) return;
+        settled = true;
+        callerSignal.removeEventListener('abort', onAbort);
+        entry.waiters--;
+      };
+      const onAbort = () => {
+        leave();
+        if (entry.waiters === 0) entry.controller.abort(callerSignal.reason);
+        reject(deadlineExceeded(`${entry.operation} did not finish before the caller's deadline; it is safe to retry`));
+      };
+      if (callerSignal.aborted) return onAbort();
+      callerSignal.addEventListener('abort', onAbort, { once: true });
+      entry.promise.then(
+        (value) => {
+          leave();
+          resolve(value);
+        },
+        (err) => {
+          leave();
+          reject(err);
+        },
+      );
+    });
+  }
+}

@@ -1,0 +1,316 @@
+// The OpenStack module's public surface: plain data types and the interfaces
+// the controller programs against. Nothing here knows of gRPC or CSI.
+//
+// Sizes are GiB, as Cinder counts them. Every call takes an optional
+// AbortSignal: the caller's deadline bounds the HTTP requests, the retries
+// and the waits.
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+// ---------------------------------------------------------------- config
+
+export type AuthPlugin = 'password' | 'v3applicationcredential' | 'token' | 'rackspace';
+export type EndpointInterface = 'public' | 'internal' | 'admin';
+
+export interface CloudCredentials {
+  authUrl: string;
+  authPlugin: AuthPlugin;
+  /** '3' or '2'; taken from the URL (/v2.0, /v3) when absent. Rackspace is always v2.0. */
+  identityApiVersion?: '2' | '3';
+  username?: string;
+  userId?: string;
+  password?: string;
+  /** Rackspace API key (auth_plugin rackspace). */
+  apiKey?: string;
+  projectName?: string;
+  projectId?: string;
+  userDomainName?: string;
+  userDomainId?: string;
+  projectDomainName?: string;
+  projectDomainId?: string;
+  /** Shorthand that fills both user and project domain when they are not given. */
+  domainName?: string;
+  domainId?: string;
+  applicationCredentialId?: string;
+  applicationCredentialName?: string;
+  applicationCredentialSecret?: string;
+  token?: string;
+}
+
+export interface TlsConfig {
+  /** Verify the server certificate. Only an explicit `verify_peer: false` / `verify: false` turns it off. */
+  verify: boolean;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface CloudConfig {
+  /** The name StorageClass secrets use to pick this cloud (`cloud` key); 'default' for the only one. */
+  name: string;
+  auth: CloudCredentials;
+  region?: string;
+  interface: EndpointInterface;
+  tls: TlsConfig;
+  /** Force a Cinder API ('auto' reads the version document). */
+  blockStorageApiVersion: 'auto' | '3' | '2' | '1';
+  /** Optional endpoint overrides, for clouds whose catalog is wrong. */
+  endpointOverrides?: { volume?: string; compute?: string };
+  /** Per-request timeout for one HTTP exchange, ms. */
+  requestTimeoutMs: number;
+}
+
+// ---------------------------------------------------------------- Cinder
+
+export interface VolumeAttachment {
+  /** Cinder's attachment ID. */
+  attachmentId: string;
+  serverId: string;
+  device?: string;
+  hostName?: string;
+  attachedAt?: string;
+}
+
+export interface Volume {
+  id: string;
+  name: string;
+  description: string;
+  /** GiB */
+  size: number;
+  status: string;
+  availabilityZone: string;
+  volumeType: string | null;
+  multiattach: boolean;
+  metadata: Record<string, string>;
+  snapshotId: string | null;
+  sourceVolumeId: string | null;
+  backupId: string | null;
+  attachments: VolumeAttachment[];
+  createdAt: string;
+  /** Set while a retype migrates the volume. */
+  migrationStatus: string | null;
+}
+
+export interface CreateVolumeInput {
+  name: string;
+  size: number;
+  description?: string;
+  volumeType?: string;
+  availabilityZone?: string;
+  metadata?: Record<string, string>;
+  snapshotId?: string;
+  sourceVolumeId?: string;
+  /** Needs Cinder v3 microversion 3.47; the module refuses it clearly on older clouds. */
+  backupId?: string;
+  multiattach?: boolean;
+}
+
+export interface VolumeQuery {
+  name?: string;
+  metadata?: Record<string, string>;
+  status?: string;
+  limit?: number;
+  marker?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Marker for the next page; absent on the last page. */
+  next?: string;
+}
+
+export interface Snapshot {
+  id: string;
+  name: string;
+  description: string;
+  volumeId: string;
+  size: number;
+  status: string;
+  createdAt: string;
+  metadata: Record<string, string>;
+}
+
+export interface CreateSnapshotInput {
+  volumeId: string;
+  name: string;
+  description?: string;
+  /** Snapshot an attached volume. */
+  force?: boolean;
+  metadata?: Record<string, string>;
+}
+
+export interface SnapshotQuery {
+  name?: string;
+  volumeId?: string;
+  status?: string;
+  limit?: number;
+  marker?: string;
+}
+
+export interface Backup {
+  id: string;
+  name: string;
+  description: string;
+  volumeId: string;
+  size: number;
+  status: string;
+  createdAt: string;
+  availabilityZone: string | null;
+  snapshotId: string | null;
+}
+
+export interface CreateBackupInput {
+  volumeId: string;
+  name: string;
+  description?: string;
+  force?: boolean;
+  incremental?: boolean;
+  snapshotId?: string;
+  availabilityZone?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface BackupQuery {
+  name?: string;
+  volumeId?: string;
+  limit?: number;
+  marker?: string;
+}
+
+export interface VolumeType {
+  id: string;
+  name: string;
+  isPublic: boolean;
+  extraSpecs: Record<string, string>;
+}
+
+/** One quota resource (gigabytes, volumes, gigabytes_<type>, per_volume_gigabytes, ...). -1 means unlimited. */
+export interface QuotaUsage {
+  limit: number;
+  inUse: number;
+  reserved: number;
+}
+
+export interface AvailabilityZone {
+  name: string;
+  available: boolean;
+}
+
+/** What the negotiated Cinder API lets us do. */
+export interface BlockStorageFeatures {
+  apiVersion: '3' | '2' | '1';
+  /** Negotiated microversion, e.g. '3.60'; null for v1/v2. */
+  microversion: string | null;
+  /** Extend an in-use volume (3.42). */
+  inUseExtend: boolean;
+  /** Create a volume from a backup (3.47). */
+  volumeFromBackup: boolean;
+  /** Lists page with limit+marker (v2, v3). v1 stops at 1000 items. */
+  paging: boolean;
+  /** Filter volumes by metadata in the list call. */
+  metadataFilter: boolean;
+}
+
+export interface BlockStorage {
+  features(opts?: CallOptions): Promise<BlockStorageFeatures>;
+
+  createVolume(input: CreateVolumeInput, opts?: CallOptions): Promise<Volume>;
+  /** Throws OpenStackError 'not_found'. */
+  getVolume(id: string, opts?: CallOptions): Promise<Volume>;
+  listVolumes(query: VolumeQuery, opts?: CallOptions): Promise<Page<Volume>>;
+  deleteVolume(id: string, opts?: CallOptions): Promise<void>;
+  extendVolume(id: string, newSizeGiB: number, opts?: CallOptions): Promise<void>;
+  retypeVolume(id: string, volumeType: string, migrationPolicy: 'never' | 'on-demand', opts?: CallOptions): Promise<void>;
+  setVolumeMetadata(id: string, metadata: Record<string, string>, opts?: CallOptions): Promise<void>;
+
+  createSnapshot(input: CreateSnapshotInput, opts?: CallOptions): Promise<Snapshot>;
+  getSnapshot(id: string, opts?: CallOptions): Promise<Snapshot>;
+  listSnapshots(query: SnapshotQuery, opts?: CallOptions): Promise<Page<Snapshot>>;
+  deleteSnapshot(id: string, opts?: CallOptions): Promise<void>;
+
+  createBackup(input: CreateBackupInput, opts?: CallOptions): Promise<Backup>;
+  getBackup(id: string, opts?: CallOptions): Promise<Backup>;
+  listBackups(query: BackupQuery, opts?: CallOptions): Promise<Page<Backup>>;
+  deleteBackup(id: string, opts?: CallOptions): Promise<void>;
+
+  /** Quota limits with usage for the token's project, keyed by resource name. */
+  getQuotaUsage(opts?: CallOptions): Promise<Record<string, QuotaUsage>>;
+  listVolumeTypes(opts?: CallOptions): Promise<VolumeType[]>;
+  listAvailabilityZones(opts?: CallOptions): Promise<AvailabilityZone[]>;
+}
+
+// ------------------------------------------------------------------ Nova
+
+export interface Server {
+  id: string;
+  name: string;
+  status: string;
+  availabilityZone: string | null;
+}
+
+export interface ServerVolumeAttachment {
+  /** Nova's attachment record ID (equals the volume ID before 2.89). */
+  id: string;
+  serverId: string;
+  volumeId: string;
+  device: string | null;
+}
+
+export interface Compute {
+  /** Throws OpenStackError 'not_found' for an unknown or deleted server. */
+  getServer(id: string, opts?: CallOptions): Promise<Server>;
+  /** The device is left to Nova. Uses 2.60 when the volume is multiattach. */
+  attachVolume(serverId: string, volumeId: string, opts?: CallOptions & { multiattach?: boolean }): Promise<ServerVolumeAttachment>;
+  listVolumeAttachments(serverId: string, opts?: CallOptions): Promise<ServerVolumeAttachment[]>;
+  /** Throws 'not_found' when the volume is not attached to that server. */
+  getVolumeAttachment(serverId: string, volumeId: string, opts?: CallOptions): Promise<ServerVolumeAttachment>;
+  detachVolume(serverId: string, volumeId: string, opts?: CallOptions): Promise<void>;
+}
+
+// -------------------------------------------------------------- identity
+
+export interface IdentityHealth {
+  /** A valid token and a parsed catalog are held right now. */
+  ready: boolean;
+  /** The last authentication error, for Probe and logs (never a secret). */
+  lastError?: string;
+  projectId?: string;
+  tokenExpiresAt?: Date;
+}
+
+/** One authenticated cloud: what the controller holds per configured cloud. */
+export interface Cloud {
+  readonly name: string;
+  readonly blockStorage: BlockStorage;
+  readonly compute: Compute;
+  /** Authenticate now (start-up and Probe readiness); single-flight with every other caller. */
+  authenticate(opts?: CallOptions): Promise<void>;
+  health(): IdentityHealth;
+  /** Close keep-alive pools. */
+  close(): Promise<void>;
+}
+
+// --------------------------------------------------------------- waiting
+
+export interface WaitSpec {
+  /** The states that end the wait successfully. */
+  target: readonly string[];
+  /** States that are progress; in order when `ordered` (going backwards is a failure). */
+  transient: readonly string[];
+  ordered?: boolean;
+  /** Anything not in target or transient is a failure; these are named in messages as such. */
+  /** Treat 'not_found' as success (deletion). */
+  goneIsTarget?: boolean;
+}
+
+// ------------------------------------------------------------- metadata
+
+export interface InstanceIdentity {
+  instanceId: string;
+  availabilityZone: string | null;
+  name: string | null;
+  /** Where it came from: 'override', 'config-drive' or 'metadata-service'. */
+  source: 'override' | 'config-drive' | 'metadata-service';
+}

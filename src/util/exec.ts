@@ -1,0 +1,75 @@
+// Run a local command. Always execFile with an argument array: no shell ever
+// sees a path or a volume ID that came from a request.
+import { execFile } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface RunOptions {
+  /** Kill the command after this long. Every command has a bound. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Bytes written to the command's standard input. */
+  input?: string;
+  /** Exit codes that are not failures (0 always is). */
+  okCodes?: number[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly args: readonly string[],
+    readonly code: number | string | null,
+    readonly stderr: string,
+    readonly timedOut: boolean,
+  ) {
+    const what = timedOut ? 'timed out' : `exited with ${code}`;
+    const detail = stderr.trim().split('\n').slice(-3).join(' | ');
+    super(`${command} ${what}${detail ? `: ${detail}` : ''}`);
+    this.name = 'CommandError';
+  }
+}
+
+export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      command,
+      args as string[],
+      { timeout, signal: opts.signal, maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (!err) return resolve({ stdout, stderr, code: 0 });
+        const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
+        const code = typeof e.code === 'number' ? e.code : null;
+        if (code !== null && opts.okCodes?.includes(code)) return resolve({ stdout, stderr, code });
+        const timedOut = e.killed === true && e.signal === 'SIGTERM' && !opts.signal?.aborted;
+        reject(new CommandError(command, args, e.code ?? null, stderr || e.message, timedOut));
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** The absolute path of `command` on PATH, or null (used to skip optional tools such as udevadm). */
+export async function which(command: string): Promise<string | null> {
+  const dirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  for (const dir of [...dirs, '/usr/sbin', '/sbin']) {
+    if (!dir) continue;
+    const candidate = path.join(dir, command);
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
