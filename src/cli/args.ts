@@ -1,0 +1,112 @@
+// Command-line parsing for `cinder-csi`. Flags are parsed once into typed
+// options; every flag has an environment-variable equivalent (the flag wins),
+// so the manifests can use either.
+import { LOG_LEVELS, type LogLevel } from '../log';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type Mode = 'controller' | 'node' | 'all';
+export const MODES: readonly Mode[] = ['controller', 'node', 'all'];
+
+export interface ServeOptions {
+  endpoint: string;
+  mode: Mode;
+  config?: string;
+  nodeId?: string;
+  clusterId?: string;
+  driverName?: string;
+  logLevel: LogLevel;
+  /** Run against the embedded simulated OpenStack instead of a cloud. */
+  sim: boolean;
+  help: boolean;
+}
+
+interface FlagSpec {
+  flag: string;
+  env?: string;
+  key: keyof ServeOptions;
+  kind: 'string' | 'boolean';
+  help: string;
+}
+
+export const SERVE_FLAGS: readonly FlagSpec[] = [
+  { flag: '--endpoint', env: 'CSI_ENDPOINT', key: 'endpoint', kind: 'string', help: 'unix:///absolute/path.sock or tcp://host:port' },
+  { flag: '--mode', env: 'CINDER_CSI_MODE', key: 'mode', kind: 'string', help: 'controller, node or all (default all)' },
+  { flag: '--config', env: 'CINDER_CSI_CONFIG', key: 'config', kind: 'string', help: 'YAML configuration file (default: OS_* variables only)' },
+  { flag: '--node-id', env: 'CINDER_CSI_NODE_ID', key: 'nodeId', kind: 'string', help: 'Nova instance UUID of this node (default: from the config drive or metadata service)' },
+  { flag: '--cluster-id', env: 'CINDER_CSI_CLUSTER_ID', key: 'clusterId', kind: 'string', help: 'cluster ID recorded in volume metadata (default: driver.cluster_id, else kubernetes)' },
+  { flag: '--driver-name', env: 'CINDER_CSI_DRIVER_NAME', key: 'driverName', kind: 'string', help: 'CSI driver name (default cinder.csi.openstack.org)' },
+  { flag: '--log-level', env: 'CINDER_CSI_LOG_LEVEL', key: 'logLevel', kind: 'string', help: `${LOG_LEVELS.join(', ')} (default info)` },
+  { flag: '--sim', env: 'CINDER_CSI_SIM', key: 'sim', kind: 'boolean', help: 'run on the embedded simulated OpenStack (no cloud needed)' },
+  { flag: '--help', key: 'help', kind: 'boolean', help: 'show this help' },
+];
+
+export const SERVE_USAGE = [
+  'Usage: cinder-csi serve --endpoint URL [--mode controller|node|all] [--config FILE]',
+  '                        [--node-id ID] [--cluster-id ID] [--driver-name NAME] [--log-level LEVEL] [--sim]',
+  '',
+  ...SERVE_FLAGS.map((f) => `  ${(f.flag + (f.kind === 'string' ? ' VALUE' : '')).padEnd(22)} ${f.help}${f.env ? ` [$${f.env}]` : ''}`),
+].join('\n');
+
+/** Parse `serve`'s arguments (without the subcommand). Throws UsageError on anything unknown or malformed. */
+export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): ServeOptions {
+  const raw: Partial<Record<keyof ServeOptions, string | boolean>> = {};
+  for (const spec of SERVE_FLAGS) {
+    const v = spec.env ? env[spec.env] : undefined;
+    if (v !== undefined && v !== '') raw[spec.key] = spec.kind === 'boolean' ? v === 'true' || v === '1' : v;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const spec = SERVE_FLAGS.find((f) => f.flag === name);
+    if (!spec) throw new UsageError(`unknown argument '${arg}'`);
+    if (spec.kind === 'boolean') {
+      if (inline !== undefined && inline !== 'true' && inline !== 'false') throw new UsageError(`${name} takes no value`);
+      raw[spec.key] = inline !== 'false';
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`${name} needs a value`);
+    raw[spec.key] = value;
+  }
+  const opts: ServeOptions = {
+    endpoint: (raw.endpoint as string | undefined) ?? '',
+    mode: (raw.mode as Mode | undefined) ?? 'all',
+    config: raw.config as string | undefined,
+    nodeId: raw.nodeId as string | undefined,
+    clusterId: raw.clusterId as string | undefined,
+    driverName: raw.driverName as string | undefined,
+    logLevel: (raw.logLevel as LogLevel | undefined) ?? 'info',
+    sim: raw.sim === true,
+    help: raw.help === true,
+  };
+  if (opts.help) return opts;
+  if (!MODES.includes(opts.mode)) throw new UsageError(`--mode must be controller, node or all, not '${opts.mode}'`);
+  if (!LOG_LEVELS.includes(opts.logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!opts.endpoint) throw new UsageError('--endpoint is required (for example unix:///csi/csi.sock)');
+  parseEndpoint(opts.endpoint);
+  return opts;
+}
+
+export type Endpoint = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+export function parseEndpoint(url: string): Endpoint {
+  if (url.startsWith('unix://')) {
+    const path = url.slice('unix://'.length);
+    if (!path.startsWith('/')) throw new UsageError(`endpoint '${url}' must be unix:///absolute/path`);
+    if (path.includes('\0')) throw new UsageError(`endpoint '${url}' contains a NUL byte`);
+    return { kind: 'unix', path };
+  }
+  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})\/?$/.exec(url);
+  if (m) {
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) throw new UsageError(`endpoint '${url}' has an invalid port`);
+    return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port };
+  }
+  throw new UsageError(`endpoint '${url}' must be unix:///absolute/path or tcp://host:port`);
+}

@@ -1,0 +1,396 @@
+// The one configuration loader. A YAML file (js-yaml) and the OS_* environment
+// variables are read once at start-up and validated into one typed object;
+// any unknown key, wrong type or missing value is a ConfigError naming the key
+// and the file, and `cinder-csi serve` exits with that one line.
+//
+// Three ways to describe a cloud, in this order of precedence:
+//   (a) a Flocker-style `dataset:` stanza (one cloud, named 'default');
+//   (b) an openstacksdk-style `clouds:` map (many clouds; `cloud:` or OS_CLOUD
+//       picks the default); the file may also be a plain clouds.yaml, or
+//       OS_CLIENT_CONFIG_FILE may point at one;
+//   (c) the standard OS_* environment variables.
+// Driver settings live under `driver:` in the same file.
+import { readFileSync } from 'node:fs';
+import yaml from 'js-yaml';
+import type { AuthPlugin, CloudConfig, CloudCredentials, EndpointInterface } from '../openstack/types';
+import { DEFAULT_DRIVER_NAME } from '../csi/constants';
+import { ConfigError, Section } from './reader';
+
+export { ConfigError };
+
+export type MetadataSource = 'configDrive' | 'metadataService';
+
+export interface NodeConfig {
+  /** Nova instance UUID; found through the metadata search order when absent. */
+  instanceId?: string;
+  availabilityZone?: string;
+  /** Absent: the node plugin's documented default for the disk bus. */
+  maxVolumesPerNode?: number;
+  deviceRoot: string;
+  sysfsRoot: string;
+  stateDir: string;
+  metadataSearchOrder: MetadataSource[];
+  metadataUrl: string;
+}
+
+export interface ControllerConfig {
+  /** Compute availability zone -> volume availability zone. */
+  azMap: Record<string, string>;
+  defaultVolumeType?: string;
+}
+
+export interface DriverConfig {
+  /** Where the settings came from, for messages. */
+  source: string;
+  /** Every configured cloud; the first is the default. Empty only when none is configured. */
+  clouds: CloudConfig[];
+  driverName: string;
+  clusterId: string;
+  controller: ControllerConfig;
+  node: NodeConfig;
+}
+
+export const DEFAULTS = {
+  clusterId: 'kubernetes',
+  deviceRoot: '/dev',
+  sysfsRoot: '/sys',
+  stateDir: '/var/lib/cinder-csi',
+  metadataSearchOrder: ['configDrive', 'metadataService'] as MetadataSource[],
+  metadataUrl: 'http://169.254.169.254',
+  requestTimeoutMs: 30_000,
+};
+
+const AUTH_PLUGINS: Record<string, AuthPlugin> = {
+  password: 'password',
+  v3password: 'password',
+  v2password: 'password',
+  rackspace: 'rackspace',
+  rackspace_apikey: 'rackspace',
+  v3applicationcredential: 'v3applicationcredential',
+  applicationcredential: 'v3applicationcredential',
+  token: 'token',
+  v3token: 'token',
+};
+
+const INTERFACES: readonly EndpointInterface[] = ['public', 'internal', 'admin'];
+
+export interface LoadOptions {
+  /** Path of the YAML file; absent means environment only. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function loadConfig(opts: LoadOptions): DriverConfig {
+  const env = opts.env ?? process.env;
+  if (!opts.file) return fromDocument({}, 'the environment', env);
+  let text: string;
+  try {
+    text = readFileSync(opts.file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = yaml.load(text, { filename: opts.file });
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    throw new ConfigError(`config file ${opts.file} is not valid YAML: ${msg}`);
+  }
+  return fromDocument(doc ?? {}, opts.file, env);
+}
+
+/** Validate an already parsed document (also used by tests and the simulator wiring). */
+export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEnv = process.env): DriverConfig {
+  const top = Section.of(doc, '', source);
+  const clouds: CloudConfig[] = [];
+
+  if (top.has('dataset')) clouds.push(datasetCloud(top.section('dataset')));
+  if (top.has('clouds')) {
+    const all = cloudsYaml(top.section('clouds'));
+    const wanted = top.string('cloud') ?? env.OS_CLOUD;
+    clouds.push(...orderWithDefault(all, wanted, `'cloud' in ${source}`));
+  } else {
+    top.string('cloud');
+  }
+  if (clouds.length === 0) {
+    const fromEnv = envClouds(env);
+    clouds.push(...fromEnv);
+  }
+
+  const driver = top.section('driver');
+  const controller = driver.section('controller');
+  const node = driver.section('node');
+  const config: DriverConfig = {
+    source,
+    clouds,
+    driverName: driver.string('name') ?? DEFAULT_DRIVER_NAME,
+    clusterId: driver.string('cluster_id') ?? DEFAULTS.clusterId,
+    controller: {
+      azMap: controller.stringMap('az_map') ?? {},
+      defaultVolumeType: controller.string('default_volume_type'),
+    },
+    node: {
+      instanceId: node.string('instance_id'),
+      availabilityZone: node.string('availability_zone'),
+      maxVolumesPerNode: node.integer('max_volumes_per_node', 1, 4096),
+      deviceRoot: absolutePath(node, 'device_root') ?? DEFAULTS.deviceRoot,
+      sysfsRoot: absolutePath(node, 'sysfs_root') ?? DEFAULTS.sysfsRoot,
+      stateDir: absolutePath(node, 'state_dir') ?? DEFAULTS.stateDir,
+      metadataSearchOrder: metadataOrder(node),
+      metadataUrl: node.string('metadata_url') ?? DEFAULTS.metadataUrl,
+    },
+  };
+  controller.rejectUnknown();
+  node.rejectUnknown();
+  driver.rejectUnknown();
+  top.rejectUnknown();
+  if (!/^[a-z0-9A-Z]([-.a-z0-9A-Z]{0,61}[a-z0-9A-Z])?$/.test(config.driverName)) {
+    throw new ConfigError(`'driver.name' in ${source} must be a domain-style name of at most 63 characters`);
+  }
+  return config;
+}
+
+function absolutePath(s: Section, key: string): string | undefined {
+  const v = s.string(key);
+  if (v !== undefined && !v.startsWith('/')) {
+    throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} must be an absolute path, not '${v}'`);
+  }
+  return v;
+}
+
+function metadataOrder(node: Section): MetadataSource[] {
+  const list = node.stringList('metadata_search_order');
+  if (!list) return DEFAULTS.metadataSearchOrder;
+  const names: Record<string, MetadataSource> = {
+    configDrive: 'configDrive',
+    config_drive: 'configDrive',
+    configdrive: 'configDrive',
+    metadataService: 'metadataService',
+    metadata_service: 'metadataService',
+    metadataservice: 'metadataService',
+  };
+  return list.map((name) => {
+    const v = names[name];
+    if (!v) {
+      throw new ConfigError(
+        `'${node.keyPath('metadata_search_order')}' in ${node.source} lists '${name}'; use config_drive and/or metadata_service`,
+      );
+    }
+    return v;
+  });
+}
+
+function orderWithDefault(all: CloudConfig[], wanted: string | undefined, what: string): CloudConfig[] {
+  if (!wanted) return all;
+  const idx = all.findIndex((c) => c.name === wanted);
+  if (idx < 0) throw new ConfigError(`${what} names cloud '${wanted}', which is not under 'clouds'`);
+  return [all[idx], ...all.filter((_, i) => i !== idx)];
+}
+
+// ------------------------------------------------------------- (a) Flocker
+
+function datasetCloud(s: Section): CloudConfig {
+  const backend = s.string('backend');
+  if (backend !== undefined && backend !== 'openstack') {
+    throw new ConfigError(`'${s.keyPath('backend')}' in ${s.source} must be 'openstack', not '${backend}'`);
+  }
+  const plugin = authPlugin(s, 'auth_plugin');
+  const auth = credentials(s, plugin);
+  const verifyPeer = s.bool('verify_peer');
+  const cloud: CloudConfig = {
+    name: 'default',
+    auth,
+    region: s.string('region'),
+    interface: s.oneOf('interface', INTERFACES) ?? 'public',
+    tls: {
+      verify: verifyPeer ?? true,
+      caFile: s.string('verify_ca_path'),
+      certFile: s.string('client_cert_path'),
+      keyFile: s.string('client_key_path'),
+    },
+    blockStorageApiVersion: blockStorageVersion(s, 'block_storage_api_version'),
+    requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
+  };
+  s.rejectUnknown();
+  return cloud;
+}
+
+function authPlugin(s: Section, key: string): AuthPlugin {
+  const raw = s.string(key) ?? 'password';
+  const plugin = AUTH_PLUGINS[raw.toLowerCase()];
+  if (!plugin) {
+    throw new ConfigError(
+      `'${s.keyPath(key)}' in ${s.source} is '${raw}'; supported: password, rackspace, v3applicationcredential, token`,
+    );
+  }
+  return plugin;
+}
+
+function blockStorageVersion(s: Section, key: string): CloudConfig['blockStorageApiVersion'] {
+  const v = s.string(key);
+  if (v === undefined || v === 'auto') return 'auto';
+  const major = v.replace(/^v/, '').split('.')[0];
+  if (major === '3' || major === '2' || major === '1') return major;
+  throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} must be auto, 3, 2 or 1, not '${v}'`);
+}
+
+/** Credentials from a section whose keys follow openstacksdk's auth names (dataset: and clouds.*.auth). */
+function credentials(s: Section, plugin: AuthPlugin): CloudCredentials {
+  const c: CloudCredentials = {
+    authUrl: s.requiredString('auth_url'),
+    authPlugin: plugin,
+    username: s.string('username'),
+    userId: s.string('user_id'),
+    password: s.string('password'),
+    apiKey: s.string('api_key'),
+    projectName: s.string('project_name') ?? s.string('tenant_name'),
+    projectId: s.string('project_id') ?? s.string('tenant_id'),
+    userDomainName: s.string('user_domain_name'),
+    userDomainId: s.string('user_domain_id'),
+    projectDomainName: s.string('project_domain_name'),
+    projectDomainId: s.string('project_domain_id'),
+    domainName: s.string('domain_name'),
+    domainId: s.string('domain_id'),
+    applicationCredentialId: s.string('application_credential_id'),
+    applicationCredentialName: s.string('application_credential_name'),
+    applicationCredentialSecret: s.string('application_credential_secret'),
+    token: s.string('token'),
+  };
+  const version = s.string('identity_api_version');
+  if (version !== undefined) {
+    const major = version.replace(/^v/, '').split('.')[0];
+    if (major !== '2' && major !== '3') {
+      throw new ConfigError(`'${s.keyPath('identity_api_version')}' in ${s.source} must be 2 or 3, not '${version}'`);
+    }
+    c.identityApiVersion = major;
+  }
+  checkCredentials(c, s);
+  return c;
+}
+
+function checkCredentials(c: CloudCredentials, s: Section): void {
+  const need = (ok: boolean, key: string, why: string) => {
+    if (!ok) throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} is required ${why}`);
+  };
+  switch (c.authPlugin) {
+    case 'password':
+      need(Boolean(c.username || c.userId), 'username', 'for password authentication (or user_id)');
+      need(Boolean(c.password), 'password', 'for password authentication');
+      break;
+    case 'rackspace':
+      need(Boolean(c.username), 'username', 'for the rackspace auth plugin');
+      need(Boolean(c.apiKey), 'api_key', 'for the rackspace auth plugin');
+      break;
+    case 'v3applicationcredential':
+      need(Boolean(c.applicationCredentialSecret), 'application_credential_secret', 'for application credentials');
+      need(
+        Boolean(c.applicationCredentialId || (c.applicationCredentialName && (c.username || c.userId))),
+        'application_credential_id',
+        'for application credentials (or application_credential_name with username)',
+      );
+      break;
+    case 'token':
+      need(Boolean(c.token), 'token', 'for token authentication');
+      break;
+  }
+}
+
+// ---------------------------------------------------------- (b) clouds.yaml
+
+function cloudsYaml(clouds: Section): CloudConfig[] {
+  const names = clouds.keys();
+  if (names.length === 0) throw new ConfigError(`'clouds' in ${clouds.source} lists no cloud`);
+  return names.map((name) => oneCloud(name, clouds.section(name)));
+}
+
+function oneCloud(name: string, s: Section): CloudConfig {
+  const plugin = authPlugin(s, 'auth_type');
+  const auth = s.section('auth');
+  const creds = credentials(auth, plugin);
+  auth.rejectUnknown();
+  const version = s.string('identity_api_version');
+  if (version !== undefined && creds.identityApiVersion === undefined) {
+    const major = version.replace(/^v/, '').split('.')[0];
+    if (major !== '2' && major !== '3') {
+      throw new ConfigError(`'${s.keyPath('identity_api_version')}' in ${s.source} must be 2 or 3, not '${version}'`);
+    }
+    creds.identityApiVersion = major;
+  }
+  const verify = s.bool('verify');
+  const insecure = s.bool('insecure');
+  const cloud: CloudConfig = {
+    name,
+    auth: creds,
+    region: s.string('region_name'),
+    interface: s.oneOf('interface', INTERFACES) ?? 'public',
+    tls: {
+      verify: verify ?? (insecure === undefined ? true : !insecure),
+      caFile: s.string('cacert'),
+      certFile: s.string('cert'),
+      keyFile: s.string('key'),
+    },
+    blockStorageApiVersion: blockStorageVersion(s, s.has('volume_api_version') ? 'volume_api_version' : 'block_storage_api_version'),
+    requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
+  };
+  s.rejectUnknown();
+  return cloud;
+}
+
+// ------------------------------------------------------------ (c) OS_* vars
+
+function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
+  if (env.OS_CLIENT_CONFIG_FILE && env.OS_CLOUD) {
+    const file = env.OS_CLIENT_CONFIG_FILE;
+    let doc: unknown;
+    try {
+      doc = yaml.load(readFileSync(file, 'utf8'), { filename: file });
+    } catch (e) {
+      throw new ConfigError(`cannot read OS_CLIENT_CONFIG_FILE ${file}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    const top = Section.of(doc, '', file);
+    const all = cloudsYaml(top.section('clouds'));
+    return orderWithDefault(all, env.OS_CLOUD, `OS_CLOUD`).slice(0, 1);
+  }
+  if (!env.OS_AUTH_URL) return [];
+  const flat: Record<string, string | undefined> = {
+    auth_url: env.OS_AUTH_URL,
+    username: env.OS_USERNAME,
+    user_id: env.OS_USER_ID,
+    password: env.OS_PASSWORD,
+    api_key: env.OS_API_KEY,
+    project_name: env.OS_PROJECT_NAME ?? env.OS_TENANT_NAME,
+    project_id: env.OS_PROJECT_ID ?? env.OS_TENANT_ID,
+    user_domain_name: env.OS_USER_DOMAIN_NAME,
+    user_domain_id: env.OS_USER_DOMAIN_ID,
+    project_domain_name: env.OS_PROJECT_DOMAIN_NAME,
+    project_domain_id: env.OS_PROJECT_DOMAIN_ID,
+    domain_name: env.OS_DOMAIN_NAME,
+    domain_id: env.OS_DOMAIN_ID,
+    application_credential_id: env.OS_APPLICATION_CREDENTIAL_ID,
+    application_credential_name: env.OS_APPLICATION_CREDENTIAL_NAME,
+    application_credential_secret: env.OS_APPLICATION_CREDENTIAL_SECRET,
+    token: env.OS_TOKEN,
+    identity_api_version: env.OS_IDENTITY_API_VERSION,
+  };
+  const defined = Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== undefined && v !== ''));
+  const s = Section.of(defined, 'OS_*', 'the environment');
+  const plugin = authPlugin(Section.of({ auth_type: env.OS_AUTH_TYPE }, 'OS_AUTH_TYPE', 'the environment'), 'auth_type');
+  return [
+    {
+      name: 'default',
+      auth: credentials(s, plugin),
+      region: env.OS_REGION_NAME,
+      interface: (INTERFACES as readonly string[]).includes(env.OS_INTERFACE ?? '')
+        ? (env.OS_INTERFACE as EndpointInterface)
+        : 'public',
+      tls: {
+        verify: !(env.OS_INSECURE === 'true' || env.OS_INSECURE === '1'),
+        caFile: env.OS_CACERT,
+        certFile: env.OS_CERT,
+        keyFile: env.OS_KEY,
+      },
+      blockStorageApiVersion: 'auto',
+      requestTimeoutMs: DEFAULTS.requestTimeoutMs,
+    },
+  ];
+}

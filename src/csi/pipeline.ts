@@ -1,0 +1,145 @@
+// The one request pipeline every RPC goes through: request ID, deadline as an
+// AbortSignal, one info log line per call (method, IDs, duration, code), the
+// request at debug with secrets scrubbed, and the one place where any error
+// becomes a gRPC status.
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log';
+import { scrub } from '../log';
+import { CsiError } from './errors';
+import type { CallContext, Handler } from './context';
+import { OpenStackError, type OpenStackErrorKind } from '../openstack/errors';
+import { CommandError } from '../util/exec';
+
+/** Request fields worth a place on the info line. */
+const ID_FIELDS = ['volume_id', 'node_id', 'snapshot_id', 'source_volume_id', 'name', 'target_path', 'staging_target_path'] as const;
+
+const OPENSTACK_CODES: Record<OpenStackErrorKind, grpc.status> = {
+  not_found: grpc.status.NOT_FOUND,
+  conflict: grpc.status.FAILED_PRECONDITION,
+  bad_request: grpc.status.FAILED_PRECONDITION,
+  over_quota: grpc.status.RESOURCE_EXHAUSTED,
+  forbidden: grpc.status.PERMISSION_DENIED,
+  unauthorized: grpc.status.UNAUTHENTICATED,
+  unavailable: grpc.status.UNAVAILABLE,
+  rate_limited: grpc.status.UNAVAILABLE,
+  timeout: grpc.status.DEADLINE_EXCEEDED,
+  network: grpc.status.UNAVAILABLE,
+  state: grpc.status.INTERNAL,
+};
+
+export interface StatusAnswer {
+  code: grpc.status;
+  message: string;
+  /** Unexpected errors are logged with their stack. */
+  unexpected: boolean;
+}
+
+/** The one mapping from any thrown value to a gRPC status. */
+export function toStatus(err: unknown, ctx: { requestId: string; signal?: AbortSignal }): StatusAnswer {
+  if (err instanceof CsiError) return { code: err.code, message: err.message, unexpected: false };
+  if (err instanceof OpenStackError) {
+    const where = err.requestId ? ` (OpenStack request ${err.requestId})` : '';
+    return { code: OPENSTACK_CODES[err.kind], message: `${err.message}${where}`, unexpected: false };
+  }
+  if (ctx.signal?.aborted) {
+    return { code: grpc.status.DEADLINE_EXCEEDED, message: 'the caller deadline passed before the operation finished; retry', unexpected: false };
+  }
+  if (err instanceof CommandError) return { code: grpc.status.INTERNAL, message: err.message, unexpected: true };
+  return {
+    code: grpc.status.INTERNAL,
+    message: `internal error; see the driver log for request ${ctx.requestId}`,
+    unexpected: true,
+  };
+}
+
+export interface PipelineOptions {
+  logger: Logger;
+  /** Service name for the log line ('Controller', 'Node', 'Identity'). */
+  service: string;
+}
+
+/**
+ * Turn a record of plain handlers into a grpc-js service implementation. RPCs
+ * of the definition without a handler answer UNIMPLEMENTED.
+ */
+export function wrapService(
+  definition: grpc.ServiceDefinition,
+  handlers: Record<string, Handler<any, any>>,
+  opts: PipelineOptions,
+): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [method, def] of Object.entries(definition)) {
+    if (def.requestStream || def.responseStream) continue;
+    const handler = handlers[method];
+    impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+      if (!handler) {
+        callback({ code: grpc.status.UNIMPLEMENTED, details: `${method} is not implemented by this driver` });
+        return;
+      }
+      void handle(method, handler, call, callback, opts);
+    };
+  }
+  return impl;
+}
+
+async function handle(
+  method: string,
+  handler: Handler<any, any>,
+  call: grpc.ServerUnaryCall<any, any>,
+  callback: grpc.sendUnaryData<any>,
+  opts: PipelineOptions,
+): Promise<void> {
+  const started = performance.now();
+  const requestId = randomUUID().slice(0, 8);
+  const fields: Record<string, unknown> = { method, request_id: requestId };
+  const request = call.request ?? {};
+  for (const key of ID_FIELDS) {
+    const v = request[key];
+    if (typeof v === 'string' && v !== '') fields[key] = v;
+  }
+  const log = opts.logger.child({ request_id: requestId, method });
+  const deadline = deadlineOf(call);
+  const controller = new AbortController();
+  const timer = deadline !== null ? setTimeout(() => controller.abort(new Error('deadline')), Math.max(0, deadline - Date.now())) : undefined;
+  const onCancel = () => controller.abort(new Error('cancelled by the caller'));
+  call.on('cancelled', onCancel);
+  const ctx: CallContext = {
+    requestId,
+    method,
+    signal: controller.signal,
+    deadline,
+    log,
+    annotate: (more) => Object.assign(fields, more),
+  };
+  if (log.isLevelEnabled('debug')) log.debug({ request: scrub(request) }, 'request');
+  try {
+    const response = await handler(request, ctx);
+    fields.code = 'OK';
+    fields.duration_ms = Math.round(performance.now() - started);
+    if (log.isLevelEnabled('debug')) log.debug({ response: scrub(response) }, 'response');
+    opts.logger.info(fields, `${method} OK`);
+    callback(null, response);
+  } catch (err) {
+    const answer = toStatus(err, ctx);
+    fields.code = grpc.status[answer.code];
+    fields.duration_ms = Math.round(performance.now() - started);
+    fields.error = answer.message;
+    if (answer.unexpected) {
+      opts.logger.error({ ...fields, err }, `${method} failed`);
+    } else {
+      opts.logger.info(fields, `${method} ${fields.code}`);
+    }
+    callback({ code: answer.code, details: answer.message });
+  } finally {
+    if (timer) clearTimeout(timer);
+    call.removeListener('cancelled', onCancel);
+  }
+}
+
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | null {
+  const d = call.getDeadline();
+  if (d instanceof Date) return d.getTime();
+  if (typeof d === 'number' && Number.isFinite(d)) return d;
+  return null;
+}

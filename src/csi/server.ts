@@ -1,0 +1,100 @@
+// The gRPC server: listens on a unix socket (and optionally TCP), and shuts
+// down gracefully: stop accepting, let in-flight calls finish up to a bound,
+// then force.
+import { mkdir, lstat, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log';
+import type { Endpoint } from '../cli/args';
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export class CsiServer {
+  private readonly server = new grpc.Server({
+    // Calls are small; a cap keeps a confused client from holding memory.
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  });
+  private socketPath: string | undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
+    this.server.addService(definition, impl);
+  }
+
+  async listen(endpoint: Endpoint): Promise<string> {
+    let address: string;
+    if (endpoint.kind === 'unix') {
+      await prepareSocketPath(endpoint.path);
+      this.socketPath = endpoint.path;
+      address = `unix://${endpoint.path}`;
+    } else {
+      address = endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => {
+        if (err) reject(new StartupError(`cannot listen on ${address}: ${err.message}`));
+        else resolve();
+      });
+    });
+    this.logger.info({ endpoint: address }, 'listening');
+    return address;
+  }
+
+  /** Stop accepting; wait up to graceMs for running calls, then cut them off. */
+  async shutdown(graceMs: number): Promise<'graceful' | 'forced'> {
+    const outcome = await new Promise<'graceful' | 'forced'>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve('forced');
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve('graceful');
+      });
+    });
+    if (this.socketPath) await unlink(this.socketPath).catch(() => undefined);
+    return outcome;
+  }
+}
+
+/**
+ * Make the socket's directory, remove a stale socket left by a dead process,
+ * and refuse to start when a live process still answers on it.
+ */
+async function prepareSocketPath(socketPath: string): Promise<void> {
+  await mkdir(path.dirname(socketPath), { recursive: true });
+  let stat;
+  try {
+    stat = await lstat(socketPath);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!stat.isSocket()) {
+    throw new StartupError(`${socketPath} exists and is not a socket; refusing to replace it`);
+  }
+  if (await answers(socketPath)) {
+    throw new StartupError(`another process is already serving ${socketPath}; stop it first`);
+  }
+  await unlink(socketPath);
+}
+
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    const done = (live: boolean) => {
+      socket.destroy();
+      resolve(live);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(1000, () => done(false));
+  });
+}
