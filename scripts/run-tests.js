@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Runs the compiled test suite with node's built-in test runner.
+//   node scripts/run-tests.js           every dist/test/**/*.test.js
+//   node scripts/run-tests.js --cloud   every dist/test/**/*.cloud.js (needs a real cloud: OS_* or clouds.yaml)
+// Extra arguments are file-name filters (substring match).
+'use strict';
+const { readdirSync, statSync } = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const args = process.argv.slice(2);
+const cloud = args.includes('--cloud');
+const filters = args.filter((a) => !a.startsWith('--'));
+const suffix = cloud ? '.cloud.js' : '.test.js';
+const root = path.join(__dirname, '..', 'dist', 'test');
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
+const files = walk(root)
+  .filter((f) => f.endsWith(suffix))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no ${suffix} files under ${root}`);
+  process.exit(1);
+}
+if (process.getuid && process.getuid() !== 0) {
+  console.log('note: not root, so the tests that need loop devices and mounts will be skipped');
+}
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...files],
+  { stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);

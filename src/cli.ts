@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+// `cinder-csi`: the driver's command line. Subcommands:
+//   serve  run the CSI driver (controller, node or both)
+//   sim    run the simulated OpenStack in the foreground
+//   demo   run one volume lifecycle against the driver and print a timeline
+// This file is the only place that wires the simulator into the driver.
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtemp } from 'node:fs/promises';
+import { createLogger, type Logger } from './log';
+import { parseServeArgs, parseEndpoint, SERVE_USAGE, UsageError, type ServeOptions } from './cli/args';
+import { ConfigError, loadConfig, type DriverConfig } from './config/config';
+import { startDriver, VENDOR_VERSION, type RunningDriver } from './driver';
+import { StartupError } from './csi/server';
+
+const USAGE = `cinder-csi ${VENDOR_VERSION}: a CSI driver for OpenStack Cinder
+
+Usage:
+  cinder-csi serve --endpoint URL [flags]   run the driver (see: cinder-csi serve --help)
+  cinder-csi sim [--listen HOST:PORT] [--state-dir DIR] [--tls]
+                                            run the simulated OpenStack in the foreground
+  cinder-csi demo [--endpoint URL]          run one volume lifecycle and print a timeline
+  cinder-csi version
+`;
+
+/** How long in-flight calls may run after SIGTERM before they are cut off. */
+const SHUTDOWN_GRACE_MS = 20_000;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'sim':
+      return sim(rest);
+    case 'demo': {
+      const { runDemo } = await import('./cli/demo');
+      return runDemo(rest);
+    }
+    case 'version':
+    case '--version':
+      process.stdout.write(`${VENDOR_VERSION}\n`);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`cinder-csi: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  let opts: ServeOptions;
+  try {
+    opts = parseServeArgs(args, process.env);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`cinder-csi serve: ${e.message}\n${SERVE_USAGE}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.help) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return 0;
+  }
+  const logger = createLogger({ level: opts.logLevel });
+  let config: DriverConfig;
+  try {
+    config = opts.sim ? simBaseConfig(opts) : loadConfig({ file: opts.config });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`cinder-csi: configuration error: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.clusterId) config.clusterId = opts.clusterId;
+  if (opts.driverName) config.driverName = opts.driverName;
+  if (opts.nodeId) config.node.instanceId = opts.nodeId;
+
+  let stopSim: (() => Promise<void>) | undefined;
+  let mode = opts.mode;
+  let driver: RunningDriver;
+  try {
+    if (opts.sim) {
+      const started = await startEmbeddedSimulator(config, mode, logger);
+      stopSim = started.stop;
+      mode = started.mode;
+    }
+    driver = await startDriver({ mode, endpoint: parseEndpoint(opts.endpoint), config, logger });
+  } catch (e) {
+    await stopSim?.().catch(() => undefined);
+    if (e instanceof StartupError || e instanceof ConfigError) {
+      process.stderr.write(`cinder-csi: cannot start: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  if (opts.sim) {
+    process.stdout.write(`cinder-csi is serving (${mode}) on ${opts.endpoint} against the simulated OpenStack; Ctrl-C stops it\n`);
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      const outcome = await driver.stop(SHUTDOWN_GRACE_MS);
+      await stopSim?.().catch((e) => logger.warn({ err: e }, 'simulator did not stop cleanly'));
+      logger.info({ outcome }, 'stopped');
+      logger.flush();
+      resolve(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}
+
+/** Config for --sim: everything but the cloud, which the simulator provides. */
+function simBaseConfig(opts: ServeOptions): DriverConfig {
+  const base = loadConfig({ file: opts.config, env: {} });
+  return base;
+}
+
+/**
+ * Start the in-process simulator and point the config at it: its cloud, and
+ * for the node side its first emulated instance (ID, metadata service and the
+ * device root where attached volumes appear). Loop devices need root: without
+ * it the node side cannot run, so 'all' becomes 'controller' and says why.
+ */
+async function startEmbeddedSimulator(
+  config: DriverConfig,
+  mode: ServeOptions['mode'],
+  logger: Logger,
+): Promise<{ stop: () => Promise<void>; mode: ServeOptions['mode'] }> {
+  const { startSimulator } = await import('./sim');
+  const root = process.getuid?.() === 0;
+  if (!root && mode !== 'controller') {
+    if (mode === 'node') throw new StartupError('the node plugin on the simulator needs root (it mounts loop devices); run with sudo');
+    logger.warn('not root: serving the controller only; the node side needs root to make loop devices and mount them');
+    process.stderr.write('cinder-csi: not root, so only the controller runs (the node side mounts loop devices and needs root)\n');
+    mode = 'controller';
+  }
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
+  const sim = await startSimulator({ stateDir: path.join(stateDir, 'sim'), hypervisor: root, logger: logger.child({ component: 'sim' }) });
+  const instance = sim.instances[0];
+  config.clouds = [sim.cloudConfig()];
+  config.source = 'the embedded simulator';
+  config.node.instanceId = config.node.instanceId ?? instance.id;
+  config.node.availabilityZone = config.node.availabilityZone ?? instance.availabilityZone;
+  config.node.deviceRoot = instance.deviceRoot;
+  config.node.stateDir = path.join(stateDir, 'node');
+  config.node.metadataUrl = instance.metadataUrl;
+  config.node.metadataSearchOrder = ['metadataService'];
+  logger.info({ url: sim.url, instance: instance.id, devices: sim.hypervisor }, 'simulated OpenStack started');
+  return { stop: () => sim.stop(), mode };
+}
+
+async function sim(args: string[]): Promise<number> {
+  let listen: string | undefined;
+  let stateDir: string | undefined;
+  let tls = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--listen') listen = args[++i];
+    else if (a === '--state-dir') stateDir = args[++i];
+    else if (a === '--tls') tls = true;
+    else if (a === '--help') {
+      process.stdout.write(USAGE);
+      return 0;
+    } else {
+      process.stderr.write(`cinder-csi sim: unknown argument '${a}'\n${USAGE}`);
+      return 2;
+    }
+  }
+  const logger = createLogger({ level: (process.env.CINDER_CSI_LOG_LEVEL as 'info') ?? 'info' });
+  const { runSimCommand } = await import('./sim');
+  const dir = stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-')));
+  const simulator = await runSimCommand({ listen, stateDir: dir, tls, logger });
+  process.stdout.write(
+    `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\nCtrl-C stops it\n`,
+  );
+  return new Promise<number>((resolve) => {
+    const stop = async () => {
+      await simulator.stop();
+      resolve(0);
+    };
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  });
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`cinder-csi: ${(err as Error).message ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+export { main };

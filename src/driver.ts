@@ -1,0 +1,240 @@
+// Assembles a running driver from validated options: the OpenStack clouds
+// (controller), the instance identity (node), the CSI services, and the gRPC
+// server. The CLI (cli.ts) and the tests both start the driver through here.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from './log';
+import type { Endpoint, Mode } from './cli/args';
+import type { DriverConfig } from './config/config';
+import { CsiServer, StartupError } from './csi/server';
+import { loadCsi } from './csi/proto';
+import { wrapService } from './csi/pipeline';
+import { unavailable } from './csi/errors';
+import type { Handler } from './csi/context';
+import { createIdentityService, type Readiness } from './identity/service';
+import type { Cloud, InstanceIdentity } from './openstack/types';
+import { createCloud, createInstanceMetadata } from './openstack/cloud';
+import { createControllerService } from './controller/service';
+import { CloudSet } from './controller/clouds';
+import { createNodeService } from './node/service';
+import { defaultNodeSettings } from './node/settings';
+
+export interface DriverOptions {
+  mode: Mode;
+  endpoint: Endpoint;
+  config: DriverConfig;
+  logger: Logger;
+  /** How long start-up may try to learn the node's identity before serving anyway (not ready). */
+  identityTimeoutMs?: number;
+}
+
+export interface RunningDriver {
+  address: string;
+  /** Current readiness, as Probe reports it. */
+  readiness(): Readiness;
+  stop(graceMs?: number): Promise<'graceful' | 'forced'>;
+}
+
+export const VENDOR_VERSION: string = readPackageVersion();
+
+export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
+  const { config, logger, mode } = opts;
+  const csi = loadCsi().csi.v1;
+  const server = new CsiServer(logger);
+  const runsController = mode === 'controller' || mode === 'all';
+  const runsNode = mode === 'node' || mode === 'all';
+  const closers: Array<() => Promise<void>> = [];
+  const readinessChecks: Array<() => Readiness> = [];
+  let onlineExpansion = true;
+
+  if (runsController) {
+    if (config.clouds.length === 0) {
+      throw new StartupError(
+        `no OpenStack cloud is configured in ${config.source}: add a 'clouds:' or 'dataset:' section, or set OS_AUTH_URL and friends`,
+      );
+    }
+    const clouds: Cloud[] = config.clouds.map((c) => createCloud(c, logger.child({ cloud: c.name })));
+    closers.push(async () => {
+      await Promise.all(clouds.map((c) => c.close()));
+    });
+    const cloudSet = new CloudSet(clouds);
+    const keepAuthenticating = authenticateInBackground(clouds, logger, (cloud) => {
+      // Online expansion is what the default cloud's Cinder can do.
+      if (cloud === clouds[0]) {
+        void cloud.blockStorage.features().then(
+          (f) => (onlineExpansion = f.inUseExtend),
+          () => undefined,
+        );
+      }
+    });
+    closers.push(async () => keepAuthenticating.stop());
+    readinessChecks.push(() => {
+      const notReady = clouds.find((c) => !c.health().ready);
+      if (!notReady) return { ready: true };
+      const h = notReady.health();
+      return { ready: false, reason: `cloud '${notReady.name}' not authenticated yet${h.lastError ? `: ${h.lastError}` : ''}` };
+    });
+    const controller = createControllerService({
+      clouds: cloudSet,
+      settings: {
+        clusterId: config.clusterId,
+        azMap: config.controller.azMap,
+        defaultVolumeType: config.controller.defaultVolumeType,
+      },
+      logger,
+    });
+    server.addService(csi.Controller.service, wrapService(csi.Controller.service, controller as unknown as Record<string, Handler<any, any>>, { logger, service: 'Controller' }));
+  }
+
+  if (runsNode) {
+    const node = await nodeHandlers(config, logger, opts.identityTimeoutMs ?? 15_000);
+    closers.push(node.stop);
+    readinessChecks.push(node.readiness);
+    server.addService(csi.Node.service, wrapService(csi.Node.service, node.handlers, { logger, service: 'Node' }));
+  }
+
+  const readiness = (): Readiness => {
+    for (const check of readinessChecks) {
+      const r = check();
+      if (!r.ready) return r;
+    }
+    return { ready: true };
+  };
+  const identity = createIdentityService({
+    driverName: config.driverName,
+    vendorVersion: VENDOR_VERSION,
+    controller: runsController,
+    onlineExpansion: () => onlineExpansion,
+    readiness,
+  });
+  server.addService(csi.Identity.service, wrapService(csi.Identity.service, identity as unknown as Record<string, Handler<any, any>>, { logger, service: 'Identity' }));
+
+  let address: string;
+  try {
+    address = await server.listen(opts.endpoint);
+  } catch (e) {
+    for (const close of closers) await close().catch(() => undefined);
+    throw e;
+  }
+  logger.info({ mode, driver: config.driverName, version: VENDOR_VERSION, clouds: config.clouds.map((c) => c.name) }, 'driver started');
+
+  return {
+    address,
+    readiness,
+    async stop(graceMs = 10_000) {
+      const outcome = await server.shutdown(graceMs);
+      for (const close of closers) await close().catch((e) => logger.warn({ err: e }, 'error while closing'));
+      return outcome;
+    },
+  };
+}
+
+/**
+ * Authenticate every cloud now and keep retrying the ones that fail, so Probe
+ * turns ready as soon as the cloud answers. Never blocks start-up.
+ */
+function authenticateInBackground(clouds: Cloud[], logger: Logger, onReady: (c: Cloud) => void): { stop(): void } {
+  const controller = new AbortController();
+  for (const cloud of clouds) {
+    void (async () => {
+      let delay = 1000;
+      while (!controller.signal.aborted) {
+        try {
+          await cloud.authenticate({ signal: AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]) });
+          onReady(cloud);
+          return;
+        } catch (e) {
+          if (controller.signal.aborted) return;
+          logger.warn({ cloud: cloud.name, error: (e as Error).message, retry_in_ms: delay }, 'authentication failed; retrying');
+          await new Promise((r) => setTimeout(r, delay).unref());
+          delay = Math.min(delay * 2, 30_000);
+        }
+      }
+    })();
+  }
+  return { stop: () => controller.abort() };
+}
+
+/**
+ * The node service needs the Nova instance ID. It comes from --node-id or the
+ * config, else from the config drive or metadata service. Until it is known,
+ * node calls answer UNAVAILABLE and Probe says not ready.
+ */
+async function nodeHandlers(
+  config: DriverConfig,
+  logger: Logger,
+  identityTimeoutMs: number,
+): Promise<{ handlers: Record<string, Handler<any, any>>; readiness: () => Readiness; stop: () => Promise<void> }> {
+  const metadata = createInstanceMetadata({
+    order: config.node.metadataSearchOrder,
+    metadataUrl: config.node.metadataUrl,
+    override: { instanceId: config.node.instanceId, availabilityZone: config.node.availabilityZone },
+    logger,
+  });
+  let service: Record<string, Handler<any, any>> | undefined;
+  let lastError = 'looking up the instance ID';
+  const stopper = new AbortController();
+
+  const build = (id: InstanceIdentity) => {
+    service = createNodeService({
+      ...defaultNodeSettings(),
+      nodeId: id.instanceId,
+      availabilityZone: config.node.availabilityZone ?? id.availabilityZone,
+      ...(config.node.maxVolumesPerNode !== undefined ? { maxVolumesPerNode: config.node.maxVolumesPerNode } : {}),
+      deviceRoot: config.node.deviceRoot,
+      sysfsRoot: config.node.sysfsRoot,
+      stateDir: config.node.stateDir,
+    }) as unknown as Record<string, Handler<any, any>>;
+    logger.info({ node_id: id.instanceId, zone: id.availabilityZone, source: id.source }, 'node identity known');
+  };
+
+  const resolve = async (timeoutMs: number) => {
+    try {
+      build(await metadata.identity({ signal: AbortSignal.any([stopper.signal, AbortSignal.timeout(timeoutMs)]) }));
+    } catch (e) {
+      lastError = (e as Error).message;
+      throw e;
+    }
+  };
+
+  try {
+    await resolve(identityTimeoutMs);
+  } catch {
+    logger.error({ error: lastError }, 'node identity unknown; node calls will answer UNAVAILABLE until it is found');
+    void (async () => {
+      let delay = 2000;
+      while (!service && !stopper.signal.aborted) {
+        await new Promise((r) => setTimeout(r, delay).unref());
+        delay = Math.min(delay * 2, 60_000);
+        await resolve(10_000).catch(() => undefined);
+      }
+    })();
+  }
+
+  const rpcs = Object.keys(loadCsi().csi.v1.Node.service);
+  const handlers: Record<string, Handler<any, any>> = {};
+  for (const rpc of rpcs) {
+    handlers[rpc] = (req, ctx) => {
+      if (!service) throw unavailable(`this node does not know its Nova instance ID yet (${lastError}); set driver.node.instance_id or --node-id if it has no metadata service`);
+      const h = service[rpc];
+      if (!h) throw unavailable(`${rpc} is not available`);
+      return h(req, ctx);
+    };
+  }
+  return {
+    handlers,
+    readiness: () => (service ? { ready: true } : { ready: false, reason: `node identity unknown: ${lastError}` }),
+    stop: async () => stopper.abort(),
+  };
+}
+
+function readPackageVersion(): string {
+  for (const dir of [path.resolve(__dirname, '..'), path.resolve(__dirname, '..', '..')]) {
+    try {
+      return JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).version as string;
+    } catch {
+      // try the next place
+    }
+  }
+  return '0.0.0';
+}
