@@ -7,6 +7,8 @@
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** The caller's deadline (epoch ms), when known: retries that cannot finish before it are not started. */
+  deadline?: number;
 }
 
 // ---------------------------------------------------------------- config
@@ -285,6 +287,8 @@ export interface Cloud {
   readonly name: string;
   readonly blockStorage: BlockStorage;
   readonly compute: Compute;
+  /** The one waiter for state changes (volume polls are batched across waiters). */
+  readonly waiter: CloudWaiter;
   /** Authenticate now (start-up and Probe readiness); single-flight with every other caller. */
   authenticate(opts?: CallOptions): Promise<void>;
   health(): IdentityHealth;
@@ -303,6 +307,20 @@ export interface WaitSpec {
   /** Anything not in target or transient is a failure; these are named in messages as such. */
   /** Treat 'not_found' as success (deletion). */
   goneIsTarget?: boolean;
+}
+
+export interface WaitOptions<T> extends CallOptions {
+  /** An extra condition on a target state: the new size, an attachment to this server. */
+  until?: (item: T) => boolean;
+  /** The kind of change ('volume:create', 'volume:attach'), so the poll schedule learns how long it takes here. */
+  kind?: string;
+}
+
+/** Waits for Cinder objects; null means gone (with goneIsTarget). Fails with OpenStackError 'state' or 'timeout', carrying lastState. */
+export interface CloudWaiter {
+  volume(id: string, spec: WaitSpec, opts?: WaitOptions<Volume>): Promise<Volume | null>;
+  snapshot(id: string, spec: WaitSpec, opts?: WaitOptions<Snapshot>): Promise<Snapshot | null>;
+  backup(id: string, spec: WaitSpec, opts?: WaitOptions<Backup>): Promise<Backup | null>;
 }
 
 // ------------------------------------------------------------- metadata

@@ -1,0 +1,97 @@
+// The service catalog in both shapes (Keystone v3 and v2.0) reduced to one
+// list of endpoints, and the choice of an endpoint by service type, region
+// and interface.
+import { OpenStackError } from './errors';
+import type { EndpointInterface } from './types';
+
+export interface CatalogEndpoint {
+  serviceType: string;
+  interface: EndpointInterface;
+  region: string | null;
+  url: string;
+}
+
+/** Cinder's service types, the newest API first. */
+export const VOLUME_SERVICE_TYPES = ['volumev3', 'block-storage', 'volumev2', 'volume'] as const;
+export const COMPUTE_SERVICE_TYPES = ['compute'] as const;
+
+interface V3Service {
+  type?: string;
+  endpoints?: Array<{ interface?: string; region?: string | null; region_id?: string | null; url?: string }>;
+}
+
+interface V2Service {
+  type?: string;
+  endpoints?: Array<{ region?: string; publicURL?: string; internalURL?: string; adminURL?: string }>;
+}
+
+export function parseV3Catalog(catalog: unknown): CatalogEndpoint[] {
+  const out: CatalogEndpoint[] = [];
+  for (const svc of (Array.isArray(catalog) ? catalog : []) as V3Service[]) {
+    for (const ep of svc.endpoints ?? []) {
+      if (!svc.type || !ep.url || !isInterface(ep.interface)) continue;
+      out.push({ serviceType: svc.type, interface: ep.interface, region: ep.region_id ?? ep.region ?? null, url: ep.url });
+    }
+  }
+  return out;
+}
+
+export function parseV2Catalog(serviceCatalog: unknown): CatalogEndpoint[] {
+  const out: CatalogEndpoint[] = [];
+  const byInterface: Array<[EndpointInterface, 'publicURL' | 'internalURL' | 'adminURL']> = [
+    ['public', 'publicURL'],
+    ['internal', 'internalURL'],
+    ['admin', 'adminURL'],
+  ];
+  for (const svc of (Array.isArray(serviceCatalog) ? serviceCatalog : []) as V2Service[]) {
+    for (const ep of svc.endpoints ?? []) {
+      for (const [iface, key] of byInterface) {
+        const url = ep[key];
+        if (svc.type && url) out.push({ serviceType: svc.type, interface: iface, region: ep.region ?? null, url });
+      }
+    }
+  }
+  return out;
+}
+
+function isInterface(v: unknown): v is EndpointInterface {
+  return v === 'public' || v === 'internal' || v === 'admin';
+}
+
+export interface EndpointChoice {
+  url: string;
+  serviceType: string;
+}
+
+/**
+ * The endpoint of the first service type in `serviceTypes` that the catalog
+ * offers in `region` (any region when none is configured) on `iface`.
+ */
+export function chooseEndpoint(
+  catalog: readonly CatalogEndpoint[],
+  serviceTypes: readonly string[],
+  region: string | undefined,
+  iface: EndpointInterface,
+): EndpointChoice {
+  for (const type of serviceTypes) {
+    const match = catalog.find(
+      (ep) => ep.serviceType === type && ep.interface === iface && (region === undefined || ep.region === region),
+    );
+    if (match) return { url: match.url.replace(/\/+$/, ''), serviceType: type };
+  }
+  const offered = [...new Set(catalog.map((ep) => `${ep.serviceType}/${ep.interface}@${ep.region ?? '-'}`))].join(', ');
+  throw new OpenStackError(
+    'not_found',
+    `the service catalog has no ${serviceTypes.join(' or ')} endpoint on interface ${iface}` +
+      `${region ? ` in region ${region}` : ''} (offered: ${offered || 'nothing'})`,
+  );
+}
+
+/** Fill the project placeholders some catalogs leave in URLs. */
+export function substituteProject(url: string, projectId: string | undefined): string {
+  if (!projectId) return url;
+  return url
+    .replace(/\{project_id\}|\{tenant_id\}/g, projectId)
+    .replace(/%\((project_id|tenant_id)\)s/g, projectId)
+    .replace(/\$\((project_id|tenant_id)\)s/g, projectId);
+}

@@ -1,0 +1,111 @@
+// Which Cinder API to speak, read from the endpoint's version document
+// (GET on the unversioned root answers 300 Multiple Choices with
+// {"versions": [...]}): v3 with a negotiated microversion, else v2, else v1.
+// The catalog's URL may be versioned (/v3/{project_id}) or not; both work.
+import type { Logger } from '../log';
+import { isOpenStackError } from './errors';
+import type { HttpClient } from './http';
+import { negotiate } from './microversion';
+
+/** The newest Cinder microversion whose request and response shapes this module knows. */
+export const CINDER_MAX_MICROVERSION = '3.60';
+
+export interface CinderApi {
+  apiVersion: '3' | '2' | '1';
+  /** The URL API paths are appended to: .../v3/{project_id}. */
+  baseUrl: string;
+  microversion: string | null;
+}
+
+interface VersionEntry {
+  id?: string;
+  status?: string;
+  version?: string;
+  min_version?: string;
+}
+
+/** The endpoint's root: the URL without /vN[.M][/project]. */
+export function unversionedRoot(url: string): string {
+  const u = new URL(url);
+  u.pathname = u.pathname.replace(/\/v\d+(\.\d+)?(\/.*)?$/, '').replace(/\/+$/, '');
+  u.search = '';
+  return u.toString().replace(/\/+$/, '');
+}
+
+/** The API version a catalog URL or service type names, when it names one. */
+export function versionFromCatalog(url: string, serviceType: string): '3' | '2' | '1' | null {
+  const m = /\/v(\d+)(\.\d+)?(\/|$)/.exec(new URL(url).pathname);
+  if (m && (m[1] === '3' || m[1] === '2' || m[1] === '1')) return m[1];
+  if (serviceType === 'volumev3' || serviceType === 'block-storage') return '3';
+  if (serviceType === 'volumev2') return '2';
+  return null;
+}
+
+export function apiBaseUrl(catalogUrl: string, version: '3' | '2' | '1', projectId: string | undefined): string {
+  const named = /\/v(\d+)(\.\d+)?(\/|$)/.exec(new URL(catalogUrl).pathname)?.[1];
+  if (named === version) return catalogUrl.replace(/\/+$/, '');
+  const root = unversionedRoot(catalogUrl);
+  return `${root}/v${version}${projectId ? `/${projectId}` : ''}`;
+}
+
+/** Pick the API from a parsed version document. */
+export function chooseFromVersions(
+  versions: VersionEntry[],
+  forced: 'auto' | '3' | '2' | '1',
+): { apiVersion: '3' | '2' | '1'; microversion: string | null } | null {
+  const find = (major: string) =>
+    versions.find((v) => (v.id ?? '').startsWith(`v${major}`) && (v.status ?? '').toUpperCase() !== 'DELETED');
+  const order: Array<'3' | '2' | '1'> = forced === 'auto' ? ['3', '2', '1'] : [forced];
+  for (const major of order) {
+    const entry = find(major);
+    if (!entry) continue;
+    if (major !== '3') return { apiVersion: major, microversion: null };
+    const max = entry.version || '3.0';
+    const min = entry.min_version || '3.0';
+    return { apiVersion: '3', microversion: negotiate(CINDER_MAX_MICROVERSION, min, max) ?? min };
+  }
+  return null;
+}
+
+export async function detectCinderApi(opts: {
+  http: HttpClient;
+  catalogUrl: string;
+  serviceType: string;
+  projectId: string | undefined;
+  token: string;
+  forced: 'auto' | '3' | '2' | '1';
+  signal?: AbortSignal;
+  logger: Logger;
+}): Promise<CinderApi> {
+  const root = unversionedRoot(opts.catalogUrl);
+  let versions: VersionEntry[] | null = null;
+  try {
+    const res = await opts.http.request<{ versions?: VersionEntry[] | { values?: VersionEntry[] } }>({
+      method: 'GET',
+      url: `${root}/`,
+      headers: { 'x-auth-token': opts.token },
+      signal: opts.signal,
+      okStatuses: [200, 300],
+    });
+    const v = res.body?.versions;
+    versions = Array.isArray(v) ? v : (v?.values ?? null);
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    // Some deployments hide the root behind a proxy; the catalog still says
+    // which API it points at.
+    opts.logger.warn(
+      { url: root, err: isOpenStackError(err) ? err.message : String(err) },
+      'cinder version document unavailable; using the version the catalog names',
+    );
+  }
+  const chosen = versions ? chooseFromVersions(versions, opts.forced) : null;
+  if (chosen) {
+    return { ...chosen, baseUrl: apiBaseUrl(opts.catalogUrl, chosen.apiVersion, opts.projectId) };
+  }
+  const fallback = opts.forced !== 'auto' ? opts.forced : (versionFromCatalog(opts.catalogUrl, opts.serviceType) ?? '1');
+  return {
+    apiVersion: fallback,
+    microversion: fallback === '3' ? '3.0' : null,
+    baseUrl: apiBaseUrl(opts.catalogUrl, fallback, opts.projectId),
+  };
+}

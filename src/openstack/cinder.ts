@@ -1,0 +1,317 @@
+// BlockStorage on Cinder v3 (microversions), v2 or v1. The API is detected
+// once per cloud from the version document and the negotiated microversion
+// is sent on every v3 request; features that need a newer microversion are
+// refused with a clear message rather than sent and misunderstood.
+import type { Logger } from '../log';
+import { OpenStackError } from './errors';
+import type { HttpClient } from './http';
+import type { AuthState, Identity } from './keystone';
+import { VOLUME_SERVICE_TYPES } from './catalog';
+import { detectCinderApi, type CinderApi } from './cinder-version';
+import { nextMarker, toAvailabilityZone, toBackup, toQuotaUsage, toSnapshot, toVolume, toVolumeType } from './cinder-mapping';
+import { atLeast } from './microversion';
+import { ServiceClient, type ServiceRequest } from './service';
+import type {
+  AvailabilityZone,
+  Backup,
+  BackupQuery,
+  BlockStorage,
+  BlockStorageFeatures,
+  CallOptions,
+  CloudConfig,
+  CreateBackupInput,
+  CreateSnapshotInput,
+  CreateVolumeInput,
+  Page,
+  QuotaUsage,
+  Snapshot,
+  SnapshotQuery,
+  Volume,
+  VolumeQuery,
+  VolumeType,
+} from './types';
+
+type Json = Record<string, unknown>;
+
+/** v1 has no paging: one list returns at most this many (Cinder's osapi_max_limit default). */
+export const V1_LIST_CAP = 1000;
+
+export class Cinder implements BlockStorage {
+  private api: Promise<CinderApi> | null = null;
+  private readonly svc: ServiceClient;
+
+  constructor(
+    private readonly config: CloudConfig,
+    private readonly identity: Identity,
+    private readonly http: HttpClient,
+    private readonly log: Logger,
+  ) {
+    this.svc = new ServiceClient(identity, http, async (auth, opts) => (await this.detect(auth, opts)).baseUrl, log);
+  }
+
+  /** Detected once; a failed detection is tried again on the next call. */
+  private detect(auth: AuthState, opts: CallOptions): Promise<CinderApi> {
+    if (!this.api) {
+      const { url, serviceType } = this.identity.endpoint(auth, VOLUME_SERVICE_TYPES, this.config.endpointOverrides?.volume);
+      this.api = detectCinderApi({
+        http: this.http,
+        catalogUrl: url,
+        serviceType,
+        projectId: auth.projectId,
+        token: auth.token,
+        forced: this.config.blockStorageApiVersion,
+        signal: opts.signal,
+        logger: this.log,
+      }).then((api) => {
+        this.log.info({ cloud: this.config.name, apiVersion: api.apiVersion, microversion: api.microversion, baseUrl: api.baseUrl }, 'cinder API chosen');
+        return api;
+      });
+      this.api.catch(() => {
+        this.api = null;
+      });
+    }
+    return this.api;
+  }
+
+  private async current(opts: CallOptions): Promise<CinderApi> {
+    return this.detect(await this.identity.auth(opts), opts);
+  }
+
+  private async call<T = Json>(api: CinderApi, req: ServiceRequest): Promise<T> {
+    const headers = api.microversion ? { 'openstack-api-version': `volume ${api.microversion}` } : undefined;
+    const res = await this.svc.request<T>({ ...req, headers: { ...headers, ...req.headers } });
+    return res.body;
+  }
+
+  async features(opts: CallOptions = {}): Promise<BlockStorageFeatures> {
+    const api = await this.current(opts);
+    return {
+      apiVersion: api.apiVersion,
+      microversion: api.microversion,
+      inUseExtend: atLeast(api.microversion, '3.42'),
+      volumeFromBackup: atLeast(api.microversion, '3.47'),
+      paging: api.apiVersion !== '1',
+      metadataFilter: api.apiVersion !== '1',
+    };
+  }
+
+  // ------------------------------------------------------------ volumes
+
+  async createVolume(input: CreateVolumeInput, opts: CallOptions = {}): Promise<Volume> {
+    const api = await this.current(opts);
+    if (input.backupId && !atLeast(api.microversion, '3.47')) {
+      throw new OpenStackError(
+        'bad_request',
+        `creating a volume from a backup needs Cinder microversion 3.47; this cloud offers ${api.microversion ?? `v${api.apiVersion}`}`,
+      );
+    }
+    const v1 = api.apiVersion === '1';
+    const volume: Json = {
+      size: input.size,
+      [v1 ? 'display_name' : 'name']: input.name,
+      [v1 ? 'display_description' : 'description']: input.description,
+      volume_type: input.volumeType,
+      availability_zone: input.availabilityZone,
+      metadata: input.metadata,
+      snapshot_id: input.snapshotId,
+      source_volid: input.sourceVolumeId,
+      backup_id: input.backupId,
+      multiattach: input.multiattach || undefined,
+    };
+    const body = await this.call<{ volume: Json }>(api, { ...opts, method: 'POST', path: '/volumes', json: { volume: dropUndefined(volume) } });
+    return toVolume(body.volume);
+  }
+
+  async getVolume(id: string, opts: CallOptions = {}): Promise<Volume> {
+    const api = await this.current(opts);
+    const body = await this.call<{ volume: Json }>(api, { ...opts, method: 'GET', path: `/volumes/${enc(id)}` });
+    return toVolume(body.volume);
+  }
+
+  async listVolumes(query: VolumeQuery, opts: CallOptions = {}): Promise<Page<Volume>> {
+    const api = await this.current(opts);
+    const v1 = api.apiVersion === '1';
+    const params = new URLSearchParams();
+    if (query.name !== undefined) params.set(v1 ? 'display_name' : 'name', query.name);
+    if (query.status !== undefined) params.set('status', query.status);
+    if (query.metadata && !v1) params.set('metadata', JSON.stringify(query.metadata));
+    if (!v1) setPaging(params, query);
+    const body = await this.call<{ volumes?: Json[]; volumes_links?: unknown }>(api, {
+      ...opts,
+      method: 'GET',
+      path: `/volumes/detail${qs(params)}`,
+    });
+    let items = (body.volumes ?? []).map(toVolume);
+    if (!v1) return { items, next: nextMarker(body.volumes_links) };
+    if (query.metadata) items = items.filter((v) => matchesMetadata(v.metadata, query.metadata!));
+    return { items: this.capV1(items, query.limit, 'volumes') };
+  }
+
+  async deleteVolume(id: string, opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    await this.call(api, { ...opts, method: 'DELETE', path: `/volumes/${enc(id)}` });
+  }
+
+  async extendVolume(id: string, newSizeGiB: number, opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    await this.action(api, id, { 'os-extend': { new_size: newSizeGiB } }, opts);
+  }
+
+  async retypeVolume(id: string, volumeType: string, migrationPolicy: 'never' | 'on-demand', opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    await this.action(api, id, { 'os-retype': { new_type: volumeType, migration_policy: migrationPolicy } }, opts);
+  }
+
+  async setVolumeMetadata(id: string, metadata: Record<string, string>, opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    // POST merges keys into the volume's metadata: repeating it changes nothing, so it may be retried.
+    await this.call(api, { ...opts, method: 'POST', path: `/volumes/${enc(id)}/metadata`, json: { metadata }, idempotent: true });
+  }
+
+  private action(api: CinderApi, id: string, json: Json, opts: CallOptions): Promise<unknown> {
+    return this.call(api, { ...opts, method: 'POST', path: `/volumes/${enc(id)}/action`, json });
+  }
+
+  // ---------------------------------------------------------- snapshots
+
+  async createSnapshot(input: CreateSnapshotInput, opts: CallOptions = {}): Promise<Snapshot> {
+    const api = await this.current(opts);
+    const v1 = api.apiVersion === '1';
+    const snapshot = dropUndefined({
+      volume_id: input.volumeId,
+      [v1 ? 'display_name' : 'name']: input.name,
+      [v1 ? 'display_description' : 'description']: input.description,
+      force: input.force,
+      metadata: input.metadata,
+    });
+    const body = await this.call<{ snapshot: Json }>(api, { ...opts, method: 'POST', path: '/snapshots', json: { snapshot } });
+    return toSnapshot(body.snapshot);
+  }
+
+  async getSnapshot(id: string, opts: CallOptions = {}): Promise<Snapshot> {
+    const api = await this.current(opts);
+    const body = await this.call<{ snapshot: Json }>(api, { ...opts, method: 'GET', path: `/snapshots/${enc(id)}` });
+    return toSnapshot(body.snapshot);
+  }
+
+  async listSnapshots(query: SnapshotQuery, opts: CallOptions = {}): Promise<Page<Snapshot>> {
+    const api = await this.current(opts);
+    const v1 = api.apiVersion === '1';
+    const params = new URLSearchParams();
+    if (query.name !== undefined) params.set(v1 ? 'display_name' : 'name', query.name);
+    if (query.volumeId !== undefined) params.set('volume_id', query.volumeId);
+    if (query.status !== undefined) params.set('status', query.status);
+    if (!v1) setPaging(params, query);
+    const body = await this.call<{ snapshots?: Json[]; snapshots_links?: unknown }>(api, {
+      ...opts,
+      method: 'GET',
+      path: `/snapshots/detail${qs(params)}`,
+    });
+    const items = (body.snapshots ?? []).map(toSnapshot);
+    if (!v1) return { items, next: nextMarker(body.snapshots_links) };
+    return { items: this.capV1(items, query.limit, 'snapshots') };
+  }
+
+  async deleteSnapshot(id: string, opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    await this.call(api, { ...opts, method: 'DELETE', path: `/snapshots/${enc(id)}` });
+  }
+
+  // ------------------------------------------------------------ backups
+
+  async createBackup(input: CreateBackupInput, opts: CallOptions = {}): Promise<Backup> {
+    const api = await this.current(opts);
+    const backup = dropUndefined({
+      volume_id: input.volumeId,
+      name: input.name,
+      description: input.description,
+      force: input.force,
+      incremental: input.incremental,
+      snapshot_id: input.snapshotId,
+      // Older microversions reject unknown keys, so send these only where they exist.
+      availability_zone: atLeast(api.microversion, '3.51') ? input.availabilityZone : undefined,
+      metadata: atLeast(api.microversion, '3.43') ? input.metadata : undefined,
+    });
+    const body = await this.call<{ backup: Json }>(api, { ...opts, method: 'POST', path: '/backups', json: { backup } });
+    return toBackup(body.backup);
+  }
+
+  async getBackup(id: string, opts: CallOptions = {}): Promise<Backup> {
+    const api = await this.current(opts);
+    const body = await this.call<{ backup: Json }>(api, { ...opts, method: 'GET', path: `/backups/${enc(id)}` });
+    return toBackup(body.backup);
+  }
+
+  async listBackups(query: BackupQuery, opts: CallOptions = {}): Promise<Page<Backup>> {
+    const api = await this.current(opts);
+    const params = new URLSearchParams();
+    if (query.name !== undefined) params.set('name', query.name);
+    if (query.volumeId !== undefined) params.set('volume_id', query.volumeId);
+    setPaging(params, query);
+    const body = await this.call<{ backups?: Json[]; backups_links?: unknown }>(api, {
+      ...opts,
+      method: 'GET',
+      path: `/backups/detail${qs(params)}`,
+    });
+    return { items: (body.backups ?? []).map(toBackup), next: nextMarker(body.backups_links) };
+  }
+
+  async deleteBackup(id: string, opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    await this.call(api, { ...opts, method: 'DELETE', path: `/backups/${enc(id)}` });
+  }
+
+  // ------------------------------------------------------- the rest
+
+  async getQuotaUsage(opts: CallOptions = {}): Promise<Record<string, QuotaUsage>> {
+    const auth = await this.identity.auth(opts);
+    const api = await this.detect(auth, opts);
+    if (!auth.projectId) throw new OpenStackError('bad_request', 'quota usage needs a project-scoped token');
+    const body = await this.call<{ quota_set: Json }>(api, {
+      ...opts,
+      method: 'GET',
+      path: `/os-quota-sets/${enc(auth.projectId)}?usage=true`,
+    });
+    return toQuotaUsage(body.quota_set ?? {});
+  }
+
+  async listVolumeTypes(opts: CallOptions = {}): Promise<VolumeType[]> {
+    const api = await this.current(opts);
+    const body = await this.call<{ volume_types?: Json[] }>(api, { ...opts, method: 'GET', path: '/types' });
+    return (body.volume_types ?? []).map(toVolumeType);
+  }
+
+  async listAvailabilityZones(opts: CallOptions = {}): Promise<AvailabilityZone[]> {
+    const api = await this.current(opts);
+    const body = await this.call<{ availabilityZoneInfo?: Json[] }>(api, { ...opts, method: 'GET', path: '/os-availability-zone' });
+    return (body.availabilityZoneInfo ?? []).map(toAvailabilityZone);
+  }
+
+  /** v1 returns everything in one list, at most V1_LIST_CAP: say so when the cap is hit. */
+  private capV1<T>(items: T[], limit: number | undefined, what: string): T[] {
+    if (items.length >= V1_LIST_CAP) {
+      this.log.warn({ cloud: this.config.name, count: items.length }, `cinder v1 cannot page: ${what} beyond the first ${V1_LIST_CAP} are not listed`);
+    }
+    return limit !== undefined ? items.slice(0, limit) : items;
+  }
+}
+
+function setPaging(params: URLSearchParams, q: { limit?: number; marker?: string }): void {
+  if (q.limit !== undefined) params.set('limit', String(q.limit));
+  if (q.marker !== undefined) params.set('marker', q.marker);
+}
+
+function qs(params: URLSearchParams): string {
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+const enc = encodeURIComponent;
+
+function dropUndefined(obj: Json): Json {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
+}
+
+function matchesMetadata(have: Record<string, string>, want: Record<string, string>): boolean {
+  return Object.entries(want).every(([k, v]) => have[k] === v);
+}

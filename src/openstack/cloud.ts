@@ -1,0 +1,62 @@
+// One configured cloud, wired: the HTTP client, the shared Keystone token,
+// Cinder, Nova, and the waiter (volume polls batched across waiters).
+import type { Logger } from '../log';
+import { Cinder } from './cinder';
+import { HttpClient } from './http';
+import { Identity } from './keystone';
+import { createInstanceMetadata as createMetadata, type InstanceMetadata, type IdentitySource } from './metadata';
+import { Nova } from './nova';
+import { VolumeStatusBatcher } from './status-batcher';
+import { Waiter } from './waiter';
+import type { CallOptions, Cloud, CloudConfig, CloudWaiter, InstanceIdentity, WaitOptions, WaitSpec } from './types';
+
+export interface CloudInternals {
+  /** Successful Keystone authentications by this cloud object. */
+  authentications(): number;
+  batcher: VolumeStatusBatcher;
+  waiter: Waiter;
+}
+
+export function createCloud(config: CloudConfig, logger: Logger): Cloud & { internals: CloudInternals } {
+  const log = logger.child({ cloud: config.name });
+  const http = new HttpClient({ tls: config.tls, requestTimeoutMs: config.requestTimeoutMs, logger: log });
+  const identity = new Identity(config, http, log);
+  const blockStorage = new Cinder(config, identity, http, log);
+  const compute = new Nova(config, identity, http, log);
+  const batcher = new VolumeStatusBatcher(blockStorage, { logger: log });
+  const waiterImpl = new Waiter({ logger: log });
+
+  // Every object kind is waited for the same way: poll its status.
+  const waitOn =
+    <T extends { status: string }>(what: string, fetch: (id: string, o: CallOptions) => Promise<T>) =>
+    (id: string, spec: WaitSpec, opts: WaitOptions<T> = {}) =>
+      waiterImpl.waitFor<T>({ ...opts, what: `${what} ${id}`, spec, fetch: (o) => fetch(id, o), stateOf: (x) => x.status });
+  const waiter: CloudWaiter = {
+    volume: waitOn('volume', (id, o) => batcher.get(id, o)),
+    snapshot: waitOn('snapshot', (id, o) => blockStorage.getSnapshot(id, o)),
+    backup: waitOn('backup', (id, o) => blockStorage.getBackup(id, o)),
+  };
+
+  return {
+    name: config.name,
+    blockStorage,
+    compute,
+    waiter,
+    async authenticate(opts?: CallOptions) {
+      await identity.auth(opts);
+    },
+    health: () => identity.health(),
+    close: () => http.close(),
+    internals: { authentications: () => identity.authentications, batcher, waiter: waiterImpl },
+  };
+}
+
+export function createInstanceMetadata(opts: {
+  order: IdentitySource[];
+  metadataUrl?: string;
+  override?: { instanceId?: string; availabilityZone?: string };
+  logger: Logger;
+}): { identity(opts?: CallOptions): Promise<InstanceIdentity> } {
+  const md: InstanceMetadata = createMetadata(opts);
+  return md;
+}

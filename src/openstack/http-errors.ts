@@ -1,0 +1,133 @@
+// Turning a failed HTTP exchange into a typed OpenStackError. OpenStack
+// services disagree on error bodies, so the service's own message is dug out
+// of every shape we know: Nova/Cinder's {"itemNotFound": {"message": ...}},
+// Keystone's {"error": {"message": ...}}, Neutron's {"NeutronError": {...}},
+// and plain text or HTML from proxies.
+import { OpenStackError, type OpenStackErrorKind } from './errors';
+
+export function kindForStatus(status: number, retryAfter: number | undefined): OpenStackErrorKind {
+  if (status === 404) return 'not_found';
+  if (status === 409) return 'conflict';
+  if (status === 400) return 'bad_request';
+  // Older Nova and Cinder answer rate limits with 413 plus Retry-After; a 413
+  // without it is a quota that waiting will not fix.
+  if (status === 413) return retryAfter !== undefined ? 'rate_limited' : 'over_quota';
+  if (status === 403) return 'forbidden';
+  if (status === 401) return 'unauthorized';
+  if (status === 429) return 'rate_limited';
+  if (status >= 500) return 'unavailable';
+  return 'bad_request';
+}
+
+/** Retry-After in seconds: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, (at - now) / 1000);
+}
+
+/** The service's own message from any of the OpenStack error body shapes. */
+export function serviceMessage(body: unknown): string | undefined {
+  if (typeof body === 'string') {
+    const text = body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+    return text ? text.slice(0, 500) : undefined;
+  }
+  if (body === null || typeof body !== 'object') return undefined;
+  const obj = body as Record<string, unknown>;
+  // {"error": {"message": ...}} (Keystone), {"message": ...}, {"error": "text"}
+  if (typeof obj.message === 'string') return obj.message;
+  if (typeof obj.error === 'string') return obj.error;
+  // {"itemNotFound": {...}}, {"badRequest": {...}}, {"overLimit": {...}},
+  // {"NeutronError": {...}}, {"error": {...}}: a single wrapping key.
+  for (const value of Object.values(obj)) {
+    if (value && typeof value === 'object') {
+      const inner = value as Record<string, unknown>;
+      if (typeof inner.message === 'string') return inner.message;
+      if (typeof inner.detail === 'string') return inner.detail;
+    }
+  }
+  return undefined;
+}
+
+export function requestIdFrom(headers: Record<string, string>): string | undefined {
+  return headers['x-openstack-request-id'] ?? headers['x-compute-request-id'] ?? headers['x-request-id'];
+}
+
+const QUOTA_WORDS = /quota|exceeded.*(gigabytes|volumes|snapshots|backups)|maximum number of/i;
+
+export function errorFromResponse(
+  method: string,
+  path: string,
+  status: number,
+  headers: Record<string, string>,
+  body: unknown,
+): OpenStackError {
+  const retryAfter = parseRetryAfter(headers['retry-after']);
+  let kind = kindForStatus(status, retryAfter);
+  const message = serviceMessage(body);
+  // Cinder reports some quota failures as 400 or 403 ("VolumeSizeExceedsAvailableQuota").
+  if ((kind === 'bad_request' || kind === 'forbidden') && message && QUOTA_WORDS.test(message)) kind = 'over_quota';
+  const requestId = requestIdFrom(headers);
+  return new OpenStackError(kind, `${method} ${path}: ${status}${message ? ` ${message}` : ''}`, {
+    method,
+    path,
+    status,
+    requestId,
+    retryAfter,
+  });
+}
+
+const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL|HOSTNAME_MISMATCH)/;
+
+/** Whether a network-kind error came from TLS verification (never worth retrying). */
+export function isTlsFailure(err: unknown): boolean {
+  let cur: unknown = err;
+  for (let i = 0; i < 4 && cur; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_CODES.test(code)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export function errorFromException(
+  method: string,
+  path: string,
+  err: unknown,
+  callerSignal: AbortSignal | undefined,
+): OpenStackError {
+  if (err instanceof OpenStackError) return err;
+  const e = err as { code?: string; name?: string; message?: string };
+  const code = e?.code ?? '';
+  const detail = e?.message ?? String(err);
+  if (callerSignal?.aborted) {
+    return new OpenStackError('timeout', `${method} ${path}: the caller's deadline passed or it cancelled`, {
+      method,
+      path,
+      cause: err,
+    });
+  }
+  const timedOut =
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'ETIMEDOUT' ||
+    e?.name === 'TimeoutError' ||
+    e?.name === 'AbortError';
+  if (timedOut) {
+    return new OpenStackError('timeout', `${method} ${path}: request timed out (${code || e?.name})`, {
+      method,
+      path,
+      cause: err,
+    });
+  }
+  const causeCode = (err as { cause?: { code?: string } })?.cause?.code;
+  return new OpenStackError('network', `${method} ${path}: ${causeCode ?? code ?? ''} ${detail}`.replace(/\s+/g, ' '), {
+    method,
+    path,
+    cause: err,
+  });
+}

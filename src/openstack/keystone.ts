@@ -1,0 +1,267 @@
+// Keystone authentication: v3 (password, application credential, token) and
+// v2.0 (password, token, Rackspace RAX-KSKEY api key). One cached token per
+// cloud, shared by every call, refreshed before it expires; concurrent callers
+// share one authentication (single-flight); a 401 from a service invalidates
+// the token so the next call authenticates once more.
+import type { Logger } from '../log';
+import { OpenStackError } from './errors';
+import type { HttpClient } from './http';
+import { withRetry } from './retry';
+import { chooseEndpoint, parseV2Catalog, parseV3Catalog, substituteProject, type CatalogEndpoint } from './catalog';
+import type { CallOptions, CloudConfig, CloudCredentials, IdentityHealth } from './types';
+
+export interface AuthState {
+  token: string;
+  expiresAt: Date;
+  /** Local clock when the token arrived: the lifetime is measured from here. */
+  obtainedAt: number;
+  projectId?: string;
+  catalog: CatalogEndpoint[];
+  identityVersion: '2' | '3';
+}
+
+/** Refresh when less than this share of the token's life is left (at most five minutes). */
+const REFRESH_FRACTION = 0.2;
+const MAX_REFRESH_MARGIN_MS = 5 * 60_000;
+
+export function identityVersion(auth: CloudCredentials): '2' | '3' {
+  if (auth.authPlugin === 'rackspace') return '2';
+  if (auth.identityApiVersion) return auth.identityApiVersion;
+  return /\/v2\.0\/?$/.test(auth.authUrl) ? '2' : '3';
+}
+
+/** The versioned auth URL: clouds.yaml often gives the bare Keystone root. */
+export function versionedAuthUrl(auth: CloudCredentials): string {
+  const url = auth.authUrl.replace(/\/+$/, '');
+  const version = identityVersion(auth);
+  if (/\/v(2\.0|3)$/.test(url)) return url;
+  return `${url}/${version === '2' ? 'v2.0' : 'v3'}`;
+}
+
+type Ref = { id: string } | { name: string };
+
+function domainRef(id: string | undefined, name: string | undefined, c: CloudCredentials): Ref {
+  if (id) return { id };
+  if (name) return { name };
+  if (c.domainId) return { id: c.domainId };
+  return { name: c.domainName ?? 'Default' };
+}
+
+function projectScope(c: CloudCredentials): Record<string, unknown> | undefined {
+  if (c.projectId) return { project: { id: c.projectId } };
+  if (c.projectName) return { project: { name: c.projectName, domain: domainRef(c.projectDomainId, c.projectDomainName, c) } };
+  return undefined;
+}
+
+function userRef(c: CloudCredentials): Record<string, unknown> {
+  if (c.userId) return { id: c.userId };
+  if (!c.username) throw new OpenStackError('bad_request', 'cloud config: username or user_id is required');
+  return { name: c.username, domain: domainRef(c.userDomainId, c.userDomainName, c) };
+}
+
+function required(value: string | undefined, what: string): string {
+  if (!value) throw new OpenStackError('bad_request', `cloud config: ${what} is required for this auth plugin`);
+  return value;
+}
+
+/** The body of POST /v3/auth/tokens. */
+export function v3AuthBody(c: CloudCredentials): unknown {
+  switch (c.authPlugin) {
+    case 'password':
+      return {
+        auth: {
+          identity: { methods: ['password'], password: { user: { ...userRef(c), password: required(c.password, 'password') } } },
+          scope: projectScope(c),
+        },
+      };
+    case 'v3applicationcredential': {
+      const secret = required(c.applicationCredentialSecret, 'application_credential_secret');
+      const cred = c.applicationCredentialId
+        ? { id: c.applicationCredentialId, secret }
+        : { name: required(c.applicationCredentialName, 'application_credential_id or _name'), secret, user: userRef(c) };
+      // An application credential carries its own project: no scope allowed.
+      return { auth: { identity: { methods: ['application_credential'], application_credential: cred } } };
+    }
+    case 'token':
+      return {
+        auth: { identity: { methods: ['token'], token: { id: required(c.token, 'token') } }, scope: projectScope(c) },
+      };
+    case 'rackspace':
+      throw new OpenStackError('bad_request', 'the rackspace auth plugin uses Keystone v2.0');
+  }
+}
+
+/** The body of POST /v2.0/tokens. */
+export function v2AuthBody(c: CloudCredentials): unknown {
+  const tenant = c.projectId ? { tenantId: c.projectId } : c.projectName ? { tenantName: c.projectName } : {};
+  switch (c.authPlugin) {
+    case 'password':
+      return {
+        auth: { passwordCredentials: { username: required(c.username, 'username'), password: required(c.password, 'password') }, ...tenant },
+      };
+    case 'rackspace':
+      return {
+        auth: {
+          'RAX-KSKEY:apiKeyCredentials': { username: required(c.username, 'username'), apiKey: required(c.apiKey, 'api_key') },
+          ...tenant,
+        },
+      };
+    case 'token':
+      return { auth: { token: { id: required(c.token, 'token') }, ...tenant } };
+    case 'v3applicationcredential':
+      throw new OpenStackError('bad_request', 'application credentials need Keystone v3');
+  }
+}
+
+interface V3TokenBody {
+  token?: { expires_at?: string; project?: { id?: string }; catalog?: unknown };
+}
+interface V2TokenBody {
+  access?: { token?: { id?: string; expires?: string; tenant?: { id?: string } }; serviceCatalog?: unknown };
+}
+
+export class Identity {
+  private state: AuthState | null = null;
+  private inflight: Promise<AuthState> | null = null;
+  private lastError: string | undefined;
+  private authCount = 0;
+
+  constructor(
+    private readonly config: CloudConfig,
+    private readonly http: HttpClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** Successful authentications so far (for tests and metrics). */
+  get authentications(): number {
+    return this.authCount;
+  }
+
+  /** A valid token and catalog: the cached one, or one fresh authentication shared with every concurrent caller. */
+  async auth(opts: CallOptions = {}): Promise<AuthState> {
+    if (this.state && !this.needsRefresh(this.state)) return this.state;
+    if (!this.inflight) {
+      // The shared authentication is bounded by its own timeouts, not by the
+      // first caller's deadline: one impatient caller must not fail the rest.
+      this.inflight = this.authenticateOnce().finally(() => {
+        this.inflight = null;
+      });
+    }
+    return raceSignal(this.inflight, opts.signal);
+  }
+
+  /** After a 401: forget this token (if it is still the current one) so the next call authenticates. */
+  invalidate(token: string): void {
+    if (this.state?.token === token) this.state = null;
+  }
+
+  health(): IdentityHealth {
+    const s = this.state;
+    const ready = s !== null && s.expiresAt.getTime() > Date.now();
+    return { ready, lastError: this.lastError, projectId: s?.projectId, tokenExpiresAt: s?.expiresAt };
+  }
+
+  /** The URL of a service from the catalog (or the configured override), project placeholders filled. */
+  endpoint(state: AuthState, serviceTypes: readonly string[], override?: string): { url: string; serviceType: string } {
+    const chosen = override
+      ? { url: override.replace(/\/+$/, ''), serviceType: serviceTypes[0] ?? 'unknown' }
+      : chooseEndpoint(state.catalog, serviceTypes, this.config.region, this.config.interface);
+    return { url: substituteProject(chosen.url, state.projectId), serviceType: chosen.serviceType };
+  }
+
+  private needsRefresh(s: AuthState): boolean {
+    const lifetime = s.expiresAt.getTime() - s.obtainedAt;
+    const margin = Math.min(MAX_REFRESH_MARGIN_MS, lifetime * REFRESH_FRACTION);
+    return Date.now() >= s.expiresAt.getTime() - margin;
+  }
+
+  private async authenticateOnce(): Promise<AuthState> {
+    const c = this.config.auth;
+    const version = identityVersion(c);
+    const base = versionedAuthUrl(c);
+    try {
+      // Asking for a token creates nothing that matters, so it is safe to repeat.
+      const state = await withRetry(
+        () => (version === '3' ? this.authV3(base) : this.authV2(base)),
+        { method: 'POST', idempotent: true, logger: this.log },
+      );
+      this.state = state;
+      this.lastError = undefined;
+      this.authCount++;
+      this.log.debug(
+        { cloud: this.config.name, identityVersion: version, projectId: state.projectId, expiresAt: state.expiresAt.toISOString() },
+        'authenticated with keystone',
+      );
+      return state;
+    } catch (err) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+      this.log.warn({ cloud: this.config.name, err: this.lastError }, 'keystone authentication failed');
+      throw err;
+    }
+  }
+
+  private async authV3(base: string): Promise<AuthState> {
+    const res = await this.http.request<V3TokenBody>({
+      method: 'POST',
+      url: `${base}/auth/tokens`,
+      json: v3AuthBody(this.config.auth),
+    });
+    const token = res.headers['x-subject-token'];
+    const body = res.body?.token;
+    if (!token || !body?.expires_at) {
+      throw new OpenStackError('unavailable', 'keystone v3 answered without a token or an expiry', { method: 'POST', path: '/auth/tokens' });
+    }
+    return {
+      token,
+      expiresAt: new Date(body.expires_at),
+      obtainedAt: Date.now(),
+      projectId: body.project?.id,
+      catalog: parseV3Catalog(body.catalog),
+      identityVersion: '3',
+    };
+  }
+
+  private async authV2(base: string): Promise<AuthState> {
+    const res = await this.http.request<V2TokenBody>({
+      method: 'POST',
+      url: `${base}/tokens`,
+      json: v2AuthBody(this.config.auth),
+    });
+    const access = res.body?.access;
+    if (!access?.token?.id || !access.token.expires) {
+      throw new OpenStackError('unavailable', 'keystone v2.0 answered without a token or an expiry', { method: 'POST', path: '/tokens' });
+    }
+    return {
+      token: access.token.id,
+      expiresAt: new Date(access.token.expires),
+      obtainedAt: Date.now(),
+      projectId: access.token.tenant?.id,
+      catalog: parseV2Catalog(access.serviceCatalog),
+      identityVersion: '2',
+    };
+  }
+}
+
+/** `promise`, or a timeout error as soon as `signal` fires. */
+export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function abortError(): OpenStackError {
+  return new OpenStackError('timeout', "the caller's deadline passed while waiting for keystone");
+}

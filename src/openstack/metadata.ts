@@ -1,0 +1,139 @@
+// Which instance this node is: an explicit override, else the config drive
+// (the filesystem labelled config-2), else the metadata service, in a
+// configurable order. The answer never changes for a running instance, so
+// it is looked up once per process.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Logger } from '../log';
+import { run } from '../util/exec';
+import { OpenStackError } from './errors';
+import { HttpClient } from './http';
+import { raceSignal } from './keystone';
+import { sleep } from './retry';
+import type { CallOptions, InstanceIdentity } from './types';
+
+export type IdentitySource = 'configDrive' | 'metadataService';
+
+export interface InstanceMetadataOptions {
+  order: IdentitySource[];
+  /** Default http://169.254.169.254. */
+  metadataUrl?: string;
+  override?: { instanceId?: string; availabilityZone?: string };
+  logger: Logger;
+  /** Per-attempt timeout for the metadata service. */
+  timeoutMs?: number;
+  attempts?: number;
+}
+
+export interface InstanceMetadata {
+  identity(opts?: CallOptions): Promise<InstanceIdentity>;
+}
+
+interface MetaData {
+  uuid?: string;
+  availability_zone?: string;
+  name?: string;
+  hostname?: string;
+}
+
+export const META_DATA_PATH = 'openstack/latest/meta_data.json';
+
+export function identityFromMetaData(md: MetaData, source: InstanceIdentity['source']): InstanceIdentity {
+  if (!md.uuid) throw new OpenStackError('bad_request', `meta_data.json from the ${source} has no uuid`);
+  return { instanceId: md.uuid, availabilityZone: md.availability_zone || null, name: md.name ?? md.hostname ?? null, source };
+}
+
+/** Mount the config drive read-only in a private directory, read meta_data.json, unmount. */
+export async function readConfigDrive(logger: Logger, signal?: AbortSignal): Promise<InstanceIdentity> {
+  const found = await run('blkid', ['-t', 'LABEL=config-2', '-o', 'device'], { timeoutMs: 10_000, signal, okCodes: [2] });
+  const device = found.stdout.split('\n').map((l) => l.trim()).find(Boolean);
+  if (!device) throw new OpenStackError('not_found', 'no config drive (no filesystem labelled config-2)');
+  const dir = await mkdtemp(path.join(tmpdir(), 'cinder-csi-configdrive-'));
+  try {
+    await run('mount', ['-o', 'ro', device, dir], { timeoutMs: 30_000, signal });
+    try {
+      const md = JSON.parse(await readFile(path.join(dir, META_DATA_PATH), 'utf8')) as MetaData;
+      logger.debug({ device }, 'read instance identity from the config drive');
+      return identityFromMetaData(md, 'config-drive');
+    } finally {
+      await run('umount', [dir], { timeoutMs: 30_000 }).catch((err: Error) =>
+        logger.warn({ dir, err: err.message }, 'could not unmount the config drive'),
+      );
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+export async function readMetadataService(
+  baseUrl: string,
+  http: HttpClient,
+  attempts: number,
+  logger: Logger,
+  signal?: AbortSignal,
+): Promise<InstanceIdentity> {
+  let lastErr: unknown;
+  for (let i = 1; i <= attempts; i++) {
+    try {
+      const res = await http.request<MetaData>({ method: 'GET', url: `${baseUrl.replace(/\/+$/, '')}/${META_DATA_PATH}`, signal });
+      if (typeof res.body !== 'object' || res.body === null) throw new OpenStackError('bad_request', 'meta_data.json is not JSON');
+      return identityFromMetaData(res.body, 'metadata-service');
+    } catch (err) {
+      lastErr = err;
+      if (signal?.aborted || (err instanceof OpenStackError && err.kind === 'not_found')) break;
+      logger.debug({ attempt: i, err: (err as Error).message }, 'metadata service did not answer');
+      if (i < attempts) await sleep(200 * i, signal).catch(() => undefined);
+    }
+  }
+  throw lastErr;
+}
+
+export function createInstanceMetadata(opts: InstanceMetadataOptions): InstanceMetadata {
+  let cached: Promise<InstanceIdentity> | null = null;
+  const baseUrl = opts.metadataUrl ?? 'http://169.254.169.254';
+
+  const lookup = async (): Promise<InstanceIdentity> => {
+    const o = opts.override;
+    if (o?.instanceId) return { instanceId: o.instanceId, availabilityZone: o.availabilityZone ?? null, name: null, source: 'override' };
+    const failures: string[] = [];
+    for (const source of opts.order) {
+      try {
+        const id =
+          source === 'configDrive'
+            ? await readConfigDrive(opts.logger)
+            : await withMetadataHttp(opts, (http) => readMetadataService(baseUrl, http, opts.attempts ?? 3, opts.logger));
+        // An override of only the zone still applies to a looked-up instance.
+        return o?.availabilityZone ? { ...id, availabilityZone: o.availabilityZone } : id;
+      } catch (err) {
+        failures.push(`${source}: ${(err as Error).message}`);
+      }
+    }
+    throw new OpenStackError('not_found', `could not find this instance's identity (${failures.join('; ') || 'no source configured'})`);
+  };
+
+  return {
+    identity(callOpts: CallOptions = {}) {
+      if (!cached) {
+        cached = lookup();
+        // A failure is not cached: the next call tries again.
+        cached.catch(() => {
+          cached = null;
+        });
+      }
+      return raceSignal(cached, callOpts.signal);
+    },
+  };
+}
+
+async function withMetadataHttp<T>(opts: InstanceMetadataOptions, fn: (http: HttpClient) => Promise<T>): Promise<T> {
+  // The metadata service is plain HTTP on a link-local address; a short
+  // timeout keeps a node off OpenStack from hanging at start.
+  const http = new HttpClient({ tls: { verify: true }, requestTimeoutMs: opts.timeoutMs ?? 2_000, logger: opts.logger });
+  try {
+    return await fn(http);
+  } finally {
+    await http.close();
+  }
+}
+

@@ -1,0 +1,107 @@
+// THE retry policy for OpenStack calls. Idempotent methods (GET, PUT, DELETE,
+// HEAD) are retried on 5xx, 429 (and 413 with Retry-After), connection
+// resets and socket timeouts, with exponential backoff and full jitter,
+// honouring Retry-After, and never sleeping past the caller's deadline.
+// POST is never retried here: a lost response to a create may have created
+// the object, so callers make creates idempotent by looking up by name.
+import type { Logger } from '../log';
+import { OpenStackError } from './errors';
+import { isTlsFailure } from './http-errors';
+
+export interface RetryPolicy {
+  /** Total attempts, the first one included. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 5_000 };
+
+const IDEMPOTENT = new Set(['GET', 'PUT', 'DELETE', 'HEAD']);
+
+export function isIdempotent(method: string): boolean {
+  return IDEMPOTENT.has(method.toUpperCase());
+}
+
+/** Whether this failure of an idempotent request is worth another try. */
+export function isRetryable(err: unknown): boolean {
+  if (!(err instanceof OpenStackError)) return false;
+  switch (err.kind) {
+    case 'unavailable':
+    case 'rate_limited':
+    case 'timeout':
+      return true;
+    case 'network':
+      return !isTlsFailure(err);
+    default:
+      return false;
+  }
+}
+
+/** Backoff before attempt `attempt + 1` (attempt counts from 1): full jitter over an exponential cap. */
+export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  // Half fixed, half random: never zero (which would hammer a failing
+  // service), still spread so many clients do not retry in step.
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}
+
+export interface RetryOptions {
+  method: string;
+  /** Allow retries of a POST that the caller knows is safe to repeat (e.g. a metadata merge). */
+  idempotent?: boolean;
+  signal?: AbortSignal;
+  /** The caller's deadline, epoch ms. */
+  deadline?: number;
+  policy?: RetryPolicy;
+  logger?: Logger;
+  random?: () => number;
+  /** For tests: the sleep to use. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const policy = opts.policy ?? DEFAULT_RETRY_POLICY;
+  const retriable = opts.idempotent ?? isIdempotent(opts.method);
+  const doSleep = opts.sleep ?? sleep;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (!retriable || attempt >= policy.maxAttempts || !isRetryable(err) || opts.signal?.aborted) throw err;
+      const e = err as OpenStackError;
+      let delay = backoffMs(attempt, policy, opts.random);
+      if (e.retryAfter !== undefined) delay = Math.max(delay, e.retryAfter * 1000);
+      // Sleeping past the deadline only to fail then helps nobody: give the
+      // caller the real reason now.
+      if (opts.deadline !== undefined && Date.now() + delay >= opts.deadline) throw err;
+      opts.logger?.debug({ method: e.method, path: e.path, kind: e.kind, attempt, delayMs: delay }, 'retrying openstack request');
+      try {
+        await doSleep(delay, opts.signal);
+      } catch {
+        throw new OpenStackError('timeout', `${e.message} (the caller's deadline passed while waiting to retry)`, {
+          method: e.method,
+          path: e.path,
+          status: e.status,
+          requestId: e.requestId,
+          cause: err,
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,133 @@
+// THE waiter: every wait for a state change (volume created, attached,
+// detached, extended, deleted; snapshot; backup) goes through waitFor().
+// It polls on an adaptive schedule (poll-schedule.ts), is bounded by the
+// caller's signal, fails fast on failure states, treats a step backwards in
+// an ordered sequence (attaching -> available) as a failure, and reports the
+// last state it saw.
+import type { Logger } from '../log';
+import { OpenStackError, isOpenStackError } from './errors';
+import { DurationEstimates, PollPlan, type ScheduleParams } from './poll-schedule';
+import { sleep } from './retry';
+import type { CallOptions, WaitSpec } from './types';
+
+/** The standard waits. Anything not in target or transient is a failure. */
+export const WAIT = {
+  volumeAvailable: { target: ['available'], transient: ['creating', 'downloading', 'restoring-backup', 'uploading'] },
+  volumeAttached: { target: ['in-use'], transient: ['available', 'reserved', 'attaching'], ordered: true },
+  volumeDetached: { target: ['available'], transient: ['in-use', 'detaching'], ordered: true },
+  volumeExtended: { target: ['available', 'in-use'], transient: ['extending'] },
+  volumeRetyped: { target: ['available', 'in-use'], transient: ['retyping'] },
+  volumeDeleted: { target: [], transient: ['deleting', 'available', 'error'], goneIsTarget: true },
+  snapshotAvailable: { target: ['available'], transient: ['creating'] },
+  snapshotDeleted: { target: [], transient: ['deleting', 'available', 'error'], goneIsTarget: true },
+  backupAvailable: { target: ['available'], transient: ['creating', 'backing-up'] },
+  backupDeleted: { target: [], transient: ['deleting', 'available', 'error'], goneIsTarget: true },
+} as const satisfies Record<string, WaitSpec>;
+
+export interface WaitRequest<T> extends CallOptions {
+  /** For messages: 'volume 1234'. */
+  what: string;
+  spec: WaitSpec;
+  /** One look at the object; throws OpenStackError 'not_found' when it is gone. */
+  fetch: (opts: CallOptions) => Promise<T>;
+  stateOf: (item: T) => string;
+  /** An extra condition on a target state (the new size, an attachment to this server). */
+  until?: (item: T) => boolean;
+  /** What kind of change this is, to learn how long it takes here ('volume:attach'). */
+  kind?: string;
+}
+
+export interface WaiterOptions {
+  logger: Logger;
+  schedule?: ScheduleParams;
+  /** For tests: a clock and a sleep. */
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface WaitStats {
+  polls: number;
+  elapsedMs: number;
+}
+
+export class Waiter {
+  private readonly estimates = new DurationEstimates();
+  private readonly now: () => number;
+  private readonly doSleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Polls made by the last finished wait, for benchmarks and tests. */
+  lastStats: WaitStats = { polls: 0, elapsedMs: 0 };
+
+  constructor(private readonly opts: WaiterOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.doSleep = opts.sleep ?? sleep;
+  }
+
+  /** The object in a target state, or null when it is gone and goneIsTarget. */
+  async waitFor<T>(req: WaitRequest<T>): Promise<T | null> {
+    const { spec } = req;
+    const started = this.now();
+    const plan = new PollPlan(this.estimates.expected(req.kind), this.opts.schedule);
+    let lastState: string | undefined;
+    let furthest = -1;
+    let lastMiss = 0;
+    let polls = 0;
+    let delay = plan.first();
+    for (;;) {
+      try {
+        await this.doSleep(delay, req.signal);
+      } catch {
+        throw new OpenStackError(
+          'timeout',
+          `timed out waiting for ${req.what} to become ${describeTarget(spec)}; last state ${lastState ?? 'unknown'}`,
+          { lastState },
+        );
+      }
+      const pollAt = this.now() - started;
+      polls++;
+      let item: T;
+      try {
+        item = await req.fetch({ signal: req.signal, deadline: req.deadline });
+      } catch (err) {
+        if (!isOpenStackError(err, 'not_found')) throw err;
+        if (spec.goneIsTarget) return this.done(req.kind, lastMiss, pollAt, polls, started, null);
+        throw new OpenStackError('state', `${req.what} disappeared while waiting for ${describeTarget(spec)}; last state ${lastState ?? 'unknown'}`, {
+          lastState,
+          cause: err,
+        });
+      }
+      const state = req.stateOf(item);
+      lastState = state;
+      if (spec.target.includes(state) && (!req.until || req.until(item))) {
+        return this.done(req.kind, lastMiss, pollAt, polls, started, item);
+      }
+      const index = spec.transient.indexOf(state);
+      if (index < 0 && !spec.target.includes(state)) {
+        throw new OpenStackError('state', `${req.what} reached ${state} while waiting for ${describeTarget(spec)}`, { lastState: state });
+      }
+      if (spec.ordered && index >= 0) {
+        if (index < furthest) {
+          throw new OpenStackError(
+            'state',
+            `${req.what} went back from ${spec.transient[furthest]} to ${state} while waiting for ${describeTarget(spec)}`,
+            { lastState: state },
+          );
+        }
+        furthest = index;
+      }
+      lastMiss = pollAt;
+      delay = plan.next(this.now() - started);
+    }
+  }
+
+  private done<T>(kind: string | undefined, lastMiss: number, hitAt: number, polls: number, started: number, item: T): T {
+    this.estimates.record(kind, lastMiss, hitAt);
+    this.lastStats = { polls, elapsedMs: this.now() - started };
+    this.opts.logger.debug({ kind, polls, elapsedMs: Math.round(this.lastStats.elapsedMs) }, 'wait finished');
+    return item;
+  }
+}
+
+function describeTarget(spec: WaitSpec): string {
+  const targets = [...spec.target, ...(spec.goneIsTarget ? ['gone'] : [])];
+  return targets.join(' or ');
+}
