@@ -1,0 +1,172 @@
+// `cinder-csi demo`: one whole volume lifecycle, in the order Kubernetes calls
+// the driver, with a timeline. Against a running driver (--endpoint), or, by
+// default, against a driver and simulated OpenStack it starts in-process.
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import { loadCsi } from '../csi/proto';
+import { parseEndpoint } from './args';
+import { createLogger } from '../log';
+import { fromDocument } from '../config/config';
+import { startDriver } from '../driver';
+
+interface Step {
+  name: string;
+  ms: number;
+  note?: string;
+}
+
+export async function runDemo(args: string[]): Promise<number> {
+  let endpoint: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--endpoint') endpoint = args[++i];
+    else {
+      process.stderr.write(`cinder-csi demo: unknown argument '${args[i]}'\nUsage: cinder-csi demo [--endpoint URL]\n`);
+      return 2;
+    }
+  }
+  const work = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-demo-'));
+  let stopLocal: (() => Promise<void>) | undefined;
+  try {
+    if (!endpoint) {
+      const local = await startLocal(work);
+      endpoint = local.endpoint;
+      stopLocal = local.stop;
+    }
+    parseEndpoint(endpoint);
+    return await lifecycle(endpoint, work);
+  } catch (e) {
+    process.stderr.write(`cinder-csi demo: ${(e as grpc.ServiceError).details ?? (e as Error).message}\n`);
+    return 1;
+  } finally {
+    await stopLocal?.().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function startLocal(work: string): Promise<{ endpoint: string; stop: () => Promise<void> }> {
+  const { startSimulator } = await import('../sim');
+  const root = process.getuid?.() === 0;
+  const sim = await startSimulator({ stateDir: path.join(work, 'sim'), hypervisor: root });
+  const instance = sim.instances[0];
+  const config = fromDocument({}, 'the demo', {});
+  config.clouds = [sim.cloudConfig()];
+  Object.assign(config.node, {
+    instanceId: instance.id,
+    availabilityZone: instance.availabilityZone,
+    deviceRoot: instance.deviceRoot,
+    metadataUrl: instance.metadataUrl,
+    metadataSearchOrder: ['metadataService'],
+    stateDir: path.join(work, 'node-state'),
+  });
+  const socket = path.join(work, 'csi.sock');
+  const driver = await startDriver({
+    mode: root ? 'all' : 'controller',
+    endpoint: { kind: 'unix', path: socket },
+    config,
+    logger: createLogger({ level: 'warn' }),
+  });
+  return {
+    endpoint: `unix://${socket}`,
+    stop: async () => {
+      await driver.stop(5000);
+      await sim.stop();
+    },
+  };
+}
+
+async function lifecycle(endpoint: string, work: string): Promise<number> {
+  const csi = loadCsi().csi.v1;
+  const address = endpoint.startsWith('tcp://') ? endpoint.slice('tcp://'.length) : endpoint;
+  const creds = grpc.credentials.createInsecure();
+  const identity = new csi.Identity(address, creds);
+  const controller = new csi.Controller(address, creds);
+  const node = new csi.Node(address, creds);
+  const steps: Step[] = [];
+  const t0 = performance.now();
+  const step = async <T>(name: string, fn: () => Promise<T>, note?: (r: T) => string): Promise<T> => {
+    const start = performance.now();
+    const result = await fn();
+    steps.push({ name, ms: performance.now() - start, note: note?.(result) });
+    const s = steps[steps.length - 1];
+    process.stdout.write(`${(performance.now() - t0).toFixed(0).padStart(7)} ms  ${name.padEnd(28)} ${s.ms.toFixed(0).padStart(6)} ms  ${s.note ?? ''}\n`);
+    return result;
+  };
+  const rpc = <T = any>(client: grpc.Client, method: string, req: unknown) =>
+    new Promise<T>((resolve, reject) => {
+      (client as any)[method](req, { deadline: new Date(Date.now() + 120_000) }, (err: grpc.ServiceError | null, res: T) =>
+        err ? reject(err) : resolve(res),
+      );
+    });
+
+  try {
+    await step('GetPluginInfo', () => rpc(identity, 'GetPluginInfo', {}), (r: any) => `${r.name} ${r.vendor_version}`);
+    const caps = await rpc<any>(identity, 'GetPluginCapabilities', {});
+    const hasNode = await rpc(node, 'NodeGetCapabilities', {}).then(
+      () => true,
+      () => false,
+    );
+    const hasController = caps.capabilities.some((c: any) => c.service?.type === 'CONTROLLER_SERVICE');
+    if (!hasController) throw new Error('the driver at this endpoint runs no controller; start it with --mode all or controller');
+    const nodeInfo = hasNode ? await step('NodeGetInfo', () => rpc<any>(node, 'NodeGetInfo', {}), (r) => `node ${r.node_id}`) : undefined;
+    const mountCap = { mount: { fs_type: 'ext4', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+    const created = await step(
+      'CreateVolume',
+      () => rpc<any>(controller, 'CreateVolume', { name: `demo-${process.pid}-${Date.now()}`, capacity_range: { required_bytes: 1024 ** 3 }, volume_capabilities: [mountCap] }),
+      (r) => `volume ${r.volume.volume_id}`,
+    );
+    const volumeId: string = created.volume.volume_id;
+    try {
+      if (nodeInfo) {
+        const published = await step('ControllerPublishVolume', () =>
+          rpc<any>(controller, 'ControllerPublishVolume', { volume_id: volumeId, node_id: nodeInfo.node_id, volume_capability: mountCap }),
+          (r) => JSON.stringify(r.publish_context),
+        );
+        const staging = path.join(work, 'staging');
+        const target = path.join(work, 'target');
+        await step('NodeStageVolume', () =>
+          rpc(node, 'NodeStageVolume', { volume_id: volumeId, publish_context: published.publish_context, staging_target_path: staging, volume_capability: mountCap, volume_context: created.volume.volume_context }),
+        );
+        await step('NodePublishVolume', () =>
+          rpc(node, 'NodePublishVolume', { volume_id: volumeId, publish_context: published.publish_context, staging_target_path: staging, target_path: target, volume_capability: mountCap }),
+        );
+        await step('write and read a file', async () => {
+          await writeFile(path.join(target, 'hello.txt'), 'hello from cinder-csi\n');
+          return readFile(path.join(target, 'hello.txt'), 'utf8');
+        }, (s) => JSON.stringify(s.trim()));
+        await step('NodeGetVolumeStats', () => rpc<any>(node, 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: target }), (r) =>
+          r.usage.map((u: any) => `${u.unit} ${u.used}/${u.total}`).join(', '),
+        );
+        await step('NodeUnpublishVolume', () => rpc(node, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target }));
+        await step('NodeUnstageVolume', () => rpc(node, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging }));
+        await step('ControllerUnpublishVolume', () => rpc(controller, 'ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeInfo.node_id }));
+      } else {
+        process.stdout.write('          (no node service at this endpoint: skipping attach, mount and I/O; run as root for the whole path)\n');
+      }
+      await step('ControllerExpandVolume', () =>
+        rpc<any>(controller, 'ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: 2 * 1024 ** 3 }, volume_capability: mountCap }),
+        (r) => `${r.capacity_bytes / 1024 ** 3} GiB`,
+      );
+      const snap = await step('CreateSnapshot', () => rpc<any>(controller, 'CreateSnapshot', { source_volume_id: volumeId, name: `demo-snap-${Date.now()}` }), (r) =>
+        `snapshot ${r.snapshot.snapshot_id} ready=${r.snapshot.ready_to_use}`,
+      );
+      await step('wait for the snapshot', async () => {
+        for (;;) {
+          const r = await rpc<any>(controller, 'ListSnapshots', { snapshot_id: snap.snapshot.snapshot_id });
+          if (r.entries[0]?.snapshot?.ready_to_use) return r;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      });
+      await step('DeleteSnapshot', () => rpc(controller, 'DeleteSnapshot', { snapshot_id: snap.snapshot.snapshot_id }));
+    } finally {
+      await step('DeleteVolume', () => rpc(controller, 'DeleteVolume', { volume_id: volumeId }));
+    }
+    process.stdout.write(`\nlifecycle complete in ${(performance.now() - t0).toFixed(0)} ms\n`);
+    return 0;
+  } finally {
+    identity.close();
+    controller.close();
+    node.close();
+  }
+}
