@@ -63,7 +63,7 @@ export class Cinder implements BlockStorage {
         signal: opts.signal,
         logger: this.log,
       }).then((api) => {
-        this.log.info({ cloud: this.config.name, apiVersion: api.apiVersion, microversion: api.microversion, baseUrl: api.baseUrl }, 'cinder API chosen');
+        this.log.info({ apiVersion: api.apiVersion, microversion: api.microversion, baseUrl: api.baseUrl }, 'cinder API chosen');
         return api;
       });
       this.api.catch(() => {
