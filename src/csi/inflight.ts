@@ -46,19 +46,26 @@ export class InFlight {
         const what = entry.operation === operation ? `another ${operation} with different arguments` : entry.operation;
         throw aborted(`${what} is already in progress for ${key}; retry when it has finished`);
       }
+      // Everyone who waited for it has gone and it is being cancelled: joining
+      // would hand this caller the cancellation as its result.
+      if (entry.controller.signal.aborted) {
+        throw aborted(`an abandoned ${operation} for ${key} is still being cancelled; retry when it has finished`);
+      }
     } else {
       const controller = new AbortController();
       const created: Entry = { operation, request: comparable, controller, waiters: 0, promise: Promise.resolve() };
+      // Registered before the work starts: a work that throws synchronously
+      // runs its `finally` at once, and must find its own entry to remove.
+      this.entries.set(key, created);
       created.promise = (async () => {
         try {
           return await work(controller.signal);
         } finally {
-          this.entries.delete(key);
+          if (this.entries.get(key) === created) this.entries.delete(key);
         }
       })();
       // A rejection nobody awaits any more must not crash the process.
       created.promise.catch(() => undefined);
-      this.entries.set(key, created);
       entry = created;
     }
     return (await this.wait(entry, callerSignal)) as T;
