@@ -1,0 +1,253 @@
+// Finding the block device of an attached Cinder volume, from its volume ID.
+//
+// Nova gives the disk the volume ID as its serial: virtio-blk keeps the first
+// 20 characters, virtio-scsi the whole ID. udev turns the serial into
+// /dev/disk/by-id links; without udev we read the serials from sysfs. The
+// controller's publish_context hint (a device path) is only a shortcut: a
+// device path says nothing about which volume it holds, so it is accepted only
+// when the device's own serial names this volume.
+//
+// A device that is already mounted somewhere that is not this volume's own
+// staging or target path is never returned: mounting it again is how data
+// gets corrupted.
+import { readdir, readFile, realpath, writeFile, lstat, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../log';
+import { failedPrecondition, notFound } from '../csi/errors';
+import { run, which } from '../util/exec';
+import { deviceNumber, isBlockDevice, listMounts, type MountEntry } from './mount';
+
+/** The publish_context key the controller puts the device path under (the Go driver's name, kept for compatibility). */
+export const PUBLISH_CONTEXT_DEVICE_PATH = 'DevicePath';
+
+/** virtio-blk serials are at most 20 bytes. */
+const VIRTIO_SERIAL_LENGTH = 20;
+
+export interface DiscoveryOptions {
+  volumeId: string;
+  /** publish_context[DevicePath], if the controller sent one. */
+  hint?: string;
+  deviceRoot: string;
+  sysfsRoot: string;
+  /** Give up after this long (0: look once). */
+  timeoutMs: number;
+  signal: AbortSignal;
+  log: Logger;
+  /** Mount targets that belong to this volume (its staging path, its published targets). */
+  ownTargets: ReadonlySet<string>;
+}
+
+export interface FoundDevice {
+  /** The real device node, e.g. /dev/vdb. */
+  path: string;
+  /** How we know it is this volume's, for the logs. */
+  evidence: string;
+}
+
+/** by-id link names udev makes for a disk whose serial is the volume ID, most specific first. */
+export function byIdLinkNames(volumeId: string): string[] {
+  const short = volumeId.slice(0, VIRTIO_SERIAL_LENGTH);
+  const names = [
+    `virtio-${short}`,
+    `virtio-${volumeId}`,
+    `scsi-0QEMU_QEMU_HARDDISK_${short}`,
+    `scsi-0QEMU_QEMU_HARDDISK_${volumeId}`,
+    `wwn-0x${volumeId.replace(/-/g, '')}`,
+  ];
+  return [...new Set(names)];
+}
+
+/** Does a disk serial name this volume (the whole ID, or the 20 characters virtio-blk keeps)? */
+export function serialMatches(serial: string, volumeId: string): boolean {
+  const s = serial.trim();
+  return s !== '' && (s === volumeId || (s.length === VIRTIO_SERIAL_LENGTH && s === volumeId.slice(0, VIRTIO_SERIAL_LENGTH)));
+}
+
+/**
+ * Wait for the volume's device to appear and return it. NOT_FOUND when it does
+ * not appear in time; FAILED_PRECONDITION when it is in use by something else.
+ */
+export async function findVolumeDevice(opts: DiscoveryOptions): Promise<FoundDevice> {
+  const started = Date.now();
+  let delay = 100;
+  for (let attempt = 1; ; attempt++) {
+    const found = await lookOnce(opts);
+    if (found) {
+      const foreign = await foreignUse(found.path, opts.ownTargets, opts.sysfsRoot, opts.signal);
+      if (foreign) {
+        throw failedPrecondition(
+          `device ${found.path} of volume ${opts.volumeId} (${found.evidence}) is in use elsewhere: ${foreign}; refusing to use it`,
+        );
+      }
+      opts.log.debug({ device: found.path, evidence: found.evidence, attempt }, 'found volume device');
+      return found;
+    }
+    const remaining = opts.timeoutMs - (Date.now() - started);
+    if (remaining <= 0) break;
+    await rescan(opts.sysfsRoot, opts.signal, opts.log);
+    await sleep(Math.min(delay, remaining), undefined, { signal: opts.signal });
+    delay = Math.min(delay * 2, 2_000);
+  }
+  throw notFound(
+    `no block device for volume ${opts.volumeId} appeared within ${opts.timeoutMs} ms ` +
+      `(looked for ${opts.deviceRoot}/disk/by-id/{${byIdLinkNames(opts.volumeId).join(',')}} and for its serial in ${opts.sysfsRoot}/block); ` +
+      'is it attached to this node?',
+  );
+}
+
+async function lookOnce(opts: DiscoveryOptions): Promise<FoundDevice | null> {
+  const byIdDir = path.join(opts.deviceRoot, 'disk', 'by-id');
+  for (const name of byIdLinkNames(opts.volumeId)) {
+    const link = path.join(byIdDir, name);
+    const real = await resolveBlockDevice(link);
+    if (real) return { path: real, evidence: `by-id link ${name}` };
+  }
+  if (opts.hint) {
+    const real = await resolveBlockDevice(opts.hint);
+    const serial = real ? await readSerial(opts.sysfsRoot, path.basename(real)) : null;
+    if (real && serial !== null && serialMatches(serial, opts.volumeId)) {
+      return { path: real, evidence: `publish_context hint ${opts.hint} with serial ${serial}` };
+    }
+    opts.log.debug({ hint: opts.hint, resolved: real, serial }, 'ignoring device hint whose serial does not name this volume');
+  }
+  return scanSerials(opts);
+}
+
+/** The sysfs fallback: a disk whose serial is the volume ID. A full-ID match wins over a 20-character one. */
+async function scanSerials(opts: DiscoveryOptions): Promise<FoundDevice | null> {
+  let names: string[];
+  try {
+    names = await readdir(path.join(opts.sysfsRoot, 'block'));
+  } catch {
+    return null;
+  }
+  const matches: { name: string; serial: string }[] = [];
+  for (const name of names) {
+    const serial = await readSerial(opts.sysfsRoot, name);
+    if (serial !== null && serialMatches(serial, opts.volumeId)) matches.push({ name, serial });
+  }
+  const exact = matches.filter((m) => m.serial === opts.volumeId);
+  const chosen = exact.length > 0 ? exact : matches;
+  if (chosen.length > 1) {
+    throw failedPrecondition(
+      `several disks carry the serial of volume ${opts.volumeId}: ${chosen.map((m) => m.name).join(', ')}; refusing to guess`,
+    );
+  }
+  if (chosen.length === 0) return null;
+  const { name, serial } = chosen[0];
+  const real = await resolveBlockDevice(path.join(opts.deviceRoot, name));
+  if (!real) return null;
+  // The device node must be the very disk sysfs described, not a stale node that reuses its name.
+  const sysDev = await readTrimmed(path.join(opts.sysfsRoot, 'block', name, 'dev'));
+  if (sysDev !== null && sysDev !== (await deviceNumber(real))) {
+    opts.log.warn({ name, sysDev, device: real }, 'device node does not match sysfs; ignoring it');
+    return null;
+  }
+  return { path: real, evidence: `sysfs serial ${serial} of ${name}` };
+}
+
+async function readSerial(sysfsRoot: string, name: string): Promise<string | null> {
+  const dir = path.join(sysfsRoot, 'block', name);
+  return (await readTrimmed(path.join(dir, 'serial'))) ?? (await readTrimmed(path.join(dir, 'device', 'serial')));
+}
+
+async function readTrimmed(file: string): Promise<string | null> {
+  try {
+    const value = (await readFile(file, 'utf8')).trim();
+    return value === '' ? null : value;
+  } catch {
+    return null;
+  }
+}
+
+/** Follow links to the real device node; null unless it is a block device. */
+export async function resolveBlockDevice(p: string): Promise<string | null> {
+  try {
+    await lstat(p);
+    const real = await realpath(p);
+    return (await isBlockDevice(real)) ? real : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why `device` is in use by something other than this volume, or null.
+ * Filesystem mounts of the device: ours when one of them is at one of our
+ * targets (the others are then binds of it, our publishes). Device nodes bound
+ * onto files (raw block publishes): each must be one of our targets.
+ * Holders (device-mapper, md): never ours.
+ */
+export async function foreignUse(
+  device: string,
+  ownTargets: ReadonlySet<string>,
+  sysfsRoot: string,
+  signal?: AbortSignal,
+): Promise<string | null> {
+  const majMin = await deviceNumber(device);
+  const mounts = await listMounts(signal);
+  const fsMounts = mounts.filter((m) => m.majMin === majMin);
+  if (fsMounts.length > 0 && !fsMounts.some((m) => ownTargets.has(m.target))) {
+    return `mounted at ${fsMounts.map((m) => m.target).join(', ')}`;
+  }
+  const nodeBinds = await deviceNodeBinds(mounts, majMin);
+  const foreignBinds = nodeBinds.filter((m) => !ownTargets.has(m.target));
+  if (foreignBinds.length > 0) return `bound onto ${foreignBinds.map((m) => m.target).join(', ')}`;
+  try {
+    const holders = await readdir(path.join(sysfsRoot, 'block', path.basename(device), 'holders'));
+    if (holders.length > 0) return `held by ${holders.join(', ')}`;
+  } catch {
+    // no holders directory: nothing holds it
+  }
+  return null;
+}
+
+/** Mounts that are a device node (of `majMin`) bound onto a file: what a raw block publish looks like. */
+export async function deviceNodeBinds(mounts: readonly MountEntry[], majMin: string): Promise<MountEntry[]> {
+  const out: MountEntry[] = [];
+  for (const m of mounts) {
+    // Device nodes live on devtmpfs (tmpfs in some containers); stat-ing other mounts could hang on a dead NFS server.
+    if (m.fsroot === '/' || (m.fstype !== 'devtmpfs' && m.fstype !== 'tmpfs')) continue;
+    try {
+      const st = await stat(m.target);
+      if (st.isBlockDevice() && (await deviceNumber(m.target)) === majMin) out.push(m);
+    } catch {
+      // gone or unreadable: not a bind of this device
+    }
+  }
+  return out;
+}
+
+let udevadmUsable: boolean | undefined;
+
+/**
+ * Nudge the kernel and udev between polls: a SCSI host rescan finds LUNs the
+ * hypervisor added without an event; udevadm trigger/settle makes the by-id
+ * links. Failures are logged, never fatal: the next poll looks again.
+ */
+async function rescan(sysfsRoot: string, signal: AbortSignal, log: Logger): Promise<void> {
+  const hostsDir = path.join(sysfsRoot, 'class', 'scsi_host');
+  let hosts: string[] = [];
+  try {
+    hosts = await readdir(hostsDir);
+  } catch {
+    // no SCSI hosts (virtio-blk only)
+  }
+  for (const host of hosts) {
+    await writeFile(path.join(hostsDir, host, 'scan'), '- - -').catch((err: Error) =>
+      log.debug({ host, err: err.message }, 'SCSI rescan failed'),
+    );
+  }
+  if (udevadmUsable === undefined) udevadmUsable = (await which('udevadm')) !== null;
+  if (!udevadmUsable) return;
+  try {
+    await run('udevadm', ['trigger', '--subsystem-match=block', '--action=change'], { timeoutMs: 10_000, signal });
+    await run('udevadm', ['settle', '--timeout=5'], { timeoutMs: 10_000, signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    // Without a running udevd (some containers) udevadm fails every time; stop asking.
+    udevadmUsable = false;
+    log.info({ err: (err as Error).message }, 'udevadm does not work here; relying on sysfs serials');
+  }
+}

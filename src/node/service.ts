@@ -1,0 +1,520 @@
+// The CSI Node service: handlers that use only this machine (block devices,
+// mkfs, mount). It never calls Cinder or Nova; the instance identity arrives
+// in NodeSettings.
+import type { Stats } from 'node:fs';
+import { lstat, mkdir, open, rmdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { CallContext, Handler } from '../csi/context';
+import { InFlight } from '../csi/inflight';
+import { alreadyExists, failedPrecondition, notFound, requireField, unavailable } from '../csi/errors';
+import { TOPOLOGY_ZONE_KEY } from '../csi/constants';
+import { run } from '../util/exec';
+import type { NodeStageVolumeRequest__Output } from '../gen/csi/v1/NodeStageVolumeRequest';
+import type { NodeStageVolumeResponse } from '../gen/csi/v1/NodeStageVolumeResponse';
+import type { NodeUnstageVolumeRequest__Output } from '../gen/csi/v1/NodeUnstageVolumeRequest';
+import type { NodeUnstageVolumeResponse } from '../gen/csi/v1/NodeUnstageVolumeResponse';
+import type { NodePublishVolumeRequest__Output } from '../gen/csi/v1/NodePublishVolumeRequest';
+import type { NodePublishVolumeResponse } from '../gen/csi/v1/NodePublishVolumeResponse';
+import type { NodeUnpublishVolumeRequest__Output } from '../gen/csi/v1/NodeUnpublishVolumeRequest';
+import type { NodeUnpublishVolumeResponse } from '../gen/csi/v1/NodeUnpublishVolumeResponse';
+import type { NodeGetVolumeStatsRequest__Output } from '../gen/csi/v1/NodeGetVolumeStatsRequest';
+import type { NodeGetVolumeStatsResponse } from '../gen/csi/v1/NodeGetVolumeStatsResponse';
+import type { NodeExpandVolumeRequest__Output } from '../gen/csi/v1/NodeExpandVolumeRequest';
+import type { NodeExpandVolumeResponse } from '../gen/csi/v1/NodeExpandVolumeResponse';
+import type { NodeGetCapabilitiesRequest__Output } from '../gen/csi/v1/NodeGetCapabilitiesRequest';
+import type { NodeGetCapabilitiesResponse } from '../gen/csi/v1/NodeGetCapabilitiesResponse';
+import type { NodeGetInfoRequest__Output } from '../gen/csi/v1/NodeGetInfoRequest';
+import type { NodeGetInfoResponse } from '../gen/csi/v1/NodeGetInfoResponse';
+import type { NodeSettings } from './settings';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
+import { canonicalPath, isMissing, validatePath } from './paths';
+import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, stagingMountOptions, type ParsedCapability } from './capability';
+import { findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, type FoundDevice } from './devices';
+import {
+  bindMount,
+  deviceNumber,
+  findMountAt,
+  isBlockDevice,
+  isReadOnlyMount,
+  listMounts,
+  mountAt,
+  mountFilesystem,
+  unmount,
+  unmountAll,
+} from './mount';
+import { describeContents, isBlank, probeDevice, type DeviceContents } from './probe';
+import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
+import { blockDeviceSize, deviceExists, filesystemCondition, filesystemUsage, HEALTHY } from './stats';
+import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
+import { StagingStore, type BlockStaging } from './staging-store';
+
+export interface NodeService {
+  NodeStageVolume: Handler<NodeStageVolumeRequest__Output, NodeStageVolumeResponse>;
+  NodeUnstageVolume: Handler<NodeUnstageVolumeRequest__Output, NodeUnstageVolumeResponse>;
+  NodePublishVolume: Handler<NodePublishVolumeRequest__Output, NodePublishVolumeResponse>;
+  NodeUnpublishVolume: Handler<NodeUnpublishVolumeRequest__Output, NodeUnpublishVolumeResponse>;
+  NodeGetVolumeStats: Handler<NodeGetVolumeStatsRequest__Output, NodeGetVolumeStatsResponse>;
+  NodeExpandVolume: Handler<NodeExpandVolumeRequest__Output, NodeExpandVolumeResponse>;
+  NodeGetCapabilities: Handler<NodeGetCapabilitiesRequest__Output, NodeGetCapabilitiesResponse>;
+  NodeGetInfo: Handler<NodeGetInfoRequest__Output, NodeGetInfoResponse>;
+}
+
+/** volume_context key the controller sets when it restored a volume larger than its source. */
+export const VOLUME_CONTEXT_RESIZE_REQUIRED = 'resizeRequired';
+
+export function createNodeService(settings: NodeSettings): NodeService {
+  const inflight = new InFlight();
+  const store = new StagingStore(settings.stateDir);
+
+  async function discover(
+    volumeId: string,
+    publishContext: Record<string, string> | undefined,
+    ownTargets: Iterable<string>,
+    signal: AbortSignal,
+    ctx: CallContext,
+    timeoutMs = settings.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+  ): Promise<FoundDevice> {
+    const found = await findVolumeDevice({
+      volumeId,
+      hint: publishContext?.[PUBLISH_CONTEXT_DEVICE_PATH] || undefined,
+      deviceRoot: settings.deviceRoot,
+      sysfsRoot: settings.sysfsRoot,
+      timeoutMs,
+      signal,
+      log: ctx.log,
+      ownTargets: new Set(ownTargets),
+    });
+    ctx.annotate({ device: found.path });
+    return found;
+  }
+
+  // ---- NodeStageVolume -------------------------------------------------------
+
+  async function stageFilesystem(
+    req: NodeStageVolumeRequest__Output,
+    cap: Extract<ParsedCapability, { access: 'mount' }>,
+    stagingPath: string,
+    signal: AbortSignal,
+    ctx: CallContext,
+  ): Promise<void> {
+    const volumeId = req.volume_id;
+    const dir = await statOrNull(stagingPath);
+    if (!dir?.isDirectory()) {
+      throw failedPrecondition(`staging_target_path ${stagingPath} is not an existing directory (the CO creates it)`);
+    }
+    if (await store.get(volumeId)) throw alreadyExists(`volume ${volumeId} is staged for raw block access, not as a filesystem`);
+    const device = await discover(volumeId, req.publish_context, [stagingPath], signal, ctx);
+    const majMin = await deviceNumber(device.path);
+
+    const existing = await findMountAt(stagingPath, signal);
+    if (existing) {
+      if (existing.majMin !== majMin) {
+        throw alreadyExists(`${stagingPath} is already staged from ${existing.source}, not from ${device.path} (volume ${volumeId})`);
+      }
+      if (cap.fsType && existing.fstype !== cap.fsType) {
+        throw alreadyExists(`volume ${volumeId} is staged at ${stagingPath} as ${existing.fstype}, not ${cap.fsType}`);
+      }
+      ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
+      return;
+    }
+
+    const contents = await probeDevice(device.path, settings.sysfsRoot, signal);
+    let fsType: string;
+    if (isBlank(contents)) {
+      fsType = cap.fsType ?? DEFAULT_FS_TYPE;
+      ctx.log.info({ device: device.path, fsType }, 'device is blank; making a filesystem');
+      await makeFilesystem(device.path, cap.fsType ?? DEFAULT_FS_TYPE);
+    } else {
+      fsType = existingFilesystem(contents, cap.fsType, device.path, volumeId);
+    }
+    await mountFilesystem(device.path, stagingPath, fsType, stagingMountOptions(fsType, cap.mountFlags), signal);
+    ctx.log.info({ device: device.path, stagingPath, fsType }, 'staged volume');
+
+    if (req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true') {
+      try {
+        await growFilesystem(device.path, fsType, stagingPath, signal, ctx.log);
+      } catch (err) {
+        // Unstaged, a retry grows again; left staged, the retry would find it "already staged" and skip the growth.
+        await unmount(stagingPath).catch(() => undefined);
+        throw err;
+      }
+    }
+  }
+
+  async function stageBlock(req: NodeStageVolumeRequest__Output, stagingPath: string, signal: AbortSignal, ctx: CallContext): Promise<void> {
+    const volumeId = req.volume_id;
+    const previous = await store.get(volumeId);
+    if (previous && previous.stagingPath !== stagingPath) {
+      throw failedPrecondition(`volume ${volumeId} is already staged at ${previous.stagingPath}`);
+    }
+    if (await findMountAt(stagingPath, signal)) {
+      throw alreadyExists(`${stagingPath} holds a mounted filesystem; volume ${volumeId} was not staged there for raw block access`);
+    }
+    const device = await discover(volumeId, req.publish_context, [stagingPath, ...(previous?.targets ?? [])], signal, ctx);
+    const majMin = await deviceNumber(device.path);
+    if (previous && previous.majMin === majMin && previous.device === device.path) {
+      ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
+      return;
+    }
+    if (previous && (await mountedTargets(previous, signal)).length > 0) {
+      throw alreadyExists(`volume ${volumeId} is staged from ${previous.device}, which is still published; not restaging from ${device.path}`);
+    }
+    await store.put({ volumeId, device: device.path, majMin, stagingPath, targets: [] });
+    ctx.log.info({ device: device.path, stagingPath }, 'staged raw block volume');
+  }
+
+  const NodeStageVolume: NodeService['NodeStageVolume'] = async (req, ctx) => {
+    const volumeId = requireField(req.volume_id, 'volume_id');
+    const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
+    const cap = parseCapability(req.volume_capability);
+    ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath, access_type: cap.access });
+    await inflight.run(volumeId, 'NodeStageVolume', req, ctx.signal, async (signal) => {
+      const canonical = await canonicalPath(stagingPath);
+      if (cap.access === 'mount') await stageFilesystem(req, cap, canonical, signal, ctx);
+      else await stageBlock(req, canonical, signal, ctx);
+    });
+    return {};
+  };
+
+  // ---- NodeUnstageVolume -----------------------------------------------------
+
+  const NodeUnstageVolume: NodeService['NodeUnstageVolume'] = async (req, ctx) => {
+    const volumeId = requireField(req.volume_id, 'volume_id');
+    const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
+    ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath });
+    await inflight.run(volumeId, 'NodeUnstageVolume', req, ctx.signal, async (signal) => {
+      const canonical = await canonicalPath(stagingPath);
+      const mounts = await listMounts(signal);
+      const staged = mountAt(mounts, canonical);
+      if (staged) {
+        const stillPublished = mounts.filter((m) => m.majMin === staged.majMin && m.target !== canonical);
+        if (stillPublished.length > 0) {
+          throw failedPrecondition(
+            `volume ${volumeId} is still mounted at ${stillPublished.map((m) => m.target).join(', ')}; unpublish it first`,
+          );
+        }
+        await run('sync', ['-f', '--', canonical], { signal });
+        await unmountAll(canonical, signal);
+        if (await isBlockDevice(staged.source)) await flushBuffers(staged.source, signal);
+        ctx.log.info({ stagingPath: canonical, device: staged.source }, 'unstaged volume');
+      }
+      const record = await store.get(volumeId);
+      if (record && record.stagingPath === canonical) {
+        const published = await mountedTargets(record, signal);
+        if (published.length > 0) {
+          throw failedPrecondition(`volume ${volumeId} is still published at ${published.join(', ')}; unpublish it first`);
+        }
+        if ((await isBlockDevice(record.device)) && (await deviceNumber(record.device)) === record.majMin) {
+          await flushBuffers(record.device, signal);
+        }
+        await store.remove(volumeId);
+        ctx.log.info({ stagingPath: canonical, device: record.device }, 'unstaged raw block volume');
+      }
+    });
+    return {};
+  };
+
+  // ---- NodePublishVolume -----------------------------------------------------
+
+  async function publishFilesystem(
+    req: NodePublishVolumeRequest__Output,
+    cap: ParsedCapability,
+    stagingPath: string,
+    targetPath: string,
+    readOnly: boolean,
+    signal: AbortSignal,
+    ctx: CallContext,
+  ): Promise<void> {
+    const mounts = await listMounts(signal);
+    const staged = mountAt(mounts, stagingPath);
+    if (!staged) throw failedPrecondition(`volume ${req.volume_id} is not staged at ${stagingPath}; call NodeStageVolume first`);
+    const existing = mountAt(mounts, targetPath);
+    if (existing) {
+      if (existing.majMin !== staged.majMin || existing.fsroot !== staged.fsroot) {
+        throw alreadyExists(`${targetPath} is already a mount of ${existing.source}, not of volume ${req.volume_id}`);
+      }
+      if (isReadOnlyMount(existing) !== readOnly) {
+        throw alreadyExists(`volume ${req.volume_id} is already published at ${targetPath} with readonly=${!readOnly}`);
+      }
+      ctx.log.info({ targetPath }, 'volume already published');
+      return;
+    }
+    if (allowsOneTargetOnly(cap.mode)) {
+      const others = mounts.filter((m) => m.majMin === staged.majMin && m.target !== stagingPath);
+      if (others.length > 0) {
+        throw failedPrecondition(`volume ${req.volume_id} (${cap.mode}) is already published at ${others.map((m) => m.target).join(', ')}`);
+      }
+    }
+    const created = await ensureDirectory(targetPath);
+    try {
+      await bindMount(stagingPath, targetPath, readOnly, signal);
+    } catch (err) {
+      if (created) await rmdir(targetPath).catch(() => undefined);
+      throw err;
+    }
+    ctx.log.info({ stagingPath, targetPath, readOnly }, 'published volume');
+  }
+
+  async function publishBlock(
+    req: NodePublishVolumeRequest__Output,
+    cap: ParsedCapability,
+    stagingPath: string,
+    targetPath: string,
+    readOnly: boolean,
+    signal: AbortSignal,
+    ctx: CallContext,
+  ): Promise<void> {
+    const volumeId = req.volume_id;
+    const record = await store.get(volumeId);
+    if (!record || record.stagingPath !== stagingPath) {
+      throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
+    }
+    // The device name was remembered at stage time; make sure it still is this volume's disk.
+    const device = await discover(volumeId, req.publish_context, [stagingPath, targetPath, ...record.targets], signal, ctx, 0);
+    if ((await deviceNumber(device.path)) !== record.majMin) {
+      throw failedPrecondition(`the device of volume ${volumeId} changed since it was staged; unstage and stage it again`);
+    }
+    const existing = await findMountAt(targetPath, signal);
+    if (existing) {
+      const target = await statOrNull(targetPath);
+      if (!target?.isBlockDevice() || (await deviceNumber(targetPath)) !== record.majMin) {
+        throw alreadyExists(`${targetPath} is already a mount of ${existing.source}, not of volume ${volumeId}`);
+      }
+      if (isReadOnlyMount(existing) !== readOnly) {
+        throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with readonly=${!readOnly}`);
+      }
+      ctx.log.info({ targetPath }, 'volume already published');
+      return;
+    }
+    if (allowsOneTargetOnly(cap.mode)) {
+      const others = (await mountedTargets(record, signal)).filter((t) => t !== targetPath);
+      if (others.length > 0) throw failedPrecondition(`volume ${volumeId} (${cap.mode}) is already published at ${others.join(', ')}`);
+    }
+    const created = await ensureFile(targetPath);
+    try {
+      await bindMount(device.path, targetPath, readOnly, signal);
+    } catch (err) {
+      if (created) await unlink(targetPath).catch(() => undefined);
+      throw err;
+    }
+    if (!record.targets.includes(targetPath)) record.targets.push(targetPath);
+    await store.put(record);
+    ctx.log.info({ device: device.path, targetPath, readOnly }, 'published raw block volume');
+  }
+
+  const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
+    const volumeId = requireField(req.volume_id, 'volume_id');
+    const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
+    const targetPath = validatePath(req.target_path, 'target_path');
+    const cap = parseCapability(req.volume_capability);
+    const readOnly = req.readonly || isReadOnlyMode(cap.mode);
+    ctx.annotate({ volume_id: volumeId, target_path: targetPath, access_type: cap.access, readonly: readOnly });
+    await inflight.run(volumeId, 'NodePublishVolume', req, ctx.signal, async (signal) => {
+      const staging = await canonicalPath(stagingPath);
+      const target = await canonicalPath(targetPath);
+      if (cap.access === 'mount') await publishFilesystem(req, cap, staging, target, readOnly, signal, ctx);
+      else await publishBlock(req, cap, staging, target, readOnly, signal, ctx);
+    });
+    return {};
+  };
+
+  // ---- NodeUnpublishVolume ---------------------------------------------------
+
+  const NodeUnpublishVolume: NodeService['NodeUnpublishVolume'] = async (req, ctx) => {
+    const volumeId = requireField(req.volume_id, 'volume_id');
+    const targetPath = validatePath(req.target_path, 'target_path');
+    ctx.annotate({ volume_id: volumeId, target_path: targetPath });
+    await inflight.run(volumeId, 'NodeUnpublishVolume', req, ctx.signal, async (signal) => {
+      const target = await canonicalPath(targetPath);
+      const unmounted = await unmountAll(target, signal);
+      const left = await lstatOrNull(target);
+      if (left?.isDirectory()) {
+        // rmdir, never a recursive delete: a directory with files in it after unmounting is someone's data.
+        await rmdir(target);
+      } else if (left) {
+        if (left.isFile() && left.size !== 0) {
+          throw failedPrecondition(`${target} is a non-empty file that we did not create; not removing it`);
+        }
+        await unlink(target);
+      }
+      const record = await store.get(volumeId);
+      if (record?.targets.includes(target)) {
+        record.targets = record.targets.filter((t) => t !== target);
+        await store.put(record);
+      }
+      if (unmounted || left) ctx.log.info({ targetPath: target }, 'unpublished volume');
+    });
+    return {};
+  };
+
+  // ---- NodeGetVolumeStats ----------------------------------------------------
+
+  const NodeGetVolumeStats: NodeService['NodeGetVolumeStats'] = async (req, ctx) => {
+    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumePath = await canonicalPath(validatePath(req.volume_path, 'volume_path'));
+    ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
+    // No InFlight here: stats are read-only and kubelet polls them; an ABORTED would only be noise.
+    const node = await statOrNull(volumePath);
+    if (!node) throw notFound(`volume_path ${volumePath} does not exist`);
+    const mounts = await listMounts(ctx.signal);
+    const mount = mountAt(mounts, volumePath);
+    if (!mount) {
+      // Nothing mounted here. If the volume is still staged the publish mount has gone away:
+      // that is the volume's condition to report, not a missing volume.
+      const staging = req.staging_target_path ? validatePath(req.staging_target_path, 'staging_target_path') : null;
+      if (staging && node.isDirectory() && mountAt(mounts, await canonicalPath(staging))) {
+        return { usage: [], volume_condition: { abnormal: true, message: `nothing is mounted at ${volumePath} any more; the volume is still staged` } };
+      }
+      throw notFound(`volume_path ${volumePath} is not a mounted volume path`);
+    }
+    if (node.isBlockDevice()) {
+      const majMin = await deviceNumber(volumePath);
+      if (!(await deviceExists(settings.sysfsRoot, majMin))) {
+        return { usage: [], volume_condition: { abnormal: true, message: `the device (${majMin}) bound at ${volumePath} has vanished` } };
+      }
+      const total = await blockDeviceSize(volumePath, ctx.signal);
+      return { usage: [{ unit: 'BYTES', total }], volume_condition: HEALTHY };
+    }
+    const condition = await filesystemCondition(mount, settings.sysfsRoot);
+    const usage = await filesystemUsage(volumePath);
+    return { usage, volume_condition: condition };
+  };
+
+  // ---- NodeExpandVolume ------------------------------------------------------
+
+  const NodeExpandVolume: NodeService['NodeExpandVolume'] = async (req, ctx) => {
+    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumePath = validatePath(req.volume_path, 'volume_path');
+    const cap = req.volume_capability ? parseCapability(req.volume_capability) : null;
+    ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
+    return inflight.run(volumeId, 'NodeExpandVolume', req, ctx.signal, async (signal) => {
+      const target = await canonicalPath(volumePath);
+      const node = await statOrNull(target);
+      const mount = node ? await findMountAt(target, signal) : undefined;
+      if (!node || !mount) throw notFound(`volume_path ${target} is not a mounted volume path`);
+      const block = cap ? cap.access === 'block' : node.isBlockDevice();
+      const required = req.capacity_range?.required_bytes ?? 0;
+
+      if (block) {
+        const name = await deviceNameOf(await deviceNumber(target), settings.sysfsRoot);
+        if (name) await refreshDeviceSize(name, settings.sysfsRoot, ctx.log);
+        const size = await blockDeviceSize(target, signal);
+        requireGrown(size, required, volumeId);
+        return { capacity_bytes: size };
+      }
+
+      const device = mount.source;
+      if (!(await isBlockDevice(device)) || (await deviceNumber(device)) !== mount.majMin) {
+        throw failedPrecondition(`${target} is not a mount of a block device (source ${device})`);
+      }
+      await refreshDeviceSize(path.basename(device), settings.sysfsRoot, ctx.log);
+      const size = await blockDeviceSize(device, signal);
+      requireGrown(size, required, volumeId);
+      await growFilesystem(device, mount.fstype, target, signal, ctx.log);
+      return { capacity_bytes: size };
+    });
+  };
+
+  // ---- NodeGetCapabilities / NodeGetInfo -------------------------------------
+
+  const NodeGetCapabilities: NodeService['NodeGetCapabilities'] = async () => ({
+    capabilities: (['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER'] as const).map(
+      (type) => ({ rpc: { type } }),
+    ),
+  });
+
+  const NodeGetInfo: NodeService['NodeGetInfo'] = async () => ({
+    node_id: settings.nodeId,
+    max_volumes_per_node: settings.maxVolumesPerNode,
+    accessible_topology: settings.availabilityZone ? { segments: { [TOPOLOGY_ZONE_KEY]: settings.availabilityZone } } : null,
+  });
+
+  return {
+    NodeStageVolume,
+    NodeUnstageVolume,
+    NodePublishVolume,
+    NodeUnpublishVolume,
+    NodeGetVolumeStats,
+    NodeExpandVolume,
+    NodeGetCapabilities,
+    NodeGetInfo,
+  };
+}
+
+/** The filesystem a non-blank device holds, when we may mount it; FAILED_PRECONDITION otherwise (never reformat). */
+function existingFilesystem(contents: DeviceContents, requested: string | null, device: string, volumeId: string): string {
+  const onlyAFilesystem =
+    contents.filesystem !== null &&
+    contents.partitionTable === null &&
+    contents.partitions.length === 0 &&
+    contents.otherSignatures.length === 0 &&
+    !contents.ambivalent;
+  if (!onlyAFilesystem || contents.filesystem === null) {
+    throw failedPrecondition(`device ${device} of volume ${volumeId} holds ${describeContents(contents)}; refusing to format or mount it`);
+  }
+  if (requested && contents.filesystem !== requested) {
+    throw failedPrecondition(
+      `device ${device} of volume ${volumeId} holds a ${contents.filesystem} filesystem, not the requested ${requested}; it is never reformatted`,
+    );
+  }
+  if (!isSupportedFs(contents.filesystem)) {
+    throw failedPrecondition(`device ${device} of volume ${volumeId} holds a ${contents.filesystem} filesystem, which we do not mount`);
+  }
+  return contents.filesystem;
+}
+
+function requireGrown(size: number, required: number, volumeId: string): void {
+  if (required > 0 && size < required) {
+    throw unavailable(`the device of volume ${volumeId} is ${size} bytes, less than the ${required} asked for; the resize has not reached this node yet`);
+  }
+}
+
+async function mountedTargets(record: BlockStaging, signal: AbortSignal): Promise<string[]> {
+  const mounts = await listMounts(signal);
+  return record.targets.filter((t) => mountAt(mounts, t));
+}
+
+async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {
+  await run('blockdev', ['--flushbufs', '--', device], { signal });
+}
+
+async function statOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await stat(p);
+  } catch (err) {
+    if (isMissing(err)) return null;
+    throw err;
+  }
+}
+
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await lstat(p);
+  } catch (err) {
+    if (isMissing(err)) return null;
+    throw err;
+  }
+}
+
+/** mkdir the publish target; true when we created it (so a failed publish removes only what it made). */
+async function ensureDirectory(p: string): Promise<boolean> {
+  const existing = await statOrNull(p);
+  if (existing) {
+    if (!existing.isDirectory()) throw alreadyExists(`target_path ${p} exists and is not a directory`);
+    return false;
+  }
+  await mkdir(p);
+  return true;
+}
+
+/** Create the empty file a raw block device is bound onto; true when we created it. */
+async function ensureFile(p: string): Promise<boolean> {
+  const existing = await lstatOrNull(p);
+  if (existing) {
+    if (!existing.isFile() && !existing.isBlockDevice()) throw alreadyExists(`target_path ${p} exists and is not a file`);
+    return false;
+  }
+  const handle = await open(p, 'wx', 0o600);
+  await handle.close();
+  return true;
+}

@@ -1,0 +1,56 @@
+// Usage and health of a mounted volume.
+import { access, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { run } from '../util/exec';
+import type { VolumeUsage } from '../gen/csi/v1/VolumeUsage';
+import type { VolumeCondition } from '../gen/csi/v1/VolumeCondition';
+import type { MountEntry } from './mount';
+
+/** Bytes and inodes of the filesystem mounted at `mountPath`. */
+export async function filesystemUsage(mountPath: string): Promise<VolumeUsage[]> {
+  const s = await statfs(mountPath);
+  return [
+    {
+      unit: 'BYTES',
+      total: s.blocks * s.bsize,
+      available: s.bavail * s.bsize,
+      used: (s.blocks - s.bfree) * s.bsize,
+    },
+    { unit: 'INODES', total: s.files, available: s.ffree, used: s.files - s.ffree },
+  ];
+}
+
+/** Size in bytes of a block device (or of a device node bound onto a file). */
+export async function blockDeviceSize(device: string, signal?: AbortSignal): Promise<number> {
+  const { stdout } = await run('blockdev', ['--getsize64', '--', device], { signal });
+  const size = Number(stdout.trim());
+  if (!Number.isSafeInteger(size)) throw new Error(`blockdev --getsize64 ${device} printed ${JSON.stringify(stdout)}`);
+  return size;
+}
+
+/** Whether the kernel still has the block device `majMin` ("major:minor"). */
+export async function deviceExists(sysfsRoot: string, majMin: string): Promise<boolean> {
+  try {
+    await access(path.join(sysfsRoot, 'dev', 'block', majMin));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const HEALTHY: VolumeCondition = { abnormal: false, message: 'volume is mounted and healthy' };
+
+/**
+ * The condition of a mounted filesystem. A filesystem whose superblock went
+ * read-only while this mount point is read-write went read-only on its own,
+ * which ext4 and xfs do after I/O or metadata errors.
+ */
+export async function filesystemCondition(mount: MountEntry, sysfsRoot: string): Promise<VolumeCondition> {
+  if (!(await deviceExists(sysfsRoot, mount.majMin))) {
+    return { abnormal: true, message: `device ${mount.source} (${mount.majMin}) of the mount at ${mount.target} has vanished` };
+  }
+  if (mount.fsOptions.includes('ro') && mount.vfsOptions.includes('rw')) {
+    return { abnormal: true, message: `filesystem on ${mount.source} went read-only (after I/O or filesystem errors?)` };
+  }
+  return HEALTHY;
+}
