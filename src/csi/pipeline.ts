@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log';
 import { scrub } from '../log';
-import { CsiError } from './errors';
+import { CsiError, unimplemented } from './errors';
 import type { CallContext, Handler } from './context';
 import { OpenStackError, type OpenStackErrorKind } from '../openstack/errors';
 import { CommandError } from '../util/exec';
@@ -71,12 +71,14 @@ export function wrapService(
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [method, def] of Object.entries(definition)) {
     if (def.requestStream || def.responseStream) continue;
-    const handler = handlers[method];
+    // An RPC without a handler goes through the pipeline too, so that it gets
+    // its one log line like every other call.
+    const handler: Handler<any, any> =
+      handlers[method] ??
+      (async () => {
+        throw unimplemented(`${method} is not implemented by this driver`);
+      });
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
-      if (!handler) {
-        callback({ code: grpc.status.UNIMPLEMENTED, details: `${method} is not implemented by this driver` });
-        return;
-      }
       void handle(method, handler, call, callback, opts);
     };
   }
