@@ -13,6 +13,8 @@ import type { CallOptions, Cloud, CloudConfig, CloudWaiter, InstanceIdentity, Wa
 export interface CloudInternals {
   /** Successful Keystone authentications by this cloud object. */
   authentications(): number;
+  /** The shared token holder (tests revoke its token to exercise re-authentication). */
+  identity: Identity;
   batcher: VolumeStatusBatcher;
   waiter: Waiter;
 }
@@ -47,7 +49,7 @@ export function createCloud(config: CloudConfig, logger: Logger): Cloud & { inte
     },
     health: () => identity.health(),
     close: () => http.close(),
-    internals: { authentications: () => identity.authentications, batcher, waiter: waiterImpl },
+    internals: { authentications: () => identity.authentications, identity, batcher, waiter: waiterImpl },
   };
 }
 

@@ -9,9 +9,10 @@ export function kindForStatus(status: number, retryAfter: number | undefined): O
   if (status === 404) return 'not_found';
   if (status === 409) return 'conflict';
   if (status === 400) return 'bad_request';
-  // Older Nova and Cinder answer rate limits with 413 plus Retry-After; a 413
-  // without it is a quota that waiting will not fix.
-  if (status === 413) return retryAfter !== undefined ? 'rate_limited' : 'over_quota';
+  // Older Nova and Cinder answer rate limits with 413 plus Retry-After. Real
+  // Cinder also sends `Retry-After: 0` with a quota 413, so only a positive
+  // wait means a rate limit (errorFromResponse also reads the message).
+  if (status === 413) return retryAfter !== undefined && retryAfter > 0 ? 'rate_limited' : 'over_quota';
   if (status === 403) return 'forbidden';
   if (status === 401) return 'unauthorized';
   if (status === 429) return 'rate_limited';
@@ -68,8 +69,9 @@ export function errorFromResponse(
   const retryAfter = parseRetryAfter(headers['retry-after']);
   let kind = kindForStatus(status, retryAfter);
   const message = serviceMessage(body);
-  // Cinder reports some quota failures as 400 or 403 ("VolumeSizeExceedsAvailableQuota").
-  if ((kind === 'bad_request' || kind === 'forbidden') && message && QUOTA_WORDS.test(message)) kind = 'over_quota';
+  // Cinder reports some quota failures as 400 or 403, and every 413 it sends
+  // for a quota carries Retry-After: the message decides.
+  if ((kind === 'bad_request' || kind === 'forbidden' || status === 413) && message && QUOTA_WORDS.test(message)) kind = 'over_quota';
   const requestId = requestIdFrom(headers);
   return new OpenStackError(kind, `${method} ${path}: ${status}${message ? ` ${message}` : ''}`, {
     method,
