@@ -1,0 +1,153 @@
+// How Cinder prints its resources, per API version and microversion.
+import { atLeast, type Microversion } from './microversion';
+import type { BackupRecord, CloudState, SnapshotRecord, VolumeRecord, VolumeTypeRecord } from './state';
+import type { CinderApiVersion } from './types';
+
+export interface ViewContext {
+  api: CinderApiVersion;
+  mv: Microversion | null;
+  /** `${base}/volume/<api>/<project>` */
+  root: string;
+  /** `${base}/volume/<project>` for bookmark links */
+  bookmarkRoot: string;
+  state: CloudState;
+}
+
+function links(v: ViewContext, collection: string, id: string): unknown[] {
+  return [
+    { href: `${v.root}/${collection}/${id}`, rel: 'self' },
+    { href: `${v.bookmarkRoot}/${collection}/${id}`, rel: 'bookmark' },
+  ];
+}
+
+export function volumeSummary(v: ViewContext, vol: VolumeRecord): unknown {
+  if (v.api === 'v1') return volumeDetail(v, vol);
+  return { id: vol.id, links: links(v, 'volumes', vol.id), name: vol.name };
+}
+
+export function volumeDetail(v: ViewContext, vol: VolumeRecord): Record<string, unknown> {
+  // Cinder lists an attachment on the volume only once it is complete.
+  const attached = vol.attachments.filter((a) => a.state === 'attached');
+  if (v.api === 'v1') {
+    return {
+      id: vol.id,
+      display_name: vol.name,
+      display_description: vol.description,
+      size: vol.size,
+      status: vol.status,
+      availability_zone: vol.availabilityZone,
+      created_at: vol.createdAt,
+      volume_type: v.state.typeName(vol.volumeTypeId),
+      metadata: vol.metadata,
+      snapshot_id: vol.snapshotId,
+      source_volid: vol.sourceVolId,
+      bootable: 'false',
+      encrypted: false,
+      multiattach: vol.multiattach ? 'true' : 'false',
+      attachments: attached.map((a) => ({ id: vol.id, volume_id: vol.id, server_id: a.serverId, host_name: a.hostName, device: a.device })),
+    };
+  }
+  const out: Record<string, unknown> = {
+    id: vol.id,
+    name: vol.name,
+    description: vol.description,
+    size: vol.size,
+    status: vol.status,
+    availability_zone: vol.availabilityZone,
+    created_at: vol.createdAt,
+    updated_at: vol.updatedAt,
+    volume_type: v.state.typeName(vol.volumeTypeId),
+    multiattach: vol.multiattach,
+    metadata: vol.metadata,
+    snapshot_id: vol.snapshotId,
+    source_volid: vol.sourceVolId,
+    bootable: 'false',
+    encrypted: false,
+    replication_status: null,
+    consistencygroup_id: null,
+    user_id: vol.userId,
+    'os-vol-tenant-attr:tenant_id': vol.projectId,
+    links: links(v, 'volumes', vol.id),
+    attachments: attached.map((a) => ({
+      id: vol.id,
+      attachment_id: a.attachmentId,
+      volume_id: vol.id,
+      server_id: a.serverId,
+      host_name: a.hostName,
+      device: a.device,
+      attached_at: a.attachedAt,
+    })),
+  };
+  if (atLeast(v.mv, '3.13')) out.group_id = null;
+  if (atLeast(v.mv, '3.48')) {
+    out.shared_targets = false;
+    out.service_uuid = null;
+  }
+  if (atLeast(v.mv, '3.63')) out.volume_type_id = vol.volumeTypeId;
+  if (atLeast(v.mv, '3.65')) out.consumes_quota = true;
+  return out;
+}
+
+export function snapshotView(v: ViewContext, s: SnapshotRecord): Record<string, unknown> {
+  if (v.api === 'v1') {
+    return { id: s.id, display_name: s.name, display_description: s.description, volume_id: s.volumeId, size: s.size, status: s.status, created_at: s.createdAt, metadata: s.metadata };
+  }
+  const out: Record<string, unknown> = {
+    id: s.id,
+    name: s.name,
+    description: s.description,
+    volume_id: s.volumeId,
+    size: s.size,
+    status: s.status,
+    created_at: s.createdAt,
+    updated_at: s.updatedAt,
+    metadata: s.metadata,
+    'os-extended-snapshot-attributes:progress': s.status === 'available' ? '100%' : '0%',
+    'os-extended-snapshot-attributes:project_id': s.projectId,
+  };
+  if (atLeast(v.mv, '3.14')) out.group_snapshot_id = null;
+  if (atLeast(v.mv, '3.41')) out.user_id = s.userId;
+  if (atLeast(v.mv, '3.65')) out.consumes_quota = true;
+  return out;
+}
+
+export function backupSummary(v: ViewContext, b: BackupRecord): unknown {
+  return { id: b.id, links: links(v, 'backups', b.id), name: b.name };
+}
+
+export function backupDetail(v: ViewContext, b: BackupRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id: b.id,
+    name: b.name,
+    description: b.description,
+    volume_id: b.volumeId,
+    snapshot_id: b.snapshotId,
+    size: b.size,
+    status: b.status,
+    availability_zone: b.availabilityZone,
+    container: b.status === 'available' ? 'volumebackups' : null,
+    created_at: b.createdAt,
+    updated_at: b.updatedAt,
+    data_timestamp: b.createdAt,
+    fail_reason: null,
+    object_count: 0,
+    is_incremental: b.incremental,
+    has_dependent_backups: false,
+    links: links(v, 'backups', b.id),
+  };
+  if (atLeast(v.mv, '3.43')) out.metadata = b.metadata;
+  if (atLeast(v.mv, '3.56')) out.user_id = b.userId;
+  return out;
+}
+
+export function typeView(t: VolumeTypeRecord): unknown {
+  return {
+    id: t.id,
+    name: t.name,
+    description: t.description,
+    is_public: t.isPublic,
+    'os-volume-type-access:is_public': t.isPublic,
+    qos_specs_id: null,
+    extra_specs: t.extraSpecs,
+  };
+}

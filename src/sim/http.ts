@@ -1,0 +1,129 @@
+// The small HTTP vocabulary every simulated service shares: routes, the
+// request context handlers see, replies, and errors in the services' own
+// body shapes.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { SimService } from './types';
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface RequestContext {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  body: unknown;
+  /** Scheme, host and port as the client reached us, for links. */
+  baseUrl: string;
+  /** The project of the validated token (services that need auth only). */
+  projectId?: string;
+  /** Headers every reply to this request carries (microversion echoes). */
+  replyHeaders: Record<string, string>;
+}
+
+export type Handler = (ctx: RequestContext) => Reply | Promise<Reply>;
+
+export interface Route {
+  service: SimService;
+  method: string;
+  /** Path template with {name} parameters; also the counter key. */
+  template: string;
+  /** Whether a valid X-Auth-Token is required. */
+  auth: boolean;
+  handler: Handler;
+}
+
+export interface CompiledRoute extends Route {
+  regex: RegExp;
+  names: string[];
+  key: string;
+}
+
+export function compileRoute(r: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = r.template
+    .split(/(\{[a-z_]+\})/i)
+    .map((part) => {
+      const m = /^\{([a-z_]+)\}$/i.exec(part);
+      if (m) {
+        names.push(m[1]);
+        return '([^/]+)';
+      }
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('');
+  return { ...r, regex: new RegExp(`^${source}$`), names, key: `${r.method} ${r.template}` };
+}
+
+/** Thrown by handlers; the server turns it into the reply. */
+export class SimHttpError extends Error {
+  constructor(readonly reply: Reply) {
+    super(`HTTP ${reply.status}`);
+  }
+}
+
+// Nova and Cinder share one fault naming (their wsgi.Fault); Keystone has its own.
+const FAULT_NAMES: Record<number, string> = {
+  400: 'badRequest',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'itemNotFound',
+  405: 'badMethod',
+  409: 'conflictingRequest',
+  413: 'overLimit',
+  415: 'badMediaType',
+  429: 'overLimit',
+  501: 'notImplemented',
+  503: 'serviceUnavailable',
+};
+
+const KEYSTONE_TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Request Entity Too Large',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function errorBody(service: SimService, status: number, message: string): unknown {
+  if (service === 'identity') {
+    return { error: { code: status, message, title: KEYSTONE_TITLES[status] ?? 'Error' } };
+  }
+  return { [FAULT_NAMES[status] ?? 'computeFault']: { code: status, message } };
+}
+
+export function httpError(service: SimService, status: number, message: string, headers?: Record<string, string>): SimHttpError {
+  return new SimHttpError({ status, body: errorBody(service, status, message), headers });
+}
+
+/** keystonemiddleware's answer to a missing, unknown or expired token on Cinder and Nova. */
+export const UNAUTHORIZED_MESSAGE = 'The request you have made requires authentication.';
+
+export function defaultMessage(status: number): string {
+  if (status === 401) return UNAUTHORIZED_MESSAGE;
+  if (status === 404) return 'The resource could not be found.';
+  if (status === 429) return 'Rate limit exceeded.';
+  if (status >= 500) return 'The server has either erred or is incapable of performing the requested operation.';
+  return `Simulated fault (HTTP ${status}).`;
+}
+
+/** A plain object from a JSON body, or a 400 in the service's shape. */
+export function objectField(service: SimService, body: unknown, key: string): Record<string, unknown> {
+  const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[key] : undefined;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) {
+    throw httpError(service, 400, `Malformed request body: missing or invalid '${key}'.`);
+  }
+  return v as Record<string, unknown>;
+}
+
+export function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}

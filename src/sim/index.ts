@@ -1,0 +1,230 @@
+// The simulated OpenStack: Keystone, Cinder, Nova and the metadata service on
+// one loopback port, with optional loop-device block devices. Used in-process
+// by tests and benchmarks (startSimulator) and by `cinder-csi sim` (runSimCommand).
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { silentLogger, type Logger } from '../log';
+import type { CloudConfig } from '../openstack/types';
+import { which } from '../util/exec';
+import { CinderApi } from './cinder';
+import { writeClientFiles } from './clientfiles';
+import { controlHttp } from './control';
+import { Counters, FaultSet } from './faults';
+import { Hypervisor } from './hypervisor';
+import { Identity, makeCredentials, REGION } from './keystone';
+import { metadataRoutes } from './metadata';
+import { NovaApi } from './nova';
+import { RequestHandler } from './server';
+import { CloudState, type InstanceRecord, now } from './state';
+import { makeCertificates } from './tls';
+import type { SimControl, SimInstance, SimInstanceSpec, SimOptions, Simulator } from './types';
+
+export type * from './types';
+
+const DEFAULT_TYPES = [{ name: '__DEFAULT__' }, { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } }];
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+async function decideHypervisor(requested: boolean | undefined, logger: Logger): Promise<boolean> {
+  const root = process.getuid?.() === 0;
+  const want = requested ?? root;
+  if (!want) {
+    logger.info('sim: block devices are not emulated (hypervisor off); the APIs work without them');
+    return false;
+  }
+  if (!root) {
+    logger.warn('sim: block devices are not emulated: loop devices need root');
+    return false;
+  }
+  if (!(await which('losetup'))) {
+    logger.warn('sim: block devices are not emulated: losetup is not installed');
+    return false;
+  }
+  return true;
+}
+
+export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> {
+  const logger = opts.logger ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
+  if (!isLoopback(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);
+  const ownsStateDir = opts.stateDir === undefined;
+  const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-')));
+  await mkdir(stateDir, { recursive: true });
+
+  const hvEnabled = await decideHypervisor(opts.hypervisor, logger);
+  const hypervisor = new Hypervisor(hvEnabled, stateDir, logger);
+  const credentials = makeCredentials();
+  const cinderVersions = opts.cinderVersions ?? ['v1', 'v2', 'v3'];
+  if (cinderVersions.length === 0) throw new Error('cinderVersions must name at least one API');
+  let url = '';
+  const baseUrl = (): string => url;
+  let latencyMs = opts.latencyMs ?? 0;
+  const faults = new FaultSet();
+  const counters = new Counters();
+  const state = new CloudState(
+    credentials.projectId,
+    credentials.userId,
+    opts.availabilityZones ?? ['nova'],
+    opts.volumeTypes ?? DEFAULT_TYPES,
+    opts.quotas ?? {},
+    opts.durations ?? {},
+    hypervisor,
+    logger,
+  );
+  const identity = new Identity(credentials, {
+    baseUrl,
+    tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3600,
+    cinderVersions,
+    onAuth: () => counters.inc('identity.auth'),
+  });
+  const cinder = new CinderApi(state, { versions: cinderVersions, maxMicroversion: opts.maxMicroversion ?? '3.70', baseUrl });
+  const nova = new NovaApi(state, { maxMicroversion: opts.maxComputeMicroversion ?? '2.96', maxVolumesPerInstance: opts.maxVolumesPerInstance ?? 26, baseUrl });
+
+  const instances: SimInstance[] = [];
+  const toPublic = (r: InstanceRecord): SimInstance => ({ id: r.id, name: r.name, availabilityZone: r.availabilityZone, deviceRoot: r.deviceRoot, metadataUrl: `${url}/metadata/${r.id}` });
+
+  const control: SimControl = {
+    addFault: (f) => faults.add(f),
+    clearFaults: () => faults.clear(),
+    setLatency: (ms) => {
+      latencyMs = ms;
+    },
+    setDurations: (d) => {
+      state.durations = { ...state.durations, ...d };
+    },
+    expireTokens: () => identity.expireAll(),
+    counters: () => counters.snapshot(),
+    resetCounters: () => counters.reset(),
+    volume: (id) => state.volumes.get(id),
+    setVolumeStatus: (id, status) => {
+      const v = state.volumes.get(id);
+      if (!v) throw new Error(`no volume ${id}`);
+      state.setVolumeStatus(v, status);
+    },
+    addInstance: async (spec: SimInstanceSpec) => {
+      const id = spec.id ?? randomUUID();
+      if (state.instances.has(id)) throw new Error(`instance ${id} exists`);
+      if ([...state.instances.values()].some((i) => i.name === spec.name)) throw new Error(`instance name ${spec.name} is taken`);
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(spec.name)) throw new Error(`instance name ${spec.name} is not a simple name`);
+      const az = spec.availabilityZone ?? state.availabilityZones[0];
+      if (!state.availabilityZones.includes(az)) throw new Error(`unknown availability zone ${az}`);
+      const deviceRoot = path.join(stateDir, 'instances', spec.name, 'dev');
+      await mkdir(path.join(deviceRoot, 'disk', 'by-id'), { recursive: true });
+      const rec: InstanceRecord = { id, name: spec.name, availabilityZone: az, deviceRoot, status: 'ACTIVE', createdAt: now(), attachments: new Map() };
+      state.instances.set(id, rec);
+      const pub = toPublic(rec);
+      instances.push(pub);
+      return pub;
+    },
+    deleteInstance: async (id) => {
+      const rec = state.instances.get(id);
+      if (!rec) throw new Error(`no instance ${id}`);
+      await state.detachAll(rec);
+      state.instances.delete(id);
+      instances.splice(instances.findIndex((i) => i.id === id), 1);
+      await rm(path.dirname(rec.deviceRoot), { recursive: true, force: true });
+    },
+  };
+
+  const handler = new RequestHandler({
+    routes: [...identity.routes(), ...cinder.routes(), ...nova.routes(), ...metadataRoutes(state)],
+    faults,
+    counters,
+    identity,
+    logger,
+    latencyMs: () => latencyMs,
+    baseUrl,
+    control: (method, p, body) => controlHttp(control, method, p, body),
+  });
+
+  const tls = opts.tls ? await makeCertificates(await mkdir(path.join(stateDir, 'tls'), { recursive: true }).then(() => path.join(stateDir, 'tls'))) : undefined;
+  const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler.handle) : http.createServer(handler.handle);
+  // Benchmarks hold many keep-alive connections; do not let idle ones pile up forever.
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const authUrl = `${url}/identity/v3`;
+
+  for (const spec of opts.instances ?? [{ name: 'node-1' }]) await control.addInstance(spec);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await state.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await hypervisor.stop();
+      if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
+      else for (const d of ['volumes', 'snapshots', 'backups', 'instances', 'tls']) await rm(path.join(stateDir, d), { recursive: true, force: true });
+      logger.info({ url }, 'sim: stopped');
+    })();
+    return stopping;
+  };
+
+  logger.info({ url, stateDir, hypervisor: hvEnabled, cinderVersions }, 'sim: listening');
+  return {
+    url,
+    authUrl,
+    caFile: tls?.caFile,
+    hypervisor: hvEnabled,
+    instances,
+    credentials,
+    control,
+    cloudConfig: (overrides: Partial<CloudConfig> = {}): CloudConfig => ({
+      name: 'sim',
+      auth: {
+        authUrl,
+        authPlugin: 'password',
+        identityApiVersion: '3',
+        username: credentials.username,
+        password: credentials.password,
+        projectName: credentials.projectName,
+        userDomainName: credentials.userDomainName,
+        projectDomainName: credentials.projectDomainName,
+      },
+      region: REGION,
+      interface: 'public',
+      tls: { verify: true, caFile: tls?.caFile },
+      blockStorageApiVersion: 'auto',
+      requestTimeoutMs: 30_000,
+      ...overrides,
+    }),
+    writeClientFiles: (dir) => writeClientFiles(dir, { authUrl, credentials, caFile: tls?.caFile }),
+    stop,
+  };
+}
+
+/** Parses '--listen': 'host:port', '[::1]:port', ':port' or 'port'. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(listen.trim());
+  if (!m) throw new Error(`--listen must be host:port, not '${listen}'`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** `cinder-csi sim`: starts the simulator and writes openrc and clouds.yaml into the state directory. */
+export async function runSimCommand(opts: { listen?: string; stateDir?: string; tls?: boolean; logger: Logger }): Promise<Simulator> {
+  const { host, port } = opts.listen ? parseListen(opts.listen) : { host: '127.0.0.1', port: 0 };
+  const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-')));
+  const sim = await startSimulator({ host, port, stateDir, tls: opts.tls, logger: opts.logger });
+  await sim.writeClientFiles(stateDir);
+  opts.logger.info({ url: sim.url, authUrl: sim.authUrl, openrc: path.join(stateDir, 'openrc'), cloudsYaml: path.join(stateDir, 'clouds.yaml') }, 'sim: ready; source the openrc to use it');
+  return sim;
+}

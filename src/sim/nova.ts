@@ -1,0 +1,178 @@
+// Nova compute v2.1: servers (read only) and their volume attachments, with
+// the microversion rules that matter to a CSI driver (2.60 for multiattach,
+// 2.70 tag, 2.79 delete_on_termination, 2.89 attachment and BDM IDs).
+import { httpError, objectField, str, type Reply, type RequestContext, type Route } from './http';
+import { atLeast, negotiate, type Microversion } from './microversion';
+import type { AttachmentRecord, CloudState, InstanceRecord } from './state';
+
+export interface NovaOptions {
+  maxMicroversion: string;
+  maxVolumesPerInstance: number;
+  baseUrl: () => string;
+}
+
+/** Nova's disk names: vda is the root disk, volumes get vdb, vdc, ... vdz, vdaa, ... */
+export function deviceName(index: number): string {
+  let n = index;
+  let s = '';
+  do {
+    s = String.fromCharCode(97 + (n % 26)) + s;
+    n = Math.floor(n / 26) - 1;
+  } while (n >= 0);
+  return `/dev/vd${s}`;
+}
+
+export class NovaApi {
+  constructor(
+    private readonly state: CloudState,
+    private readonly opts: NovaOptions,
+  ) {}
+
+  private versionEntry(): unknown {
+    return {
+      id: 'v2.1',
+      status: 'CURRENT',
+      version: this.opts.maxMicroversion,
+      min_version: '2.1',
+      updated: '2013-07-23T11:33:21Z',
+      links: [{ rel: 'self', href: `${this.opts.baseUrl()}/compute/v2.1/` }],
+    };
+  }
+
+  routes(): Route[] {
+    const r = (method: string, path: string, handler: (ctx: RequestContext, mv: Microversion) => Reply): Route => ({
+      service: 'compute',
+      method,
+      template: `/compute/v2.1${path}`,
+      auth: true,
+      handler: (ctx) => handler(ctx, this.negotiate(ctx)),
+    });
+    const versions = (): Reply => ({ status: 200, body: { versions: [this.versionEntry()] } });
+    return [
+      { service: 'compute', method: 'GET', template: '/compute', auth: false, handler: versions },
+      { service: 'compute', method: 'GET', template: '/compute/', auth: false, handler: versions },
+      { service: 'compute', method: 'GET', template: '/compute/v2.1', auth: false, handler: () => ({ status: 200, body: { version: this.versionEntry() } }) },
+      { service: 'compute', method: 'GET', template: '/compute/v2.1/', auth: false, handler: () => ({ status: 200, body: { version: this.versionEntry() } }) },
+      r('GET', '/servers', () => ({ status: 200, body: { servers: [...this.state.instances.values()].map((i) => ({ id: i.id, name: i.name, links: this.links(i) })) } })),
+      r('GET', '/servers/detail', () => ({ status: 200, body: { servers: [...this.state.instances.values()].map((i) => this.serverView(i)) } })),
+      r('GET', '/servers/{server}', (ctx) => ({ status: 200, body: { server: this.serverView(this.server(ctx.params.server)) } })),
+      r('GET', '/servers/{server}/os-volume_attachments', (ctx, mv) => {
+        const inst = this.server(ctx.params.server);
+        return { status: 200, body: { volumeAttachments: [...inst.attachments.values()].map((a) => this.attachmentView(a, mv)) } };
+      }),
+      r('POST', '/servers/{server}/os-volume_attachments', (ctx, mv) => this.attach(ctx, mv)),
+      r('GET', '/servers/{server}/os-volume_attachments/{volume}', (ctx, mv) => {
+        const inst = this.server(ctx.params.server);
+        return { status: 200, body: { volumeAttachment: this.attachmentView(this.bdm(inst, ctx.params.volume), mv) } };
+      }),
+      r('DELETE', '/servers/{server}/os-volume_attachments/{volume}', (ctx) => this.detach(ctx)),
+    ];
+  }
+
+  private negotiate(ctx: RequestContext): Microversion {
+    return negotiate(ctx, { service: 'compute', serviceType: 'compute', legacyHeader: 'x-openstack-nova-api-version', min: '2.1', max: this.opts.maxMicroversion });
+  }
+
+  private server(id: string): InstanceRecord {
+    const inst = this.state.instances.get(id);
+    if (!inst) throw httpError('compute', 404, `Instance ${id} could not be found.`);
+    return inst;
+  }
+
+  private bdm(inst: InstanceRecord, volumeId: string): AttachmentRecord {
+    const a = inst.attachments.get(volumeId);
+    if (!a) throw httpError('compute', 404, `Volume ${volumeId} is not attached to the instance ${inst.id}`);
+    return a;
+  }
+
+  private links(i: InstanceRecord): unknown[] {
+    const base = this.opts.baseUrl();
+    return [
+      { rel: 'self', href: `${base}/compute/v2.1/servers/${i.id}` },
+      { rel: 'bookmark', href: `${base}/compute/servers/${i.id}` },
+    ];
+  }
+
+  private serverView(i: InstanceRecord): unknown {
+    return {
+      id: i.id,
+      name: i.name,
+      status: i.status,
+      tenant_id: this.state.projectId,
+      user_id: this.state.userId,
+      metadata: {},
+      hostId: '',
+      image: '',
+      flavor: { id: '1', links: [] },
+      created: i.createdAt.replace(/\.\d+$/, 'Z'),
+      updated: i.createdAt.replace(/\.\d+$/, 'Z'),
+      addresses: {},
+      accessIPv4: '',
+      accessIPv6: '',
+      links: this.links(i),
+      'OS-DCF:diskConfig': 'MANUAL',
+      progress: 0,
+      'OS-EXT-AZ:availability_zone': i.availabilityZone,
+      config_drive: '',
+      key_name: null,
+      'OS-SRV-USG:launched_at': i.createdAt,
+      'OS-SRV-USG:terminated_at': null,
+      'OS-EXT-STS:task_state': null,
+      'OS-EXT-STS:vm_state': 'active',
+      'OS-EXT-STS:power_state': 1,
+      'os-extended-volumes:volumes_attached': [...i.attachments.keys()].map((id) => ({ id, delete_on_termination: false })),
+    };
+  }
+
+  private attachmentView(a: AttachmentRecord, mv: Microversion): unknown {
+    const out: Record<string, unknown> = {};
+    if (!atLeast(mv, '2.89')) out.id = a.volumeId;
+    Object.assign(out, { serverId: a.serverId, volumeId: a.volumeId, device: a.device });
+    if (atLeast(mv, '2.70')) out.tag = null;
+    if (atLeast(mv, '2.79')) out.delete_on_termination = false;
+    if (atLeast(mv, '2.89')) {
+      out.attachment_id = a.attachmentId;
+      out.bdm_uuid = a.bdmUuid;
+    }
+    return out;
+  }
+
+  private attach(ctx: RequestContext, mv: Microversion): Reply {
+    const inst = this.server(ctx.params.server);
+    const body = objectField('compute', ctx.body, 'volumeAttachment');
+    const volumeId = str(body.volumeId);
+    if (!volumeId) throw httpError('compute', 400, "Invalid input for field/attribute volumeAttachment. Value: {}. 'volumeId' is a required property");
+    const vol = this.state.volumes.get(volumeId);
+    if (!vol) throw httpError('compute', 404, `Volume ${volumeId} could not be found.`);
+    if (vol.multiattach && !atLeast(mv, '2.60')) {
+      throw httpError('compute', 400, 'Multiattach volumes are only supported starting with compute API version 2.60.');
+    }
+    if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} already attached`);
+    const reservable = vol.multiattach ? ['available', 'in-use', 'reserved', 'downloading'] : ['available', 'downloading'];
+    if (!reservable.includes(vol.status)) {
+      // Cinder refuses the attachment; Nova reports Cinder's reason as invalid input.
+      throw httpError('compute', 400, `Invalid input received: Invalid volume: Volume ${vol.id} status must be available or downloading to reserve, but the current status is ${vol.status}. (HTTP 400)`);
+    }
+    // Nova's [cinder] cross_az_attach defaults to True, so zones are not compared here.
+    if (inst.attachments.size >= this.opts.maxVolumesPerInstance) {
+      throw httpError('compute', 403, `The maximum allowed number of disk devices (${this.opts.maxVolumesPerInstance}) to attach to a single instance has been exceeded.`);
+    }
+    const used = new Set([...inst.attachments.values()].map((a) => a.device));
+    let i = 1;
+    while (used.has(deviceName(i))) i++;
+    const a = this.state.attach(vol, inst, deviceName(i));
+    return { status: 200, body: { volumeAttachment: this.attachmentView(a, mv) } };
+  }
+
+  private detach(ctx: RequestContext): Reply {
+    const inst = this.server(ctx.params.server);
+    const a = this.bdm(inst, ctx.params.volume);
+    const vol = this.state.volumes.get(a.volumeId);
+    if (!vol) throw httpError('compute', 404, `Volume ${a.volumeId} could not be found.`);
+    if (a.state !== 'attached') {
+      throw httpError('compute', 400, "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.");
+    }
+    this.state.detach(vol, inst, a);
+    return { status: 202 };
+  }
+}

@@ -1,0 +1,168 @@
+// The one HTTP(S) listener: finds the route, counts it, applies injected
+// faults and latency, checks the token, parses JSON and writes the reply with
+// the request-ID headers the services send.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log';
+import { compileRoute, errorBody, defaultMessage, httpError, SimHttpError, UNAUTHORIZED_MESSAGE, type CompiledRoute, type Reply, type RequestContext, type Route } from './http';
+import type { Counters, FaultSet } from './faults';
+import type { Identity } from './keystone';
+import type { SimService } from './types';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface ServerDeps {
+  routes: Route[];
+  faults: FaultSet;
+  counters: Counters;
+  identity: Identity;
+  logger: Logger;
+  latencyMs: () => number;
+  baseUrl: () => string;
+  /** The _sim control API; answers or returns undefined for an unknown path. */
+  control: (method: string, path: string, body: unknown) => Reply | undefined;
+}
+
+const SERVICE_PREFIXES: Record<string, SimService> = { identity: 'identity', volume: 'volume', compute: 'compute', metadata: 'metadata' };
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(httpError('volume', 413, 'Request is too large.'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export class RequestHandler {
+  /** Routes grouped by their first path segment, so a request scans only its service's routes. */
+  private readonly byPrefix = new Map<string, CompiledRoute[]>();
+
+  constructor(private readonly deps: ServerDeps) {
+    for (const r of deps.routes.map(compileRoute)) {
+      const prefix = r.template.split('/')[1];
+      const list = this.byPrefix.get(prefix) ?? [];
+      list.push(r);
+      this.byPrefix.set(prefix, list);
+    }
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.serve(req, res).catch((err: unknown) => {
+      this.deps.logger.error({ err }, 'sim: request failed');
+      if (!res.headersSent && !res.destroyed) this.write(res, 'volume', { status: 500, body: errorBody('volume', 500, defaultMessage(500)) }, {});
+    });
+  };
+
+  private match(method: string, path: string): { route: CompiledRoute; params: Record<string, string> } | undefined {
+    const routes = this.byPrefix.get(path.split('/')[1] ?? '');
+    if (!routes) return undefined;
+    for (const route of routes) {
+      if (route.method !== method) continue;
+      const m = route.regex.exec(path);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      route.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1])));
+      return { route, params };
+    }
+    return undefined;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    const path = url.pathname;
+    const raw = await readBody(req);
+
+    if (path.startsWith('/_sim/')) {
+      let body: unknown;
+      try {
+        body = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        return this.write(res, 'volume', { status: 400, body: { error: 'body is not JSON' } }, {});
+      }
+      const reply = this.deps.control(method, path, body) ?? { status: 404, body: { error: `no control endpoint ${method} ${path}` } };
+      return this.write(res, 'volume', reply, {});
+    }
+
+    const service: SimService = SERVICE_PREFIXES[path.split('/')[1] ?? ''] ?? 'volume';
+    const found = this.match(method, path);
+    this.deps.counters.inc(found ? found.route.key : `${method} (unmatched)`);
+
+    const fault = this.deps.faults.take(service, method, path);
+    await sleep(this.deps.latencyMs() + (fault?.delayMs ?? 0));
+    if (fault?.reset) {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.status !== undefined) {
+      const headers: Record<string, string> = {};
+      if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter);
+      const body = fault.body !== undefined ? fault.body : errorBody(service, fault.status, defaultMessage(fault.status));
+      return this.write(res, service, { status: fault.status, body, headers }, {});
+    }
+
+    const ctx: RequestContext = {
+      method,
+      path,
+      params: found?.params ?? {},
+      query: url.searchParams,
+      headers: req.headers,
+      body: undefined,
+      baseUrl: this.deps.baseUrl(),
+      replyHeaders: {},
+    };
+    try {
+      if (!found) throw httpError(service, 404, defaultMessage(404));
+      if (found.route.auth) {
+        const token = req.headers['x-auth-token'];
+        if (!this.deps.identity.validate(Array.isArray(token) ? token[0] : token)) {
+          throw httpError(service, 401, UNAUTHORIZED_MESSAGE, { 'www-authenticate': `Keystone uri="${this.deps.baseUrl()}/identity"` });
+        }
+        ctx.projectId = this.deps.identity.creds.projectId;
+      }
+      if (raw.length > 0) {
+        try {
+          ctx.body = JSON.parse(raw);
+        } catch {
+          throw httpError(service, 400, 'Malformed request body');
+        }
+      }
+      const reply = await found.route.handler(ctx);
+      this.write(res, service, reply, ctx.replyHeaders);
+    } catch (err) {
+      if (!(err instanceof SimHttpError)) throw err;
+      this.write(res, service, err.reply, ctx.replyHeaders);
+    }
+  }
+
+  private write(res: ServerResponse, service: SimService, reply: Reply, extra: Record<string, string>): void {
+    const requestId = `req-${randomUUID()}`;
+    const headers: Record<string, string> = { 'x-openstack-request-id': requestId, ...extra, ...reply.headers };
+    if (service === 'compute') headers['x-compute-request-id'] = requestId;
+    let payload = '';
+    if (typeof reply.body === 'string') {
+      payload = reply.body;
+      headers['content-type'] ??= 'text/plain; charset=UTF-8';
+    } else if (reply.body !== undefined) {
+      payload = JSON.stringify(reply.body);
+      headers['content-type'] = 'application/json';
+    }
+    headers['content-length'] = String(Buffer.byteLength(payload));
+    res.writeHead(reply.status, headers);
+    res.end(payload);
+  }
+}

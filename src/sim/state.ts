@@ -1,0 +1,405 @@
+// The simulated cloud's resources and their state machines. Every change
+// takes its configured duration (and, with the hypervisor, the real file and
+// loop device work) before the resource reaches its next state. The HTTP
+// modules validate requests and speak the APIs; this module only changes state.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log';
+import { Collection, type Stored } from './collection';
+import type { Hypervisor } from './hypervisor';
+import { Quotas } from './quotas';
+import type { SimDurations } from './types';
+
+export interface AttachmentRecord {
+  attachmentId: string;
+  bdmUuid: string;
+  volumeId: string;
+  serverId: string;
+  device: string;
+  hostName: string;
+  attachedAt: string | null;
+  /** Cinder's attach_status for this attachment. */
+  state: 'reserved' | 'attaching' | 'attached' | 'detaching';
+}
+
+export interface VolumeRecord extends Stored {
+  name: string;
+  description: string;
+  size: number;
+  status: string;
+  availabilityZone: string;
+  volumeTypeId: string;
+  multiattach: boolean;
+  metadata: Record<string, string>;
+  snapshotId: string | null;
+  sourceVolId: string | null;
+  backupId: string | null;
+  attachments: AttachmentRecord[];
+  createdAt: string;
+  updatedAt: string | null;
+  projectId: string;
+  userId: string;
+}
+
+export interface SnapshotRecord extends Stored {
+  name: string;
+  description: string;
+  volumeId: string;
+  volumeTypeId: string;
+  size: number;
+  status: string;
+  metadata: Record<string, string>;
+  createdAt: string;
+  updatedAt: string | null;
+  projectId: string;
+  userId: string;
+}
+
+export interface BackupRecord extends Stored {
+  name: string;
+  description: string;
+  volumeId: string;
+  snapshotId: string | null;
+  size: number;
+  status: string;
+  availabilityZone: string | null;
+  incremental: boolean;
+  metadata: Record<string, string>;
+  createdAt: string;
+  updatedAt: string | null;
+  projectId: string;
+  userId: string;
+}
+
+export interface VolumeTypeRecord {
+  id: string;
+  name: string;
+  description: string | null;
+  isPublic: boolean;
+  extraSpecs: Record<string, string>;
+}
+
+export interface InstanceRecord {
+  id: string;
+  name: string;
+  availabilityZone: string;
+  deviceRoot: string;
+  status: string;
+  createdAt: string;
+  /** By volume ID: Nova's block device mappings for attached volumes. */
+  attachments: Map<string, AttachmentRecord>;
+}
+
+export const DEFAULT_DURATIONS: SimDurations = {
+  create: 50, delete: 50, attach: 50, detach: 50, extend: 50, snapshot: 50, backup: 50, restore: 50, retype: 50,
+};
+
+/** Cinder's extra spec that makes a type's volumes multiattach. */
+export function typeIsMultiattach(t: VolumeTypeRecord): boolean {
+  return /^<is>\s*true$/i.test(t.extraSpecs.multiattach ?? '');
+}
+
+export function now(): string {
+  // Cinder and Nova print microseconds and no zone: '2024-01-02T03:04:05.000000'.
+  return new Date().toISOString().replace('Z', '000');
+}
+
+export class CloudState {
+  readonly volumes = new Collection<VolumeRecord>();
+  readonly snapshots = new Collection<SnapshotRecord>();
+  readonly backups = new Collection<BackupRecord>();
+  readonly types = new Map<string, VolumeTypeRecord>();
+  readonly instances = new Map<string, InstanceRecord>();
+  readonly quotas: Quotas;
+  durations: SimDurations;
+  private seq = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly work = new Set<Promise<unknown>>();
+  private stopped = false;
+
+  constructor(
+    readonly projectId: string,
+    readonly userId: string,
+    readonly availabilityZones: string[],
+    types: Array<{ name: string; extraSpecs?: Record<string, string> }>,
+    quotaLimits: Partial<Record<string, number>>,
+    durations: Partial<SimDurations>,
+    readonly hypervisor: Hypervisor,
+    private readonly logger: Logger,
+  ) {
+    for (const t of types) {
+      const id = randomUUID();
+      this.types.set(id, { id, name: t.name, description: t.name === '__DEFAULT__' ? 'Default Volume Type' : null, isPublic: true, extraSpecs: { ...(t.extraSpecs ?? {}) } });
+    }
+    this.quotas = new Quotas(quotaLimits, types.map((t) => t.name));
+    this.durations = { ...DEFAULT_DURATIONS, ...durations };
+  }
+
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  /** A type by ID or by name, as Cinder accepts either. */
+  findType(idOrName: string): VolumeTypeRecord | undefined {
+    const byId = this.types.get(idOrName);
+    if (byId) return byId;
+    for (const t of this.types.values()) if (t.name === idOrName) return t;
+    return undefined;
+  }
+
+  typeName(id: string): string {
+    return this.types.get(id)?.name ?? id;
+  }
+
+  volumeQuotaDeltas(typeId: string, size: number, count = 1): Record<string, number> {
+    const t = this.typeName(typeId);
+    return { volumes: count, gigabytes: size, [`volumes_${t}`]: count, [`gigabytes_${t}`]: size };
+  }
+
+  snapshotQuotaDeltas(typeId: string, size: number, count = 1): Record<string, number> {
+    const t = this.typeName(typeId);
+    return { snapshots: count, gigabytes: size, [`snapshots_${t}`]: count, [`gigabytes_${t}`]: size };
+  }
+
+  // ------------------------------------------------------------- volumes
+
+  /** Adds a volume in 'creating' (quota already checked) and schedules the rest. */
+  createVolume(v: Omit<VolumeRecord, 'seq' | 'status' | 'attachments' | 'createdAt' | 'updatedAt' | 'projectId' | 'userId'>, initialStatus = 'creating'): VolumeRecord {
+    const vol: VolumeRecord = { ...v, seq: this.nextSeq(), status: initialStatus, attachments: [], createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId };
+    this.volumes.add(vol);
+    this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, vol.size));
+    const hv = this.hypervisor;
+    let copy: () => Promise<unknown> = () => Promise.resolve();
+    let duration = this.durations.create;
+    if (vol.snapshotId) copy = () => hv.copy({ kind: 'snapshots', id: vol.snapshotId! }, { kind: 'volumes', id: vol.id }, vol.size);
+    else if (vol.sourceVolId) copy = () => hv.copy({ kind: 'volumes', id: vol.sourceVolId! }, { kind: 'volumes', id: vol.id }, vol.size);
+    else if (vol.backupId) {
+      const backup = this.backups.get(vol.backupId);
+      if (backup) backup.status = 'restoring';
+      duration += this.durations.restore;
+      copy = () => hv.copy({ kind: 'backups', id: vol.backupId! }, { kind: 'volumes', id: vol.id }, vol.size);
+    }
+    this.change(duration, copy, () => {
+      if (vol.backupId) this.setBackupStatus(vol.backupId, 'available');
+      this.setVolumeStatus(vol, 'available');
+    }, () => {
+      if (vol.backupId) this.setBackupStatus(vol.backupId, 'available');
+      this.setVolumeStatus(vol, 'error');
+    });
+    return vol;
+  }
+
+  deleteVolume(vol: VolumeRecord): void {
+    this.setVolumeStatus(vol, 'deleting');
+    this.change(this.durations.delete, () => this.hypervisor.removeImage('volumes', vol.id), () => this.dropVolume(vol), () => this.setVolumeStatus(vol, 'error_deleting'));
+  }
+
+  private dropVolume(vol: VolumeRecord): void {
+    if (!this.volumes.remove(vol.id)) return;
+    this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, -vol.size, -1));
+  }
+
+  extendVolume(vol: VolumeRecord, newSize: number): void {
+    const back = vol.status;
+    const delta = newSize - vol.size;
+    this.setVolumeStatus(vol, 'extending');
+    this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, delta, 0));
+    this.change(this.durations.extend, () => this.hypervisor.resize(vol.id, newSize), () => {
+      vol.size = newSize;
+      this.setVolumeStatus(vol, back);
+    }, () => {
+      this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, -delta, 0));
+      this.setVolumeStatus(vol, 'error_extending');
+    });
+  }
+
+  retypeVolume(vol: VolumeRecord, type: VolumeTypeRecord): void {
+    const back = vol.status;
+    this.setVolumeStatus(vol, 'retyping');
+    this.change(this.durations.retype, () => Promise.resolve(), () => {
+      this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, -vol.size, -1));
+      this.quotas.apply(this.volumeQuotaDeltas(type.id, vol.size, 1));
+      vol.volumeTypeId = type.id;
+      vol.multiattach = typeIsMultiattach(type);
+      this.setVolumeStatus(vol, back);
+    }, () => this.setVolumeStatus(vol, back));
+  }
+
+  setVolumeStatus(vol: VolumeRecord, status: string): void {
+    vol.status = status;
+    vol.updatedAt = now();
+  }
+
+  // ----------------------------------------------------------- snapshots
+
+  createSnapshot(vol: VolumeRecord, name: string, description: string, metadata: Record<string, string>): SnapshotRecord {
+    const snap: SnapshotRecord = {
+      id: randomUUID(), seq: this.nextSeq(), name, description, volumeId: vol.id, volumeTypeId: vol.volumeTypeId, size: vol.size,
+      status: 'creating', metadata, createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId,
+    };
+    this.snapshots.add(snap);
+    this.quotas.apply(this.snapshotQuotaDeltas(snap.volumeTypeId, snap.size));
+    this.change(this.durations.snapshot, () => this.hypervisor.copy({ kind: 'volumes', id: vol.id }, { kind: 'snapshots', id: snap.id }, snap.size),
+      () => this.setSnapshotStatus(snap, 'available'), () => this.setSnapshotStatus(snap, 'error'));
+    return snap;
+  }
+
+  deleteSnapshot(snap: SnapshotRecord): void {
+    this.setSnapshotStatus(snap, 'deleting');
+    this.change(this.durations.delete, () => this.hypervisor.removeImage('snapshots', snap.id), () => {
+      if (this.snapshots.remove(snap.id)) this.quotas.apply(this.snapshotQuotaDeltas(snap.volumeTypeId, -snap.size, -1));
+    }, () => this.setSnapshotStatus(snap, 'error_deleting'));
+  }
+
+  private setSnapshotStatus(snap: SnapshotRecord, status: string): void {
+    snap.status = status;
+    snap.updatedAt = now();
+  }
+
+  // ------------------------------------------------------------- backups
+
+  createBackup(vol: VolumeRecord, b: { name: string; description: string; incremental: boolean; snapshotId: string | null; availabilityZone: string | null; metadata: Record<string, string> }): BackupRecord {
+    const backup: BackupRecord = {
+      id: randomUUID(), seq: this.nextSeq(), ...b, volumeId: vol.id, size: vol.size, status: 'creating',
+      createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId,
+    };
+    this.backups.add(backup);
+    this.quotas.apply({ backups: 1, backup_gigabytes: backup.size });
+    // Cinder parks the volume in 'backing-up' and restores its previous status after.
+    const back = vol.status;
+    this.setVolumeStatus(vol, 'backing-up');
+    const from = b.snapshotId ? { kind: 'snapshots' as const, id: b.snapshotId } : { kind: 'volumes' as const, id: vol.id };
+    this.change(this.durations.backup, () => this.hypervisor.copy(from, { kind: 'backups', id: backup.id }, backup.size), () => {
+      this.setBackupStatus(backup.id, 'available');
+      this.setVolumeStatus(vol, back);
+    }, () => {
+      this.setBackupStatus(backup.id, 'error');
+      this.setVolumeStatus(vol, back);
+    });
+    return backup;
+  }
+
+  deleteBackup(backup: BackupRecord): void {
+    this.setBackupStatus(backup.id, 'deleting');
+    this.change(this.durations.delete, () => this.hypervisor.removeImage('backups', backup.id), () => {
+      if (this.backups.remove(backup.id)) this.quotas.apply({ backups: -1, backup_gigabytes: -backup.size });
+    }, () => this.setBackupStatus(backup.id, 'error_deleting'));
+  }
+
+  /** Restore into an existing available volume: 'restoring-backup', then 'available'. */
+  restoreBackup(backup: BackupRecord, vol: VolumeRecord): void {
+    this.setBackupStatus(backup.id, 'restoring');
+    this.setVolumeStatus(vol, 'restoring-backup');
+    this.change(this.durations.restore, () => this.hypervisor.copy({ kind: 'backups', id: backup.id }, { kind: 'volumes', id: vol.id }, vol.size), () => {
+      this.setBackupStatus(backup.id, 'available');
+      this.setVolumeStatus(vol, 'available');
+    }, () => {
+      this.setBackupStatus(backup.id, 'available');
+      this.setVolumeStatus(vol, 'error_restoring');
+    });
+  }
+
+  private setBackupStatus(id: string, status: string): void {
+    const b = this.backups.get(id);
+    if (!b) return;
+    b.status = status;
+    b.updatedAt = now();
+  }
+
+  // --------------------------------------------------------- attachments
+
+  /**
+   * Nova's attach flow as Cinder sees it: the attachment is reserved at once
+   * ('reserved'), the compute host connects it ('attaching') and completes it
+   * ('in-use'). A multiattach volume already in use stays 'in-use'.
+   */
+  attach(vol: VolumeRecord, inst: InstanceRecord, device: string): AttachmentRecord {
+    const a: AttachmentRecord = {
+      attachmentId: randomUUID(), bdmUuid: randomUUID(), volumeId: vol.id, serverId: inst.id, device,
+      hostName: inst.name, attachedAt: null, state: 'reserved',
+    };
+    vol.attachments.push(a);
+    inst.attachments.set(vol.id, a);
+    const wasInUse = vol.status === 'in-use';
+    if (!wasInUse) this.setVolumeStatus(vol, 'reserved');
+    const total = this.durations.attach;
+    this.after(Math.floor(total / 2), () => {
+      if (a.state !== 'reserved') return;
+      a.state = 'attaching';
+      if (!wasInUse && vol.status === 'reserved') this.setVolumeStatus(vol, 'attaching');
+    });
+    this.change(total, () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot), () => {
+      a.state = 'attached';
+      a.attachedAt = now();
+      this.setVolumeStatus(vol, 'in-use');
+    }, () => {
+      // Nova rolls a failed attach back: the mapping and the attachment go away.
+      this.dropAttachment(vol, inst, a);
+      this.setVolumeStatus(vol, vol.attachments.some((x) => x.state === 'attached') ? 'in-use' : 'available');
+    });
+    return a;
+  }
+
+  detach(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
+    a.state = 'detaching';
+    this.setVolumeStatus(vol, 'detaching');
+    const finish = (): void => {
+      this.dropAttachment(vol, inst, a);
+      this.setVolumeStatus(vol, vol.attachments.some((x) => x.state === 'attached') ? 'in-use' : 'available');
+    };
+    this.change(this.durations.detach, () => this.hypervisor.detach(vol.id, inst.id), finish, finish);
+  }
+
+  /** Instance deleted: its volumes are detached at once, as Nova does on delete. */
+  async detachAll(inst: InstanceRecord): Promise<void> {
+    for (const a of [...inst.attachments.values()]) {
+      const vol = this.volumes.get(a.volumeId);
+      await this.hypervisor.detach(a.volumeId, inst.id).catch((err: unknown) => this.logger.error({ err }, 'sim: detach on instance delete failed'));
+      if (!vol) continue;
+      this.dropAttachment(vol, inst, a);
+      this.setVolumeStatus(vol, vol.attachments.some((x) => x.state === 'attached') ? 'in-use' : 'available');
+    }
+  }
+
+  private dropAttachment(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
+    vol.attachments = vol.attachments.filter((x) => x !== a);
+    if (inst.attachments.get(vol.id) === a) inst.attachments.delete(vol.id);
+  }
+
+  // -------------------------------------------------------------- timing
+
+  /**
+   * One state change: waits its duration and the device work together, then
+   * calls done (or failed when the work threw). Nothing runs after stop().
+   */
+  private change(durationMs: number, work: () => Promise<unknown>, done: () => void, failed: () => void): void {
+    const wait = new Promise<void>((resolve) => this.after(durationMs, resolve));
+    const p = Promise.all([wait, work()]).then(
+      () => {
+        if (!this.stopped) done();
+      },
+      (err: unknown) => {
+        if (this.stopped) return;
+        this.logger.error({ err }, 'sim: device work failed; the resource goes to its error state');
+        failed();
+      },
+    );
+    this.work.add(p);
+    void p.finally(() => this.work.delete(p));
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, Math.max(0, ms));
+    this.timers.add(t);
+  }
+
+  /** Cancels every pending change; waits for device work already started. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await Promise.race([Promise.allSettled([...this.work]), new Promise((r) => setTimeout(r, 100))]);
+  }
+}

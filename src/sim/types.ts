@@ -1,0 +1,128 @@
+// The simulator's public types: the contract the OpenStack client, controller
+// and driver tests program against. index.ts re-exports all of them.
+import type { Logger } from '../log';
+import type { CloudConfig } from '../openstack/types';
+
+export interface SimInstanceSpec {
+  id?: string;
+  name: string;
+  availabilityZone?: string;
+}
+
+export interface SimDurations {
+  create: number;
+  delete: number;
+  attach: number;
+  detach: number;
+  extend: number;
+  snapshot: number;
+  backup: number;
+  restore: number;
+  retype: number;
+}
+
+export type CinderApiVersion = 'v1' | 'v2' | 'v3';
+
+export interface SimOptions {
+  /** Default '127.0.0.1'; only loopback addresses are accepted. */
+  host?: string;
+  /** 0 = pick a free port (default). */
+  port?: number;
+  /** HTTPS with a certificate signed by a CA made at start (exposed as caFile). */
+  tls?: boolean;
+  /** Default: a new temp dir, removed at stop(). */
+  stateDir?: string;
+  /** Added to every API response (not to the _sim control endpoints). */
+  latencyMs?: number;
+  durations?: Partial<SimDurations>;
+  /** Which Cinder APIs the version document offers (default all three, v3 current). */
+  cinderVersions?: CinderApiVersion[];
+  /** Cinder v3 max microversion (default '3.70'). */
+  maxMicroversion?: string;
+  /** Nova max microversion (default '2.96'). */
+  maxComputeMicroversion?: string;
+  /** Emulate block devices with loop devices (default: true when root). */
+  hypervisor?: boolean;
+  instances?: SimInstanceSpec[];
+  availabilityZones?: string[];
+  /** Quota limits by resource name; unset resources are unlimited (-1). */
+  quotas?: Partial<Record<string, number>>;
+  volumeTypes?: Array<{ name: string; extraSpecs?: Record<string, string> }>;
+  maxVolumesPerInstance?: number;
+  tokenLifetimeSeconds?: number;
+  logger?: Logger;
+}
+
+export interface SimInstance {
+  id: string;
+  name: string;
+  availabilityZone: string;
+  /** '<stateDir>/instances/<name>/dev': by-id links appear under disk/by-id/. */
+  deviceRoot: string;
+  /** GET <metadataUrl>/openstack/latest/meta_data.json */
+  metadataUrl: string;
+}
+
+export interface SimCredentials {
+  username: string;
+  password: string;
+  projectName: string;
+  projectId: string;
+  userDomainName: string;
+  projectDomainName: string;
+  apiKey: string;
+  applicationCredentialId: string;
+  applicationCredentialSecret: string;
+  region: string;
+  /** Extra (not in the contract): for ID-based and app-credential-by-name auth tests. */
+  userId: string;
+  applicationCredentialName: string;
+}
+
+export type SimService = 'identity' | 'volume' | 'compute' | 'metadata';
+
+export interface SimFault {
+  service?: SimService;
+  method?: string;
+  /** RegExp source matched against the request path (no query string). */
+  pathPattern?: string;
+  status?: number;
+  body?: unknown;
+  /** Seconds, sent as Retry-After. */
+  retryAfter?: number;
+  delayMs?: number;
+  /** Destroy the socket instead of answering. */
+  reset?: boolean;
+  /** Default 1; Infinity = until cleared. */
+  times?: number;
+}
+
+export interface SimControl {
+  addFault(f: SimFault): void;
+  clearFaults(): void;
+  setLatency(ms: number): void;
+  setDurations(d: Partial<SimDurations>): void;
+  /** Every issued token becomes invalid (401). */
+  expireTokens(): void;
+  /** Requests per route ('GET /volume/v3/{project}/volumes/detail') plus 'identity.auth' per successful authentication. */
+  counters(): Record<string, number>;
+  resetCounters(): void;
+  volume(id: string): unknown | undefined;
+  setVolumeStatus(id: string, status: string): void;
+  addInstance(spec: SimInstanceSpec): Promise<SimInstance>;
+  deleteInstance(id: string): Promise<void>;
+}
+
+export interface Simulator {
+  url: string;
+  /** Keystone v3: `${url}/identity/v3`; v2.0 is `${url}/identity/v2.0`. */
+  authUrl: string;
+  caFile?: string;
+  hypervisor: boolean;
+  instances: SimInstance[];
+  credentials: SimCredentials;
+  cloudConfig(overrides?: Partial<CloudConfig>): CloudConfig;
+  control: SimControl;
+  writeClientFiles(dir: string): Promise<void>;
+  stop(): Promise<void>;
+}
