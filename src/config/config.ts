@@ -212,6 +212,7 @@ function datasetCloud(s: Section): CloudConfig {
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
   };
   s.rejectUnknown();
+  checkCredentials(auth, s);
   return cloud;
 }
 
@@ -234,10 +235,15 @@ function blockStorageVersion(s: Section, key: string): CloudConfig['blockStorage
   throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} must be auto, 3, 2 or 1, not '${v}'`);
 }
 
-/** Credentials from a section whose keys follow openstacksdk's auth names (dataset: and clouds.*.auth). */
+/**
+ * Credentials from a section whose keys follow openstacksdk's auth names
+ * (dataset: and clouds.*.auth). The caller checks them with checkCredentials
+ * after rejecting unknown keys, so that a misspelled `usernmae` is reported as
+ * misspelled rather than as a missing `username`.
+ */
 function credentials(s: Section, plugin: AuthPlugin): CloudCredentials {
   const c: CloudCredentials = {
-    authUrl: s.requiredString('auth_url'),
+    authUrl: s.string('auth_url') ?? '',
     authPlugin: plugin,
     username: s.string('username'),
     userId: s.string('user_id'),
@@ -264,7 +270,6 @@ function credentials(s: Section, plugin: AuthPlugin): CloudCredentials {
     }
     c.identityApiVersion = major;
   }
-  checkCredentials(c, s);
   return c;
 }
 
@@ -272,6 +277,7 @@ function checkCredentials(c: CloudCredentials, s: Section): void {
   const need = (ok: boolean, key: string, why: string) => {
     if (!ok) throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} is required ${why}`);
   };
+  need(c.authUrl !== '', 'auth_url', 'to reach Keystone');
   switch (c.authPlugin) {
     case 'password':
       need(Boolean(c.username || c.userId), 'username', 'for password authentication (or user_id)');
@@ -308,6 +314,7 @@ function oneCloud(name: string, s: Section): CloudConfig {
   const auth = s.section('auth');
   const creds = credentials(auth, plugin);
   auth.rejectUnknown();
+  checkCredentials(creds, auth);
   const version = s.string('identity_api_version');
   if (version !== undefined && creds.identityApiVersion === undefined) {
     const major = version.replace(/^v/, '').split('.')[0];
@@ -375,10 +382,12 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
   const defined = Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== undefined && v !== ''));
   const s = Section.of(defined, 'OS_*', 'the environment');
   const plugin = authPlugin(Section.of({ auth_type: env.OS_AUTH_TYPE }, 'OS_AUTH_TYPE', 'the environment'), 'auth_type');
+  const auth = credentials(s, plugin);
+  checkCredentials(auth, s);
   return [
     {
       name: 'default',
-      auth: credentials(s, plugin),
+      auth,
       region: env.OS_REGION_NAME,
       interface: (INTERFACES as readonly string[]).includes(env.OS_INTERFACE ?? '')
         ? (env.OS_INTERFACE as EndpointInterface)

@@ -1,0 +1,376 @@
+// Configuration (issue 2, item 7): every accepted shape of one YAML file
+// (Flocker `dataset:`, openstacksdk `clouds:`, plus `driver:` settings) and the
+// OS_* environment, validated into one typed object; every mistake is a
+// ConfigError naming the key and the file.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { ConfigError, DEFAULTS, loadConfig, type DriverConfig } from '../../src/config/config';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+/** Write a config file and return its path. */
+function file(text: string, name = `config-${++fileCount}.yaml`): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+/** Load a file's text with no OS_* variables around unless given. */
+function load(text: string, env: NodeJS.ProcessEnv = {}): DriverConfig {
+  return loadConfig({ file: file(text), env });
+}
+
+/** The ConfigError a file's text causes; its message must name the file. */
+function configError(text: string, env: NodeJS.ProcessEnv = {}): string {
+  const p = file(text);
+  try {
+    loadConfig({ file: p, env });
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+    assert.ok(e.message.includes(p), `the message names the file: ${e.message}`);
+    assert.ok(!e.message.includes('\n'), `one line: ${e.message}`);
+    return e.message;
+  }
+  assert.fail('expected a ConfigError, but the config loaded');
+}
+
+const DATASET_PASSWORD = `
+dataset:
+  backend: openstack
+  region: RegionOne
+  auth_plugin: password
+  username: alice
+  password: s3cret
+  auth_url: https://keystone.example.com:5000/v3
+  project_name: storage
+  user_domain_name: Default
+  project_domain_name: Default
+`;
+
+// ----------------------------------------------------------- dataset:
+
+test('a Flocker dataset stanza with password auth is the one cloud, named default', () => {
+  const c = load(DATASET_PASSWORD);
+  assert.equal(c.clouds.length, 1);
+  const [cloud] = c.clouds;
+  assert.equal(cloud.name, 'default');
+  assert.equal(cloud.region, 'RegionOne');
+  assert.equal(cloud.interface, 'public');
+  assert.deepEqual(cloud.tls, { verify: true, caFile: undefined, certFile: undefined, keyFile: undefined });
+  assert.equal(cloud.blockStorageApiVersion, 'auto');
+  assert.equal(cloud.requestTimeoutMs, DEFAULTS.requestTimeoutMs);
+  assert.equal(cloud.auth.authPlugin, 'password');
+  assert.equal(cloud.auth.authUrl, 'https://keystone.example.com:5000/v3');
+  assert.equal(cloud.auth.username, 'alice');
+  assert.equal(cloud.auth.password, 's3cret');
+  assert.equal(cloud.auth.projectName, 'storage');
+  assert.equal(cloud.auth.userDomainName, 'Default');
+  assert.equal(cloud.auth.projectDomainName, 'Default');
+});
+
+test('the auth plugin defaults to password, and tenant_name is the old name of project_name', () => {
+  const c = load('dataset:\n  username: bob\n  password: pw\n  auth_url: https://k/v2.0\n  tenant_name: old-tenant\n  tenant_id: t-1\n');
+  assert.equal(c.clouds[0].auth.authPlugin, 'password');
+  assert.equal(c.clouds[0].auth.projectName, 'old-tenant');
+  assert.equal(c.clouds[0].auth.projectId, 't-1');
+});
+
+test('rackspace auth takes username, api_key and auth_url', () => {
+  const c = load('dataset:\n  auth_plugin: rackspace\n  username: rack\n  api_key: abc123\n  auth_url: https://identity.api.rackspacecloud.com/v2.0\n  region: DFW\n');
+  const { auth } = c.clouds[0];
+  assert.equal(auth.authPlugin, 'rackspace');
+  assert.equal(auth.username, 'rack');
+  assert.equal(auth.apiKey, 'abc123');
+  assert.equal(auth.authUrl, 'https://identity.api.rackspacecloud.com/v2.0');
+  assert.equal(c.clouds[0].region, 'DFW');
+});
+
+test('v3applicationcredential auth takes the credential ID and secret', () => {
+  const c = load('dataset:\n  auth_plugin: v3applicationcredential\n  application_credential_id: ac-1\n  application_credential_secret: acs\n  auth_url: https://k/v3\n');
+  const { auth } = c.clouds[0];
+  assert.equal(auth.authPlugin, 'v3applicationcredential');
+  assert.equal(auth.applicationCredentialId, 'ac-1');
+  assert.equal(auth.applicationCredentialSecret, 'acs');
+});
+
+test('token auth takes a token', () => {
+  const c = load('dataset:\n  auth_plugin: token\n  token: gAAAA-token\n  auth_url: https://k/v3\n  project_id: p-1\n');
+  assert.equal(c.clouds[0].auth.authPlugin, 'token');
+  assert.equal(c.clouds[0].auth.token, 'gAAAA-token');
+  assert.equal(c.clouds[0].auth.projectId, 'p-1');
+});
+
+test('verify_peer false turns certificate checks off; verify_ca_path names the CA bundle', () => {
+  const off = load(`${DATASET_PASSWORD}  verify_peer: false\n`);
+  assert.equal(off.clouds[0].tls.verify, false);
+  const ca = load(`${DATASET_PASSWORD}  verify_peer: true\n  verify_ca_path: /etc/ssl/certs/openstack-ca.pem\n`);
+  assert.equal(ca.clouds[0].tls.verify, true);
+  assert.equal(ca.clouds[0].tls.caFile, '/etc/ssl/certs/openstack-ca.pem');
+});
+
+// ----------------------------------------------------------- clouds:
+
+const CLOUDS = `
+clouds:
+  east:
+    auth:
+      auth_url: https://east.example.com:5000/v3
+      username: alice
+      password: pw-east
+      project_name: p
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: east-1
+    interface: internal
+    identity_api_version: 3
+    cacert: /etc/ssl/east.pem
+  west:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://west.example.com:5000/v3
+      application_credential_id: ac-west
+      application_credential_secret: acs-west
+    region_name: west-1
+    verify: false
+`;
+
+test('clouds.yaml: every cloud is configured, the first listed is the default', () => {
+  const c = load(CLOUDS);
+  assert.deepEqual(c.clouds.map((x) => x.name), ['east', 'west']);
+  const [east, west] = c.clouds;
+  assert.equal(east.region, 'east-1');
+  assert.equal(east.interface, 'internal');
+  assert.equal(east.auth.identityApiVersion, '3');
+  assert.equal(east.auth.password, 'pw-east');
+  assert.equal(east.tls.caFile, '/etc/ssl/east.pem');
+  assert.equal(east.tls.verify, true);
+  assert.equal(west.auth.authPlugin, 'v3applicationcredential');
+  assert.equal(west.auth.applicationCredentialSecret, 'acs-west');
+  assert.equal(west.tls.verify, false);
+});
+
+test('`cloud:` in the file picks the default cloud, and wins over OS_CLOUD', () => {
+  assert.deepEqual(load(`cloud: west\n${CLOUDS}`).clouds.map((x) => x.name), ['west', 'east']);
+  assert.deepEqual(load(`cloud: west\n${CLOUDS}`, { OS_CLOUD: 'east' }).clouds.map((x) => x.name), ['west', 'east']);
+});
+
+test('OS_CLOUD picks the default cloud when the file does not', () => {
+  assert.deepEqual(load(CLOUDS, { OS_CLOUD: 'west' }).clouds.map((x) => x.name), ['west', 'east']);
+});
+
+test('a cloud that is not listed is an error naming it', () => {
+  const msg = configError(`cloud: north\n${CLOUDS}`);
+  assert.match(msg, /'cloud' in .* names cloud 'north', which is not under 'clouds'/);
+});
+
+// ----------------------------------------------------------- OS_* environment
+
+test('without a file, the OS_* variables describe the cloud', () => {
+  const c = loadConfig({
+    env: {
+      OS_AUTH_URL: 'https://k.example.com/v3',
+      OS_USERNAME: 'envuser',
+      OS_PASSWORD: 'envpw',
+      OS_PROJECT_NAME: 'envproject',
+      OS_USER_DOMAIN_NAME: 'Default',
+      OS_PROJECT_DOMAIN_ID: 'default',
+      OS_REGION_NAME: 'RegionTwo',
+      OS_INTERFACE: 'internal',
+      OS_CACERT: '/etc/ca.pem',
+      OS_IDENTITY_API_VERSION: '3',
+    },
+  });
+  assert.equal(c.source, 'the environment');
+  assert.equal(c.clouds.length, 1);
+  const [cloud] = c.clouds;
+  assert.equal(cloud.name, 'default');
+  assert.equal(cloud.auth.authUrl, 'https://k.example.com/v3');
+  assert.equal(cloud.auth.username, 'envuser');
+  assert.equal(cloud.auth.password, 'envpw');
+  assert.equal(cloud.auth.projectName, 'envproject');
+  assert.equal(cloud.auth.userDomainName, 'Default');
+  assert.equal(cloud.auth.projectDomainId, 'default');
+  assert.equal(cloud.auth.identityApiVersion, '3');
+  assert.equal(cloud.region, 'RegionTwo');
+  assert.equal(cloud.interface, 'internal');
+  assert.equal(cloud.tls.caFile, '/etc/ca.pem');
+  assert.equal(cloud.tls.verify, true);
+});
+
+test('OS_AUTH_TYPE and OS_INSECURE are honoured', () => {
+  const c = loadConfig({
+    env: { OS_AUTH_URL: 'https://k/v3', OS_AUTH_TYPE: 'v3applicationcredential', OS_APPLICATION_CREDENTIAL_ID: 'ac', OS_APPLICATION_CREDENTIAL_SECRET: 's', OS_INSECURE: 'true' },
+  });
+  assert.equal(c.clouds[0].auth.authPlugin, 'v3applicationcredential');
+  assert.equal(c.clouds[0].tls.verify, false);
+});
+
+test('a file without a cloud falls back to the OS_* variables; with no cloud anywhere the list is empty', () => {
+  const c = load('driver:\n  cluster_id: c1\n', { OS_AUTH_URL: 'https://k/v3', OS_AUTH_TYPE: 'token', OS_TOKEN: 't' });
+  assert.equal(c.clouds[0].auth.token, 't');
+  assert.deepEqual(load('driver:\n  cluster_id: c1\n').clouds, []);
+  assert.deepEqual(loadConfig({ env: {} }).clouds, []);
+});
+
+test('a cloud in the file wins over the OS_* variables', () => {
+  const c = load(DATASET_PASSWORD, { OS_AUTH_URL: 'https://other/v3', OS_USERNAME: 'x', OS_PASSWORD: 'y' });
+  assert.equal(c.clouds.length, 1);
+  assert.equal(c.clouds[0].auth.username, 'alice');
+});
+
+test('OS_CLIENT_CONFIG_FILE with OS_CLOUD reads that cloud from a clouds.yaml', () => {
+  const cloudsFile = file(CLOUDS, 'clouds.yaml');
+  const c = loadConfig({ env: { OS_CLIENT_CONFIG_FILE: cloudsFile, OS_CLOUD: 'west' } });
+  assert.deepEqual(c.clouds.map((x) => x.name), ['west']);
+  assert.equal(c.clouds[0].auth.applicationCredentialId, 'ac-west');
+});
+
+test('the config file itself may be a plain clouds.yaml', () => {
+  const c = loadConfig({ file: file(CLOUDS, 'plain-clouds.yaml'), env: { OS_CLOUD: 'east' } });
+  assert.equal(c.clouds[0].name, 'east');
+});
+
+// ----------------------------------------------------------- driver:
+
+test('driver settings: defaults when absent', () => {
+  const c = load(DATASET_PASSWORD);
+  assert.equal(c.driverName, 'cinder.csi.openstack.org');
+  assert.equal(c.clusterId, 'kubernetes');
+  assert.deepEqual(c.controller, { azMap: {}, defaultVolumeType: undefined });
+  assert.equal(c.node.instanceId, undefined);
+  assert.equal(c.node.maxVolumesPerNode, undefined);
+  assert.equal(c.node.deviceRoot, '/dev');
+  assert.equal(c.node.sysfsRoot, '/sys');
+  assert.equal(c.node.stateDir, '/var/lib/cinder-csi');
+  assert.deepEqual(c.node.metadataSearchOrder, ['configDrive', 'metadataService']);
+  assert.equal(c.node.metadataUrl, 'http://169.254.169.254');
+});
+
+test('driver settings: every key read into the typed config', () => {
+  const c = load(`${DATASET_PASSWORD}
+driver:
+  name: cinder.example.org
+  cluster_id: prod-eu
+  controller:
+    az_map: { nova: az-volumes-1 }
+    default_volume_type: ssd
+  node:
+    instance_id: 0f5b2c6e-1111-4a4a-9c9c-2f2f2f2f2f2f
+    availability_zone: nova
+    max_volumes_per_node: 24
+    device_root: /host/dev
+    sysfs_root: /host/sys
+    state_dir: /var/lib/kubelet/plugins/cinder
+    metadata_search_order: [metadata_service, config_drive]
+    metadata_url: http://169.254.169.254:8080
+`);
+  assert.equal(c.driverName, 'cinder.example.org');
+  assert.equal(c.clusterId, 'prod-eu');
+  assert.deepEqual(c.controller, { azMap: { nova: 'az-volumes-1' }, defaultVolumeType: 'ssd' });
+  assert.deepEqual(c.node, {
+    instanceId: '0f5b2c6e-1111-4a4a-9c9c-2f2f2f2f2f2f',
+    availabilityZone: 'nova',
+    maxVolumesPerNode: 24,
+    deviceRoot: '/host/dev',
+    sysfsRoot: '/host/sys',
+    stateDir: '/var/lib/kubelet/plugins/cinder',
+    metadataSearchOrder: ['metadataService', 'configDrive'],
+    metadataUrl: 'http://169.254.169.254:8080',
+  });
+});
+
+test('an empty file is a valid config of defaults', () => {
+  const c = load('');
+  assert.deepEqual(c.clouds, []);
+  assert.equal(c.clusterId, 'kubernetes');
+});
+
+// ----------------------------------------------------------- errors
+
+test('an unknown top-level key is named, with a suggestion', () => {
+  assert.match(configError(`datset:\n  username: a\n`), /^'datset' in \S+ is not a known setting \(did you mean 'dataset'\?\)$/);
+  assert.match(configError(`${DATASET_PASSWORD}timezone: UTC\n`), /^'timezone' in \S+ is not a known setting$/);
+});
+
+test('a misspelled nested key is named by its full path, with a suggestion', () => {
+  assert.match(configError(`${DATASET_PASSWORD}  regoin: x\n`), /'dataset\.regoin' in .* is not a known setting \(did you mean 'region'\?\)/);
+  assert.match(configError('driver:\n  node:\n    max_volume_per_node: 4\n'), /'driver\.node\.max_volume_per_node' in .* \(did you mean 'max_volumes_per_node'\?\)/);
+  assert.match(configError('driver:\n  controler:\n    az_map: {}\n'), /'driver\.controler' in .* \(did you mean 'controller'\?\)/);
+  assert.match(configError(CLOUDS.replace('region_name: west-1', 'region_nmae: west-1')), /'clouds\.west\.region_nmae' in .* \(did you mean 'region_name'\?\)/);
+});
+
+test('a misspelled credential key is reported as misspelled, not as a missing credential', () => {
+  assert.match(
+    configError('dataset:\n  usernmae: alice\n  password: pw\n  auth_url: https://k/v3\n'),
+    /'dataset\.usernmae' in .* is not a known setting \(did you mean 'username'\?\)/,
+  );
+  assert.match(
+    configError('dataset:\n  username: alice\n  password: pw\n  auth_ulr: https://k/v3\n'),
+    /'dataset\.auth_ulr' in .* \(did you mean 'auth_url'\?\)/,
+  );
+  assert.match(
+    configError(CLOUDS.replace('password: pw-east', 'pasword: pw-east')),
+    /'clouds\.east\.auth\.pasword' in .* \(did you mean 'password'\?\)/,
+  );
+});
+
+test('a value of the wrong type is named with what it should be', () => {
+  assert.match(configError(`${DATASET_PASSWORD}  verify_peer: maybe\n`), /'dataset\.verify_peer' in .* must be true or false, not string "maybe"/);
+  assert.match(configError('driver:\n  node:\n    max_volumes_per_node: lots\n'), /'driver\.node\.max_volumes_per_node' in .* must be a whole number/);
+  assert.match(configError('driver:\n  node:\n    max_volumes_per_node: 0\n'), /'driver\.node\.max_volumes_per_node' in .* must be between 1 and 4096, not 0/);
+  assert.match(configError('driver:\n  cluster_id: [a, b]\n'), /'driver\.cluster_id' in .* must be a string, not a list/);
+  assert.match(configError('driver: yes please\n'), /'driver' in .* must be a mapping/);
+  assert.match(configError('driver:\n  node:\n    state_dir: relative/dir\n'), /'driver\.node\.state_dir' in .* must be an absolute path/);
+  assert.match(configError('driver:\n  node:\n    metadata_search_order: [ec2]\n'), /'driver\.node\.metadata_search_order' in .* lists 'ec2'/);
+  assert.match(configError('driver:\n  controller:\n    az_map: { nova: 3 }\n'), /'driver\.controller\.az_map\.nova' in .* must be a string/);
+  assert.match(configError(`${DATASET_PASSWORD}  interface: private\n`), /'dataset\.interface' in .* must be one of public, internal, admin/);
+  assert.match(configError(DATASET_PASSWORD.replace('backend: openstack', 'backend: aws')), /'dataset\.backend' in .* must be 'openstack'/);
+  assert.match(configError(DATASET_PASSWORD.replace('auth_plugin: password', 'auth_plugin: kerberos')), /'dataset\.auth_plugin' in .* is 'kerberos'; supported: password, rackspace, v3applicationcredential, token/);
+  assert.match(configError('driver:\n  name: not a name!\n'), /'driver\.name' in .* must be a domain-style name/);
+});
+
+test('a missing auth_url or credential is named', () => {
+  assert.match(configError('dataset:\n  username: alice\n  password: pw\n'), /'dataset\.auth_url' in .* is required/);
+  assert.match(configError('dataset:\n  username: alice\n  auth_url: https://k/v3\n'), /'dataset\.password' in .* is required for password authentication/);
+  assert.match(configError('dataset:\n  password: pw\n  auth_url: https://k/v3\n'), /'dataset\.username' in .* is required/);
+  assert.match(configError('dataset:\n  auth_plugin: rackspace\n  username: r\n  auth_url: https://k/v2.0\n'), /'dataset\.api_key' in .* is required for the rackspace auth plugin/);
+  assert.match(configError('dataset:\n  auth_plugin: token\n  auth_url: https://k/v3\n'), /'dataset\.token' in .* is required for token authentication/);
+  assert.match(
+    configError('dataset:\n  auth_plugin: v3applicationcredential\n  application_credential_id: ac\n  auth_url: https://k/v3\n'),
+    /'dataset\.application_credential_secret' in .* is required/,
+  );
+  assert.match(configError(CLOUDS.replace('      password: pw-east\n', '')), /'clouds\.east\.auth\.password' in .* is required/);
+});
+
+test('a missing OS_* credential names the variable set and the environment', () => {
+  assert.throws(
+    () => loadConfig({ env: { OS_AUTH_URL: 'https://k/v3', OS_USERNAME: 'u' } }),
+    (e) => e instanceof ConfigError && /'OS_\*\.password' in the environment is required/.test(e.message),
+  );
+});
+
+test('a file that is not YAML is named, with the parser line', () => {
+  assert.match(configError('dataset:\n  username: [unclosed\n'), /^config file \S+ is not valid YAML: /);
+  assert.match(configError('- just\n- a list\n'), /^'' in \S+ must be a mapping$|must be a mapping/);
+});
+
+test('a file that cannot be read is named', () => {
+  const missing = path.join(dir, 'no-such-file.yaml');
+  assert.throws(
+    () => loadConfig({ file: missing, env: {} }),
+    (e) => e instanceof ConfigError && e.message === `cannot read config file ${missing}: ENOENT`,
+  );
+});
+
+test('an unreadable OS_CLIENT_CONFIG_FILE is named', () => {
+  const missing = path.join(dir, 'no-clouds.yaml');
+  assert.throws(
+    () => loadConfig({ env: { OS_CLIENT_CONFIG_FILE: missing, OS_CLOUD: 'x' } }),
+    (e) => e instanceof ConfigError && e.message.includes(missing),
+  );
+});
