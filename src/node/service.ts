@@ -47,6 +47,7 @@ import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
 import { blockDeviceSize, deviceExists, filesystemCondition, filesystemUsage, HEALTHY } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
 import { StagingStore, type BlockStaging } from './staging-store';
+import { createReadOnlyView, refreshViewSize, removeReadOnlyView } from './readonly-view';
 
 export interface NodeService {
   NodeStageVolume: Handler<NodeStageVolumeRequest__Output, NodeStageVolumeResponse>;
@@ -150,7 +151,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (await findMountAt(stagingPath, signal)) {
       throw alreadyExists(`${stagingPath} holds a mounted filesystem; volume ${volumeId} was not staged there for raw block access`);
     }
-    const device = await discover(volumeId, req.publish_context, [stagingPath, ...(previous?.targets ?? [])], signal, ctx);
+    const device = await discover(volumeId, req.publish_context, [stagingPath, ...targetPaths(previous)], signal, ctx);
     const majMin = await deviceNumber(device.path);
     if (previous && previous.majMin === majMin && previous.device === device.path) {
       ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
@@ -270,17 +271,19 @@ export function createNodeService(settings: NodeSettings): NodeService {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
     // The device name was remembered at stage time; make sure it still is this volume's disk.
-    const device = await discover(volumeId, req.publish_context, [stagingPath, targetPath, ...record.targets], signal, ctx, 0);
+    const device = await discover(volumeId, req.publish_context, [stagingPath, targetPath, ...targetPaths(record)], signal, ctx, 0);
     if ((await deviceNumber(device.path)) !== record.majMin) {
       throw failedPrecondition(`the device of volume ${volumeId} changed since it was staged; unstage and stage it again`);
     }
     const existing = await findMountAt(targetPath, signal);
     if (existing) {
+      const published = record.targets.find((t) => t.path === targetPath);
+      const expected = published?.readOnlyView ?? device.path;
       const target = await statOrNull(targetPath);
-      if (!target?.isBlockDevice() || (await deviceNumber(targetPath)) !== record.majMin) {
+      if (!published || !target?.isBlockDevice() || (await deviceNumber(targetPath)) !== (await deviceNumber(expected))) {
         throw alreadyExists(`${targetPath} is already a mount of ${existing.source}, not of volume ${volumeId}`);
       }
-      if (isReadOnlyMount(existing) !== readOnly) {
+      if ((published.readOnlyView !== null) !== readOnly) {
         throw alreadyExists(`volume ${volumeId} is already published at ${targetPath} with readonly=${!readOnly}`);
       }
       ctx.log.info({ targetPath }, 'volume already published');
@@ -291,15 +294,17 @@ export function createNodeService(settings: NodeSettings): NodeService {
       if (others.length > 0) throw failedPrecondition(`volume ${volumeId} (${cap.mode}) is already published at ${others.join(', ')}`);
     }
     const created = await ensureFile(targetPath);
+    const view = readOnly ? await createReadOnlyView(device.path, signal) : null;
     try {
-      await bindMount(device.path, targetPath, readOnly, signal);
+      await bindMount(view ?? device.path, targetPath, readOnly, signal);
     } catch (err) {
+      if (view) await removeReadOnlyView(view, device.path).catch(() => undefined);
       if (created) await unlink(targetPath).catch(() => undefined);
       throw err;
     }
-    if (!record.targets.includes(targetPath)) record.targets.push(targetPath);
+    record.targets = [...record.targets.filter((t) => t.path !== targetPath), { path: targetPath, readOnlyView: view }];
     await store.put(record);
-    ctx.log.info({ device: device.path, targetPath, readOnly }, 'published raw block volume');
+    ctx.log.info({ device: device.path, targetPath, readOnly, view }, 'published raw block volume');
   }
 
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
@@ -338,8 +343,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
         await unlink(target);
       }
       const record = await store.get(volumeId);
-      if (record?.targets.includes(target)) {
-        record.targets = record.targets.filter((t) => t !== target);
+      const published = record?.targets.find((t) => t.path === target);
+      if (record && published) {
+        if (published.readOnlyView) await removeReadOnlyView(published.readOnlyView, record.device, signal);
+        record.targets = record.targets.filter((t) => t !== published);
         await store.put(record);
       }
       if (unmounted || left) ctx.log.info({ targetPath: target }, 'unpublished volume');
@@ -396,8 +403,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const required = req.capacity_range?.required_bytes ?? 0;
 
       if (block) {
-        const name = await deviceNameOf(await deviceNumber(target), settings.sysfsRoot);
-        if (name) await refreshDeviceSize(name, settings.sysfsRoot, ctx.log);
+        const record = await store.get(volumeId);
+        if (record) {
+          const name = await deviceNameOf(record.majMin, settings.sysfsRoot);
+          if (name) await refreshDeviceSize(name, settings.sysfsRoot, ctx.log);
+          const view = record.targets.find((t) => t.path === target)?.readOnlyView;
+          if (view) await refreshViewSize(view, signal);
+        }
         const size = await blockDeviceSize(target, signal);
         requireGrown(size, required, volumeId);
         return { capacity_bytes: size };
@@ -469,9 +481,13 @@ function requireGrown(size: number, required: number, volumeId: string): void {
   }
 }
 
+function targetPaths(record: BlockStaging | null): string[] {
+  return record ? record.targets.map((t) => t.path) : [];
+}
+
 async function mountedTargets(record: BlockStaging, signal: AbortSignal): Promise<string[]> {
   const mounts = await listMounts(signal);
-  return record.targets.filter((t) => mountAt(mounts, t));
+  return targetPaths(record).filter((t) => mountAt(mounts, t));
 }
 
 async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {

@@ -13,7 +13,13 @@ export interface BlockStaging {
   majMin: string;
   stagingPath: string;
   /** Target files the device is bound onto (NodePublishVolume). */
-  targets: string[];
+  targets: PublishedTarget[];
+}
+
+export interface PublishedTarget {
+  path: string;
+  /** The read-only loop device bound at `path` instead of the disk, for a read-only publish. */
+  readOnlyView: string | null;
 }
 
 export class StagingStore {

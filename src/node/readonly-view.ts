@@ -1,0 +1,36 @@
+// A read-only view of a block device, for read-only raw block publishes.
+//
+// A read-only bind mount does not stop writes through a device node: the
+// kernel checks mount flags only for regular files. Setting the disk itself
+// read-only (BLKROSET) would affect every other publish of it on this node.
+// A read-only loop device over the disk is enforced by the kernel (writes fail
+// with EPERM) and belongs to this one target.
+import { run } from '../util/exec';
+
+interface LosetupList {
+  loopdevices?: { name: string; 'back-file': string | null; ro: boolean | string }[];
+}
+
+export async function createReadOnlyView(device: string, signal?: AbortSignal): Promise<string> {
+  const { stdout } = await run('losetup', ['--read-only', '--find', '--show', '--', device], { signal });
+  return stdout.trim();
+}
+
+/** The device a loop view reads from, or null when `view` is not an attached loop device. */
+export async function viewBackingDevice(view: string, signal?: AbortSignal): Promise<string | null> {
+  const result = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE,RO', '--', view], { signal, okCodes: [1] });
+  if (result.code !== 0 || !result.stdout.trim()) return null;
+  const row = (JSON.parse(result.stdout) as LosetupList).loopdevices?.[0];
+  return row?.['back-file']?.trim() ?? null;
+}
+
+/** Detach our view, after checking it still is a view of `device` (loop numbers are reused). */
+export async function removeReadOnlyView(view: string, device: string, signal?: AbortSignal): Promise<void> {
+  if ((await viewBackingDevice(view, signal)) !== device) return;
+  await run('losetup', ['--detach', '--', view], { signal });
+}
+
+/** A loop view does not follow its backing device's growth by itself. */
+export async function refreshViewSize(view: string, signal?: AbortSignal): Promise<void> {
+  await run('losetup', ['--set-capacity', '--', view], { signal });
+}

@@ -1,0 +1,138 @@
+// Real block devices for node tests: sparse files on loop devices, a temp
+// device root with udev-style by-id links, and a cleanup that unmounts and
+// detaches everything the test made, even when the test failed.
+import { mkdtemp, mkdir, rm, symlink, truncate, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { run } from '../../src/util/exec';
+
+export const ROOT_SKIP_REASON = 'needs root: makes loop devices, filesystems and mounts';
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+export interface LoopDevice {
+  /** /dev/loopN */
+  path: string;
+  /** loopN */
+  name: string;
+  backingFile: string;
+}
+
+/**
+ * A scratch area: <root>/dev (deviceRoot with disk/by-id), <root>/state,
+ * <root>/kubelet for staging and target paths. Everything under it is
+ * unmounted and every loop device detached by cleanup(), which also checks
+ * that nothing was left behind.
+ */
+export class Sandbox {
+  readonly loops: LoopDevice[] = [];
+
+  private constructor(readonly root: string) {}
+
+  static async create(t: TestContext | { after(fn: () => Promise<void>): void }, prefix = 'cinder-csi-node-'): Promise<Sandbox> {
+    const root = await mkdtemp(path.join(tmpdir(), prefix));
+    const box = new Sandbox(root);
+    await mkdir(box.byIdDir, { recursive: true });
+    await mkdir(box.stateDir, { recursive: true });
+    await mkdir(box.kubeletDir, { recursive: true });
+    t.after(() => box.cleanup());
+    return box;
+  }
+
+  get deviceRoot(): string {
+    return path.join(this.root, 'dev');
+  }
+  get byIdDir(): string {
+    return path.join(this.deviceRoot, 'disk', 'by-id');
+  }
+  get stateDir(): string {
+    return path.join(this.root, 'state');
+  }
+  get kubeletDir(): string {
+    return path.join(this.root, 'kubelet');
+  }
+
+  /** A sparse backing file of `sizeBytes` on a fresh loop device. */
+  async loopDevice(sizeBytes: number): Promise<LoopDevice> {
+    const backingFile = path.join(this.root, `disk-${this.loops.length}.img`);
+    await writeFile(backingFile, '');
+    await truncate(backingFile, sizeBytes);
+    const { stdout } = await run('losetup', ['--find', '--show', '--', backingFile]);
+    const devicePath = stdout.trim();
+    const loop = { path: devicePath, name: path.basename(devicePath), backingFile };
+    this.loops.push(loop);
+    return loop;
+  }
+
+  /** The by-id link udev would make for a virtio-blk disk with this volume ID as serial. */
+  async linkVirtio(volumeId: string, device: LoopDevice): Promise<string> {
+    const link = path.join(this.byIdDir, `virtio-${volumeId.slice(0, 20)}`);
+    await symlink(device.path, link);
+    return link;
+  }
+
+  /** A staging directory (the CO creates it) and a target path (the SP creates it), both fresh. */
+  async volumePaths(name: string): Promise<{ staging: string; target: string }> {
+    const staging = path.join(this.kubeletDir, name, 'globalmount');
+    await mkdir(staging, { recursive: true });
+    const podDir = path.join(this.kubeletDir, name, 'pod');
+    await mkdir(podDir, { recursive: true });
+    return { staging, target: path.join(podDir, 'mount') };
+  }
+
+  /** Grow a loop device's backing file and tell the kernel, as the hypervisor would after a Cinder extend. */
+  async grow(loop: LoopDevice, sizeBytes: number): Promise<void> {
+    await truncate(loop.backingFile, sizeBytes);
+    await run('losetup', ['--set-capacity', loop.path]);
+  }
+
+  /** Mounts under the sandbox, from the kernel's own table. */
+  async mountsUnder(): Promise<string[]> {
+    return (await mountinfoTargets()).filter((t) => t === this.root || t.startsWith(`${this.root}/`));
+  }
+
+  /** Loop devices reading from one of our loop devices (read-only views left behind). */
+  async viewsOfOurLoops(): Promise<string[]> {
+    const { stdout } = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE']);
+    const rows = stdout.trim() ? (JSON.parse(stdout) as { loopdevices: { name: string; 'back-file': string | null }[] }).loopdevices : [];
+    const ours = new Set(this.loops.map((l) => l.path));
+    return rows.filter((r) => r['back-file'] && ours.has(r['back-file'].trim())).map((r) => r.name);
+  }
+
+  async cleanup(): Promise<void> {
+    // Deepest first, repeatedly: binds may be stacked on one target.
+    for (let round = 0; round < 10; round++) {
+      const left = (await this.mountsUnder()).sort((a, b) => b.length - a.length);
+      if (left.length === 0) break;
+      for (const target of left) await run('umount', ['--', target]).catch(() => undefined);
+    }
+    const views = await this.viewsOfOurLoops();
+    for (const view of views) await run('losetup', ['--detach', view]).catch(() => undefined);
+    for (const loop of this.loops) {
+      await run('losetup', ['--detach', loop.path]).catch(() => undefined);
+    }
+    const stillMounted = await this.mountsUnder();
+    const stillAttached: string[] = [];
+    for (const loop of this.loops) {
+      const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME', '--associated', loop.backingFile]);
+      if (stdout.trim()) stillAttached.push(stdout.trim());
+    }
+    await rm(this.root, { recursive: true, force: true });
+    assert.deepEqual(stillMounted, [], 'mounts left behind by the test');
+    assert.deepEqual(views, [], 'read-only loop views left behind by the test');
+    assert.deepEqual(stillAttached, [], 'loop devices left attached by the test');
+  }
+}
+
+/** Mount targets in /proc/self/mountinfo (field 5), to check the kernel's view directly. */
+export async function mountinfoTargets(): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' ')[4].replace(/\\040/g, ' '));
+}

@@ -1,0 +1,96 @@
+// Pure parts of the node service: path validation, capability parsing,
+// settings defaults, by-id names and serial matching. No root needed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { status } from '@grpc/grpc-js';
+import { validatePath } from '../../src/node/paths';
+import { parseCapability, stagingMountOptions } from '../../src/node/capability';
+import { parseFsType } from '../../src/node/format';
+import { resolveNodeSettings, DEFAULT_MAX_VOLUMES_PER_NODE } from '../../src/node/settings';
+import { byIdLinkNames, serialMatches } from '../../src/node/devices';
+import { formatDeviceNumber } from '../../src/node/mount';
+import type { VolumeCapability__Output } from '../../src/gen/csi/v1/VolumeCapability';
+import { rejectsWithCode } from './context';
+
+const ID = '0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+
+test('validatePath accepts plain absolute paths and drops one trailing slash', () => {
+  assert.equal(validatePath('/var/lib/kubelet/x', 'target_path'), '/var/lib/kubelet/x');
+  assert.equal(validatePath('/var/lib/kubelet/x/', 'target_path'), '/var/lib/kubelet/x');
+});
+
+test('validatePath rejects missing, relative, dotted, doubled-slash and NUL paths, naming the field', async () => {
+  for (const bad of ['', 'relative/path', '/a/../b', '/a/./b', '/a//b', '/a\0b', '/', '..']) {
+    await rejectsWithCode(Promise.resolve().then(() => validatePath(bad, 'staging_target_path')), status.INVALID_ARGUMENT, /staging_target_path/);
+  }
+});
+
+const mountCap = (fs_type: string, mode = 'SINGLE_NODE_WRITER', mount_flags: string[] = []): VolumeCapability__Output =>
+  ({ access_type: 'mount', mount: { fs_type, mount_flags, volume_mount_group: '' }, access_mode: { mode } }) as VolumeCapability__Output;
+
+test('parseCapability: fs types, modes and flags', async () => {
+  assert.deepEqual(parseCapability(mountCap('')), { access: 'mount', mode: 'SINGLE_NODE_WRITER', fsType: null, mountFlags: [] });
+  assert.equal((parseCapability(mountCap('xfs')) as { fsType: string }).fsType, 'xfs');
+  assert.equal(
+    parseCapability({ access_type: 'block', block: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } } as VolumeCapability__Output).access,
+    'block',
+  );
+  const attempt = (cap: VolumeCapability__Output | null) => Promise.resolve().then(() => parseCapability(cap));
+  await rejectsWithCode(attempt(null), status.INVALID_ARGUMENT, /volume_capability is required/);
+  await rejectsWithCode(attempt(mountCap('btrfs')), status.INVALID_ARGUMENT, /btrfs/);
+  await rejectsWithCode(attempt(mountCap('ext4', 'UNKNOWN')), status.INVALID_ARGUMENT, /access_mode/);
+  await rejectsWithCode(attempt(mountCap('ext4', 'MULTI_NODE_MULTI_WRITER')), status.FAILED_PRECONDITION, /raw block/);
+  await rejectsWithCode(attempt(mountCap('ext4', 'SINGLE_NODE_WRITER', ['noatime,bind'])), status.INVALID_ARGUMENT, /bind/);
+  await rejectsWithCode(
+    attempt({ access_mode: { mode: 'SINGLE_NODE_WRITER' } } as VolumeCapability__Output),
+    status.INVALID_ARGUMENT,
+    /access_type/,
+  );
+});
+
+test('parseFsType: empty means "ours to choose", others INVALID_ARGUMENT', async () => {
+  assert.equal(parseFsType(''), null);
+  assert.equal(parseFsType('ext3'), 'ext3');
+  await rejectsWithCode(Promise.resolve().then(() => parseFsType('ntfs')), status.INVALID_ARGUMENT);
+});
+
+test('xfs is always mounted with nouuid; other filesystems get just the requested flags', () => {
+  assert.deepEqual(stagingMountOptions('xfs', ['noatime']), ['noatime', 'nouuid']);
+  assert.deepEqual(stagingMountOptions('ext4', ['noatime']), ['noatime']);
+});
+
+test('settings: documented defaults, never a zero attach limit', () => {
+  const s = resolveNodeSettings({ nodeId: 'i-1' });
+  assert.equal(s.maxVolumesPerNode, DEFAULT_MAX_VOLUMES_PER_NODE);
+  assert.ok(s.maxVolumesPerNode > 0);
+  assert.equal(s.deviceRoot, '/dev');
+  assert.equal(s.sysfsRoot, '/sys');
+  assert.equal(s.availabilityZone, null);
+  assert.throws(() => resolveNodeSettings({ nodeId: 'i-1', maxVolumesPerNode: 0 }), /positive/);
+  assert.throws(() => resolveNodeSettings({ nodeId: '' }), /nodeId/);
+});
+
+test('by-id names: virtio and SCSI, short and full serials, and the WWN', () => {
+  assert.deepEqual(byIdLinkNames(ID), [
+    'virtio-0a1b2c3d-4e5f-6789-a',
+    `virtio-${ID}`,
+    'scsi-0QEMU_QEMU_HARDDISK_0a1b2c3d-4e5f-6789-a',
+    `scsi-0QEMU_QEMU_HARDDISK_${ID}`,
+    'wwn-0x0a1b2c3d4e5f6789abcdef0123456789',
+  ]);
+});
+
+test('serials match the whole ID or exactly the 20 characters virtio-blk keeps', () => {
+  assert.ok(serialMatches(ID, ID));
+  assert.ok(serialMatches(`${ID.slice(0, 20)}\n`, ID));
+  assert.ok(!serialMatches(ID.slice(0, 19), ID), 'a shorter prefix is not virtio truncation');
+  assert.ok(!serialMatches('', ID));
+  assert.ok(!serialMatches('ffffffff-4e5f-6789-abcd-ef0123456789', ID));
+});
+
+test('device numbers decode the Linux dev_t layout', () => {
+  assert.equal(formatDeviceNumber(0x0700n), '7:0');
+  assert.equal(formatDeviceNumber((259n << 8n) | 3n), '259:3');
+  // minor 300 = 0x12c: the low byte stays in bits 0-7, the rest moves to bits 20 and up.
+  assert.equal(formatDeviceNumber(0x800n | 0x2cn | (0x100n << 12n)), '8:300');
+});
