@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import yaml from 'js-yaml';
 import { parseServeArgs } from '../../src/cli/args';
 import { DEFAULT_DRIVER_NAME, TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
+import { DEFAULTS, fromDocument } from '../../src/config/config';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -455,6 +456,10 @@ test('node plugin: privileged, root, hostNetwork, bidirectional kubelet dir, /de
     assert.equal(volume(node, m.mount.name).hostPath?.path, dir);
     assert.equal(m.mount.readOnly === true, readOnly, `${dir} readOnly=${readOnly}`);
   }
+  // The node state directory (staged block volumes) survives pod restarts.
+  const state = volumeFor(plugin, DEFAULTS.stateDir);
+  assert.equal(state.rest, '');
+  assert.equal(volume(node, state.mount.name).hostPath?.path, DEFAULTS.stateDir);
   // No sidecar gets bidirectional propagation or privilege.
   for (const c of pod.containers.filter((x) => x !== plugin)) {
     assert.ok(!(c.volumeMounts ?? []).some((m) => m.mountPropagation === 'Bidirectional'), `${c.name}: no Bidirectional mount`);
@@ -582,6 +587,12 @@ test('the example Secret holds a cloud.yaml with a clouds: stanza, in the namesp
   assert.ok(os.region_name);
   assert.equal(os.interface, 'public');
   assert.equal(cloud.driver.cluster_id, 'kubernetes');
+  // And the driver's own config loader accepts it.
+  const config = fromDocument(cloud, 'examples/secret.yaml', {});
+  assert.equal(config.clouds.length, 1);
+  assert.equal(config.clouds[0]!.region, 'RegionOne');
+  assert.equal(config.clusterId, 'kubernetes');
+  assert.equal(config.driverName, DEFAULT_DRIVER_NAME);
   const all = await docs(t);
   if (!all) return;
   assert.equal(secret.metadata.namespace, workloads(all).controller.metadata.namespace);
