@@ -17,8 +17,13 @@ export interface BatcherOptions {
   /** From this many distinct volumes in one round on, list instead of getting each. */
   listThreshold?: number;
   pageSize?: number;
+  /** Under load, how long a round waits to gather the polls of other waiters. */
+  gatherMs?: number;
   logger: Logger;
 }
+
+/** A volume polled within this long counts as watched (for deciding whether to gather). */
+const WATCHED_MS = 2_000;
 
 interface Pending {
   resolve: (v: Volume) => void;
@@ -30,6 +35,9 @@ export class VolumeStatusBatcher {
   private running = false;
   private readonly threshold: number;
   private readonly pageSize: number;
+  private readonly gatherMs: number;
+  /** When each volume was last asked for: how many waiters are active. */
+  private readonly watched = new Map<string, number>();
   /** Rounds made and how: for tests and benchmarks. */
   readonly stats = { rounds: 0, listRounds: 0, singleGets: 0 };
 
@@ -39,6 +47,13 @@ export class VolumeStatusBatcher {
   ) {
     this.threshold = opts.listThreshold ?? 4;
     this.pageSize = opts.pageSize ?? 1000;
+    this.gatherMs = opts.gatherMs ?? 20;
+  }
+
+  /** Volumes polled recently: with many, a round waits a little to serve them together. */
+  private watchedCount(now: number): number {
+    for (const [id, at] of this.watched) if (now - at > WATCHED_MS) this.watched.delete(id);
+    return this.watched.size;
   }
 
   /** The volume as of a round that started after this call; 'not_found' when it is gone. */
@@ -62,10 +77,15 @@ export class VolumeStatusBatcher {
       const list = this.queue.get(id) ?? [];
       list.push(entry);
       this.queue.set(id, list);
+      const now = Date.now();
+      this.watched.set(id, now);
       if (!this.running) {
         this.running = true;
-        // Gather the polls of this tick before the first round.
-        setImmediate(() => void this.loop());
+        // Waiters' timers rarely fire in the same tick, so when many volumes
+        // are watched, wait a moment for the others' polls; otherwise only
+        // for the rest of this tick.
+        if (this.watchedCount(now) >= this.threshold) setTimeout(() => void this.loop(), this.gatherMs);
+        else setImmediate(() => void this.loop());
       }
     });
   }
