@@ -1,0 +1,169 @@
+// The `cinder-csi` command as a real process (issue 2, items 2, 6 and "done
+// when"): a broken config prints one line and exits 2, a start-up failure one
+// line and exit 1, and a running driver stops cleanly on SIGTERM with exit 0
+// and its socket removed.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { call, connect } from '../helpers/grpc';
+import { until } from '../helpers/server';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+const VERSION: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+/** No OS_* or CINDER_CSI_* from the developer's shell may change what the CLI sees. */
+const CLEAN_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = CLEAN_ENV): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: unknown }).code as number | null) : 0;
+      resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
+    });
+  });
+}
+
+let n = 0;
+function configFile(text: string): string {
+  const p = path.join(dir, `broken-${++n}.yaml`);
+  writeFileSync(p, text);
+  return p;
+}
+
+const serveController = (config: string) => ['serve', '--endpoint', `unix://${dir}/never.sock`, '--mode', 'controller', '--config', config];
+
+test('serve with a broken config prints one line naming the key and the file, and exits 2', async () => {
+  const cases: Array<{ text: string; key: RegExp }> = [
+    { text: 'datset:\n  username: alice\n', key: /'datset' .* is not a known setting \(did you mean 'dataset'\?\)/ },
+    { text: 'dataset:\n  username: alice\n  pasword: pw\n  auth_url: https://k/v3\n', key: /'dataset\.pasword' .*did you mean 'password'/ },
+    { text: 'dataset:\n  username: alice\n  auth_url: https://k/v3\n', key: /'dataset\.password' .* is required/ },
+    { text: 'dataset:\n  password: pw\n  username: alice\n', key: /'dataset\.auth_url' .* is required/ },
+    { text: 'driver:\n  node:\n    max_volumes_per_node: many\n', key: /'driver\.node\.max_volumes_per_node' .* must be a whole number/ },
+    { text: 'dataset: [1, 2\n', key: /is not valid YAML/ },
+  ];
+  for (const { text, key } of cases) {
+    const file = configFile(text);
+    const r = await cli(serveController(file));
+    assert.equal(r.code, 2, `${text}\n${r.stderr}`);
+    assert.match(r.stderr, /^cinder-csi: configuration error: [^\n]+\n$/, 'exactly one line');
+    assert.match(r.stderr, key);
+    assert.ok(r.stderr.includes(file), `names the file: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('serve with a config file that does not exist exits 2 naming it', async () => {
+  const missing = path.join(dir, 'missing.yaml');
+  const r = await cli(serveController(missing));
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `cinder-csi: configuration error: cannot read config file ${missing}: ENOENT\n`);
+});
+
+test('a controller with no cloud configured cannot start: exit 1 with one line', async () => {
+  const r = await cli(serveController(configFile('driver:\n  cluster_id: c1\n')));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^cinder-csi: cannot start: no OpenStack cloud is configured in [^\n]+\n$/);
+});
+
+test('a regular file where the socket should be stops start-up: exit 1 with one line', async () => {
+  const notASocket = path.join(dir, 'not-a-socket');
+  writeFileSync(notASocket, 'keep me');
+  const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-1\n`);
+  const r = await cli(['serve', '--mode', 'node', '--node-id', randomUUID(), '--endpoint', `unix://${notASocket}`, '--config', config]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^cinder-csi: cannot start: [^\n]*not-a-socket exists and is not a socket[^\n]*\n$/);
+  assert.equal(readFileSync(notASocket, 'utf8'), 'keep me');
+});
+
+test('bad serve arguments exit 2 with the reason and the usage', async () => {
+  const r = await cli(['serve', '--endpoint', `unix://${dir}/x.sock`, '--mode', 'both']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^cinder-csi serve: --mode must be controller, node or all, not 'both'\nUsage: cinder-csi serve/);
+});
+
+test('serve --help prints the usage and exits 0', async () => {
+  const r = await cli(['serve', '--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^Usage: cinder-csi serve --endpoint URL/);
+  assert.match(r.stdout, /--node-id/);
+});
+
+test('an unknown subcommand exits 2', async () => {
+  const r = await cli(['frobnicate']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^cinder-csi: unknown command 'frobnicate'\n/);
+});
+
+test("version prints package.json's version", async () => {
+  const r = await cli(['version']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, `${VERSION}\n`);
+});
+
+test('a node plugin serves on its socket, answers Probe, and on SIGTERM exits 0 and removes the socket', async () => {
+  const socketPath = path.join(dir, 'node', 'csi.sock');
+  const nodeId = randomUUID();
+  const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-2\n`);
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--mode', 'node', '--node-id', nodeId, '--endpoint', `unix://${socketPath}`, '--config', config],
+    { env: CLEAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const clients = connect(`unix://${socketPath}`);
+  try {
+    await until(
+      () => {
+        if (child.exitCode !== null) throw new Error(`the driver exited early (${child.exitCode}): ${stderr}`);
+        try {
+          return lstatSync(socketPath).isSocket();
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      'the socket to appear',
+    );
+    assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
+    const info = await call(clients.identity, 'GetPluginInfo', {});
+    assert.equal(info.name, 'cinder.csi.openstack.org');
+    assert.equal(info.vendor_version, VERSION);
+    const caps = await call(clients.identity, 'GetPluginCapabilities', {});
+    assert.ok(!caps.capabilities.some((c: any) => c.service?.type === 'CONTROLLER_SERVICE'), 'a node plugin offers no controller');
+    const nodeInfo = await call(clients.node, 'NodeGetInfo', {});
+    assert.equal(nodeInfo.node_id, nodeId);
+
+    clients.close();
+    child.kill('SIGTERM');
+    const { code, signal } = await exited;
+    assert.equal(signal, null, stderr);
+    assert.equal(code, 0, stderr);
+    assert.throws(() => lstatSync(socketPath), /ENOENT/, 'the socket is removed');
+    const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.ok(lines.some((l) => l.msg === 'stopped' && l.outcome === 'graceful'), 'logged a graceful stop');
+    assert.equal(stderr, '');
+  } finally {
+    clients.close();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  }
+});
