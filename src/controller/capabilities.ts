@@ -1,0 +1,90 @@
+// Which access modes and access types Cinder can honour, and the controller
+// capabilities we advertise.
+//
+// A Cinder volume attaches to one server unless its volume type is
+// multiattach. Several servers writing one ordinary filesystem corrupt it, so
+// MULTI_NODE_MULTI_WRITER is offered only as a raw block device (the
+// application, e.g. a cluster filesystem or database, coordinates writes).
+import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
+import type { ControllerServiceCapability } from '../gen/csi/v1/ControllerServiceCapability';
+import type { VolumeType } from '../openstack/types';
+
+type AccessMode = NonNullable<VolumeCapability__Output['access_mode']>['mode'];
+
+const SINGLE_NODE_MODES: readonly AccessMode[] = [
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_READER_ONLY',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+];
+const MULTI_NODE_MODES: readonly AccessMode[] = ['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER'];
+
+export function accessModeOf(cap: VolumeCapability__Output): AccessMode | undefined {
+  return cap.access_mode?.mode;
+}
+
+export function isMultiNode(cap: VolumeCapability__Output): boolean {
+  const mode = accessModeOf(cap);
+  return mode !== undefined && MULTI_NODE_MODES.includes(mode);
+}
+
+export function isBlock(cap: VolumeCapability__Output | null | undefined): boolean {
+  return cap?.access_type === 'block';
+}
+
+/**
+ * Why Cinder cannot honour `cap` on a volume whose multiattach-ness is given,
+ * or null when it can. The reason is written for the operator.
+ */
+export function capabilityProblem(cap: VolumeCapability__Output, multiattach: boolean): string | null {
+  const mode = accessModeOf(cap);
+  if (cap.access_type !== 'block' && cap.access_type !== 'mount') {
+    return 'a volume capability has no access type: it must ask for block or mount access';
+  }
+  if (mode === undefined || mode === 'UNKNOWN') return 'a volume capability has no access mode';
+  if (SINGLE_NODE_MODES.includes(mode)) return null;
+  if (!MULTI_NODE_MODES.includes(mode)) return `access mode ${String(mode)} is not supported`;
+  if (!multiattach) {
+    return `access mode ${mode} needs a Cinder volume type with multiattach="<is> True"; use ReadWriteOnce or such a volume type`;
+  }
+  if (mode === 'MULTI_NODE_MULTI_WRITER' && cap.access_type !== 'block') {
+    return `access mode ${mode} is supported only with volumeMode: Block; an ordinary filesystem written from several nodes is corrupted`;
+  }
+  return null;
+}
+
+/** The first problem among `caps`, or null when all can be honoured. */
+export function capabilitiesProblem(caps: readonly VolumeCapability__Output[], multiattach: boolean): string | null {
+  for (const cap of caps) {
+    const problem = capabilityProblem(cap, multiattach);
+    if (problem) return problem;
+  }
+  return null;
+}
+
+/** Cinder marks multiattach volume types with this extra spec. */
+export function isMultiattachType(type: VolumeType): boolean {
+  const spec = type.extraSpecs.multiattach;
+  return typeof spec === 'string' && /^\s*<is>\s+true\s*$/i.test(spec);
+}
+
+const ADVERTISED = [
+  'CREATE_DELETE_VOLUME',
+  'PUBLISH_UNPUBLISH_VOLUME',
+  'LIST_VOLUMES',
+  'LIST_VOLUMES_PUBLISHED_NODES',
+  'GET_VOLUME',
+  'VOLUME_CONDITION',
+  'GET_CAPACITY',
+  'CREATE_DELETE_SNAPSHOT',
+  'LIST_SNAPSHOTS',
+  'GET_SNAPSHOT',
+  'CLONE_VOLUME',
+  'EXPAND_VOLUME',
+  'PUBLISH_READONLY',
+  'MODIFY_VOLUME',
+] as const;
+
+export function controllerCapabilities(): ControllerServiceCapability[] {
+  return ADVERTISED.map((type) => ({ type: 'rpc', rpc: { type } }));
+}

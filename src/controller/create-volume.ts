@@ -1,0 +1,161 @@
+// CreateVolume: idempotent by name, looked up in Cinder itself, so a retry
+// after a crash or a missed deadline finds the volume the first attempt made
+// instead of making a second one. (Concurrent retries inside this process are
+// joined by the in-flight registry before they get here.)
+import type { CreateVolumeRequest__Output } from '../gen/csi/v1/CreateVolumeRequest';
+import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
+import type { Cloud, Volume } from '../openstack/types';
+import { isNotFound, isOpenStackError } from '../openstack/errors';
+import { WAIT } from '../openstack/waiter';
+import { alreadyExists, internal, invalidArgument, outOfRange, requireField, resourceExhausted } from '../csi/errors';
+import { capabilitiesProblem, isMultiNode, isMultiattachType } from './capabilities';
+import { findOneByName } from './by-name';
+import { cloudForSecrets } from './clouds';
+import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { rethrow } from './os-errors';
+import { ownedMetadata, parseMutableParams, parseVolumeParams } from './params';
+import { fitsRange, gibToBytes, sizeForRange } from './size';
+import { resolveSource, type ResolvedSource } from './source';
+import { chooseVolumeZone } from './topology';
+import { csiVolume } from './views';
+import { requireVolumeType } from './volume-types';
+
+/** volume_context key telling the node to grow the filesystem: the volume is larger than its source (the Go plugin's key). */
+export const RESIZE_REQUIRED_KEY = 'resizeRequired';
+
+export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest__Output, op: Op): Promise<CreateVolumeResponse> {
+  const name = requireField(req.name, 'name');
+  const caps = requireField(req.volume_capabilities, 'volume_capabilities');
+  const params = parseVolumeParams(req.parameters);
+  const mutable = parseMutableParams(req.mutable_parameters);
+  const cloud = cloudForSecrets(env.clouds, req.secrets);
+  const bs = cloud.blockStorage;
+  let size = sizeForRange(req.capacity_range);
+
+  // Access modes: multi-node modes need a multiattach volume type.
+  const typeName = mutable.volumeType ?? params.volumeType ?? env.settings.defaultVolumeType;
+  const type = typeName ? await requireVolumeType(cloud, typeName, 'the StorageClass (or driver default)', op) : undefined;
+  if (!type && caps.some(isMultiNode)) {
+    throw invalidArgument(`multi-node access modes need a Cinder volume type with multiattach="<is> True": set the StorageClass parameter 'type'`);
+  }
+  const problem = capabilitiesProblem(caps, type ? isMultiattachType(type) : false);
+  if (problem) throw invalidArgument(problem);
+
+  const source = await resolveSource(env, cloud, req.volume_content_source, op);
+  if (source) {
+    if (size < source.size) {
+      if (Number(req.capacity_range?.required_bytes ?? 0) > 0) {
+        throw outOfRange(`the requested ${size} GiB is smaller than the source's ${source.size} GiB; request at least ${gibToBytes(source.size)} bytes`);
+      }
+      size = sizeForRange({ required_bytes: gibToBytes(source.size), limit_bytes: Number(req.capacity_range?.limit_bytes ?? 0) });
+    }
+  }
+
+  const fixedZone = params.availability
+    ? { zone: params.availability, why: `the StorageClass parameter availability=${params.availability}` }
+    : source?.zone
+      ? { zone: source.zone, why: `the ${source.kind} ${source.id} (Cinder copies within its zone)` }
+      : undefined;
+  const zone = env.settings.topology
+    ? chooseVolumeZone(req.accessibility_requirements, fixedZone, env.settings.azMap)
+    : params.availability;
+
+  let volume = await findOneByName((q, o) => bs.listVolumes(q, o), name, 'volume', op);
+  if (volume) {
+    const mismatch = incompatibility(volume, { size: req.capacity_range, source, typeName: type?.name, typeId: type?.id });
+    if (mismatch) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but ${mismatch}`);
+    env.logger.debug({ volume_id: volume.id, name }, 'CreateVolume found the volume of this name');
+  } else {
+    volume = await bs
+      .createVolume(
+        {
+          name,
+          size,
+          description: 'Created by cinder-csi',
+          volumeType: type?.name,
+          availabilityZone: zone,
+          metadata: ownedMetadata(env.settings.clusterId, params.metadata),
+          snapshotId: source?.kind === 'snapshot' ? source.id : undefined,
+          sourceVolumeId: source?.kind === 'volume' ? source.id : undefined,
+          backupId: source?.kind === 'backup' ? source.id : undefined,
+        },
+        op,
+      )
+      .catch(
+        rethrow({
+          over_quota: (m) => resourceExhausted(`Cinder refused the ${size} GiB volume: ${m}; free space in the project or raise its quota`),
+          bad_request: (m) => invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's azMap`),
+        }),
+      );
+  }
+  volume = await awaitAvailable(env, cloud, volume, source, op);
+
+  const context: Record<string, string> = {};
+  if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';
+  return { volume: csiVolume(env, cloud.name, volume, context) };
+}
+
+interface Wanted {
+  size: Parameters<typeof fitsRange>[1];
+  source: ResolvedSource | undefined;
+  typeName?: string;
+  typeId?: string;
+}
+
+/** Why an existing volume does not match the request, or null when it does. */
+function incompatibility(v: Volume, wanted: Wanted): string | null {
+  if (!fitsRange(v.size, wanted.size)) return `has ${v.size} GiB, outside the requested capacity range`;
+  const src = wanted.source;
+  const has = v.snapshotId ? `snapshot ${v.snapshotId}` : v.sourceVolumeId ? `volume ${v.sourceVolumeId}` : v.backupId ? `backup ${v.backupId}` : 'no source';
+  if (!src) {
+    if (v.snapshotId || v.sourceVolumeId || v.backupId) return `was made from ${has}, not empty`;
+  } else if (src.kind === 'snapshot' && v.snapshotId !== src.id) {
+    return `was made from ${has}, not snapshot ${src.id}`;
+  } else if (src.kind === 'volume' && v.sourceVolumeId !== src.id) {
+    return `was made from ${has}, not volume ${src.id}`;
+  } else if (src.kind === 'backup' && (v.snapshotId || v.sourceVolumeId || (v.backupId && v.backupId !== src.id))) {
+    // Cinder does not always report backup_id, so an unreported one is taken to match.
+    return `was made from ${has}, not backup ${src.id}`;
+  }
+  if (wanted.typeName && v.volumeType && v.volumeType !== wanted.typeName && v.volumeType !== wanted.typeId) {
+    return `has volume type '${v.volumeType}', not '${wanted.typeName}'`;
+  }
+  return null;
+}
+
+/**
+ * Wait until the volume is available. A volume that ends in an error state
+ * is deleted (so the retry starts clean) and the call fails with the reason.
+ * A volume found by name that is already past creation (in-use, extending,
+ * ...) is returned as it is: only an error state ever leads to a delete.
+ */
+async function awaitAvailable(env: ControllerEnv, cloud: Cloud, volume: Volume, source: ResolvedSource | undefined, op: Op): Promise<Volume> {
+  const bs = cloud.blockStorage;
+  const creating = (WAIT.volumeAvailable.transient as readonly string[]).includes(volume.status);
+  if (!creating && !volume.status.startsWith('error')) return volume;
+  let failedState = volume.status;
+  if (creating) {
+    try {
+      const kind = source ? `volume:create-from-${source.kind}` : 'volume:create';
+      const ready = await waitForVolume(env, cloud, volume.id, { spec: WAIT.volumeAvailable, kind }, op);
+      if (ready) return ready;
+    } catch (err) {
+      if (!isOpenStackError(err, 'state')) throw err;
+      failedState = err.lastState ?? 'unknown';
+    }
+    if (!failedState.startsWith('error')) {
+      // Not a failure of the create: it disappeared, or moved on (attached already).
+      return bs.getVolume(volume.id, op).catch(
+        rethrow({ not_found: () => internal(`volume ${volume.id} was deleted while it was being created; the CO retries`) }),
+      );
+    }
+  }
+  await bs.deleteVolume(volume.id, op).catch((e) => {
+    if (!isNotFound(e)) env.logger.warn({ volume_id: volume.id, error: (e as Error).message }, 'could not delete the failed volume; the next attempt will');
+  });
+  throw internal(
+    `Cinder could not create volume ${volume.id}: it went to '${failedState}' (usually no backend had room, or the ` +
+      `${source ? `${source.kind} copy` : 'backend'} failed; 'openstack volume message list' says why). ` +
+      `The volume was deleted; the CO retries`,
+  );
+}

@@ -1,0 +1,55 @@
+// ControllerExpandVolume: extend in Cinder and wait for the new size.
+// Extending an attached (in-use) volume needs Cinder microversion 3.42.
+import type { ControllerExpandVolumeRequest__Output } from '../gen/csi/v1/ControllerExpandVolumeRequest';
+import type { ControllerExpandVolumeResponse } from '../gen/csi/v1/ControllerExpandVolumeResponse';
+import { isOpenStackError } from '../openstack/errors';
+import { WAIT } from '../openstack/waiter';
+import { aborted, failedPrecondition, internal, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { isBlock } from './capabilities';
+import { locate } from './clouds';
+import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { rethrow } from './os-errors';
+import { gibToBytes, sizeForRange } from './size';
+
+export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolumeRequest__Output, op: Op): Promise<ControllerExpandVolumeResponse> {
+  const csiId = requireField(req.volume_id, 'volume_id');
+  const range = requireField(req.capacity_range, 'capacity_range');
+  const size = sizeForRange(range);
+  const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  const bs = cloud.blockStorage;
+  // A raw block device needs nothing from the node: the new size is there once Cinder has it.
+  const answer = (gib: number): ControllerExpandVolumeResponse => ({ capacity_bytes: gibToBytes(gib), node_expansion_required: !isBlock(req.volume_capability) });
+
+  let volume = await bs.getVolume(id, op).catch(rethrow({ not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`) }));
+  if (volume.size >= size && volume.status !== 'extending') return answer(volume.size);
+
+  if (volume.status === 'in-use') {
+    const features = await bs.features(op);
+    if (!features.inUseExtend) {
+      throw failedPrecondition(
+        `volume ${csiId} is attached and this cloud's Cinder API (${features.microversion ?? `v${features.apiVersion}`}) cannot extend attached volumes ` +
+          `(needs microversion 3.42): scale the workload down so the volume is detached, and the resize proceeds`,
+      );
+    }
+  } else if (volume.status !== 'available' && volume.status !== 'extending') {
+    throw aborted(`volume ${csiId} is '${volume.status}'; it can be extended when Cinder has finished`);
+  }
+
+  if (volume.status !== 'extending') {
+    await bs.extendVolume(id, size, op).catch(
+      rethrow({
+        over_quota: (m) => resourceExhausted(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
+        bad_request: (m) => failedPrecondition(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}`),
+      }),
+    );
+  }
+  try {
+    const done = await waitForVolume(env, cloud, id, { spec: WAIT.volumeExtended, kind: 'volume:extend', until: (v) => v.size >= size }, op);
+    if (!done) throw notFound(`volume ${csiId} was deleted while it was being extended`);
+    volume = done;
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    throw internal(`Cinder failed to extend volume ${csiId} to ${size} GiB (status '${err.lastState}'); check its backend, reset the state and the CO retries`);
+  }
+  return answer(volume.size);
+}

@@ -1,0 +1,49 @@
+// ControllerModifyVolume: the mutable parameter `type` retypes the volume,
+// letting Cinder migrate it to another backend when it must (on-demand).
+import type { ControllerModifyVolumeRequest__Output } from '../gen/csi/v1/ControllerModifyVolumeRequest';
+import type { ControllerModifyVolumeResponse } from '../gen/csi/v1/ControllerModifyVolumeResponse';
+import { isOpenStackError } from '../openstack/errors';
+import { WAIT } from '../openstack/waiter';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { locate } from './clouds';
+import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { rethrow } from './os-errors';
+import { parseMutableParams } from './params';
+import { isType, requireVolumeType } from './volume-types';
+
+export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolumeRequest__Output, op: Op): Promise<ControllerModifyVolumeResponse> {
+  const csiId = requireField(req.volume_id, 'volume_id');
+  const wanted = parseMutableParams(req.mutable_parameters);
+  if (!wanted.volumeType) throw invalidArgument('mutable_parameters is required: name what to change (the only mutable parameter is type)');
+  const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  const bs = cloud.blockStorage;
+  const volume = await bs.getVolume(id, op).catch(rethrow({ not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`) }));
+  const type = await requireVolumeType(cloud, wanted.volumeType, 'the VolumeAttributesClass', op);
+  if (isType(volume.volumeType, type) && volume.status !== 'retyping') return {};
+
+  if (volume.status !== 'retyping') {
+    if (volume.status !== 'available' && volume.status !== 'in-use') {
+      throw aborted(`volume ${csiId} is '${volume.status}'; it can be retyped when Cinder has finished`);
+    }
+    await bs.retypeVolume(id, type.name, 'on-demand', op).catch(
+      rethrow({
+        over_quota: (m) => resourceExhausted(`Cinder refused to retype volume ${csiId} to '${type.name}': ${m}; raise the quota of that type`),
+        bad_request: (m) => failedPrecondition(`Cinder refused to retype volume ${csiId} to '${type.name}': ${m}`),
+      }),
+    );
+  }
+  try {
+    const done = await waitForVolume(env, cloud, id, { spec: WAIT.volumeRetyped, kind: 'volume:retype' }, op);
+    if (!done) throw notFound(`volume ${csiId} was deleted while it was being retyped`);
+    if (!isType(done.volumeType, type)) {
+      throw internal(
+        `Cinder finished the retype of volume ${csiId} but it still has type '${done.volumeType}' (migration status '${done.migrationStatus ?? 'none'}'); ` +
+          `'openstack volume message list' says why; the CO retries`,
+      );
+    }
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    throw internal(`Cinder failed to retype volume ${csiId} to '${type.name}' (status '${err.lastState}'); check its backend; the CO retries`);
+  }
+  return {};
+}

@@ -1,0 +1,163 @@
+// StorageClass, VolumeSnapshotClass and VolumeAttributesClass parameters.
+//
+// StorageClass `parameters` (CreateVolume, GetCapacity, ValidateVolumeCapabilities):
+//
+// | key                              | value                           | effect |
+// | -------------------------------- | ------------------------------- | ------ |
+// | `type`                           | Cinder volume type name         | The volume's type. Default: the driver's `defaultVolumeType`, else Cinder's default type. Multi-node access modes need a type with `multiattach="<is> True"`. |
+// | `availability`                   | Cinder availability zone        | Create the volume in this zone, whatever the pod's topology says (it must still be reachable from the requisite zones). |
+// | `appendVolumeMetadata`           | JSON object of strings          | Extra Cinder metadata on every volume of the class (as in the Go plugin). The cluster key may be overridden; other reserved keys are kept. |
+// | `csi.storage.k8s.io/pvc/name` ...| set by the external-provisioner | Every `csi.storage.k8s.io/*` key (with `--extra-create-metadata`: PVC name and namespace, PV name) is stored as volume metadata. |
+//
+// VolumeAttributesClass `parameters` (CreateVolume mutable_parameters, ControllerModifyVolume):
+//
+// | key    | value            | effect |
+// | ------ | ---------------- | ------ |
+// | `type` | Cinder volume type name | The volume's type. ControllerModifyVolume retypes with migration_policy on-demand. |
+//
+// VolumeSnapshotClass `parameters` (CreateSnapshot):
+//
+// | key                                   | value                   | effect |
+// | ------------------------------------- | ----------------------- | ------ |
+// | `type`                                | `snapshot` (default) or `backup` | A Cinder snapshot (fast, on the volume's backend) or a Cinder backup (a copy in the backup service, survives the backend; restores need microversion 3.47). |
+// | `force-create`                        | `true` / `false` (default false) | Take the snapshot or backup of a volume that is attached (in-use). |
+// | `incremental`                         | `true` / `false` (default false) | Backups only: an incremental backup on top of the volume's last full one. |
+// | `availability`                        | availability zone       | Backups only: the backup service's zone. |
+// | `backup-max-duration-seconds-per-gb`  | integer                 | Accepted for compatibility with the Go plugin; not used: CreateSnapshot returns at once and reports ready_to_use when Cinder is done. |
+// | `csi.storage.k8s.io/volumesnapshot/name` ... | set by the external-snapshotter | Every `csi.storage.k8s.io/*` key (with `--extra-create-metadata`) is stored as snapshot or backup metadata. |
+//
+// Any other key is INVALID_ARGUMENT naming it: a typo in a class must not
+// silently make volumes of the wrong kind.
+import { invalidArgument } from '../csi/errors';
+
+/** Metadata key carrying the cluster ID, the same key the Go plugin uses. */
+export const CLUSTER_METADATA_KEY = 'cinder.csi.openstack.org/cluster';
+
+/** Keys the Kubernetes sidecars add; they become metadata. */
+const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
+
+export interface VolumeParams {
+  volumeType?: string;
+  availability?: string;
+  /** Metadata to store on the volume besides the cluster ID. */
+  metadata: Record<string, string>;
+}
+
+export interface SnapshotParams {
+  kind: 'snapshot' | 'backup';
+  force: boolean;
+  incremental: boolean;
+  availability?: string;
+  metadata: Record<string, string>;
+}
+
+export interface MutableParams {
+  volumeType?: string;
+}
+
+const VOLUME_KEYS = ['type', 'availability', 'appendVolumeMetadata'];
+const SNAPSHOT_KEYS = ['type', 'force-create', 'incremental', 'availability', 'backup-max-duration-seconds-per-gb'];
+const MUTABLE_KEYS = ['type'];
+
+function rejectUnknown(params: Record<string, string>, known: readonly string[], where: string): void {
+  for (const key of Object.keys(params)) {
+    if (known.includes(key) || key.startsWith(SIDECAR_PREFIX)) continue;
+    throw invalidArgument(
+      `unknown ${where} parameter '${key}'; supported: ${known.map((k) => `'${k}'`).join(', ')} and the sidecars' '${SIDECAR_PREFIX}*' keys`,
+    );
+  }
+}
+
+function nonEmpty(params: Record<string, string>, key: string, where: string): string | undefined {
+  const value = params[key];
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw invalidArgument(`${where} parameter '${key}' is empty; remove it or give a value`);
+  return value.trim();
+}
+
+export function parseBool(params: Record<string, string>, key: string, where: string): boolean {
+  const value = params[key];
+  if (value === undefined || value === '') return false;
+  const lower = value.trim().toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw invalidArgument(`${where} parameter '${key}' must be 'true' or 'false', not '${value}'`);
+}
+
+function sidecarMetadata(params: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (key.startsWith(SIDECAR_PREFIX)) out[key] = value;
+  }
+  return out;
+}
+
+/** The JSON object of `appendVolumeMetadata`, merged under the sidecars' keys. */
+function appendedMetadata(json: string | undefined, key: string, where: string): Record<string, string> {
+  if (json === undefined || json.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw invalidArgument(`${where} parameter '${key}' must be a JSON object of strings, e.g. {"team":"storage"}; it is not valid JSON`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw invalidArgument(`${where} parameter '${key}' must be a JSON object of strings, e.g. {"team":"storage"}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v !== 'string') throw invalidArgument(`${where} parameter '${key}': the value of '${k}' must be a string`);
+    out[k] = v;
+  }
+  return out;
+}
+
+export function parseVolumeParams(params: Record<string, string> | undefined): VolumeParams {
+  const p = params ?? {};
+  const where = 'StorageClass';
+  rejectUnknown(p, VOLUME_KEYS, where);
+  return {
+    volumeType: nonEmpty(p, 'type', where),
+    availability: nonEmpty(p, 'availability', where),
+    // The sidecars' keys win over appended ones: they describe this very PVC.
+    metadata: { ...appendedMetadata(p.appendVolumeMetadata, 'appendVolumeMetadata', where), ...sidecarMetadata(p) },
+  };
+}
+
+export function parseMutableParams(params: Record<string, string> | undefined): MutableParams {
+  const p = params ?? {};
+  const where = 'VolumeAttributesClass';
+  for (const key of Object.keys(p)) {
+    if (!MUTABLE_KEYS.includes(key)) {
+      throw invalidArgument(`unknown ${where} parameter '${key}'; the only mutable parameter is 'type' (the Cinder volume type)`);
+    }
+  }
+  return { volumeType: nonEmpty(p, 'type', where) };
+}
+
+export function parseSnapshotParams(params: Record<string, string> | undefined): SnapshotParams {
+  const p = params ?? {};
+  const where = 'VolumeSnapshotClass';
+  rejectUnknown(p, SNAPSHOT_KEYS, where);
+  const kind = nonEmpty(p, 'type', where) ?? 'snapshot';
+  if (kind !== 'snapshot' && kind !== 'backup') {
+    throw invalidArgument(`${where} parameter 'type' must be 'snapshot' or 'backup', not '${kind}'`);
+  }
+  const incremental = parseBool(p, 'incremental', where);
+  const availability = nonEmpty(p, 'availability', where);
+  if (kind === 'snapshot' && (incremental || availability !== undefined)) {
+    throw invalidArgument(`${where} parameters 'incremental' and 'availability' apply only to type 'backup'`);
+  }
+  const maxDuration = p['backup-max-duration-seconds-per-gb'];
+  if (maxDuration !== undefined && !/^\d+$/.test(maxDuration.trim())) {
+    throw invalidArgument(`${where} parameter 'backup-max-duration-seconds-per-gb' must be a whole number of seconds`);
+  }
+  return { kind, force: parseBool(p, 'force-create', where), incremental, availability, metadata: sidecarMetadata(p) };
+}
+
+/** The metadata we put on a new volume, snapshot or backup. */
+export function ownedMetadata(clusterId: string, extra: Record<string, string>): Record<string, string> {
+  // The cluster key may be overridden through appendVolumeMetadata (as in the
+  // Go plugin), so it goes first.
+  return { [CLUSTER_METADATA_KEY]: clusterId, ...extra };
+}

@@ -1,0 +1,225 @@
+// ControllerPublishVolume / ControllerUnpublishVolume: attach and detach
+// through Nova, and wait until Cinder (and, on detach, Nova too) shows the
+// result. Node IDs are Nova server UUIDs.
+import type { ControllerPublishVolumeRequest__Output } from '../gen/csi/v1/ControllerPublishVolumeRequest';
+import type { ControllerPublishVolumeResponse } from '../gen/csi/v1/ControllerPublishVolumeResponse';
+import type { ControllerUnpublishVolumeRequest__Output } from '../gen/csi/v1/ControllerUnpublishVolumeRequest';
+import type { ControllerUnpublishVolumeResponse } from '../gen/csi/v1/ControllerUnpublishVolumeResponse';
+import type { Cloud, Volume, WaitSpec } from '../openstack/types';
+import { isNotFound, isOpenStackError } from '../openstack/errors';
+import { WAIT } from '../openstack/waiter';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { capabilityProblem } from './capabilities';
+import { locate } from './clouds';
+import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { rethrow, translate } from './os-errors';
+import { publishedNodeIds } from './views';
+
+/** publish_context keys. DevicePath is the Go plugin's key; the node treats it as a hint and verifies the disk's serial. */
+export const PUBLISH_CONTEXT = {
+  devicePath: 'DevicePath',
+  /** 'true' when the CO published the volume read-only: the node sets the block device read-only. */
+  readonly: 'readonly',
+} as const;
+
+/** Nova's refusal when a server has no free disk slot (max_disk_devices_to_attach, bus limits). */
+const NO_ROOM = /maximum|exceed|too many|no (free|more)|limit/i;
+
+/** The CSI IDs and Cinder UUID of one volume/server pair. */
+interface Pair {
+  cloud: Cloud;
+  csiId: string;
+  volumeId: string;
+  serverId: string;
+}
+
+export async function publishVolume(env: ControllerEnv, req: ControllerPublishVolumeRequest__Output, op: Op): Promise<ControllerPublishVolumeResponse> {
+  const csiId = requireField(req.volume_id, 'volume_id');
+  const serverId = requireField(req.node_id, 'node_id');
+  const cap = requireField(req.volume_capability, 'volume_capability');
+  const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  const pair: Pair = { cloud, csiId, volumeId: id, serverId };
+
+  const volume = await cloud.blockStorage
+    .getVolume(id, op)
+    .catch(rethrow({ not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`) }));
+  await cloud.compute
+    .getServer(serverId, op)
+    .catch(rethrow({ not_found: () => notFound(`node ${serverId}: cloud '${cloud.name}' has no Nova server with this ID (node IDs are Nova server UUIDs)`) }));
+  const problem = capabilityProblem(cap, volume.multiattach);
+  if (problem) throw invalidArgument(`volume ${csiId}: ${problem}`);
+
+  const mine = attachmentTo(volume, serverId);
+  if (mine && volume.status === 'in-use') return { publish_context: publishContext(mine.device, req.readonly) };
+  // Not attached here yet, or an attach (perhaps of an earlier attempt) still in progress.
+  const hint = mine ? null : await attach(pair, volume, op);
+  const attached = await waitAttached(env, pair, op);
+  return { publish_context: publishContext(attachmentTo(attached, serverId)?.device || hint, req.readonly) };
+}
+
+function attachmentTo(volume: Volume, serverId: string) {
+  return volume.attachments.find((a) => a.serverId === serverId);
+}
+
+function publishContext(device: string | null | undefined, readonly: boolean): Record<string, string> {
+  const context: Record<string, string> = {};
+  if (device) context[PUBLISH_CONTEXT.devicePath] = device;
+  if (readonly) context[PUBLISH_CONTEXT.readonly] = 'true';
+  return context;
+}
+
+/** Ask Nova to attach; returns Nova's device hint. */
+async function attach(pair: Pair, volume: Volume, op: Op): Promise<string | null> {
+  const { cloud, csiId, serverId } = pair;
+  const others = publishedNodeIds(volume).filter((n) => n !== serverId);
+  if (others.length > 0 && !volume.multiattach) {
+    throw failedPrecondition(
+      `volume ${csiId} is attached to server ${others.join(', ')} and its volume type is not multiattach; it can be published here once it is unpublished there`,
+    );
+  }
+  if (volume.status !== 'available' && !(volume.multiattach && volume.status === 'in-use')) {
+    throw aborted(`volume ${csiId} is '${volume.status}'; it can be attached when Cinder has finished`);
+  }
+  const refusedForRoom = (m: string) =>
+    NO_ROOM.test(m)
+      ? resourceExhausted(`server ${serverId} cannot take more volumes: ${m}; schedule the pod elsewhere or detach volumes`)
+      : undefined;
+  try {
+    const result = await cloud.compute.attachVolume(serverId, pair.volumeId, { ...op, multiattach: volume.multiattach });
+    return result.device;
+  } catch (err) {
+    throw translate(err, {
+      over_quota: (m) => resourceExhausted(`server ${serverId} cannot take more volumes: ${m}; schedule the pod elsewhere or detach volumes`),
+      forbidden: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
+      bad_request: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
+      // Nova answers 409 while the server is busy (building, migrating, another attach).
+      conflict: (m) => aborted(`Nova cannot attach to server ${serverId} right now: ${m}; the CO retries`),
+      not_found: (m) => notFound(`Nova could not find server ${serverId} or volume ${csiId}: ${m}`),
+    });
+  }
+}
+
+/**
+ * Wait for Cinder to show the volume in-use with an attachment to this
+ * server. Going back (to available, or an error) means Nova gave up: the
+ * attachment is removed so nothing is left half-attached.
+ */
+async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Volume> {
+  const { cloud, volumeId, serverId, csiId } = pair;
+  try {
+    const volume = await waitForVolume(
+      env,
+      cloud,
+      volumeId,
+      {
+        spec: WAIT.volumeAttached,
+        kind: 'volume:attach',
+        what: `volume ${volumeId} attached to server ${serverId}`,
+        until: (v) => attachmentTo(v, serverId) !== undefined,
+      },
+      op,
+    );
+    if (!volume) throw internal(`volume ${csiId} disappeared while it was being attached`);
+    return volume;
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    await cloud.compute.detachVolume(serverId, volumeId, { signal: op.signal }).catch((e) => {
+      if (!isNotFound(e)) env.logger.warn({ volume_id: csiId, node_id: serverId, error: (e as Error).message }, 'could not clean up after a failed attach');
+    });
+    throw internal(
+      `attaching volume ${csiId} to server ${serverId} failed: ${err.message}. Nova's instance action log says why ` +
+        `('openstack server event list ${serverId}'); the attachment was removed and the CO retries`,
+    );
+  }
+}
+
+/** Cinder with no attachment of the volume to this server (other servers' attachments may come and go). */
+const DETACHED_FROM_SERVER: WaitSpec = {
+  target: ['available', 'in-use'],
+  transient: ['detaching', 'reserved', 'attaching'],
+  goneIsTarget: true,
+};
+
+/** Nova's record of the attachment, polled until it is gone. */
+const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], goneIsTarget: true };
+
+export async function unpublishVolume(env: ControllerEnv, req: ControllerUnpublishVolumeRequest__Output, op: Op): Promise<ControllerUnpublishVolumeResponse> {
+  const csiId = requireField(req.volume_id, 'volume_id');
+  const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  let volume: Volume;
+  try {
+    volume = await cloud.blockStorage.getVolume(id, op);
+  } catch (err) {
+    if (isNotFound(err)) return {};
+    throw err;
+  }
+  // An empty node_id means: from every node (CSI spec).
+  const servers = req.node_id ? [req.node_id] : publishedNodeIds(volume);
+  for (const serverId of servers) await detach(env, { cloud, csiId, volumeId: id, serverId }, volume, op);
+  return {};
+}
+
+async function detach(env: ControllerEnv, pair: Pair, volume: Volume, op: Op): Promise<void> {
+  const { cloud, csiId, volumeId, serverId } = pair;
+  try {
+    await cloud.compute.getServer(serverId, op);
+  } catch (err) {
+    // A deleted server has no attachments left.
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  const novaHas = await cloud.compute.getVolumeAttachment(serverId, volumeId, op).then(
+    () => true,
+    (err) => {
+      if (isNotFound(err)) return false;
+      throw err;
+    },
+  );
+  const cinderHas = attachmentTo(volume, serverId) !== undefined;
+  if (!novaHas && !cinderHas) return;
+  if (!novaHas && volume.status !== 'detaching') {
+    // Nova drops its record last, so Cinder alone listing the attachment is a leftover.
+    throw failedPrecondition(
+      `Cinder lists an attachment of volume ${csiId} to server ${serverId} that Nova does not have; ` +
+        `remove it with 'openstack volume attachment delete' (see 'openstack volume attachment list --volume-id ${volumeId}')`,
+    );
+  }
+  if (novaHas) {
+    await cloud.compute.detachVolume(serverId, volumeId, op).catch((err) => {
+      if (isNotFound(err)) return;
+      throw translate(err, {
+        conflict: (m) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`),
+        bad_request: (m) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`),
+      });
+    });
+  }
+  try {
+    await waitForVolume(
+      env,
+      cloud,
+      volumeId,
+      {
+        spec: DETACHED_FROM_SERVER,
+        kind: 'volume:detach',
+        what: `volume ${volumeId} detached from server ${serverId}`,
+        until: (v) => attachmentTo(v, serverId) === undefined,
+      },
+      op,
+    );
+    await env.waiterFor(cloud).waitFor({
+      what: `Nova's attachment of volume ${volumeId} to server ${serverId}`,
+      spec: NOVA_ATTACHMENT_GONE,
+      fetch: (o) => cloud.compute.getVolumeAttachment(serverId, volumeId, o),
+      stateOf: () => 'attached',
+      kind: 'nova:detach',
+      signal: op.signal,
+      deadline: op.deadline,
+    });
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    throw internal(
+      `detaching volume ${csiId} from server ${serverId} failed: ${err.message}. ` +
+        `Check 'openstack server event list ${serverId}'; the CO retries`,
+    );
+  }
+}

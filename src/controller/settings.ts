@@ -1,0 +1,59 @@
+// What the controller service needs to know besides the clouds. The CLI builds
+// this from the `driver:` section of the config; tests pass a Partial and let
+// `controllerSettings` fill in the defaults.
+import { createHash } from 'node:crypto';
+
+export interface ControllerSettings {
+  /**
+   * Stored on every volume, snapshot and backup we create as the metadata key
+   * `cinder.csi.openstack.org/cluster`, so operators can tell which cluster
+   * owns what. Default 'kubernetes' (the config's default).
+   */
+  clusterId: string;
+  /**
+   * Compute availability zone -> volume availability zone. Nodes report
+   * their Nova AZ as topology; Cinder may name its zones differently (often a
+   * single 'nova'). A compute AZ not in the map is taken to have a volume AZ
+   * of the same name. Default {}.
+   */
+  azMap: Record<string, string>;
+  /** Volume type when the StorageClass names none; absent: Cinder's own default type. */
+  defaultVolumeType?: string;
+  /**
+   * Report and honour the zone topology. Turn off for clouds where Nova
+   * attaches volumes across zones (cross_az_attach) and nodes carry no zone
+   * label: volumes then get no accessible_topology. Default true.
+   */
+  topology: boolean;
+  /**
+   * Key for the HMAC that signs ListVolumes/ListSnapshots tokens, so a token
+   * we did not issue is refused with ABORTED. Default: derived from the
+   * cluster ID, so every controller replica of one cluster accepts the
+   * others' tokens after a leader change.
+   */
+  listTokenKey: string;
+  /**
+   * Page size asked of Cinder when a List call sets no max_entries. Cinder
+   * caps pages at its osapi_max_limit (1000 by default) anyway. Default 1000.
+   */
+  listPageSize: number;
+}
+
+export const DEFAULT_CLUSTER_ID = 'kubernetes';
+
+export function controllerSettings(partial: Partial<ControllerSettings> = {}): ControllerSettings {
+  const clusterId = partial.clusterId || DEFAULT_CLUSTER_ID;
+  const listPageSize = partial.listPageSize ?? 1000;
+  if (!Number.isInteger(listPageSize) || listPageSize < 1) {
+    throw new Error(`listPageSize must be a positive integer, not ${listPageSize}`);
+  }
+  return {
+    clusterId,
+    azMap: { ...(partial.azMap ?? {}) },
+    defaultVolumeType: partial.defaultVolumeType || undefined,
+    topology: partial.topology ?? true,
+    listTokenKey:
+      partial.listTokenKey || createHash('sha256').update(`cinder-csi list token\0${clusterId}`).digest('hex'),
+    listPageSize,
+  };
+}

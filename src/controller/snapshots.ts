@@ -1,0 +1,205 @@
+// CreateSnapshot, DeleteSnapshot, ListSnapshots, GetSnapshot.
+//
+// A VolumeSnapshot is a Cinder snapshot, or with `type: backup` a Cinder
+// backup whose ID serves as the snapshot ID (as in the Go plugin, so its
+// VolumeSnapshotContents keep working). CreateSnapshot never waits for
+// Cinder to finish: it answers at once with ready_to_use false, and the
+// external-snapshotter calls again (idempotent by name) until it is true.
+import type { CreateSnapshotRequest__Output } from '../gen/csi/v1/CreateSnapshotRequest';
+import type { CreateSnapshotResponse } from '../gen/csi/v1/CreateSnapshotResponse';
+import type { DeleteSnapshotRequest__Output } from '../gen/csi/v1/DeleteSnapshotRequest';
+import type { DeleteSnapshotResponse } from '../gen/csi/v1/DeleteSnapshotResponse';
+import type { ListSnapshotsRequest__Output } from '../gen/csi/v1/ListSnapshotsRequest';
+import type { ListSnapshotsResponse } from '../gen/csi/v1/ListSnapshotsResponse';
+import type { GetSnapshotRequest__Output } from '../gen/csi/v1/GetSnapshotRequest';
+import type { GetSnapshotResponse } from '../gen/csi/v1/GetSnapshotResponse';
+import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
+import type { Backup, Cloud, Snapshot, WaitSpec } from '../openstack/types';
+import { isNotFound, isOpenStackError } from '../openstack/errors';
+import { WAIT } from '../openstack/waiter';
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { findOneByName } from './by-name';
+import { locate } from './clouds';
+import type { ControllerEnv, Op } from './env';
+import { decodeListToken, encodeListToken } from './list-token';
+import { rethrow, translate } from './os-errors';
+import { collect, type Segment } from './paging';
+import { ownedMetadata, parseSnapshotParams, type SnapshotParams } from './params';
+import { csiSnapshot } from './views';
+
+type Kind = SnapshotParams['kind'];
+
+/** A snapshot or backup in the shape both calls share. */
+type Copy = Snapshot | Backup;
+
+export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequest__Output, op: Op): Promise<CreateSnapshotResponse> {
+  const name = requireField(req.name, 'name');
+  const sourceCsiId = requireField(req.source_volume_id, 'source_volume_id');
+  const params = parseSnapshotParams(req.parameters);
+  const { cloud, id: volumeId } = locate(env.clouds, sourceCsiId, req.secrets);
+  const bs = cloud.blockStorage;
+  const what = params.kind === 'backup' ? 'backup' : 'snapshot';
+
+  const existing =
+    params.kind === 'backup'
+      ? await findOneByName((q, o) => bs.listBackups(q, o), name, what, op)
+      : await findOneByName((q, o) => bs.listSnapshots(q, o), name, what, op);
+  let copy: Copy;
+  if (existing) {
+    if (existing.volumeId !== volumeId) {
+      throw alreadyExists(`a ${what} named '${name}' already exists (${existing.id}) for volume ${existing.volumeId}, not for ${sourceCsiId}`);
+    }
+    copy = existing;
+  } else {
+    await bs.getVolume(volumeId, op).catch(rethrow({ not_found: () => notFound(`source volume ${sourceCsiId} does not exist in cloud '${cloud.name}'`) }));
+    copy = await startCopy(env, cloud, params, name, volumeId, op);
+  }
+  if (copy.status.startsWith('error')) await discardFailed(env, cloud, params.kind, copy, op);
+  return { snapshot: csiSnapshot(env, cloud.name, copy) };
+}
+
+async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParams, name: string, volumeId: string, op: Op): Promise<Copy> {
+  const bs = cloud.blockStorage;
+  const metadata = ownedMetadata(env.settings.clusterId, params.metadata);
+  const description = 'Created by cinder-csi';
+  const what = params.kind === 'backup' ? 'backup' : 'snapshot';
+  const translations = {
+    over_quota: (m: string) => resourceExhausted(`Cinder refused the ${what}: ${m}; delete old VolumeSnapshots or raise the project's quota`),
+    bad_request: (m: string) =>
+      failedPrecondition(
+        `Cinder refused the ${what} of volume ${volumeId}: ${m}` +
+          (params.force ? '' : `; if the volume is attached, set force-create: "true" in the VolumeSnapshotClass`),
+      ),
+  };
+  try {
+    if (params.kind === 'backup') {
+      return await bs.createBackup(
+        { volumeId, name, description, force: params.force, incremental: params.incremental, availabilityZone: params.availability, metadata },
+        op,
+      );
+    }
+    return await bs.createSnapshot({ volumeId, name, description, force: params.force, metadata }, op);
+  } catch (err) {
+    throw translate(err, translations);
+  }
+}
+
+/** A snapshot or backup that failed is deleted, so the snapshotter's next call starts a new one. */
+async function discardFailed(env: ControllerEnv, cloud: Cloud, kind: Kind, copy: Copy, op: Op): Promise<never> {
+  const bs = cloud.blockStorage;
+  await (kind === 'backup' ? bs.deleteBackup(copy.id, op) : bs.deleteSnapshot(copy.id, op)).catch((e) => {
+    if (!isNotFound(e)) env.logger.warn({ snapshot_id: copy.id, error: (e as Error).message }, 'could not delete the failed snapshot; the next attempt will');
+  });
+  throw internal(
+    `Cinder could not make ${kind} ${copy.id} of volume ${copy.volumeId} (status '${copy.status}'; 'openstack volume message list' says why). ` +
+      `It was deleted; the snapshotter retries`,
+  );
+}
+
+interface Found {
+  kind: Kind;
+  copy: Copy;
+}
+
+/** The snapshot or backup with this Cinder ID, or undefined. */
+async function findCopy(cloud: Cloud, id: string, op: Op): Promise<Found | undefined> {
+  const bs = cloud.blockStorage;
+  try {
+    return { kind: 'snapshot', copy: await bs.getSnapshot(id, op) };
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  try {
+    return { kind: 'backup', copy: await bs.getBackup(id, op) };
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  return undefined;
+}
+
+const STILL_CREATING = ['creating', 'backing-up'];
+
+export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequest__Output, op: Op): Promise<DeleteSnapshotResponse> {
+  const csiId = requireField(req.snapshot_id, 'snapshot_id');
+  const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  const found = await findCopy(cloud, id, op);
+  if (!found) return {};
+  const { kind, copy } = found;
+  const bs = cloud.blockStorage;
+  if (STILL_CREATING.includes(copy.status)) {
+    throw aborted(`${kind} ${csiId} is still being created ('${copy.status}'); Cinder can delete it when it is done, and the CO retries`);
+  }
+  if (copy.status !== 'deleting') {
+    await (kind === 'backup' ? bs.deleteBackup(id, op) : bs.deleteSnapshot(id, op)).catch((err) => {
+      if (isNotFound(err)) return;
+      throw translate(err, {
+        bad_request: (m) => failedPrecondition(`Cinder refused to delete ${kind} ${csiId}: ${m}; delete the volumes restored from it first if the backend needs that`),
+        conflict: (m) => aborted(`Cinder cannot delete ${kind} ${csiId} right now: ${m}; the CO retries`),
+      });
+    });
+  }
+  const spec: WaitSpec = kind === 'backup' ? WAIT.backupDeleted : WAIT.snapshotDeleted;
+  try {
+    await env.waiterFor(cloud).waitFor<Copy>({
+      what: `${kind} ${id}`,
+      spec,
+      fetch: (o) => (kind === 'backup' ? bs.getBackup(id, o) : bs.getSnapshot(id, o)),
+      stateOf: (c) => c.status,
+      kind: `${kind}:delete`,
+      signal: op.signal,
+      deadline: op.deadline,
+    });
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    throw internal(`Cinder failed to delete ${kind} ${csiId} (status '${err.lastState}'); check the backend or backup service, then reset its state; the CO retries`);
+  }
+  return {};
+}
+
+export async function getSnapshot(env: ControllerEnv, req: GetSnapshotRequest__Output, op: Op): Promise<GetSnapshotResponse> {
+  const csiId = requireField(req.snapshot_id, 'snapshot_id');
+  const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  const found = await findCopy(cloud, id, op);
+  if (!found) throw notFound(`snapshot ${csiId} does not exist in cloud '${cloud.name}' (neither as a Cinder snapshot nor as a backup)`);
+  return { snapshot: csiSnapshot(env, cloud.name, found.copy) };
+}
+
+export async function listSnapshots(env: ControllerEnv, req: ListSnapshotsRequest__Output, op: Op): Promise<ListSnapshotsResponse> {
+  if (req.max_entries < 0) throw invalidArgument(`max_entries must not be negative, not ${req.max_entries}`);
+  if (req.snapshot_id) return { entries: (await oneSnapshot(env, req, op)).map((snapshot) => ({ snapshot })), next_token: '' };
+
+  const key = env.settings.listTokenKey;
+  const start = req.starting_token ? decodeListToken(req.starting_token, 'snapshots', key) : undefined;
+  // With a source volume, only its cloud can hold its snapshots.
+  const source = req.source_volume_id ? locate(env.clouds, req.source_volume_id, req.secrets) : undefined;
+  const cloudNames = source ? [source.cloud.name] : env.clouds.names;
+  const segments: Segment<Copy>[] = cloudNames.flatMap((name): Segment<Copy>[] => {
+    const bs = env.clouds.get(name)!.blockStorage;
+    const volumeId = source?.id;
+    return [
+      { cloud: name, collection: 'snapshot', list: (q, o) => bs.listSnapshots({ ...q, volumeId }, o) },
+      { cloud: name, collection: 'backup', list: (q, o) => bs.listBackups({ ...q, volumeId }, o) },
+    ];
+  });
+  const budget = req.max_entries > 0 ? req.max_entries : env.settings.listPageSize;
+  const page = await collect(segments, start, budget, op);
+  return {
+    entries: page.items
+      // Cinder's volume filter is applied here too, in case a backend ignores it.
+      .filter(({ item }) => !source || item.volumeId === source.id)
+      .map(({ segment, item }) => ({ snapshot: csiSnapshot(env, segment.cloud, item) })),
+    next_token: page.next ? encodeListToken({ list: 'snapshots', ...page.next }, key) : '',
+  };
+}
+
+/** ListSnapshots by snapshot_id: that one, or nothing. */
+async function oneSnapshot(env: ControllerEnv, req: ListSnapshotsRequest__Output, op: Op): Promise<CsiSnapshot[]> {
+  const { cloud, id } = locate(env.clouds, req.snapshot_id, req.secrets);
+  const found = await findCopy(cloud, id, op);
+  if (!found) return [];
+  if (req.source_volume_id) {
+    const source = locate(env.clouds, req.source_volume_id, req.secrets);
+    if (source.cloud.name !== cloud.name || source.id !== found.copy.volumeId) return [];
+  }
+  return [csiSnapshot(env, cloud.name, found.copy)];
+}

@@ -1,0 +1,92 @@
+// The content source of a new volume: a snapshot, a volume to clone, or a
+// backup (a VolumeSnapshot of `type: backup` whose snapshot ID is a Cinder
+// backup ID, as with the Go plugin). It must exist in the same cloud and be
+// ready.
+import type { VolumeContentSource__Output } from '../gen/csi/v1/VolumeContentSource';
+import type { Cloud } from '../openstack/types';
+import { isNotFound } from '../openstack/errors';
+import { failedPrecondition, invalidArgument, notFound, unavailable } from '../csi/errors';
+import { locate } from './clouds';
+import type { ControllerEnv, Op } from './env';
+
+export interface ResolvedSource {
+  kind: 'snapshot' | 'volume' | 'backup';
+  /** The Cinder UUID. */
+  id: string;
+  /** GiB */
+  size: number;
+  /** The volume AZ the new volume should be in (Cinder clones and restores within the source's zone), when known. */
+  zone?: string;
+}
+
+const BUSY_STATES = ['creating', 'backing-up', 'restoring', 'downloading', 'uploading', 'extending', 'retyping', 'maintenance'];
+
+function notReady(what: string, status: string): Error {
+  if (BUSY_STATES.includes(status)) return unavailable(`${what} is '${status}'; the new volume is created once it is available (the CO retries)`);
+  return failedPrecondition(`${what} is '${status}' and cannot be copied; use another source or repair it in Cinder`);
+}
+
+export async function resolveSource(
+  env: ControllerEnv,
+  cloud: Cloud,
+  source: VolumeContentSource__Output | null | undefined,
+  op: Op,
+): Promise<ResolvedSource | undefined> {
+  if (!source || (!source.snapshot && !source.volume)) return undefined;
+  if (source.type === 'volume' || (!source.type && source.volume)) {
+    const csi = source.volume?.volume_id;
+    if (!csi) throw invalidArgument('volume_content_source.volume.volume_id is required');
+    return resolveVolume(env, cloud, csi, op);
+  }
+  const csi = source.snapshot?.snapshot_id;
+  if (!csi) throw invalidArgument('volume_content_source.snapshot.snapshot_id is required');
+  return resolveSnapshotOrBackup(env, cloud, csi, op);
+}
+
+function sameCloud(env: ControllerEnv, cloud: Cloud, csiId: string, what: string): string {
+  const located = locate(env.clouds, csiId, { cloud: cloud.name });
+  if (located.cloud.name !== cloud.name) {
+    throw invalidArgument(`${what} ${csiId} is in cloud '${located.cloud.name}' but the new volume goes to cloud '${cloud.name}'; Cinder cannot copy between clouds`);
+  }
+  return located.id;
+}
+
+async function resolveVolume(env: ControllerEnv, cloud: Cloud, csiId: string, op: Op): Promise<ResolvedSource> {
+  const id = sameCloud(env, cloud, csiId, 'source volume');
+  const volume = await cloud.blockStorage.getVolume(id, op).catch((err) => {
+    throw isNotFound(err) ? notFound(`source volume ${csiId} does not exist`) : err;
+  });
+  if (volume.status !== 'available' && volume.status !== 'in-use') throw notReady(`source volume ${csiId}`, volume.status);
+  return { kind: 'volume', id, size: volume.size, zone: volume.availabilityZone || undefined };
+}
+
+async function resolveSnapshotOrBackup(env: ControllerEnv, cloud: Cloud, csiId: string, op: Op): Promise<ResolvedSource> {
+  const id = sameCloud(env, cloud, csiId, 'snapshot');
+  const bs = cloud.blockStorage;
+  try {
+    const snapshot = await bs.getSnapshot(id, op);
+    if (snapshot.status !== 'available') throw notReady(`snapshot ${csiId}`, snapshot.status);
+    // Cinder restores a snapshot in its volume's zone; the volume may be gone.
+    const zone = await bs.getVolume(snapshot.volumeId, op).then(
+      (v) => v.availabilityZone || undefined,
+      (err) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      },
+    );
+    return { kind: 'snapshot', id, size: snapshot.size, zone };
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const backup = await bs.getBackup(id, op).catch((err) => {
+    throw isNotFound(err) ? notFound(`snapshot ${csiId} does not exist (neither as a Cinder snapshot nor as a backup)`) : err;
+  });
+  if (backup.status !== 'available') throw notReady(`backup ${csiId}`, backup.status);
+  const features = await bs.features(op);
+  if (!features.volumeFromBackup) {
+    throw failedPrecondition(
+      `restoring backup ${csiId} needs Cinder API microversion 3.47, but this cloud offers ${features.microversion ?? `v${features.apiVersion}`}; restore it with 'openstack volume backup restore' instead`,
+    );
+  }
+  return { kind: 'backup', id, size: backup.size };
+}
