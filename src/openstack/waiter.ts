@@ -66,7 +66,7 @@ export class Waiter {
   async waitFor<T>(req: WaitRequest<T>): Promise<T | null> {
     const { spec } = req;
     const started = this.now();
-    const plan = new PollPlan(this.estimates.expected(req.kind), this.opts.schedule);
+    const plan = new PollPlan(this.estimates.window(req.kind), this.opts.schedule);
     let lastState: string | undefined;
     let furthest = -1;
     let lastMiss = 0;
