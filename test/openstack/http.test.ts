@@ -1,0 +1,135 @@
+// The HTTP layer and the retry policy against a real local HTTP server:
+// error bodies of every OpenStack shape, request IDs, 413 quota vs rate
+// limit, retries of GET but not POST, Retry-After, aborts and refused
+// connections.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../../src/log';
+import { isOpenStackError } from '../../src/openstack/errors';
+import { HttpClient } from '../../src/openstack/http';
+import { backoffMs, DEFAULT_RETRY_POLICY, withRetry } from '../../src/openstack/retry';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+describe('http client', () => {
+  let server: Server;
+  let base: string;
+  let handler: Handler = (_req, res) => res.end();
+  let hits = 0;
+  const http = new HttpClient({ tls: { verify: true }, requestTimeoutMs: 2_000, logger: silentLogger });
+
+  before(async () => {
+    server = createServer((req, res) => {
+      hits++;
+      handler(req, res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await http.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  const reply = (status: number, body: unknown, headers: Record<string, string> = {}): Handler => (_req, res) => {
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...headers });
+    res.end(text);
+  };
+
+  const cases: Array<[string, number, unknown, Record<string, string>, string, RegExp]> = [
+    ['nova/cinder itemNotFound', 404, { itemNotFound: { code: 404, message: 'Volume abc could not be found.' } }, {}, 'not_found', /Volume abc could not be found/],
+    ['badRequest', 400, { badRequest: { code: 400, message: 'Invalid input for field/attribute size.' } }, {}, 'bad_request', /Invalid input/],
+    ['keystone error', 401, { error: { code: 401, message: 'The request you have made requires authentication.', title: 'Unauthorized' } }, {}, 'unauthorized', /requires authentication/],
+    ['neutron', 409, { NeutronError: { type: 'Conflict', message: 'Port in use', detail: '' } }, {}, 'conflict', /Port in use/],
+    ['plain text', 503, '<html><body>Service Unavailable</body></html>', {}, 'unavailable', /Service Unavailable/],
+    ['quota 413 with Retry-After: 0 (real Cinder)', 413, { overLimit: { code: 413, message: 'VolumeSizeExceedsAvailableQuota: Requested volume exceeds allowed gigabytes quota.', retryAfter: '0' } }, { 'retry-after': '0' }, 'over_quota', /gigabytes quota/],
+    ['rate limit 413', 413, { overLimit: { code: 413, message: 'This request was rate-limited.', retryAfter: '3' } }, { 'retry-after': '3' }, 'rate_limited', /rate-limited/],
+    ['429', 429, { message: 'slow down' }, {}, 'rate_limited', /slow down/],
+    ['403', 403, { forbidden: { message: 'Policy does not allow volume:create' } }, {}, 'forbidden', /Policy/],
+  ];
+  for (const [label, status, body, headers, kind, message] of cases) {
+    it(`${label}: ${status} -> ${kind}`, async () => {
+      handler = reply(status, body, { 'x-openstack-request-id': 'req-123', ...headers });
+      await assert.rejects(http.request({ method: 'GET', url: `${base}/v3/p/volumes/abc?marker=secret-marker` }), (e) => {
+        assert.ok(isOpenStackError(e, kind as never), `kind ${(e as Error).message}`);
+        assert.equal(e.status, status);
+        assert.equal(e.method, 'GET');
+        assert.equal(e.path, '/v3/p/volumes/abc');
+        assert.equal(e.requestId, 'req-123');
+        assert.match(e.message, message);
+        assert.ok(!e.message.includes('secret-marker'));
+        return true;
+      });
+    });
+  }
+
+  it('JSON in and out, headers lower-cased, compute request id', async () => {
+    handler = (req, res) => {
+      let data = '';
+      req.on('data', (c) => (data += c));
+      req.on('end', () => reply(202, { got: JSON.parse(data), ct: req.headers['content-type'] }, { 'X-Compute-Request-Id': 'req-nova' })(req, res));
+    };
+    const res = await http.request<{ got: unknown; ct: string }>({ method: 'POST', url: `${base}/x`, json: { a: 1 } });
+    assert.equal(res.status, 202);
+    assert.deepEqual(res.body.got, { a: 1 });
+    assert.equal(res.body.ct, 'application/json');
+    assert.equal(res.requestId, 'req-nova');
+  });
+
+  it("an aborted caller gets kind timeout", async () => {
+    handler = (_req, res) => setTimeout(() => reply(200, {})(_req, res), 500);
+    const c = new AbortController();
+    setTimeout(() => c.abort(), 50);
+    await assert.rejects(http.request({ method: 'GET', url: `${base}/slow`, signal: c.signal }), (e) => isOpenStackError(e, 'timeout'));
+  });
+
+  it('a refused connection is kind network', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    await assert.rejects(http.request({ method: 'GET', url: `http://127.0.0.1:${port}/` }), (e) => isOpenStackError(e, 'network'));
+  });
+
+  it('GET is retried on 503 and honours Retry-After; POST is not retried', async () => {
+    let n = 0;
+    handler = (req, res) => (++n <= 2 ? reply(503, 'busy', { 'retry-after': '0.1' })(req, res) : reply(200, { ok: true })(req, res));
+    hits = 0;
+    const started = Date.now();
+    const res = await withRetry(() => http.request({ method: 'GET', url: `${base}/r` }), { method: 'GET' });
+    assert.deepEqual(res.body, { ok: true });
+    assert.equal(hits, 3);
+    assert.ok(Date.now() - started >= 200);
+
+    n = 0;
+    hits = 0;
+    await assert.rejects(withRetry(() => http.request({ method: 'POST', url: `${base}/r`, json: {} }), { method: 'POST' }), (e) => isOpenStackError(e, 'unavailable'));
+    assert.equal(hits, 1);
+  });
+
+  it('a retry that cannot finish before the deadline is not started', async () => {
+    handler = reply(429, 'later', { 'retry-after': '30' });
+    hits = 0;
+    const started = Date.now();
+    await assert.rejects(
+      withRetry(() => http.request({ method: 'GET', url: `${base}/r` }), { method: 'GET', deadline: Date.now() + 1_000 }),
+      (e) => isOpenStackError(e, 'rate_limited') && e.retryAfter === 30,
+    );
+    assert.equal(hits, 1);
+    assert.ok(Date.now() - started < 500);
+  });
+});
+
+describe('backoff', () => {
+  it('grows exponentially with jitter, capped', () => {
+    const low = (a: number) => backoffMs(a, DEFAULT_RETRY_POLICY, () => 0);
+    const high = (a: number) => backoffMs(a, DEFAULT_RETRY_POLICY, () => 1);
+    assert.deepEqual([1, 2, 3, 4].map(low), [100, 200, 400, 800]);
+    assert.deepEqual([1, 2, 3, 4].map(high), [200, 400, 800, 1600]);
+    assert.equal(high(20), DEFAULT_RETRY_POLICY.maxDelayMs);
+  });
+});
