@@ -92,13 +92,16 @@ test('Probe reports readiness from the readiness function, and why not in the lo
 });
 
 test('Probe answers at once, well within a short deadline, many times over', async () => {
+  // The readiness function reads cached state; nothing in Probe waits. The
+  // bounds are loose so that a busy CI machine does not fail the test, but a
+  // Probe that waited on OpenStack (seconds) would.
   readiness = { ready: false, reason: 'still waiting for Keystone' };
   const started = Date.now();
-  const answers = await Promise.all(Array.from({ length: 20 }, () => call(controllerSrv.clients.identity, 'Probe', {}, { deadlineMs: 1000 })));
+  const answers = await Promise.all(Array.from({ length: 20 }, () => call(controllerSrv.clients.identity, 'Probe', {}, { deadlineMs: 2000 })));
   const took = Date.now() - started;
   for (const a of answers) assert.deepEqual(a, { ready: { value: false } });
-  assert.ok(took < 1000, `20 probes took ${took} ms`);
+  assert.ok(took < 2000, `20 probes took ${took} ms`);
   const probeLines = controllerSrv.log.lines().filter((l) => l.method === 'Probe' && l.not_ready === 'still waiting for Keystone');
   assert.equal(probeLines.length, 20);
-  for (const l of probeLines) assert.ok((l.duration_ms as number) < 100, `Probe took ${l.duration_ms} ms in the driver`);
+  for (const l of probeLines) assert.ok((l.duration_ms as number) < 250, `Probe took ${l.duration_ms} ms in the driver`);
 });
