@@ -224,9 +224,9 @@ test("the handler's signal aborts at the caller's deadline", async () => {
   await expectCode(create('wait-deadline', {}, 400), status.DEADLINE_EXCEEDED);
   await until(() => deadlineSeen.has('wait-deadline'), 5000, 'the handler to see its signal abort');
   const ctx = seen.get('wait-deadline')!;
-  assert.ok(ctx.deadline !== null && Math.abs(ctx.deadline - (sent + 400)) < 200, `deadline ${ctx.deadline} is about now + 400 ms`);
+  assert.ok(ctx.deadline !== null && Math.abs(ctx.deadline - (sent + 400)) < 1000, `deadline ${ctx.deadline} is about now + 400 ms`);
   const { abortedAfterMs } = deadlineSeen.get('wait-deadline')!;
-  assert.ok(abortedAfterMs >= 250 && abortedAfterMs < 2000, `aborted after ${abortedAfterMs} ms`);
+  assert.ok(abortedAfterMs >= 200 && abortedAfterMs < 3000, `aborted after ${abortedAfterMs} ms`);
   assert.equal(ctx.signal.aborted, true);
   await until(() => summaryLines('CreateVolume', 'name', 'wait-deadline').length === 1, 2000, 'the log line');
   assert.equal(summaryLines('CreateVolume', 'name', 'wait-deadline')[0].code, 'DEADLINE_EXCEEDED');
