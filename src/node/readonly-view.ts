@@ -7,18 +7,20 @@
 // with EPERM) and belongs to this one target.
 import { run } from '../util/exec';
 
+// losetup (like blockdev) does not accept '--'; every path we pass is absolute, so none reads as an option.
+
 interface LosetupList {
   loopdevices?: { name: string; 'back-file': string | null; ro: boolean | string }[];
 }
 
 export async function createReadOnlyView(device: string, signal?: AbortSignal): Promise<string> {
-  const { stdout } = await run('losetup', ['--read-only', '--find', '--show', '--', device], { signal });
+  const { stdout } = await run('losetup', ['--read-only', '--find', '--show', device], { signal });
   return stdout.trim();
 }
 
 /** The device a loop view reads from, or null when `view` is not an attached loop device. */
 export async function viewBackingDevice(view: string, signal?: AbortSignal): Promise<string | null> {
-  const result = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE,RO', '--', view], { signal, okCodes: [1] });
+  const result = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE,RO', view], { signal, okCodes: [1] });
   if (result.code !== 0 || !result.stdout.trim()) return null;
   const row = (JSON.parse(result.stdout) as LosetupList).loopdevices?.[0];
   return row?.['back-file']?.trim() ?? null;
@@ -27,10 +29,10 @@ export async function viewBackingDevice(view: string, signal?: AbortSignal): Pro
 /** Detach our view, after checking it still is a view of `device` (loop numbers are reused). */
 export async function removeReadOnlyView(view: string, device: string, signal?: AbortSignal): Promise<void> {
   if ((await viewBackingDevice(view, signal)) !== device) return;
-  await run('losetup', ['--detach', '--', view], { signal });
+  await run('losetup', ['--detach', view], { signal });
 }
 
 /** A loop view does not follow its backing device's growth by itself. */
 export async function refreshViewSize(view: string, signal?: AbortSignal): Promise<void> {
-  await run('losetup', ['--set-capacity', '--', view], { signal });
+  await run('losetup', ['--set-capacity', view], { signal });
 }

@@ -491,7 +491,7 @@ async function mountedTargets(record: BlockStaging, signal: AbortSignal): Promis
 }
 
 async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {
-  await run('blockdev', ['--flushbufs', '--', device], { signal });
+  await run('blockdev', ['--flushbufs', device], { signal });
 }
 
 async function statOrNull(p: string): Promise<Stats | null> {

@@ -22,7 +22,8 @@ export async function filesystemUsage(mountPath: string): Promise<VolumeUsage[]>
 
 /** Size in bytes of a block device (or of a device node bound onto a file). */
 export async function blockDeviceSize(device: string, signal?: AbortSignal): Promise<number> {
-  const { stdout } = await run('blockdev', ['--getsize64', '--', device], { signal });
+  // blockdev does not accept '--'; `device` is an absolute path, so it cannot read as an option.
+  const { stdout } = await run('blockdev', ['--getsize64', device], { signal });
   const size = Number(stdout.trim());
   if (!Number.isSafeInteger(size)) throw new Error(`blockdev --getsize64 ${device} printed ${JSON.stringify(stdout)}`);
   return size;

@@ -1,7 +1,8 @@
 // Real block devices for node tests: sparse files on loop devices, a temp
 // device root with udev-style by-id links, and a cleanup that unmounts and
 // detaches everything the test made, even when the test failed.
-import { mkdtemp, mkdir, rm, symlink, truncate, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, open, rm, symlink, truncate, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -61,7 +62,7 @@ export class Sandbox {
     const backingFile = path.join(this.root, `disk-${this.loops.length}.img`);
     await writeFile(backingFile, '');
     await truncate(backingFile, sizeBytes);
-    const { stdout } = await run('losetup', ['--find', '--show', '--', backingFile]);
+    const { stdout } = await run('losetup', ['--find', '--show', backingFile]);
     const devicePath = stdout.trim();
     const loop = { path: devicePath, name: path.basename(devicePath), backingFile };
     this.loops.push(loop);
@@ -136,3 +137,42 @@ export async function mountinfoTargets(): Promise<string[]> {
     .filter(Boolean)
     .map((line) => line.split(' ')[4].replace(/\\040/g, ' '));
 }
+
+/** A DOS partition table with one Linux partition, written the way fdisk would. */
+export async function writeMbr(device: string): Promise<Buffer> {
+  const mbr = Buffer.alloc(512);
+  const entry = 446;
+  mbr[entry + 4] = 0x83; // Linux
+  mbr.writeUInt32LE(2048, entry + 8); // first LBA
+  mbr.writeUInt32LE(4096, entry + 12); // sectors
+  mbr[510] = 0x55;
+  mbr[511] = 0xaa;
+  const fh = await open(device, 'r+');
+  try {
+    await fh.write(mbr, 0, 512, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return mbr;
+}
+
+const CAP_SYS_RESOURCE = 24;
+
+/** Whether this process has a capability in its effective set (root in a sandbox may lack some). */
+export function hasCapability(bit: number): boolean {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
+/** ext4 online resize (EXT4_IOC_RESIZE_FS) needs CAP_SYS_RESOURCE; xfs growfs does not. */
+export const EXT4_ONLINE_RESIZE_SKIP = !isRoot()
+  ? ROOT_SKIP_REASON
+  : hasCapability(CAP_SYS_RESOURCE)
+    ? false
+    : 'ext4 online resize needs CAP_SYS_RESOURCE, which this root process lacks (a sandbox dropped it)';

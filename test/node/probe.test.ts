@@ -2,32 +2,12 @@
 // anything, whatever kind of signature it holds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open } from 'node:fs/promises';
 import { run } from '../../src/util/exec';
 import { isBlank, probeDevice, describeContents } from '../../src/node/probe';
-import { isRoot, ROOT_SKIP_REASON, Sandbox } from './loop';
+import { isRoot, ROOT_SKIP_REASON, Sandbox, writeMbr } from './loop';
 
 const MiB = 1024 ** 2;
 const skip = isRoot() ? false : ROOT_SKIP_REASON;
-
-/** A DOS partition table with one Linux partition, written the way fdisk would. */
-export async function writeMbr(device: string): Promise<Buffer> {
-  const mbr = Buffer.alloc(512);
-  const entry = 446;
-  mbr[entry + 4] = 0x83; // Linux
-  mbr.writeUInt32LE(2048, entry + 8); // first LBA
-  mbr.writeUInt32LE(4096, entry + 12); // sectors
-  mbr[510] = 0x55;
-  mbr[511] = 0xaa;
-  const fh = await open(device, 'r+');
-  try {
-    await fh.write(mbr, 0, 512, 0);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return mbr;
-}
 
 test('probe: a fresh sparse device is blank', { skip }, async (t) => {
   const box = await Sandbox.create(t);

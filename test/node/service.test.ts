@@ -1,0 +1,437 @@
+// The node service's handlers, called directly, on real loop devices, mkfs and
+// mounts: the whole stage/publish/unpublish/unstage cycle for filesystems and
+// raw block, the refusals that protect data, stats, expansion, idempotency and
+// concurrency. Each test's Sandbox unmounts and detaches what it made and
+// fails if anything was left behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, open, readFile, stat, statfs, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { run } from '../../src/util/exec';
+import { createNodeService, type NodeService } from '../../src/node/service';
+import { resolveNodeSettings } from '../../src/node/settings';
+import { findMountAt } from '../../src/node/mount';
+import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
+import type { VolumeCapability__Output } from '../../src/gen/csi/v1/VolumeCapability';
+import type { NodeStageVolumeRequest__Output } from '../../src/gen/csi/v1/NodeStageVolumeRequest';
+import type { NodePublishVolumeRequest__Output } from '../../src/gen/csi/v1/NodePublishVolumeRequest';
+import { EXT4_ONLINE_RESIZE_SKIP, isRoot, ROOT_SKIP_REASON, Sandbox, writeMbr, type LoopDevice } from './loop';
+import { rejectsWithCode, testContext } from './context';
+
+const MiB = 1024 ** 2;
+const skip = isRoot() ? false : ROOT_SKIP_REASON;
+
+type Mode = NonNullable<VolumeCapability__Output['access_mode']>['mode'];
+
+const mountCap = (fs_type = '', mode: Mode = 'SINGLE_NODE_WRITER', mount_flags: string[] = []): VolumeCapability__Output => ({
+  access_type: 'mount',
+  mount: { fs_type, mount_flags, volume_mount_group: '' },
+  access_mode: { mode },
+});
+const blockCap = (mode: Mode = 'SINGLE_NODE_WRITER'): VolumeCapability__Output => ({ access_type: 'block', block: {}, access_mode: { mode } });
+
+function stageReq(volume_id: string, staging: string, cap: VolumeCapability__Output, volume_context: Record<string, string> = {}): NodeStageVolumeRequest__Output {
+  return { volume_id, publish_context: {}, staging_target_path: staging, volume_capability: cap, secrets: {}, volume_context };
+}
+
+function publishReq(volume_id: string, staging: string, target: string, cap: VolumeCapability__Output, readonly = false): NodePublishVolumeRequest__Output {
+  return { volume_id, publish_context: {}, staging_target_path: staging, target_path: target, volume_capability: cap, readonly, secrets: {}, volume_context: {} };
+}
+
+interface Fixture {
+  box: Sandbox;
+  node: NodeService;
+}
+
+async function fixture(t: Parameters<typeof Sandbox.create>[0]): Promise<Fixture> {
+  const box = await Sandbox.create(t);
+  const node = createNodeService(
+    resolveNodeSettings({
+      nodeId: 'instance-1',
+      availabilityZone: 'az-1',
+      deviceRoot: box.deviceRoot,
+      sysfsRoot: '/sys',
+      stateDir: box.stateDir,
+      discoveryTimeoutMs: 1_000,
+    }),
+  );
+  return { box, node };
+}
+
+/** A blank attached volume: loop device plus its virtio by-id link. */
+async function attach(box: Sandbox, sizeBytes = 64 * MiB): Promise<{ volumeId: string; loop: LoopDevice }> {
+  const loop = await box.loopDevice(sizeBytes);
+  const volumeId = randomUUID();
+  await box.linkVirtio(volumeId, loop);
+  return { volumeId, loop };
+}
+
+async function blkidValue(device: string, tag: string): Promise<string> {
+  const { stdout } = await run('blkid', ['-p', '-o', 'value', '-s', tag, device], { okCodes: [2] });
+  return stdout.trim();
+}
+
+const ctx = (method: string) => testContext(method);
+
+test('filesystem lifecycle: blank device formatted as ext4, published rw and ro, data survives unpublish, unstage and restage; every call idempotent', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-fs');
+  const roTarget = `${target}-ro`;
+  const cap = mountCap();
+
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  assert.equal(await blkidValue(loop.path, 'TYPE'), 'ext4');
+  const uuid = await blkidValue(loop.path, 'UUID');
+  const staged = await findMountAt(staging);
+  assert.equal(staged?.source, loop.path);
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await writeFile(path.join(target, 'data.txt'), 'precious');
+
+  await node.NodePublishVolume(publishReq(volumeId, staging, roTarget, cap, true), ctx('NodePublishVolume'));
+  assert.equal(await readFile(path.join(roTarget, 'data.txt'), 'utf8'), 'precious');
+  await assert.rejects(writeFile(path.join(roTarget, 'other.txt'), 'x'), { code: 'EROFS' });
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap, true), ctx('NodePublishVolume')), status.ALREADY_EXISTS);
+
+  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still mounted/);
+
+  for (const p of [target, roTarget]) {
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+    await assert.rejects(stat(p), { code: 'ENOENT' }, 'the target we created is removed');
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+  }
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+  assert.equal(await findMountAt(staging), undefined);
+  assert.ok((await stat(staging)).isDirectory(), 'the staging directory belongs to the CO and stays');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  assert.equal(await blkidValue(loop.path, 'UUID'), uuid, 'restaging did not reformat');
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  assert.equal(await readFile(path.join(target, 'data.txt'), 'utf8'), 'precious');
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('a device holding another filesystem is FAILED_PRECONDITION and its data stays intact', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box);
+  await run('mkfs.ext3', ['-q', loop.path]);
+  const uuid = await blkidValue(loop.path, 'UUID');
+  const scratch = path.join(box.root, 'scratch');
+  await mkdir(scratch);
+  await run('mount', [loop.path, scratch]);
+  await writeFile(path.join(scratch, 'keep.txt'), 'old data');
+  await run('umount', [scratch]);
+
+  const { staging } = await box.volumePaths('pv-other-fs');
+  await rejectsWithCode(node.NodeStageVolume(stageReq(volumeId, staging, mountCap('ext4')), ctx('NodeStageVolume')), status.FAILED_PRECONDITION, /ext3 filesystem, not the requested ext4/);
+  assert.equal(await findMountAt(staging), undefined);
+  assert.equal(await blkidValue(loop.path, 'UUID'), uuid);
+  await run('mount', ['-o', 'ro', loop.path, scratch]);
+  try {
+    assert.equal(await readFile(path.join(scratch, 'keep.txt'), 'utf8'), 'old data');
+  } finally {
+    await run('umount', [scratch]);
+  }
+  // Asked for what it holds (or for nothing in particular), the same device stages fine.
+  await node.NodeStageVolume(stageReq(volumeId, staging, mountCap('')), ctx('NodeStageVolume'));
+  assert.equal((await findMountAt(staging))?.fstype, 'ext3');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('a device with a partition table is FAILED_PRECONDITION and is not written', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box);
+  const mbr = await writeMbr(loop.path);
+  const { staging } = await box.volumePaths('pv-partitioned');
+  await rejectsWithCode(node.NodeStageVolume(stageReq(volumeId, staging, mountCap()), ctx('NodeStageVolume')), status.FAILED_PRECONDITION, /dos partition table/);
+  const fh = await open(loop.path, 'r');
+  try {
+    const { buffer } = await fh.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
+    assert.deepEqual(buffer.subarray(0, 512), mbr);
+    assert.ok(buffer.subarray(512).every((b) => b === 0), 'nothing was written after the MBR');
+  } finally {
+    await fh.close();
+  }
+  assert.equal(await findMountAt(staging), undefined);
+});
+
+test('xfs: formatted and mounted with nouuid', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 320 * MiB); // mkfs.xfs wants at least 300 MiB
+  const { staging } = await box.volumePaths('pv-xfs');
+  await node.NodeStageVolume(stageReq(volumeId, staging, mountCap('xfs', 'SINGLE_NODE_WRITER', ['noatime'])), ctx('NodeStageVolume'));
+  assert.equal(await blkidValue(loop.path, 'TYPE'), 'xfs');
+  const m = await findMountAt(staging);
+  assert.equal(m?.fstype, 'xfs');
+  assert.ok(m?.fsOptions.includes('nouuid'), `fs options ${m?.fsOptions.join(',')}`);
+  assert.ok(m?.vfsOptions.includes('noatime'), `vfs options ${m?.vfsOptions.join(',')}`);
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('raw block: publish binds the device, reads and writes reach it; a read-only publish cannot write', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-block');
+  const roTarget = `${target}-ro`;
+  const cap = blockCap();
+
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  assert.equal(await findMountAt(staging), undefined, 'nothing is mounted for a raw block stage');
+  assert.equal(await blkidValue(loop.path, 'TYPE'), '', 'raw block is never formatted');
+
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  const pattern = Buffer.from('raw block payload');
+  const out = await open(target, 'r+');
+  try {
+    await out.write(pattern, 0, pattern.length, 4096);
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  const back = await open(loop.path, 'r');
+  try {
+    const { buffer } = await back.read(Buffer.alloc(pattern.length), 0, pattern.length, 4096);
+    assert.deepEqual(buffer, pattern, 'written through the target, read from the device');
+  } finally {
+    await back.close();
+  }
+
+  await node.NodePublishVolume(publishReq(volumeId, staging, roTarget, cap, true), ctx('NodePublishVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, roTarget, cap, true), ctx('NodePublishVolume'));
+  const ro = await open(roTarget, 'r+').catch((e: NodeJS.ErrnoException) => e);
+  if (!(ro instanceof Error)) {
+    try {
+      const { buffer } = await ro.read(Buffer.alloc(pattern.length), 0, pattern.length, 4096);
+      assert.deepEqual(buffer, pattern, 'the read-only target reads the volume');
+      await assert.rejects(ro.write(Buffer.from('overwrite'), 0, 9, 4096), (e: NodeJS.ErrnoException) => e.code === 'EPERM' || e.code === 'EROFS');
+    } finally {
+      await ro.close();
+    }
+  } else {
+    assert.ok(['EPERM', 'EROFS', 'EACCES'].includes(ro.code ?? ''), String(ro));
+  }
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, roTarget, cap, false), ctx('NodePublishVolume')), status.ALREADY_EXISTS);
+
+  const stats = await node.NodeGetVolumeStats({ volume_id: volumeId, volume_path: target, staging_target_path: staging }, ctx('NodeGetVolumeStats'));
+  assert.deepEqual(stats.usage, [{ unit: 'BYTES', total: 16 * MiB }]);
+  assert.equal(stats.volume_condition?.abnormal, false);
+
+  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published/);
+  for (const p of [target, roTarget]) {
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+    await assert.rejects(stat(p), { code: 'ENOENT' });
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+  }
+  assert.deepEqual(await box.viewsOfOurLoops(), [], 'the read-only view was detached');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
+});
+
+test('stats match statfs; NOT_FOUND for paths that are not mounted volumes; abnormal when the filesystem goes read-only or the mount goes away', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-stats');
+  const cap = mountCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await writeFile(path.join(target, 'blob'), Buffer.alloc(3 * MiB, 1));
+
+  const req = { volume_id: volumeId, volume_path: target, staging_target_path: staging };
+  const res = await node.NodeGetVolumeStats(req, ctx('NodeGetVolumeStats'));
+  const s = await statfs(target);
+  assert.deepEqual(res.usage, [
+    { unit: 'BYTES', total: s.blocks * s.bsize, available: s.bavail * s.bsize, used: (s.blocks - s.bfree) * s.bsize },
+    { unit: 'INODES', total: s.files, available: s.ffree, used: s.files - s.ffree },
+  ]);
+  assert.ok((res.usage?.[0].used as number) >= 3 * MiB);
+  assert.equal(res.volume_condition?.abnormal, false);
+
+  await rejectsWithCode(node.NodeGetVolumeStats({ ...req, volume_path: path.join(box.root, 'nope') }, ctx('NodeGetVolumeStats')), status.NOT_FOUND);
+  await rejectsWithCode(node.NodeGetVolumeStats({ ...req, volume_path: box.stateDir, staging_target_path: '' }, ctx('NodeGetVolumeStats')), status.NOT_FOUND, /not a mounted volume/);
+
+  // The filesystem itself goes read-only (as ext4 does after errors) while the pod's mount is read-write.
+  await run('mount', ['-o', 'remount,ro', staging]);
+  const ro = await node.NodeGetVolumeStats(req, ctx('NodeGetVolumeStats'));
+  assert.equal(ro.volume_condition?.abnormal, true);
+  assert.match(ro.volume_condition?.message ?? '', /read-only/);
+  await run('mount', ['-o', 'remount,rw', staging]);
+
+  // Someone unmounted the pod's mount behind our back.
+  await run('umount', [target]);
+  const gone = await node.NodeGetVolumeStats(req, ctx('NodeGetVolumeStats'));
+  assert.equal(gone.volume_condition?.abnormal, true);
+  assert.match(gone.volume_condition?.message ?? '', /nothing is mounted/);
+
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+/** Stage and publish a filesystem volume, grow its disk, NodeExpandVolume, and check the filesystem grew. */
+async function expandFilesystem(t: Parameters<typeof Sandbox.create>[0], fsType: string, fromBytes: number, toBytes: number): Promise<void> {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, fromBytes);
+  const { staging, target } = await box.volumePaths(`pv-expand-${fsType}`);
+  const cap = mountCap(fsType);
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  const before = await statfs(target);
+
+  await box.grow(loop, toBytes);
+  const expandReq = { volume_id: volumeId, volume_path: target, staging_target_path: staging, capacity_range: { required_bytes: toBytes, limit_bytes: 0 }, volume_capability: cap, secrets: {} };
+  const res = await node.NodeExpandVolume(expandReq, ctx('NodeExpandVolume'));
+  assert.equal(res.capacity_bytes, toBytes);
+  const after = await statfs(target);
+  const grown = (after.blocks * after.bsize) / (before.blocks * before.bsize);
+  assert.ok(grown > (toBytes / fromBytes) * 0.9, `grew by ${grown}x, from ${before.blocks * before.bsize} to ${after.blocks * after.bsize} bytes`);
+  assert.equal((await node.NodeExpandVolume(expandReq, ctx('NodeExpandVolume'))).capacity_bytes, toBytes, 'idempotent');
+
+  await rejectsWithCode(node.NodeExpandVolume({ ...expandReq, capacity_range: { required_bytes: 2 * toBytes, limit_bytes: 0 } }, ctx('NodeExpandVolume')), status.UNAVAILABLE);
+  await rejectsWithCode(node.NodeExpandVolume({ ...expandReq, volume_path: path.join(box.root, 'nope') }, ctx('NodeExpandVolume')), status.NOT_FOUND);
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+}
+
+test('online expand grows a mounted xfs filesystem', { skip }, async (t) => {
+  await expandFilesystem(t, 'xfs', 320 * MiB, 640 * MiB);
+});
+
+test('online expand grows a mounted ext4 filesystem', { skip: EXT4_ONLINE_RESIZE_SKIP }, async (t) => {
+  await expandFilesystem(t, 'ext4', 256 * MiB, 512 * MiB);
+});
+
+test('expand of a raw block volume reports the new size, through a read-only view too', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const block = await attach(box, 16 * MiB);
+  const paths = await box.volumePaths('pv-expand-block');
+  await node.NodeStageVolume(stageReq(block.volumeId, paths.staging, blockCap()), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(block.volumeId, paths.staging, paths.target, blockCap(), true), ctx('NodePublishVolume'));
+  await box.grow(block.loop, 32 * MiB);
+  const blockRes = await node.NodeExpandVolume(
+    { volume_id: block.volumeId, volume_path: paths.target, staging_target_path: paths.staging, capacity_range: null, volume_capability: blockCap(), secrets: {} },
+    ctx('NodeExpandVolume'),
+  );
+  assert.equal(blockRes.capacity_bytes, 32 * MiB, 'the read-only view follows the device');
+  await node.NodeUnpublishVolume({ volume_id: block.volumeId, target_path: paths.target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: block.volumeId, staging_target_path: paths.staging }, ctx('NodeUnstageVolume'));
+});
+
+/** A volume restored from a smaller snapshot: its filesystem is smaller than its disk until stage grows it. */
+async function stageRestoredLarger(t: Parameters<typeof Sandbox.create>[0], fsType: 'ext4' | 'xfs', fromBytes: number, toBytes: number): Promise<void> {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, fromBytes);
+  await run(`mkfs.${fsType}`, ['-q', loop.path]);
+  await box.grow(loop, toBytes);
+  const { staging } = await box.volumePaths('pv-restored');
+  await node.NodeStageVolume(stageReq(volumeId, staging, mountCap(fsType), { resizeRequired: 'true' }), ctx('NodeStageVolume'));
+  const s = await statfs(staging);
+  assert.ok(s.blocks * s.bsize > fromBytes * 1.5, `filesystem is ${s.blocks * s.bsize} bytes on a ${toBytes}-byte disk`);
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+}
+
+test('stage grows an xfs filesystem when the volume context says it was restored larger', { skip }, async (t) => {
+  await stageRestoredLarger(t, 'xfs', 320 * MiB, 640 * MiB);
+});
+
+test('stage grows an ext4 filesystem when the volume context says it was restored larger', { skip: EXT4_ONLINE_RESIZE_SKIP }, async (t) => {
+  await stageRestoredLarger(t, 'ext4', 256 * MiB, 512 * MiB);
+});
+
+test('a different operation on a volume in flight is ABORTED; an identical retry joins it', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const loop = await box.loopDevice(64 * MiB);
+  const volumeId = randomUUID();
+  const { staging } = await box.volumePaths('pv-concurrent');
+  const req = stageReq(volumeId, staging, mountCap());
+  // The disk is not there yet, so the first stage is still polling for it.
+  const first = node.NodeStageVolume(req, ctx('NodeStageVolume'));
+  const retry = node.NodeStageVolume(req, ctx('NodeStageVolume'));
+  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.ABORTED, /NodeStageVolume/);
+  await box.linkVirtio(volumeId, loop);
+  await Promise.all([first, retry]);
+  assert.equal((await findMountAt(staging))?.source, loop.path);
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('staging path already staged from another device is ALREADY_EXISTS; a missing disk is NOT_FOUND; publish before stage is FAILED_PRECONDITION', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const a = await attach(box);
+  const b = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-shared-staging');
+  await node.NodeStageVolume(stageReq(a.volumeId, staging, mountCap()), ctx('NodeStageVolume'));
+  await rejectsWithCode(node.NodeStageVolume(stageReq(b.volumeId, staging, mountCap()), ctx('NodeStageVolume')), status.ALREADY_EXISTS, /already staged from/);
+  await rejectsWithCode(node.NodeStageVolume(stageReq(a.volumeId, staging, mountCap('xfs')), ctx('NodeStageVolume')), status.ALREADY_EXISTS);
+  assert.equal(await blkidValue(b.loop.path, 'TYPE'), '', 'the other disk was not touched');
+  await node.NodeUnstageVolume({ volume_id: a.volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+
+  await rejectsWithCode(node.NodeStageVolume(stageReq(randomUUID(), staging, mountCap()), ctx('NodeStageVolume')), status.NOT_FOUND, /is it attached/);
+  await rejectsWithCode(node.NodePublishVolume(publishReq(a.volumeId, staging, target, mountCap()), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
+  await assert.rejects(stat(target), { code: 'ENOENT' }, 'a refused publish creates nothing');
+});
+
+test('SINGLE_NODE_SINGLE_WRITER allows one target; SINGLE_NODE_MULTI_WRITER allows several', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-rwop');
+  const single = mountCap('', 'SINGLE_NODE_SINGLE_WRITER');
+  await node.NodeStageVolume(stageReq(volumeId, staging, single), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, single), ctx('NodePublishVolume'));
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, `${target}-2`, single), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /already published/);
+  const multi = mountCap('', 'SINGLE_NODE_MULTI_WRITER');
+  await node.NodePublishVolume(publishReq(volumeId, staging, `${target}-3`, multi), ctx('NodePublishVolume'));
+  for (const p of [target, `${target}-3`]) await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('required fields are INVALID_ARGUMENT naming the field', async () => {
+  const node = createNodeService(resolveNodeSettings({ nodeId: 'instance-1', stateDir: '/nonexistent/state' }));
+  const cap = mountCap();
+  const cases: [Promise<unknown>, RegExp][] = [
+    [node.NodeStageVolume(stageReq('', '/s', cap), ctx('NodeStageVolume')), /volume_id/],
+    [node.NodeStageVolume(stageReq('v', '', cap), ctx('NodeStageVolume')), /staging_target_path/],
+    [node.NodeStageVolume(stageReq('v', 'relative', cap), ctx('NodeStageVolume')), /staging_target_path/],
+    [node.NodeStageVolume({ ...stageReq('v', '/s', cap), volume_capability: null }, ctx('NodeStageVolume')), /volume_capability/],
+    [node.NodeStageVolume(stageReq('v', '/s', mountCap('zfs')), ctx('NodeStageVolume')), /fs_type/],
+    [node.NodeUnstageVolume({ volume_id: '', staging_target_path: '/s' }, ctx('NodeUnstageVolume')), /volume_id/],
+    [node.NodeUnstageVolume({ volume_id: 'v', staging_target_path: '' }, ctx('NodeUnstageVolume')), /staging_target_path/],
+    [node.NodePublishVolume(publishReq('', '/s', '/t', cap), ctx('NodePublishVolume')), /volume_id/],
+    [node.NodePublishVolume(publishReq('v', '', '/t', cap), ctx('NodePublishVolume')), /staging_target_path/],
+    [node.NodePublishVolume(publishReq('v', '/s', '', cap), ctx('NodePublishVolume')), /target_path/],
+    [node.NodePublishVolume(publishReq('v', '/s', '/a/../t', cap), ctx('NodePublishVolume')), /target_path/],
+    [node.NodePublishVolume({ ...publishReq('v', '/s', '/t', cap), volume_capability: null }, ctx('NodePublishVolume')), /volume_capability/],
+    [node.NodeUnpublishVolume({ volume_id: '', target_path: '/t' }, ctx('NodeUnpublishVolume')), /volume_id/],
+    [node.NodeUnpublishVolume({ volume_id: 'v', target_path: '' }, ctx('NodeUnpublishVolume')), /target_path/],
+    [node.NodeGetVolumeStats({ volume_id: '', volume_path: '/t', staging_target_path: '' }, ctx('NodeGetVolumeStats')), /volume_id/],
+    [node.NodeGetVolumeStats({ volume_id: 'v', volume_path: '', staging_target_path: '' }, ctx('NodeGetVolumeStats')), /volume_path/],
+    [node.NodeExpandVolume({ volume_id: '', volume_path: '/t', staging_target_path: '', capacity_range: null, volume_capability: null, secrets: {} }, ctx('NodeExpandVolume')), /volume_id/],
+    [node.NodeExpandVolume({ volume_id: 'v', volume_path: '', staging_target_path: '', capacity_range: null, volume_capability: null, secrets: {} }, ctx('NodeExpandVolume')), /volume_path/],
+  ];
+  for (const [call, field] of cases) await rejectsWithCode(call, status.INVALID_ARGUMENT, field);
+});
+
+test('NodeGetInfo and NodeGetCapabilities', async () => {
+  const node = createNodeService(resolveNodeSettings({ nodeId: 'instance-1', availabilityZone: 'az-1', maxVolumesPerNode: 12 }));
+  assert.deepEqual(await node.NodeGetInfo({}, ctx('NodeGetInfo')), {
+    node_id: 'instance-1',
+    max_volumes_per_node: 12,
+    accessible_topology: { segments: { [TOPOLOGY_ZONE_KEY]: 'az-1' } },
+  });
+  const noZone = createNodeService(resolveNodeSettings({ nodeId: 'instance-1' }));
+  const info = await noZone.NodeGetInfo({}, ctx('NodeGetInfo'));
+  assert.equal(info.accessible_topology, null);
+  assert.ok((info.max_volumes_per_node as number) > 0);
+  const caps = await node.NodeGetCapabilities({}, ctx('NodeGetCapabilities'));
+  assert.deepEqual(
+    caps.capabilities?.map((c) => c.rpc?.type),
+    ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER'],
+  );
+});
