@@ -3,7 +3,7 @@
 // default, against a driver and simulated OpenStack it starts in-process.
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { loadCsi } from '../csi/proto';
 import { parseEndpoint } from './args';
@@ -125,6 +125,7 @@ async function lifecycle(endpoint: string, work: string): Promise<number> {
         );
         const staging = path.join(work, 'staging');
         const target = path.join(work, 'target');
+        await mkdir(staging, { recursive: true }); // the CO's job: it creates the staging directory
         await step('NodeStageVolume', () =>
           rpc(node, 'NodeStageVolume', { volume_id: volumeId, publish_context: published.publish_context, staging_target_path: staging, volume_capability: mountCap, volume_context: created.volume.volume_context }),
         );
