@@ -36,7 +36,9 @@ export function isSecretKey(key: string): boolean {
 
 /** A deep copy of `value` in which every secret-named key's value is replaced. */
 export function scrub(value: unknown, depth = 0): unknown {
-  if (depth > 12 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  // Too deep to walk: a placeholder, never the unscrubbed subtree.
+  if (depth > 12) return '[too deep]';
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
   if (Buffer.isBuffer(value)) return `<${value.length} bytes>`;
   const out: Record<string, unknown> = {};
