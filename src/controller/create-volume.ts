@@ -137,7 +137,7 @@ async function awaitAvailable(env: ControllerEnv, cloud: Cloud, volume: Volume, 
   if (creating) {
     try {
       const kind = source ? `volume:create-from-${source.kind}` : 'volume:create';
-      const ready = await waitForVolume(env, cloud, volume.id, { spec: WAIT.volumeAvailable, kind }, op);
+      const ready = await waitForVolume(cloud, volume.id, { spec: WAIT.volumeAvailable, kind }, op);
       if (ready) return ready;
     } catch (err) {
       if (!isOpenStackError(err, 'state')) throw err;

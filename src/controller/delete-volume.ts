@@ -47,7 +47,7 @@ export async function deleteVolume(env: ControllerEnv, req: DeleteVolumeRequest_
     });
   }
   try {
-    await waitForVolume(env, cloud, id, { spec: WAIT.volumeDeleted, kind: 'volume:delete' }, op);
+    await waitForVolume(cloud, id, { spec: WAIT.volumeDeleted, kind: 'volume:delete' }, op);
   } catch (err) {
     if (isOpenStackError(err, 'state')) {
       throw internal(`Cinder failed to delete volume ${csiId} (status '${err.lastState}'); check its backend, reset the state to 'error' and the CO retries the delete`);

@@ -1,6 +1,8 @@
-// What every controller operation works with: the clouds, the settings, and
-// one waiter per cloud (the waiter learns how long changes take on its
-// cloud, so two clouds must not share one).
+// What every controller operation works with: the clouds and the settings.
+// Cinder objects are waited for through each cloud's own waiter (it batches
+// volume polls); Nova's attachment records, which that waiter does not
+// cover, through one Waiter per cloud kept here (a waiter learns how long
+// changes take on its cloud, so two clouds must not share one).
 import type { Logger } from '../log';
 import type { CallOptions, Cloud, Volume, WaitSpec } from '../openstack/types';
 import { Waiter } from '../openstack/waiter';
@@ -11,6 +13,7 @@ export interface ControllerEnv {
   clouds: CloudSet;
   settings: ControllerSettings;
   logger: Logger;
+  /** For waits the cloud's own waiter does not offer (Nova attachments). */
   waiterFor(cloud: Cloud): Waiter;
 }
 
@@ -43,21 +46,10 @@ export interface VolumeWait {
   spec: WaitSpec;
   /** What kind of change, for the waiter to learn its duration ('volume:attach'). */
   kind: string;
-  /** For messages; 'volume <id>' when absent. */
-  what?: string;
   until?: (v: Volume) => boolean;
 }
 
-/** Wait on one Cinder volume (null: it is gone and the spec counts that as done). */
-export function waitForVolume(env: ControllerEnv, cloud: Cloud, volumeId: string, wait: VolumeWait, op: Op): Promise<Volume | null> {
-  return env.waiterFor(cloud).waitFor({
-    what: wait.what ?? `volume ${volumeId}`,
-    spec: wait.spec,
-    fetch: (o) => cloud.blockStorage.getVolume(volumeId, o),
-    stateOf: (v) => v.status,
-    until: wait.until,
-    kind: wait.kind,
-    signal: op.signal,
-    deadline: op.deadline,
-  });
+/** Wait on one Cinder volume through the cloud's waiter (null: it is gone and the spec counts that as done). */
+export function waitForVolume(cloud: Cloud, volumeId: string, wait: VolumeWait, op: Op): Promise<Volume | null> {
+  return cloud.waiter.volume(volumeId, wait.spec, { until: wait.until, kind: wait.kind, signal: op.signal, deadline: op.deadline });
 }

@@ -44,7 +44,7 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
     );
   }
   try {
-    const done = await waitForVolume(env, cloud, id, { spec: WAIT.volumeExtended, kind: 'volume:extend', until: (v) => v.size >= size }, op);
+    const done = await waitForVolume(cloud, id, { spec: WAIT.volumeExtended, kind: 'volume:extend', until: (v) => v.size >= size }, op);
     if (!done) throw notFound(`volume ${csiId} was deleted while it was being extended`);
     volume = done;
   } catch (err) {

@@ -33,7 +33,7 @@ export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolu
     );
   }
   try {
-    const done = await waitForVolume(env, cloud, id, { spec: WAIT.volumeRetyped, kind: 'volume:retype' }, op);
+    const done = await waitForVolume(cloud, id, { spec: WAIT.volumeRetyped, kind: 'volume:retype' }, op);
     if (!done) throw notFound(`volume ${csiId} was deleted while it was being retyped`);
     if (!isType(done.volumeType, type)) {
       throw internal(

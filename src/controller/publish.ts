@@ -108,13 +108,11 @@ async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Vol
   const { cloud, volumeId, serverId, csiId } = pair;
   try {
     const volume = await waitForVolume(
-      env,
       cloud,
       volumeId,
       {
         spec: WAIT.volumeAttached,
         kind: 'volume:attach',
-        what: `volume ${volumeId} attached to server ${serverId}`,
         until: (v) => attachmentTo(v, serverId) !== undefined,
       },
       op,
@@ -195,13 +193,11 @@ async function detach(env: ControllerEnv, pair: Pair, volume: Volume, op: Op): P
   }
   try {
     await waitForVolume(
-      env,
       cloud,
       volumeId,
       {
         spec: DETACHED_FROM_SERVER,
         kind: 'volume:detach',
-        what: `volume ${volumeId} detached from server ${serverId}`,
         until: (v) => attachmentTo(v, serverId) === undefined,
       },
       op,

@@ -14,7 +14,7 @@ import type { ListSnapshotsResponse } from '../gen/csi/v1/ListSnapshotsResponse'
 import type { GetSnapshotRequest__Output } from '../gen/csi/v1/GetSnapshotRequest';
 import type { GetSnapshotResponse } from '../gen/csi/v1/GetSnapshotResponse';
 import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
-import type { Backup, Cloud, Snapshot, WaitSpec } from '../openstack/types';
+import type { Backup, Cloud, Snapshot } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
@@ -138,17 +138,10 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
       });
     });
   }
-  const spec: WaitSpec = kind === 'backup' ? WAIT.backupDeleted : WAIT.snapshotDeleted;
+  const waitOpts = { kind: `${kind}:delete`, signal: op.signal, deadline: op.deadline };
   try {
-    await env.waiterFor(cloud).waitFor<Copy>({
-      what: `${kind} ${id}`,
-      spec,
-      fetch: (o) => (kind === 'backup' ? bs.getBackup(id, o) : bs.getSnapshot(id, o)),
-      stateOf: (c) => c.status,
-      kind: `${kind}:delete`,
-      signal: op.signal,
-      deadline: op.deadline,
-    });
+    if (kind === 'backup') await cloud.waiter.backup(id, WAIT.backupDeleted, waitOpts);
+    else await cloud.waiter.snapshot(id, WAIT.snapshotDeleted, waitOpts);
   } catch (err) {
     if (!isOpenStackError(err, 'state')) throw err;
     throw internal(`Cinder failed to delete ${kind} ${csiId} (status '${err.lastState}'); check the backend or backup service, then reset its state; the CO retries`);

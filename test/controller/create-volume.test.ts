@@ -1,0 +1,243 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
+import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
+import { BLOCK_RWO, BLOCK_RWX, Code, GiB, MOUNT_RWO, expectCode, startController, type ControllerHarness } from './harness';
+
+describe('CreateVolume', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({
+      sim: { availabilityZones: ['nova', 'cinder-b'], instances: [{ name: 'node-1' }] },
+      configure: (c) => {
+        c.clusterId = 'test-cluster';
+        c.controller.azMap = { 'compute-b': 'cinder-b' };
+      },
+    });
+  });
+  after(() => h.stop());
+
+  it('creates an available volume rounded up to whole GiB, with metadata and its zone', async () => {
+    const res = await h.rpc('CreateVolume', {
+      name: 'pvc-basic',
+      volume_capabilities: [MOUNT_RWO],
+      capacity_range: { required_bytes: 1.5 * GiB },
+      parameters: {
+        'csi.storage.k8s.io/pvc/name': 'data',
+        'csi.storage.k8s.io/pvc/namespace': 'shop',
+        'csi.storage.k8s.io/pv/name': 'pvc-basic',
+      },
+    });
+    assert.equal(Number(res.volume.capacity_bytes), 2 * GiB);
+    assert.deepEqual(res.volume.accessible_topology, [{ segments: { [TOPOLOGY_ZONE_KEY]: 'nova' } }]);
+    const [v] = await h.volumesNamed('pvc-basic');
+    assert.equal(v.id, res.volume.volume_id);
+    assert.equal(v.status, 'available');
+    assert.equal(v.size, 2);
+    assert.equal(v.metadata[CLUSTER_METADATA_KEY], 'test-cluster');
+    assert.equal(v.metadata['csi.storage.k8s.io/pvc/name'], 'data');
+    assert.equal(v.metadata['csi.storage.k8s.io/pvc/namespace'], 'shop');
+    assert.equal(v.metadata['csi.storage.k8s.io/pv/name'], 'pvc-basic');
+  });
+
+  it('makes 1 GiB when no capacity is asked for', async () => {
+    const res = await h.rpc('CreateVolume', { name: 'pvc-nosize', volume_capabilities: [MOUNT_RWO] });
+    assert.equal(Number(res.volume.capacity_bytes), GiB);
+  });
+
+  it('checks required fields, the limit and the parameters', async () => {
+    let err = await expectCode(h.rpc('CreateVolume', { volume_capabilities: [MOUNT_RWO] }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /name/);
+    err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-nocaps' }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /volume_capabilities/);
+    err = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-limit', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB + 1, limit_bytes: 1.5 * GiB } }),
+      Code.OUT_OF_RANGE,
+    );
+    assert.match(err.details, /2 GiB/);
+    err = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-typo', volume_capabilities: [MOUNT_RWO], parameters: { tpye: 'fast' } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(err.details, /'tpye'/);
+    err = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-notype', volume_capabilities: [MOUNT_RWO], parameters: { type: 'gold' } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(err.details, /'gold'.*__DEFAULT__/);
+    for (const name of ['pvc-limit', 'pvc-typo', 'pvc-notype']) assert.deepEqual(await h.volumesNamed(name), []);
+  });
+
+  it('refuses access modes Cinder cannot honour', async () => {
+    let err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-rwx', volume_capabilities: [BLOCK_RWX] }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /multiattach/);
+    const rwxMount = { mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } };
+    err = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-rwx-fs', volume_capabilities: [rwxMount], parameters: { type: 'multiattach' } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(err.details, /Block/);
+    const noType = { access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+    await expectCode(h.rpc('CreateVolume', { name: 'pvc-noaccesstype', volume_capabilities: [noType] }), Code.INVALID_ARGUMENT);
+    const res = await h.rpc('CreateVolume', { name: 'pvc-rwx-block', volume_capabilities: [BLOCK_RWX, BLOCK_RWO], parameters: { type: 'multiattach' } });
+    const [v] = await h.volumesNamed('pvc-rwx-block');
+    assert.equal(v.id, res.volume.volume_id);
+    assert.equal(v.multiattach, true);
+  });
+
+  it('is idempotent by name: the same request returns the same volume, a different size is ALREADY_EXISTS', async () => {
+    const req = { name: 'pvc-again', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: 3 * GiB } };
+    const first = await h.rpc('CreateVolume', req);
+    const second = await h.rpc('CreateVolume', req);
+    assert.equal(second.volume.volume_id, first.volume.volume_id);
+    const err = await expectCode(h.rpc('CreateVolume', { ...req, capacity_range: { required_bytes: 5 * GiB } }), Code.ALREADY_EXISTS);
+    assert.match(err.details, /3 GiB/);
+    assert.equal((await h.volumesNamed('pvc-again')).length, 1);
+  });
+
+  it('makes exactly one volume for 100 concurrent identical calls', async () => {
+    h.driver.sim.control.setDurations({ create: 300 });
+    try {
+      const req = { name: 'pvc-herd', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB } };
+      const results = await Promise.all(Array.from({ length: 100 }, () => h.rpc('CreateVolume', req)));
+      const ids = new Set(results.map((r) => r.volume.volume_id));
+      assert.equal(ids.size, 1);
+      const volumes = await h.volumesNamed('pvc-herd');
+      assert.equal(volumes.length, 1);
+      assert.equal(volumes[0].id, [...ids][0]);
+      assert.equal(volumes[0].status, 'available');
+    } finally {
+      h.driver.sim.control.setDurations({ create: 50 });
+    }
+  });
+
+  it('fails with a retryable code at the deadline, and the retry finds the same volume', async () => {
+    h.driver.sim.control.setDurations({ create: 1500 });
+    try {
+      const req = { name: 'pvc-slow', volume_capabilities: [MOUNT_RWO] };
+      const err = await h.rpc('CreateVolume', req, 400).then(
+        () => assert.fail('the call should not finish before the volume is available'),
+        (e) => e,
+      );
+      assert.ok([Code.DEADLINE_EXCEEDED, Code.ABORTED, Code.UNAVAILABLE].includes(err.code), `retryable code, got ${err.code}`);
+      const [creating] = await h.volumesNamed('pvc-slow');
+      assert.equal(creating.status, 'creating');
+      const res = await h.rpc('CreateVolume', req, 10_000);
+      assert.equal(res.volume.volume_id, creating.id);
+      const all = await h.volumesNamed('pvc-slow');
+      assert.equal(all.length, 1);
+      assert.equal(all[0].status, 'available');
+    } finally {
+      h.driver.sim.control.setDurations({ create: 50 });
+    }
+  });
+
+  it('deletes a volume that ends in error and fails with the reason; the retry makes a fresh one', async () => {
+    h.driver.sim.control.setDurations({ create: 1000 });
+    try {
+      const req = { name: 'pvc-broken', volume_capabilities: [MOUNT_RWO] };
+      const call = h.rpc('CreateVolume', req);
+      let id: string | undefined;
+      for (let i = 0; i < 100 && !id; i++) {
+        id = (await h.volumesNamed('pvc-broken'))[0]?.id;
+        if (!id) await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(id, 'the volume appears in Cinder while it is created');
+      h.driver.sim.control.setVolumeStatus(id, 'error');
+      const err = await expectCode(call, Code.INTERNAL);
+      assert.match(err.details, /'error'/);
+      assert.match(err.details, /deleted/);
+      const left = await h.cloud.blockStorage.getVolume(id).then((v) => v.status, () => 'gone');
+      assert.ok(left === 'deleting' || left === 'gone', `the failed volume is being deleted, not ${left}`);
+      h.driver.sim.control.setDurations({ create: 50 });
+      const res = await h.rpc('CreateVolume', req);
+      assert.notEqual(res.volume.volume_id, id);
+    } finally {
+      h.driver.sim.control.setDurations({ create: 50 });
+    }
+  });
+
+  it('places the volume by topology: preferred zone through the AZ map, and reports the compute zones', async () => {
+    const res = await h.rpc('CreateVolume', {
+      name: 'pvc-zone-b',
+      volume_capabilities: [MOUNT_RWO],
+      accessibility_requirements: {
+        requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'nova' } }, { segments: { [TOPOLOGY_ZONE_KEY]: 'compute-b' } }],
+        preferred: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'compute-b' } }],
+      },
+    });
+    const [v] = await h.volumesNamed('pvc-zone-b');
+    assert.equal(v.availabilityZone, 'cinder-b');
+    // compute-b maps to cinder-b; a compute zone called cinder-b (unmapped) would reach it too.
+    assert.deepEqual(res.volume.accessible_topology, [{ segments: { [TOPOLOGY_ZONE_KEY]: 'cinder-b' } }, { segments: { [TOPOLOGY_ZONE_KEY]: 'compute-b' } }]);
+  });
+
+  it('refuses an availability parameter that no requisite zone can reach', async () => {
+    const err = await expectCode(
+      h.rpc('CreateVolume', {
+        name: 'pvc-zone-conflict',
+        volume_capabilities: [MOUNT_RWO],
+        parameters: { availability: 'cinder-b' },
+        accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'nova' } }] },
+      }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(err.details, /cinder-b/);
+    assert.deepEqual(await h.volumesNamed('pvc-zone-conflict'), []);
+  });
+
+  it('clones a volume and restores a snapshot, marking a larger copy for resize', async () => {
+    const sourceId = await h.createVolume('pvc-source');
+    const clone = await h.rpc('CreateVolume', {
+      name: 'pvc-clone',
+      volume_capabilities: [MOUNT_RWO],
+      volume_content_source: { volume: { volume_id: sourceId } },
+    });
+    assert.equal(clone.volume.content_source.volume.volume_id, sourceId);
+    assert.deepEqual(clone.volume.volume_context, {});
+    assert.equal((await h.volumesNamed('pvc-clone'))[0].sourceVolumeId, sourceId);
+
+    const snap = await h.cloud.blockStorage.createSnapshot({ volumeId: sourceId, name: 'snap-for-restore' });
+    await h.cloud.waiter.snapshot(snap.id, { target: ['available'], transient: ['creating'] });
+    const restored = await h.rpc('CreateVolume', {
+      name: 'pvc-restored',
+      volume_capabilities: [MOUNT_RWO],
+      capacity_range: { required_bytes: 4 * GiB },
+      volume_content_source: { snapshot: { snapshot_id: snap.id } },
+    });
+    assert.equal(restored.volume.content_source.snapshot.snapshot_id, snap.id);
+    assert.equal(restored.volume.volume_context.resizeRequired, 'true');
+    assert.equal(Number(restored.volume.capacity_bytes), 4 * GiB);
+
+    // The same name from another source is another volume.
+    await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-clone', volume_capabilities: [MOUNT_RWO], volume_content_source: { snapshot: { snapshot_id: snap.id } } }),
+      Code.ALREADY_EXISTS,
+    );
+  });
+
+  it('answers NOT_FOUND for a missing source and OUT_OF_RANGE for a size below the source', async () => {
+    const missing = '00000000-0000-4000-8000-000000000000';
+    await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-nosnap', volume_capabilities: [MOUNT_RWO], volume_content_source: { snapshot: { snapshot_id: missing } } }),
+      Code.NOT_FOUND,
+    );
+    await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-novol', volume_capabilities: [MOUNT_RWO], volume_content_source: { volume: { volume_id: missing } } }),
+      Code.NOT_FOUND,
+    );
+    const bigId = await h.createVolume('pvc-big', { capacity_range: { required_bytes: 3 * GiB } });
+    await expectCode(
+      h.rpc('CreateVolume', {
+        name: 'pvc-too-small',
+        volume_capabilities: [MOUNT_RWO],
+        capacity_range: { required_bytes: GiB },
+        volume_content_source: { volume: { volume_id: bigId } },
+      }),
+      Code.OUT_OF_RANGE,
+    );
+    // Without a size, the copy gets the source's size.
+    const res = await h.rpc('CreateVolume', { name: 'pvc-same-size', volume_capabilities: [MOUNT_RWO], volume_content_source: { volume: { volume_id: bigId } } });
+    assert.equal(Number(res.volume.capacity_bytes), 3 * GiB);
+  });
+});
