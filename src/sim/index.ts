@@ -51,12 +51,22 @@ async function decideHypervisor(requested: boolean | undefined, logger: Logger):
 }
 
 export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> {
-  const logger = opts.logger ?? silentLogger;
   const host = opts.host ?? '127.0.0.1';
   if (!isLoopback(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);
   const ownsStateDir = opts.stateDir === undefined;
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-')));
-  await mkdir(stateDir, { recursive: true });
+  try {
+    await mkdir(stateDir, { recursive: true });
+    return await start(opts, stateDir, ownsStateDir);
+  } catch (err) {
+    if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean): Promise<Simulator> {
+  const logger = opts.logger ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
 
   const hvEnabled = await decideHypervisor(opts.hypervisor, logger);
   const hypervisor = new Hypervisor(hvEnabled, stateDir, logger);
@@ -181,6 +191,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   return {
     url,
     authUrl,
+    stateDir,
     caFile: tls?.caFile,
     hypervisor: hvEnabled,
     instances,
@@ -222,9 +233,16 @@ export function parseListen(listen: string): { host: string; port: number } {
 /** `cinder-csi sim`: starts the simulator and writes openrc and clouds.yaml into the state directory. */
 export async function runSimCommand(opts: { listen?: string; stateDir?: string; tls?: boolean; logger: Logger }): Promise<Simulator> {
   const { host, port } = opts.listen ? parseListen(opts.listen) : { host: '127.0.0.1', port: 0 };
-  const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-')));
-  const sim = await startSimulator({ host, port, stateDir, tls: opts.tls, logger: opts.logger });
-  await sim.writeClientFiles(stateDir);
-  opts.logger.info({ url: sim.url, authUrl: sim.authUrl, openrc: path.join(stateDir, 'openrc'), cloudsYaml: path.join(stateDir, 'clouds.yaml') }, 'sim: ready; source the openrc to use it');
+  const sim = await startSimulator({ host, port, stateDir: opts.stateDir, tls: opts.tls, logger: opts.logger });
+  try {
+    await sim.writeClientFiles(sim.stateDir);
+  } catch (err) {
+    await sim.stop();
+    throw err;
+  }
+  opts.logger.info(
+    { url: sim.url, authUrl: sim.authUrl, openrc: path.join(sim.stateDir, 'openrc'), cloudsYaml: path.join(sim.stateDir, 'clouds.yaml') },
+    'sim: ready; source the openrc to use it',
+  );
   return sim;
 }

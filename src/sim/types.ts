@@ -118,6 +118,8 @@ export interface Simulator {
   /** Keystone v3: `${url}/identity/v3`; v2.0 is `${url}/identity/v2.0`. */
   authUrl: string;
   caFile?: string;
+  /** Extra (not in the contract): where images, instance device roots and client files live. */
+  stateDir: string;
   hypervisor: boolean;
   instances: SimInstance[];
   credentials: SimCredentials;

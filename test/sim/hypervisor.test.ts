@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { open, readlink, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startSimulator, type Simulator } from '../../src/sim';
+import { availableVolume, call, login, volumeStatus, waitFor, type Session } from './helpers';
+
+const notRoot = process.getuid?.() !== 0 ? 'loop devices need root' : false;
+const MiB = 1024 * 1024;
+
+/** The loop devices whose backing file lies under `dir`, read from sysfs. */
+function loopsBackedUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync('/sys/block')) {
+    const f = `/sys/block/${name}/loop/backing_file`;
+    if (name.startsWith('loop') && existsSync(f) && readFileSync(f, 'utf8').trim().startsWith(dir)) out.push(`/dev/${name}`);
+  }
+  return out;
+}
+
+async function writeAt(device: string, offset: number, data: Buffer): Promise<void> {
+  const fh = await open(device, 'r+');
+  try {
+    await fh.write(data, 0, data.length, offset);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readAt(device: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(device, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    await fh.read(buf, 0, length, offset);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('sim hypervisor (loop devices)', { skip: notRoot }, () => {
+  let sim: Simulator;
+  let s: Session;
+  let server: string;
+  let stateDir: string;
+  before(async () => {
+    sim = await startSimulator({ hypervisor: true, durations: { create: 5, attach: 5, detach: 5, extend: 5, snapshot: 5, delete: 5 } });
+    s = await login(sim);
+    server = sim.instances[0].id;
+    stateDir = path.dirname(path.dirname(path.dirname(sim.instances[0].deviceRoot)));
+  });
+  after(() => sim.stop());
+
+  const link = (volumeId: string) => path.join(sim.instances[0].deviceRoot, 'disk', 'by-id', `virtio-${volumeId.slice(0, 20)}`);
+  const attach = async (id: string) => {
+    const r = await call('POST', `${s.compute}/servers/${server}/os-volume_attachments`, { token: s.token, body: { volumeAttachment: { volumeId: id } } });
+    assert.equal(r.status, 200, r.text);
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+  };
+  const detach = async (id: string) => {
+    assert.equal((await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token })).status, 202);
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+  };
+
+  it('attach makes a by-id link to a real block device; data survives detach and re-attach; extend grows it; snapshots carry data', async () => {
+    assert.equal(sim.hypervisor, true);
+    const id = await availableVolume(s, { size: 1 });
+    await attach(id);
+    const loop = await readlink(link(id));
+    assert.match(loop, /^\/dev\/loop\d+$/);
+    assert.ok((await stat(link(id))).isBlockDevice());
+    assert.equal(Number(readFileSync(`/sys/block/${path.basename(loop)}/size`, 'utf8')) * 512, 1024 * MiB);
+    const marker = Buffer.from(`cinder-csi sim ${id}`);
+    await writeAt(link(id), MiB, marker);
+
+    await detach(id);
+    assert.equal(existsSync(link(id)), false, 'the link goes with the detach');
+    assert.deepEqual(loopsBackedUnder(stateDir), [], 'the loop device is freed');
+
+    await attach(id);
+    assert.deepEqual(await readAt(link(id), MiB, marker.length), marker);
+
+    const ext = await call('POST', `${s.volume}/volumes/${id}/action`, { token: s.token, headers: { 'openstack-api-version': 'volume 3.42' }, body: { 'os-extend': { new_size: 2 } } });
+    assert.equal(ext.status, 202);
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+    const newLoop = path.basename(await readlink(link(id)));
+    assert.equal(Number(readFileSync(`/sys/block/${newLoop}/size`, 'utf8')) * 512, 2048 * MiB);
+
+    const snap = await call('POST', `${s.volume}/snapshots`, { token: s.token, body: { snapshot: { volume_id: id, name: 'data', force: true } } });
+    assert.equal(snap.status, 202);
+    await waitFor(async () => (await call('GET', `${s.volume}/snapshots/${snap.body.snapshot.id}`, { token: s.token })).body.snapshot.status, (st) => st === 'available');
+    const clone = await availableVolume(s, { snapshot_id: snap.body.snapshot.id, size: 3 });
+    await attach(clone);
+    assert.deepEqual(await readAt(link(clone), MiB, marker.length), marker);
+    assert.equal(Number(readFileSync(`/sys/block/${path.basename(await readlink(link(clone)))}/size`, 'utf8')) * 512, 3072 * MiB);
+    assert.equal(loopsBackedUnder(stateDir).length, 2);
+  });
+
+  it('stop() frees every loop device and removes its state', async () => {
+    // Left attached by the previous test on purpose: stop() must clean them up.
+    const before = loopsBackedUnder(stateDir);
+    await sim.stop();
+    for (const dev of before) assert.equal(existsSync(`/sys/block/${path.basename(dev)}/loop/backing_file`), false, `${dev} still bound`);
+    assert.deepEqual(loopsBackedUnder(stateDir), []);
+    assert.equal(existsSync(stateDir), false);
+  });
+});
+
+describe('sim without the hypervisor', () => {
+  it('serves attachments without devices and says so', async () => {
+    const sim = await startSimulator({ hypervisor: false, durations: { create: 5, attach: 5 } });
+    try {
+      assert.equal(sim.hypervisor, false);
+      const s = await login(sim);
+      const id = await availableVolume(s, { size: 1 });
+      const r = await call('POST', `${s.compute}/servers/${sim.instances[0].id}/os-volume_attachments`, { token: s.token, body: { volumeAttachment: { volumeId: id } } });
+      assert.equal(r.status, 200);
+      await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+      assert.equal(existsSync(path.join(sim.instances[0].deviceRoot, 'disk', 'by-id', `virtio-${id.slice(0, 20)}`)), false);
+    } finally {
+      await sim.stop();
+    }
+  });
+});

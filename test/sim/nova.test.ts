@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startSimulator, type Simulator } from '../../src/sim';
+import { availableVolume, call, login, volumeStatus, waitFor, type Session } from './helpers';
+
+describe('sim nova', () => {
+  let sim: Simulator;
+  let s: Session;
+  let server: string;
+  before(async () => {
+    sim = await startSimulator({ hypervisor: false, maxVolumesPerInstance: 3, durations: { create: 5, attach: 60, detach: 40, delete: 5 }, instances: [{ name: 'node-1' }, { name: 'node-2', availabilityZone: 'zone-b' }], availabilityZones: ['nova', 'zone-b'] });
+    s = await login(sim);
+    server = sim.instances[0].id;
+  });
+  after(() => sim.stop());
+
+  const nova = (mv: string) => ({ 'openstack-api-version': `compute ${mv}` });
+  const attach = (volumeId: string, mv = '2.1', srv = server) =>
+    call('POST', `${s.compute}/servers/${srv}/os-volume_attachments`, { token: s.token, headers: nova(mv), body: { volumeAttachment: { volumeId } } });
+
+  it('GET /servers/{id} with status and zone; 404 itemNotFound for an unknown one', async () => {
+    const r = await call('GET', `${s.compute}/servers/${sim.instances[1].id}`, { token: s.token });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.server.status, 'ACTIVE');
+    assert.equal(r.body.server['OS-EXT-AZ:availability_zone'], 'zone-b');
+    assert.ok(r.headers['x-compute-request-id']);
+    const missing = await call('GET', `${s.compute}/servers/00000000-0000-0000-0000-000000000000`, { token: s.token });
+    assert.deepEqual(missing.body, { itemNotFound: { code: 404, message: 'Instance 00000000-0000-0000-0000-000000000000 could not be found.' } });
+    const list = await call('GET', `${s.compute}/servers`, { token: s.token });
+    assert.equal(list.body.servers.length, 2);
+  });
+
+  it('microversion: legacy header honoured and echoed, 406 above the maximum', async () => {
+    const r = await call('GET', `${s.compute}/servers`, { token: s.token, headers: { 'x-openstack-nova-api-version': '2.60' } });
+    assert.equal(r.headers['openstack-api-version'], 'compute 2.60');
+    assert.equal(r.headers['x-openstack-nova-api-version'], '2.60');
+    assert.equal((await call('GET', `${s.compute}/servers`, { token: s.token, headers: nova('2.97') })).status, 406);
+  });
+
+  it('attach: 200 with the device, reserved -> attaching -> in-use; refused twice; detach 202 -> detaching -> available', async () => {
+    const id = await availableVolume(s, { size: 1 });
+    const r = await attach(id);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.volumeAttachment, { id, serverId: server, volumeId: id, device: '/dev/vdb' });
+    assert.equal(await volumeStatus(s, id), 'reserved');
+    const seen = new Set<string>();
+    await waitFor(async () => {
+      const st = await volumeStatus(s, id);
+      seen.add(st);
+      return st;
+    }, (st) => st === 'in-use');
+    assert.ok(seen.has('attaching'), `saw ${[...seen].join(',')}`);
+    const vol = (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
+    assert.equal(vol.attachments.length, 1);
+    assert.equal(vol.attachments[0].server_id, server);
+    assert.equal(vol.attachments[0].device, '/dev/vdb');
+
+    const again = await attach(id);
+    assert.equal(again.status, 400);
+    const other = await attach(id, '2.1', sim.instances[1].id);
+    assert.equal(other.status, 400, 'an in-use volume that is not multiattach cannot be attached elsewhere');
+
+    const list = await call('GET', `${s.compute}/servers/${server}/os-volume_attachments`, { token: s.token });
+    assert.deepEqual(list.body.volumeAttachments.map((a: { volumeId: string }) => a.volumeId), [id]);
+    const one = await call('GET', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token, headers: nova('2.89') });
+    assert.equal(one.body.volumeAttachment.id, undefined);
+    assert.equal(one.body.volumeAttachment.attachment_id, vol.attachments[0].attachment_id);
+    assert.ok(one.body.volumeAttachment.bdm_uuid);
+
+    const del = await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    assert.equal(del.status, 202);
+    assert.equal(await volumeStatus(s, id), 'detaching');
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+    const gone = await call('GET', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    assert.equal(gone.status, 404);
+    assert.equal((await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token })).status, 404);
+  });
+
+  it('a multiattach volume needs 2.60 and may attach to two servers', async () => {
+    const id = await availableVolume(s, { size: 1, volume_type: 'multiattach' });
+    const old = await attach(id, '2.59');
+    assert.equal(old.status, 400);
+    assert.match(old.body.badRequest.message, /2\.60/);
+    assert.equal((await attach(id, '2.60')).status, 200);
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+    assert.equal((await attach(id, '2.60', sim.instances[1].id)).status, 200);
+    await waitFor(async () => (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume.attachments.length, (n) => n === 2);
+    await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    await waitFor(async () => (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume, (v) => v.attachments.length === 1 && v.status === 'in-use');
+    await call('DELETE', `${s.compute}/servers/${sim.instances[1].id}/os-volume_attachments/${id}`, { token: s.token });
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+  });
+
+  it('detaching while still attaching is refused; over the per-instance limit is 403', async () => {
+    const ids = [await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 })];
+    const devices: string[] = [];
+    for (const id of ids.slice(0, 3)) devices.push((await attach(id)).body.volumeAttachment.device);
+    assert.deepEqual(devices, ['/dev/vdb', '/dev/vdc', '/dev/vdd']);
+    const early = await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${ids[0]}`, { token: s.token });
+    assert.equal(early.status, 400);
+    const over = await attach(ids[3]);
+    assert.equal(over.status, 403);
+    assert.match(over.body.forbidden.message, /maximum allowed number of disk devices \(3\)/);
+    for (const id of ids.slice(0, 3)) await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+    for (const id of ids.slice(0, 3)) await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    for (const id of ids.slice(0, 3)) await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+  });
+
+  it('metadata service: meta_data.json per instance; addInstance and deleteInstance', async () => {
+    const inst = await sim.control.addInstance({ name: 'node-3', availabilityZone: 'zone-b' });
+    const md = await call('GET', `${inst.metadataUrl}/openstack/latest/meta_data.json`);
+    assert.equal(md.status, 200);
+    assert.equal(md.body.uuid, inst.id);
+    assert.equal(md.body.availability_zone, 'zone-b');
+    assert.equal(md.body.name, 'node-3');
+    assert.equal(md.body.project_id, sim.credentials.projectId);
+    const id = await availableVolume(s, { size: 1 });
+    await attach(id, '2.1', inst.id);
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+    await sim.control.deleteInstance(inst.id);
+    assert.equal(await volumeStatus(s, id), 'available');
+    assert.equal((await call('GET', `${s.compute}/servers/${inst.id}`, { token: s.token })).status, 404);
+    assert.equal((await call('GET', `${inst.metadataUrl}/openstack/latest/meta_data.json`)).status, 404);
+    assert.ok(!sim.instances.some((i) => i.id === inst.id));
+  });
+});
