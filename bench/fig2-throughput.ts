@@ -1,0 +1,126 @@
+// Figure 2: throughput. Complete lifecycles (CreateVolume,
+// ControllerPublishVolume, ControllerUnpublishVolume, DeleteVolume) at a fixed
+// concurrency against 20 ms API latency and 200 ms state changes, with the
+// driver in its own process so its CPU time is its own.
+import path from 'node:path';
+import { startSimulator, type Simulator } from '../src/sim';
+import { DriverProcess, rpc } from './driver-process';
+import type { Report } from './report';
+import { apiRequests, counterDelta, GiB, MOUNT_CAP, statusPolls } from './common';
+import { round } from './stats';
+
+const LATENCY_MS = 20;
+const CHANGE_MS = 200;
+const INSTANCES = 4;
+/** RPCs that wait for a state change, per lifecycle. */
+const CHANGES_PER_LIFECYCLE = 4;
+/**
+ * The part of one lifecycle nothing can remove: per RPC, the request that
+ * starts the change, the change itself, and the one GET that sees it done.
+ * (Name lookups, server checks and extra polls are the driver's choice.)
+ */
+const CRITICAL_PATH_PER_LIFECYCLE_MS = CHANGES_PER_LIFECYCLE * (LATENCY_MS + CHANGE_MS + LATENCY_MS);
+
+interface RunResult {
+  lifecycles: number;
+  concurrency: number;
+  wallMs: number;
+  cpuMs: number;
+  requests: number;
+  polls: number;
+  failures: number;
+  firstError?: string;
+}
+
+export interface Figure2Outcome {
+  /** The controller's RSS right after the run, for figure 5. */
+  controllerRssMiB: number;
+}
+
+export async function figure2(report: Report, work: string, opts: { quick: boolean; cpuProfileDir?: string }): Promise<Figure2Outcome> {
+  const sim = await startSimulator({
+    stateDir: path.join(work, 'sim2'),
+    latencyMs: LATENCY_MS,
+    durations: { create: CHANGE_MS, attach: CHANGE_MS, detach: CHANGE_MS, delete: CHANGE_MS },
+    hypervisor: false,
+    instances: Array.from({ length: INSTANCES }, (_, i) => ({ name: `bench-node-${i}` })),
+    maxVolumesPerInstance: 128,
+  });
+  sim.control.resetCounters();
+  const driver = await DriverProcess.start({ sim, dir: path.join(work, 'fig2'), mode: 'controller', logLevel: 'info', cpuProfileDir: opts.cpuProfileDir });
+  try {
+    const big = await run(sim, driver, opts.quick ? 100 : 1000, 50, 'c50');
+    const small = await run(sim, driver, opts.quick ? 20 : 100, 10, 'c10');
+    const auths = sim.control.counters()['identity.auth'] ?? 0;
+    const rssMiB = driver.sample().rssMiB;
+
+    const critical = (CRITICAL_PATH_PER_LIFECYCLE_MS * big.lifecycles) / big.concurrency;
+    const failNote = big.failures + small.failures > 0 ? `; ${big.failures + small.failures} lifecycles failed: ${big.firstError ?? small.firstError}` : '';
+    report.info(2, `wall time, ${big.lifecycles} lifecycles at concurrency ${big.concurrency}`, round(big.wallMs / 1000, 2), 's', failNote.slice(2) || undefined);
+    report.info(2, 'simulator critical path', round(critical / 1000, 2), 's', `${big.lifecycles}/${big.concurrency} x 4 x (${LATENCY_MS} ms request + ${CHANGE_MS} ms change + ${LATENCY_MS} ms GET)`);
+    report.atMost(2, 'wall time / critical path', round(big.wallMs / critical, 3), 'x', 1.2);
+    report.atMost(2, 'driver CPU time per RPC', round(big.cpuMs / (big.lifecycles * 4), 3), 'ms', 2, `${round(big.cpuMs, 0)} ms CPU over ${big.lifecycles * 4} RPCs (/proc utime+stime)`);
+    report.add({
+      figure: 2,
+      name: 'Keystone authentications (token lifetime 3600 s, whole driver life)',
+      value: auths,
+      unit: 'auths',
+      target: '== 1',
+      pass: auths === 1,
+    });
+    report.info(2, 'OpenStack requests per lifecycle', round(big.requests / big.lifecycles, 2), 'requests');
+    report.info(2, `status/lookup GETs per lifecycle at concurrency ${big.concurrency}`, round(big.polls / big.lifecycles, 2), 'requests');
+    report.info(2, `status/lookup GETs per lifecycle at concurrency ${small.concurrency}`, round(small.polls / small.lifecycles, 2), 'requests');
+    const rate = (r: RunResult, n: number) => (n * 1000) / r.wallMs;
+    report.info(2, `requests/s at concurrency ${small.concurrency}`, round(rate(small, small.requests), 1), 'req/s');
+    report.info(2, `requests/s at concurrency ${big.concurrency}`, round(rate(big, big.requests), 1), 'req/s');
+    const pollGrowth = rate(big, big.polls) / rate(small, small.polls);
+    const inflightGrowth = big.concurrency / small.concurrency;
+    report.add({
+      figure: 2,
+      name: `status-poll rate growth, concurrency ${small.concurrency} -> ${big.concurrency}`,
+      value: round(pollGrowth, 2),
+      unit: 'x',
+      target: `< ${inflightGrowth} (sublinear)`,
+      pass: pollGrowth < inflightGrowth,
+      note: `${round(rate(small, small.polls), 1)} -> ${round(rate(big, big.polls), 1)} polls/s`,
+    });
+    return { controllerRssMiB: rssMiB };
+  } finally {
+    await driver.stop();
+    await sim.stop();
+  }
+}
+
+async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, concurrency: number, tag: string): Promise<RunResult> {
+  const { controller } = driver.clients;
+  const servers = sim.instances.map((i) => i.id);
+  const before = sim.control.counters();
+  const cpuBefore = driver.sample().cpuMs;
+  let next = 0;
+  let failures = 0;
+  let firstError: string | undefined;
+  const started = performance.now();
+  const worker = async (w: number) => {
+    const server = servers[w % servers.length];
+    for (;;) {
+      const i = next++;
+      if (i >= lifecycles) return;
+      try {
+        const created = await rpc(controller, 'CreateVolume', { name: `bench-${tag}-${i}`, capacity_range: { required_bytes: GiB }, volume_capabilities: [MOUNT_CAP] });
+        const id = created.volume.volume_id;
+        await rpc(controller, 'ControllerPublishVolume', { volume_id: id, node_id: server, volume_capability: MOUNT_CAP, readonly: false });
+        await rpc(controller, 'ControllerUnpublishVolume', { volume_id: id, node_id: server });
+        await rpc(controller, 'DeleteVolume', { volume_id: id });
+      } catch (e) {
+        failures++;
+        firstError ??= (e as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+  const wallMs = performance.now() - started;
+  const cpuMs = driver.sample().cpuMs - cpuBefore;
+  const delta = counterDelta(before, sim.control.counters());
+  return { lifecycles, concurrency, wallMs, cpuMs, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError };
+}
