@@ -113,57 +113,59 @@ test("version prints package.json's version", async () => {
   assert.equal(r.stdout, `${VERSION}\n`);
 });
 
-test('a node plugin serves on its socket, answers Probe, and on SIGTERM exits 0 and removes the socket', async () => {
-  const socketPath = path.join(dir, 'node', 'csi.sock');
-  const nodeId = randomUUID();
-  const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-2\n`);
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--mode', 'node', '--node-id', nodeId, '--endpoint', `unix://${socketPath}`, '--config', config],
-    { env: CLEAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const clients = connect(`unix://${socketPath}`);
-  try {
-    await until(
-      () => {
-        if (child.exitCode !== null) throw new Error(`the driver exited early (${child.exitCode}): ${stderr}`);
-        try {
-          return lstatSync(socketPath).isSocket();
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      'the socket to appear',
+for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`a node plugin serves on its socket, answers Probe, and on ${stopSignal} exits 0 and removes the socket`, async () => {
+    const socketPath = path.join(dir, `node-${stopSignal}`, 'csi.sock');
+    const nodeId = randomUUID();
+    const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-${stopSignal}\n`);
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--mode', 'node', '--node-id', nodeId, '--endpoint', `unix://${socketPath}`, '--config', config],
+      { env: CLEAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
-    const info = await call(clients.identity, 'GetPluginInfo', {});
-    assert.equal(info.name, 'cinder.csi.openstack.org');
-    assert.equal(info.vendor_version, VERSION);
-    const caps = await call(clients.identity, 'GetPluginCapabilities', {});
-    assert.ok(!caps.capabilities.some((c: any) => c.service?.type === 'CONTROLLER_SERVICE'), 'a node plugin offers no controller');
-    const nodeInfo = await call(clients.node, 'NodeGetInfo', {});
-    assert.equal(nodeInfo.node_id, nodeId);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const clients = connect(`unix://${socketPath}`);
+    try {
+      await until(
+        () => {
+          if (child.exitCode !== null) throw new Error(`the driver exited early (${child.exitCode}): ${stderr}`);
+          try {
+            return lstatSync(socketPath).isSocket();
+          } catch {
+            return false;
+          }
+        },
+        20_000,
+        'the socket to appear',
+      );
+      assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
+      const info = await call(clients.identity, 'GetPluginInfo', {});
+      assert.equal(info.name, 'cinder.csi.openstack.org');
+      assert.equal(info.vendor_version, VERSION);
+      const caps = await call(clients.identity, 'GetPluginCapabilities', {});
+      assert.ok(!caps.capabilities.some((c: any) => c.service?.type === 'CONTROLLER_SERVICE'), 'a node plugin offers no controller');
+      const nodeInfo = await call(clients.node, 'NodeGetInfo', {});
+      assert.equal(nodeInfo.node_id, nodeId);
 
-    clients.close();
-    child.kill('SIGTERM');
-    const { code, signal } = await exited;
-    assert.equal(signal, null, stderr);
-    assert.equal(code, 0, stderr);
-    assert.throws(() => lstatSync(socketPath), /ENOENT/, 'the socket is removed');
-    const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    assert.ok(lines.some((l) => l.msg === 'stopped' && l.outcome === 'graceful'), 'logged a graceful stop');
-    assert.equal(stderr, '');
-  } finally {
-    clients.close();
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  }
-});
+      clients.close();
+      child.kill(stopSignal);
+      const { code, signal } = await exited;
+      assert.equal(signal, null, stderr);
+      assert.equal(code, 0, stderr);
+      assert.throws(() => lstatSync(socketPath), /ENOENT/, 'the socket is removed');
+      const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.ok(lines.some((l) => l.msg === 'stopped' && l.outcome === 'graceful'), 'logged a graceful stop');
+      assert.equal(stderr, '');
+    } finally {
+      clients.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+  });
+}
