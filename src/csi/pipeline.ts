@@ -11,6 +11,12 @@ import type { CallContext, Handler } from './context';
 import { OpenStackError, type OpenStackErrorKind } from '../openstack/errors';
 import { CommandError } from '../util/exec';
 
+/**
+ * Calls the sidecars repeat every few seconds (the livenessprobe's Probe,
+ * kubelet's stats): their one line goes to debug, or the log is all noise.
+ */
+const ROUTINE_METHODS = new Set(['Probe', 'NodeGetVolumeStats', 'GetPluginInfo', 'GetPluginCapabilities', 'NodeGetCapabilities', 'ControllerGetCapabilities']);
+
 /** Request fields worth a place on the info line. */
 const ID_FIELDS = ['volume_id', 'node_id', 'snapshot_id', 'source_volume_id', 'name', 'target_path', 'staging_target_path'] as const;
 
@@ -120,7 +126,9 @@ async function handle(
     fields.code = 'OK';
     fields.duration_ms = Math.round(performance.now() - started);
     if (log.isLevelEnabled('debug')) log.debug({ response: scrub(response) }, 'response');
-    opts.logger.info(fields, `${method} OK`);
+    // A Probe that answers "not ready" is news, and keeps its info line.
+    if (ROUTINE_METHODS.has(method) && fields.not_ready === undefined) opts.logger.debug(fields, `${method} OK`);
+    else opts.logger.info(fields, `${method} OK`);
     callback(null, response);
   } catch (err) {
     const answer = toStatus(err, ctx);
