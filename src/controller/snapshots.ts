@@ -117,7 +117,7 @@ async function findCopy(cloud: Cloud, id: string, op: Op): Promise<Found | undef
   return undefined;
 }
 
-const STILL_CREATING = ['creating', 'backing-up'];
+const STILL_CREATING: readonly string[] = [...WAIT.snapshotAvailable.transient, ...WAIT.backupAvailable.transient];
 
 export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequest__Output, op: Op): Promise<DeleteSnapshotResponse> {
   const csiId = requireField(req.snapshot_id, 'snapshot_id');
@@ -126,9 +126,7 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
   if (!found) return {};
   const { kind, copy } = found;
   const bs = cloud.blockStorage;
-  if (STILL_CREATING.includes(copy.status)) {
-    throw aborted(`${kind} ${csiId} is still being created ('${copy.status}'); Cinder can delete it when it is done, and the CO retries`);
-  }
+  if (STILL_CREATING.includes(copy.status)) await settle(cloud, kind, id, op);
   if (copy.status !== 'deleting') {
     await (kind === 'backup' ? bs.deleteBackup(id, op) : bs.deleteSnapshot(id, op)).catch((err) => {
       if (isNotFound(err)) return;
@@ -147,6 +145,20 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
     throw internal(`Cinder failed to delete ${kind} ${csiId} (status '${err.lastState}'); check the backend or backup service, then reset its state; the CO retries`);
   }
   return {};
+}
+
+/**
+ * Cinder deletes a snapshot or backup only once it is no longer being made:
+ * wait for that (an error state is fine too, it can be deleted).
+ */
+async function settle(cloud: Cloud, kind: Kind, id: string, op: Op): Promise<void> {
+  const waitOpts = { kind: `${kind}:create`, signal: op.signal, deadline: op.deadline };
+  try {
+    if (kind === 'backup') await cloud.waiter.backup(id, WAIT.backupAvailable, waitOpts);
+    else await cloud.waiter.snapshot(id, WAIT.snapshotAvailable, waitOpts);
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+  }
 }
 
 export async function getSnapshot(env: ControllerEnv, req: GetSnapshotRequest__Output, op: Op): Promise<GetSnapshotResponse> {

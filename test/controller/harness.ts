@@ -55,13 +55,3 @@ export async function startController(opts: { sim?: SimOptions; configure?: (con
     },
   };
 }
-
-/** Wait (bounded) until `check` holds; for the simulator's asynchronous state changes seen from outside. */
-export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

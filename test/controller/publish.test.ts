@@ -1,0 +1,166 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { isNotFound } from '../../src/openstack/errors';
+import { PUBLISH_CONTEXT } from '../../src/controller/publish';
+import { BLOCK_RWX, Code, expectCode, MOUNT_RWO, startController, type ControllerHarness } from './harness';
+
+describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
+  let h: ControllerHarness;
+  let nodeA: string;
+  let nodeB: string;
+  before(async () => {
+    h = await startController({ sim: { instances: [{ name: 'node-a' }, { name: 'node-b' }], maxVolumesPerInstance: 3 } });
+    [nodeA, nodeB] = h.driver.sim.instances.map((i) => i.id);
+  });
+  after(() => h.stop());
+
+  const publish = (volumeId: string, nodeId: string, extra: Record<string, unknown> = {}) =>
+    h.rpc('ControllerPublishVolume', { volume_id: volumeId, node_id: nodeId, volume_capability: MOUNT_RWO, ...extra });
+  const unpublish = (volumeId: string, nodeId: string) => h.rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId });
+  const novaAttachments = (serverId: string) => h.cloud.compute.listVolumeAttachments(serverId);
+
+  it('attaches, waits for in-use and hands the device to the node; the same call again gives the same answer', async () => {
+    h.driver.sim.control.setDurations({ attach: 400 });
+    try {
+      const id = await h.createVolume('pvc-publish');
+      const res = await publish(id, nodeA);
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.equal(v.status, 'in-use');
+      assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeA]);
+      assert.match(res.publish_context[PUBLISH_CONTEXT.devicePath], /^\/dev\/[a-z]+$/);
+      assert.equal(res.publish_context[PUBLISH_CONTEXT.readonly], undefined);
+      const again = await publish(id, nodeA);
+      assert.deepEqual(again.publish_context, res.publish_context);
+      await unpublish(id, nodeA);
+    } finally {
+      h.driver.sim.control.setDurations({ attach: 50 });
+    }
+  });
+
+  it('passes readonly on to the node', async () => {
+    const id = await h.createVolume('pvc-publish-ro');
+    const res = await publish(id, nodeA, { readonly: true });
+    assert.equal(res.publish_context[PUBLISH_CONTEXT.readonly], 'true');
+    await unpublish(id, nodeA);
+  });
+
+  it('answers NOT_FOUND for an unknown volume or server, INVALID_ARGUMENT for missing fields', async () => {
+    const id = await h.createVolume('pvc-publish-errors');
+    await expectCode(publish('00000000-0000-4000-8000-000000000000', nodeA), Code.NOT_FOUND);
+    const err = await expectCode(publish(id, '00000000-0000-4000-8000-00000000beef'), Code.NOT_FOUND);
+    assert.match(err.details, /Nova server/);
+    await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, volume_capability: MOUNT_RWO }), Code.INVALID_ARGUMENT);
+    await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA }), Code.INVALID_ARGUMENT);
+    await expectCode(publish(id, nodeA, { volume_capability: BLOCK_RWX }), Code.INVALID_ARGUMENT);
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+  });
+
+  it('refuses a second server for a volume that is not multiattach', async () => {
+    const id = await h.createVolume('pvc-publish-twice');
+    await publish(id, nodeA);
+    const err = await expectCode(publish(id, nodeB), Code.FAILED_PRECONDITION);
+    assert.match(err.details, new RegExp(nodeA));
+    assert.deepEqual(await novaAttachments(nodeB), []);
+    await unpublish(id, nodeA);
+  });
+
+  it('attaches a multiattach volume to two servers and detaches one without touching the other', async () => {
+    const id = await h.createVolume('pvc-publish-multi', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    await Promise.all([publish(id, nodeA, { volume_capability: BLOCK_RWX }), publish(id, nodeB, { volume_capability: BLOCK_RWX })]);
+    let v = await h.cloud.blockStorage.getVolume(id);
+    assert.deepEqual(v.attachments.map((a) => a.serverId).sort(), [nodeA, nodeB].sort());
+    await unpublish(id, nodeA);
+    v = await h.cloud.blockStorage.getVolume(id);
+    assert.equal(v.status, 'in-use');
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeB]);
+    await unpublish(id, nodeB);
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+  });
+
+  it('answers RESOURCE_EXHAUSTED when the server has no free disk slot', async () => {
+    const server = await h.driver.sim.control.addInstance({ name: 'node-small' });
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        ids.push(await h.createVolume(`pvc-slot-${i}`));
+        await publish(ids[i], server.id);
+      }
+      ids.push(await h.createVolume('pvc-slot-3'));
+      const err = await expectCode(publish(ids[3], server.id), Code.RESOURCE_EXHAUSTED);
+      assert.match(err.details, /cannot take more volumes/);
+      assert.equal((await h.cloud.blockStorage.getVolume(ids[3])).status, 'available');
+    } finally {
+      for (const id of ids) await unpublish(id, server.id);
+    }
+  });
+
+  it('unpublish returns only when Nova and Cinder both show the attachment gone, and is idempotent', async () => {
+    h.driver.sim.control.setDurations({ detach: 400 });
+    try {
+      const id = await h.createVolume('pvc-unpublish');
+      await publish(id, nodeA);
+      await unpublish(id, nodeA);
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.equal(v.status, 'available');
+      assert.deepEqual(v.attachments, []);
+      assert.ok(!(await novaAttachments(nodeA)).some((a) => a.volumeId === id));
+      await unpublish(id, nodeA);
+      await unpublish('00000000-0000-4000-8000-000000000000', nodeA);
+      // Never attached to node B: nothing to do.
+      await unpublish(id, nodeB);
+    } finally {
+      h.driver.sim.control.setDurations({ detach: 50 });
+    }
+  });
+
+  it('counts a deleted server as detached', async () => {
+    const server = await h.driver.sim.control.addInstance({ name: 'node-doomed' });
+    const id = await h.createVolume('pvc-doomed-server');
+    await publish(id, server.id);
+    await h.driver.sim.control.deleteInstance(server.id);
+    await unpublish(id, server.id);
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+  });
+
+  it('reports an attach that fails in Cinder, and the retry finds the attachment', async () => {
+    // Long enough that the driver polls while the attach is still pending.
+    h.driver.sim.control.setDurations({ attach: 3000 });
+    try {
+      const id = await h.createVolume('pvc-attach-fails');
+      const call = publish(id, nodeA);
+      await waitForStatus(id, 'reserved');
+      h.driver.sim.control.setVolumeStatus(id, 'error');
+      const err = await expectCode(call, Code.INTERNAL);
+      assert.match(err.details, /attaching volume .* failed: .*error/);
+      // While Cinder shows the error, a retry is told to come back later.
+      await expectCode(publish(id, nodeA), Code.ABORTED);
+      // Nova finishes on its own here; the CO's next retry finds the attachment and succeeds.
+      await waitForStatus(id, 'in-use', 5000);
+      const res = await publish(id, nodeA);
+      assert.ok(res.publish_context[PUBLISH_CONTEXT.devicePath]);
+      await unpublish(id, nodeA);
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+    } finally {
+      h.driver.sim.control.setDurations({ attach: 50 });
+    }
+  });
+
+  it('unpublishes from every server when node_id is empty', async () => {
+    const id = await h.createVolume('pvc-unpublish-all', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+    await publish(id, nodeB, { volume_capability: BLOCK_RWX });
+    await h.rpc('ControllerUnpublishVolume', { volume_id: id });
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.deepEqual(v.attachments, []);
+    assert.equal(v.status, 'available');
+  });
+
+  async function waitForStatus(id: string, status: string, timeoutMs = 1000): Promise<void> {
+    for (const until = Date.now() + timeoutMs; Date.now() < until; ) {
+      const v = await h.cloud.blockStorage.getVolume(id).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
+      if (v?.status === status) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`volume ${id} never reached ${status}`);
+  }
+});
