@@ -20,7 +20,7 @@ const OPS = ['create', 'attach', 'detach', 'extend', 'snapshot'] as const;
 type OpName = (typeof OPS)[number];
 const T_SECONDS = [0.3, 1, 3, 10, 20];
 /** Repetitions per T: fewer for the long ones, to keep the whole run under 10 minutes. */
-const REPS: Record<number, number> = { 0.3: 5, 1: 5, 3: 3, 10: 2, 20: 2 };
+const REPS: Record<number, number> = { 0.3: 5, 1: 5, 3: 3, 10: 3, 20: 3 };
 const LATENCY_MS = 20;
 const SETUP_DURATION_MS = 10;
 

@@ -30,6 +30,8 @@ interface RunResult {
   polls: number;
   failures: number;
   firstError?: string;
+  /** CPU of this process (simulator + gRPC clients): if it saturates a core, the simulator's latencies stretch. */
+  benchCpuMs: number;
 }
 
 export interface Figure2Outcome {
@@ -68,6 +70,8 @@ export async function figure2(report: Report, work: string, opts: { quick: boole
       target: '== 1',
       pass: auths === 1,
     });
+    report.info(2, 'benchmark process (simulator + clients) CPU use during the run', round((100 * big.benchCpuMs) / big.wallMs, 0), '% of a core');
+    report.info(2, 'driver CPU use during the run', round((100 * big.cpuMs) / big.wallMs, 0), '% of a core');
     report.info(2, 'OpenStack requests per lifecycle', round(big.requests / big.lifecycles, 2), 'requests');
     report.info(2, `status/lookup GETs per lifecycle at concurrency ${big.concurrency}`, round(big.polls / big.lifecycles, 2), 'requests');
     report.info(2, `status/lookup GETs per lifecycle at concurrency ${small.concurrency}`, round(small.polls / small.lifecycles, 2), 'requests');
@@ -97,6 +101,7 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
   const servers = sim.instances.map((i) => i.id);
   const before = sim.control.counters();
   const cpuBefore = driver.sample().cpuMs;
+  const selfBefore = process.cpuUsage();
   let next = 0;
   let failures = 0;
   let firstError: string | undefined;
@@ -121,6 +126,8 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   const wallMs = performance.now() - started;
   const cpuMs = driver.sample().cpuMs - cpuBefore;
+  const self = process.cpuUsage(selfBefore);
+  const benchCpuMs = (self.user + self.system) / 1000;
   const delta = counterDelta(before, sim.control.counters());
-  return { lifecycles, concurrency, wallMs, cpuMs, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError };
+  return { lifecycles, concurrency, wallMs, cpuMs, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError, benchCpuMs };
 }
