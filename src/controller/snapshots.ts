@@ -73,10 +73,12 @@ async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParam
   };
   try {
     if (params.kind === 'backup') {
-      return await bs.createBackup(
+      const created = await bs.createBackup(
         { volumeId, name, description, force: params.force, incremental: params.incremental, availabilityZone: params.availability, metadata },
         op,
       );
+      // Cinder answers a backup create with its ID and name only.
+      return await bs.getBackup(created.id, op);
     }
     return await bs.createSnapshot({ volumeId, name, description, force: params.force, metadata }, op);
   } catch (err) {

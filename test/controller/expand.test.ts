@@ -1,0 +1,91 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { BLOCK_RWO, Code, expectCode, GiB, MOUNT_RWO, startController, type ControllerHarness } from './harness';
+
+describe('ControllerExpandVolume', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { quotas: { gigabytes: 20 } } });
+  });
+  after(() => h.stop());
+
+  const expand = (volumeId: string, bytes: number, extra: Record<string, unknown> = {}) =>
+    h.rpc('ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: bytes }, volume_capability: MOUNT_RWO, ...extra });
+
+  it('extends a detached volume, rounding up, and waits for the new size', async () => {
+    h.driver.sim.control.setDurations({ extend: 300 });
+    try {
+      const id = await h.createVolume('pvc-grow');
+      const res = await expand(id, 2.2 * GiB);
+      assert.equal(Number(res.capacity_bytes), 3 * GiB);
+      assert.equal(res.node_expansion_required, true);
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.equal(v.size, 3);
+      assert.equal(v.status, 'available');
+    } finally {
+      h.driver.sim.control.setDurations({ extend: 50 });
+    }
+  });
+
+  it('extends an attached volume online (microversion 3.42); a block volume needs nothing from the node', async () => {
+    const id = await h.createVolume('pvc-grow-online', { volume_capabilities: [BLOCK_RWO] });
+    const node = h.driver.sim.instances[0].id;
+    await h.rpc('ControllerPublishVolume', { volume_id: id, node_id: node, volume_capability: BLOCK_RWO });
+    try {
+      const res = await expand(id, 2 * GiB, { volume_capability: BLOCK_RWO });
+      assert.equal(Number(res.capacity_bytes), 2 * GiB);
+      assert.equal(res.node_expansion_required, false);
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.equal(v.size, 2);
+      assert.equal(v.status, 'in-use');
+    } finally {
+      await h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: node });
+    }
+  });
+
+  it('succeeds at once when the volume is already large enough', async () => {
+    const id = await h.createVolume('pvc-big-enough', { capacity_range: { required_bytes: 2 * GiB } });
+    h.driver.sim.control.resetCounters();
+    const res = await expand(id, GiB);
+    assert.equal(Number(res.capacity_bytes), 2 * GiB);
+    const actions = Object.entries(h.driver.sim.control.counters()).filter(([route]) => route.startsWith('POST') && route.includes('/action'));
+    assert.deepEqual(actions, []);
+  });
+
+  it('answers OUT_OF_RANGE, NOT_FOUND, INVALID_ARGUMENT and RESOURCE_EXHAUSTED where they apply', async () => {
+    const id = await h.createVolume('pvc-grow-errors');
+    await expectCode(
+      h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 2 * GiB + 1, limit_bytes: 2 * GiB } }),
+      Code.OUT_OF_RANGE,
+    );
+    await expectCode(expand('00000000-0000-4000-8000-000000000000', 2 * GiB), Code.NOT_FOUND);
+    await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id }), Code.INVALID_ARGUMENT);
+    await expectCode(h.rpc('ControllerExpandVolume', { capacity_range: { required_bytes: GiB } }), Code.INVALID_ARGUMENT);
+    const err = await expectCode(expand(id, 100 * GiB), Code.RESOURCE_EXHAUSTED);
+    assert.match(err.details, /quota/);
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).size, 1);
+  });
+});
+
+describe('ControllerExpandVolume on a cloud without online extend', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { maxMicroversion: '3.40' } });
+  });
+  after(() => h.stop());
+
+  it('refuses an attached volume with FAILED_PRECONDITION telling the operator to detach, and extends it once detached', async () => {
+    const id = await h.createVolume('pvc-old-cinder');
+    const node = h.driver.sim.instances[0].id;
+    await h.rpc('ControllerPublishVolume', { volume_id: id, node_id: node, volume_capability: MOUNT_RWO });
+    const err = await expectCode(
+      h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 2 * GiB } }),
+      Code.FAILED_PRECONDITION,
+    );
+    assert.match(err.details, /3\.42/);
+    assert.match(err.details, /detach/);
+    await h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: node });
+    const res = await h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 2 * GiB } });
+    assert.equal(Number(res.capacity_bytes), 2 * GiB);
+  });
+});

@@ -1,0 +1,49 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Code, expectCode, startController, type ControllerHarness } from './harness';
+
+describe('ControllerModifyVolume', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { volumeTypes: [{ name: '__DEFAULT__' }, { name: 'fast' }, { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } }] } });
+  });
+  after(() => h.stop());
+
+  const modify = (volumeId: string, mutable: Record<string, string>) =>
+    h.rpc('ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: mutable });
+
+  it('retypes the volume and waits until Cinder shows the new type; the same call again is a no-op', async () => {
+    h.driver.sim.control.setDurations({ retype: 300 });
+    try {
+      const id = await h.createVolume('pvc-retype');
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, '__DEFAULT__');
+      await modify(id, { type: 'fast' });
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.equal(v.volumeType, 'fast');
+      assert.equal(v.status, 'available');
+      h.driver.sim.control.resetCounters();
+      await modify(id, { type: 'fast' });
+      const actions = Object.keys(h.driver.sim.control.counters()).filter((route) => route.startsWith('POST') && route.includes('/action'));
+      assert.deepEqual(actions, []);
+    } finally {
+      h.driver.sim.control.setDurations({ retype: 50 });
+    }
+  });
+
+  it('sets the type at creation from mutable_parameters', async () => {
+    const id = await h.createVolume('pvc-vac', { mutable_parameters: { type: 'fast' } });
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
+  });
+
+  it('refuses unknown keys, unknown types and empty requests with INVALID_ARGUMENT; NOT_FOUND for unknown volumes', async () => {
+    const id = await h.createVolume('pvc-modify-errors');
+    let err = await expectCode(modify(id, { iops: '3000' }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /'iops'/);
+    err = await expectCode(modify(id, { type: 'platinum' }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /'platinum'/);
+    await expectCode(modify(id, {}), Code.INVALID_ARGUMENT);
+    await expectCode(modify('00000000-0000-4000-8000-000000000000', { type: 'fast' }), Code.NOT_FOUND);
+    await expectCode(h.rpc('CreateVolume', { name: 'pvc-vac-typo', volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }], mutable_parameters: { tier: 'gold' } }), Code.INVALID_ARGUMENT);
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, '__DEFAULT__');
+  });
+});

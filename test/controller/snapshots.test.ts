@@ -1,0 +1,158 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { isNotFound } from '../../src/openstack/errors';
+import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
+import { Code, expectCode, GiB, MOUNT_RWO, startController, type ControllerHarness } from './harness';
+
+describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
+  let h: ControllerHarness;
+  let volumeId: string;
+  before(async () => {
+    h = await startController();
+    volumeId = await h.createVolume('pvc-snap-source', { capacity_range: { required_bytes: 2 * GiB } });
+  });
+  after(() => h.stop());
+
+  const snapshot = (name: string, extra: Record<string, unknown> = {}) =>
+    h.rpc('CreateSnapshot', { name, source_volume_id: volumeId, ...extra }).then((r) => r.snapshot);
+
+  it('answers at once with ready_to_use false while Cinder works, and true once it is available', async () => {
+    h.driver.sim.control.setDurations({ snapshot: 1500 });
+    try {
+      const started = Date.now();
+      const first = await snapshot('snap-async', { parameters: { 'csi.storage.k8s.io/volumesnapshot/name': 'nightly' } });
+      assert.ok(Date.now() - started < 1000, 'CreateSnapshot does not wait for Cinder');
+      assert.equal(first.ready_to_use, false);
+      assert.equal(first.source_volume_id, volumeId);
+      assert.equal(Number(first.size_bytes), 2 * GiB);
+      assert.ok(Number(first.creation_time.seconds) > 1_700_000_000);
+      const stored = await h.cloud.blockStorage.getSnapshot(first.snapshot_id);
+      assert.equal(stored.metadata[CLUSTER_METADATA_KEY], 'kubernetes');
+      assert.equal(stored.metadata['csi.storage.k8s.io/volumesnapshot/name'], 'nightly');
+      await h.cloud.waiter.snapshot(first.snapshot_id, { target: ['available'], transient: ['creating'] });
+      const again = await snapshot('snap-async', { parameters: { 'csi.storage.k8s.io/volumesnapshot/name': 'nightly' } });
+      assert.equal(again.snapshot_id, first.snapshot_id);
+      assert.equal(again.ready_to_use, true);
+      const all = await h.cloud.blockStorage.listSnapshots({ name: 'snap-async' });
+      assert.equal(all.items.length, 1);
+    } finally {
+      h.driver.sim.control.setDurations({ snapshot: 50 });
+    }
+  });
+
+  it('checks its arguments', async () => {
+    await expectCode(h.rpc('CreateSnapshot', { source_volume_id: volumeId }), Code.INVALID_ARGUMENT);
+    await expectCode(h.rpc('CreateSnapshot', { name: 'snap-nosource' }), Code.INVALID_ARGUMENT);
+    let err = await expectCode(snapshot('snap-badparam', { parameters: { 'force-crate': 'true' } }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /'force-crate'/);
+    err = await expectCode(snapshot('snap-badtype', { parameters: { type: 'clone' } }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /'snapshot' or 'backup'/);
+    err = await expectCode(snapshot('snap-badbool', { parameters: { 'force-create': 'yes' } }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /'true' or 'false'/);
+    await expectCode(
+      h.rpc('CreateSnapshot', { name: 'snap-novolume', source_volume_id: '00000000-0000-4000-8000-000000000000' }),
+      Code.NOT_FOUND,
+    );
+  });
+
+  it('answers ALREADY_EXISTS for the same name on another volume', async () => {
+    await snapshot('snap-taken');
+    const other = await h.createVolume('pvc-snap-other');
+    const err = await expectCode(h.rpc('CreateSnapshot', { name: 'snap-taken', source_volume_id: other }), Code.ALREADY_EXISTS);
+    assert.match(err.details, /snap-taken/);
+  });
+
+  it('gets, lists by ID and by source volume, and pages with a signed token', async () => {
+    const other = await h.createVolume('pvc-snap-list');
+    const mine = await Promise.all(['snap-l1', 'snap-l2', 'snap-l3'].map((n) => h.rpc('CreateSnapshot', { name: n, source_volume_id: other }).then((r) => r.snapshot.snapshot_id)));
+    const got = await h.rpc('GetSnapshot', { snapshot_id: mine[0] });
+    assert.equal(got.snapshot.source_volume_id, other);
+    await expectCode(h.rpc('GetSnapshot', { snapshot_id: '00000000-0000-4000-8000-000000000000' }), Code.NOT_FOUND);
+    await expectCode(h.rpc('GetSnapshot', {}), Code.INVALID_ARGUMENT);
+
+    const byId = await h.rpc('ListSnapshots', { snapshot_id: mine[1] });
+    assert.deepEqual(byId.entries.map((e: any) => e.snapshot.snapshot_id), [mine[1]]);
+    const missing = await h.rpc('ListSnapshots', { snapshot_id: '00000000-0000-4000-8000-000000000000' });
+    assert.deepEqual(missing.entries, []);
+    const bySource = await h.rpc('ListSnapshots', { source_volume_id: other });
+    assert.deepEqual(bySource.entries.map((e: any) => e.snapshot.snapshot_id).sort(), [...mine].sort());
+
+    const seen: string[] = [];
+    let token = '';
+    let pages = 0;
+    do {
+      const page = await h.rpc('ListSnapshots', { max_entries: 2, starting_token: token });
+      assert.ok(page.entries.length <= 2);
+      seen.push(...page.entries.map((e: any) => e.snapshot.snapshot_id));
+      token = page.next_token;
+      pages++;
+    } while (token && pages < 50);
+    assert.equal(token, '');
+    const everything = await h.cloud.blockStorage.listSnapshots({});
+    assert.deepEqual([...seen].sort(), everything.items.map((s) => s.id).sort());
+    assert.equal(new Set(seen).size, seen.length, 'no snapshot is listed twice');
+
+    await expectCode(h.rpc('ListSnapshots', { starting_token: 'not-ours' }), Code.ABORTED);
+    await expectCode(h.rpc('ListSnapshots', { max_entries: -1 }), Code.INVALID_ARGUMENT);
+  });
+
+  it('deletes idempotently, waiting for a snapshot that is still being made', async () => {
+    h.driver.sim.control.setDurations({ snapshot: 500 });
+    try {
+      const snap = await snapshot('snap-delete-early');
+      assert.equal(snap.ready_to_use, false);
+      await h.rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
+      await assert.rejects(h.cloud.blockStorage.getSnapshot(snap.snapshot_id), (e) => isNotFound(e));
+      await h.rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
+      await h.rpc('DeleteSnapshot', { snapshot_id: '00000000-0000-4000-8000-000000000000' });
+      await expectCode(h.rpc('DeleteSnapshot', {}), Code.INVALID_ARGUMENT);
+    } finally {
+      h.driver.sim.control.setDurations({ snapshot: 50 });
+    }
+  });
+
+  it('makes a backup with type: backup, restores a volume from it and deletes it', async () => {
+    h.driver.sim.control.setDurations({ backup: 600 });
+    try {
+      const first = await snapshot('backup-1', { parameters: { type: 'backup' } });
+      assert.equal(first.ready_to_use, false);
+      const backup = await h.cloud.blockStorage.getBackup(first.snapshot_id);
+      assert.equal(backup.volumeId, volumeId);
+      await h.cloud.waiter.backup(backup.id, { target: ['available'], transient: ['creating'] });
+      const ready = await snapshot('backup-1', { parameters: { type: 'backup' } });
+      assert.equal(ready.snapshot_id, first.snapshot_id);
+      assert.equal(ready.ready_to_use, true);
+      assert.equal((await h.rpc('GetSnapshot', { snapshot_id: backup.id })).snapshot.ready_to_use, true);
+
+      const restored = await h.rpc('CreateVolume', {
+        name: 'pvc-from-backup',
+        volume_capabilities: [MOUNT_RWO],
+        capacity_range: { required_bytes: 3 * GiB },
+        volume_content_source: { snapshot: { snapshot_id: backup.id } },
+      });
+      assert.equal(restored.volume.volume_context.resizeRequired, 'true');
+      assert.equal((await h.cloud.blockStorage.getVolume(restored.volume.volume_id)).status, 'available');
+
+      await h.rpc('DeleteSnapshot', { snapshot_id: backup.id });
+      await assert.rejects(h.cloud.blockStorage.getBackup(backup.id), (e) => isNotFound(e));
+    } finally {
+      h.driver.sim.control.setDurations({ backup: 50 });
+    }
+  });
+
+  it('backs up an attached volume only with force-create, telling the operator so', async () => {
+    const id = await h.createVolume('pvc-backup-attached');
+    const node = h.driver.sim.instances[0].id;
+    await h.rpc('ControllerPublishVolume', { volume_id: id, node_id: node, volume_capability: MOUNT_RWO });
+    try {
+      const err = await expectCode(h.rpc('CreateSnapshot', { name: 'backup-inuse', source_volume_id: id, parameters: { type: 'backup' } }), Code.FAILED_PRECONDITION);
+      assert.match(err.details, /force-create/);
+      const ok = await h.rpc('CreateSnapshot', { name: 'backup-inuse', source_volume_id: id, parameters: { type: 'backup', 'force-create': 'true' } });
+      assert.equal(ok.snapshot.source_volume_id, id);
+      await h.cloud.waiter.backup(ok.snapshot.snapshot_id, { target: ['available'], transient: ['creating'] });
+      await h.rpc('DeleteSnapshot', { snapshot_id: ok.snapshot.snapshot_id });
+    } finally {
+      await h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: node });
+    }
+  });
+});
