@@ -32,6 +32,7 @@ interface RunResult {
   firstError?: string;
   /** CPU of this process (simulator + gRPC clients): if it saturates a core, the simulator's latencies stretch. */
   benchCpuMs: number;
+  delta: Record<string, number>;
 }
 
 export interface Figure2Outcome {
@@ -89,6 +90,10 @@ export async function figure2(report: Report, work: string, opts: { quick: boole
       pass: pollGrowth < inflightGrowth,
       note: `${round(rate(small, small.polls), 1)} -> ${round(rate(big, big.polls), 1)} polls/s`,
     });
+    report.detail(2, `OpenStack requests per lifecycle by route, concurrency ${big.concurrency}:`);
+    for (const [route, n] of Object.entries(big.delta).sort((a, b) => b[1] - a[1])) {
+      report.detail(2, `  ${(n / big.lifecycles).toFixed(2).padStart(6)}  ${route}`);
+    }
     return { controllerRssMiB: rssMiB };
   } finally {
     await driver.stop();
@@ -129,5 +134,5 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
   const self = process.cpuUsage(selfBefore);
   const benchCpuMs = (self.user + self.system) / 1000;
   const delta = counterDelta(before, sim.control.counters());
-  return { lifecycles, concurrency, wallMs, cpuMs, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError, benchCpuMs };
+  return { lifecycles, concurrency, wallMs, cpuMs, delta, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError, benchCpuMs };
 }

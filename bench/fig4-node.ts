@@ -3,7 +3,7 @@
 // same work needs (mkfs.ext4, mount, mount --bind) run one after another from
 // this process on another fresh volume; and NodeGetVolumeStats latency.
 import { execFile } from 'node:child_process';
-import { mkdir, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSimulator, type Simulator } from '../src/sim';
@@ -97,7 +97,22 @@ export async function figure4(report: Report, work: string, opts: { quick: boole
   report.info(4, 'NodeStage+NodePublish, fresh 1 GiB ext4 (median)', round(d, 1), 'ms', `[${driverMs.map((x) => round(x, 0)).join(', ')}]`);
   report.info(4, 'raw mkfs.ext4 + mount + mount --bind (median)', round(r, 1), 'ms', `[${rawMs.map((x) => round(x, 0)).join(', ')}]`);
   report.atMost(4, 'driver / raw', round(d / r, 3), 'x', 1.15);
+  // Where the node path's time goes: every findmnt/blkid/blockdev the driver runs is a fork+exec.
+  const execMs = await timeIt(20, () => exec('findmnt', ['-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,VFS-OPTIONS,FS-OPTIONS,FSROOT,MAJ:MIN']));
+  const mountinfoMs = await timeIt(20, () => readFile('/proc/self/mountinfo', 'utf8'));
+  report.info(4, 'one `findmnt -J` exec from Node (median)', round(execMs, 2), 'ms', 'the driver runs it on every NodeGetVolumeStats and several times per stage');
+  report.info(4, 'reading /proc/self/mountinfo in-process (median)', round(mountinfoMs, 3), 'ms', 'the same information without a fork');
   report.atMost(4, `NodeGetVolumeStats p99 (${statsMs.length} calls)`, round(percentile(statsMs, 99), 2), 'ms', 5, `median ${round(median(statsMs), 2)} ms`);
+}
+
+async function timeIt(n: number, fn: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await fn();
+    times.push(performance.now() - s);
+  }
+  return median(times);
 }
 
 /** Create and publish through the driver's controller (untimed) and wait for the loop device's by-id link. */

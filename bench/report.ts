@@ -20,6 +20,8 @@ export interface Row {
 
 export class Report {
   readonly rows: Row[] = [];
+  /** Lines that explain a figure (request breakdowns, timings of the parts). */
+  readonly details = new Map<number, string[]>();
   constructor(readonly machine: Machine) {}
 
   add(row: Row): void {
@@ -39,6 +41,10 @@ export class Report {
     this.add({ figure, name, value: null, unit, target, pass: null, note: `skipped: ${reason}` });
   }
 
+  detail(figure: number, line: string): void {
+    this.details.set(figure, [...(this.details.get(figure) ?? []), line]);
+  }
+
   printFigure(figure: number, title: string): void {
     const rows = this.rows.filter((r) => r.figure === figure);
     const out: string[] = [`\nFigure ${figure}: ${title}`, `  machine: ${this.machine.line}`];
@@ -47,6 +53,7 @@ export class Report {
     const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const line = (c: string[]) => '  ' + c.map((x, i) => (i === 1 ? x.padStart(widths[i]) : x.padEnd(widths[i]))).join('  ').trimEnd();
     out.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line));
+    for (const d of this.details.get(figure) ?? []) out.push(`  ${d}`);
     process.stdout.write(out.join('\n') + '\n');
   }
 
@@ -76,6 +83,9 @@ export class Report {
     for (const r of this.rows) {
       const name = r.note ? `${r.name} (${r.note})` : r.name;
       out.push(`| ${r.figure} ${titles[r.figure] ?? ''} | ${escapeCell(name)} | ${formatValue(r.value)} | ${r.unit} | ${escapeCell(r.target)} | ${mark(r)} |`);
+    }
+    for (const [figure, lines] of [...this.details].sort((a, b) => a[0] - b[0])) {
+      out.push('', `Figure ${figure} details:`, '', '```', ...lines, '```');
     }
     if (extra.length > 0) out.push('', ...extra);
     return out.join('\n') + '\n';

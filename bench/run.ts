@@ -4,6 +4,7 @@
 // with targets and pass/miss marks, writes bench/RESULTS.md after a full run,
 // and the JSON list with --json.
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { describeMachine } from './machine';
@@ -92,11 +93,19 @@ async function main(): Promise<number> {
   if (profile.length > 0) process.stdout.write(`\n${profile.join('\n')}\n`);
   if (args.json) await report.writeJson(args.json);
   if (!args.quick && args.only.size === 5) {
-    const extra = [`Whole run: ${totalS.toFixed(0)} s.`];
+    const extra = [`Whole run: ${totalS.toFixed(0)} s, tree ${gitRevision()}.`];
     if (misses.length > 0) extra.push('', 'Misses:', ...misses.map((m) => `- figure ${m.figure}, ${m.name}: ${m.value} ${m.unit} (target ${m.target})`));
     await writeFile(path.join(__dirname, '..', '..', 'bench', 'RESULTS.md'), report.markdown(TITLES, extra));
   }
   return failures.length > 0 ? 1 : 0;
+}
+
+function gitRevision(): string {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
 }
 
 main().then(
