@@ -11,7 +11,7 @@ import { alreadyExists, internal, invalidArgument, outOfRange, requireField, res
 import { capabilitiesProblem, isMultiNode, isMultiattachType } from './capabilities';
 import { findOneByName } from './by-name';
 import { cloudForSecrets } from './clouds';
-import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
 import { ownedMetadata, parseMutableParams, parseVolumeParams } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
@@ -79,7 +79,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
           sourceVolumeId: source?.kind === 'volume' ? source.id : undefined,
           backupId: source?.kind === 'backup' ? source.id : undefined,
         },
-        op,
+        UNINTERRUPTED,
       )
       .catch(
         rethrow({

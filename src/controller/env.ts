@@ -42,6 +42,15 @@ export function createEnv(clouds: CloudSet, settings: ControllerSettings, logger
  */
 export type Op = CallOptions & { signal: AbortSignal };
 
+/**
+ * Options for a create request: never cut off halfway. A create aborted
+ * after it reached Cinder may still make the object, and a retry arriving
+ * before that shows in Cinder's list would make a second one. Left to
+ * finish (within the HTTP timeout), the request keeps the in-flight entry
+ * alive, so such a retry joins it instead.
+ */
+export const UNINTERRUPTED: CallOptions = {};
+
 export interface VolumeWait {
   spec: WaitSpec;
   /** What kind of change, for the waiter to learn its duration ('volume:attach'). */

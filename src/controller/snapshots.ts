@@ -20,7 +20,7 @@ import { WAIT } from '../openstack/waiter';
 import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
 import { findOneByName } from './by-name';
 import { locate } from './clouds';
-import type { ControllerEnv, Op } from './env';
+import { UNINTERRUPTED, type ControllerEnv, type Op } from './env';
 import { decodeListToken, encodeListToken } from './list-token';
 import { rethrow, translate } from './os-errors';
 import { collect, type Segment } from './paging';
@@ -75,12 +75,12 @@ async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParam
     if (params.kind === 'backup') {
       const created = await bs.createBackup(
         { volumeId, name, description, force: params.force, incremental: params.incremental, availabilityZone: params.availability, metadata },
-        op,
+        UNINTERRUPTED,
       );
       // Cinder answers a backup create with its ID and name only.
       return await bs.getBackup(created.id, op);
     }
-    return await bs.createSnapshot({ volumeId, name, description, force: params.force, metadata }, op);
+    return await bs.createSnapshot({ volumeId, name, description, force: params.force, metadata }, UNINTERRUPTED);
   } catch (err) {
     throw translate(err, translations);
   }
