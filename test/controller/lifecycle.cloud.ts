@@ -1,0 +1,150 @@
+// The controller's lifecycle against a real OpenStack (npm run test:cloud):
+// create, publish to the testbed's server, expand while attached, unpublish,
+// snapshot, restore, delete, all over real gRPC through the driver as
+// `cinder-csi serve --mode controller` runs it. Skips with the reason when
+// no cloud is configured (source /tmp/ostack/openrc for the testbed).
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger, silentLogger } from '../../src/log';
+import { fromDocument } from '../../src/config/config';
+import { startDriver, type RunningDriver } from '../../src/driver';
+import { createCloud } from '../../src/openstack/cloud';
+import { isNotFound } from '../../src/openstack/errors';
+import type { Cloud } from '../../src/openstack/types';
+import { GiB } from '../../src/csi/constants';
+import { call, connect, expectCode, type CsiClients } from '../helpers/grpc';
+import { cloudConfigFromEnv, cloudSkipReason } from '../openstack/cloud-env';
+
+const skip = cloudSkipReason();
+const MOUNT_RWO = { mount: { fs_type: 'ext4' }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+/** Real Cinder and Nova take seconds, not milliseconds. */
+const DEADLINE_MS = 180_000;
+
+describe('controller lifecycle on a real cloud', { skip }, () => {
+  const run = randomUUID().slice(0, 8);
+  const serverId = process.env.TESTBED_SERVER_ID ?? '';
+  let dir: string;
+  let driver: RunningDriver;
+  let clients: CsiClients;
+  let cloud: Cloud;
+  const volumes: string[] = [];
+  const snapshots: string[] = [];
+
+  const rpc = <T = any>(method: string, req: unknown) => call<T>(clients.controller, method, req, { deadlineMs: DEADLINE_MS });
+
+  before(async () => {
+    const cloudConfig = cloudConfigFromEnv()!;
+    dir = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-cloud-'));
+    const config = fromDocument({}, 'cloud test', {});
+    config.clouds = [cloudConfig];
+    config.clusterId = `cloud-test-${run}`;
+    driver = await startDriver({
+      mode: 'controller',
+      endpoint: { kind: 'unix', path: path.join(dir, 'csi.sock') },
+      config,
+      logger: createLogger({ level: process.env.CINDER_CSI_TEST_LOG === 'debug' ? 'debug' : 'silent' }),
+    });
+    clients = connect(`unix://${path.join(dir, 'csi.sock')}`);
+    cloud = createCloud(cloudConfig, silentLogger);
+  });
+
+  after(async () => {
+    // Whatever the tests left (on failure), removed directly through Cinder and Nova.
+    for (const id of volumes) await cloud.compute.detachVolume(serverId, id).catch(() => undefined);
+    for (const id of volumes) {
+      await cloud.waiter.volume(id, { target: ['available', 'error'], transient: ['in-use', 'detaching', 'attaching', 'reserved', 'extending'] }, { signal: AbortSignal.timeout(60_000) }).catch(() => undefined);
+    }
+    for (const id of snapshots) {
+      await cloud.blockStorage.deleteSnapshot(id).catch(() => undefined);
+      await cloud.waiter.snapshot(id, { target: [], transient: ['deleting', 'available', 'error', 'creating'], goneIsTarget: true }, { signal: AbortSignal.timeout(60_000) }).catch(() => undefined);
+    }
+    for (const id of volumes) await cloud.blockStorage.deleteVolume(id).catch(() => undefined);
+    clients?.close();
+    await driver?.stop(5_000);
+    await cloud?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates, publishes, expands while attached, unpublishes, snapshots, restores and deletes', async () => {
+    // Create, and create again: the same volume.
+    const createReq = { name: `cinder-csi-cloud-${run}`, volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB } };
+    const created = await rpc('CreateVolume', createReq);
+    const volumeId: string = created.volume.volume_id;
+    volumes.push(volumeId);
+    assert.equal((await cloud.blockStorage.getVolume(volumeId)).status, 'available');
+    assert.equal((await rpc('CreateVolume', createReq)).volume.volume_id, volumeId);
+
+    // Publish to the testbed's server: in-use, attached there, with a device hint.
+    const published = await rpc('ControllerPublishVolume', { volume_id: volumeId, node_id: serverId, volume_capability: MOUNT_RWO });
+    assert.match(published.publish_context.DevicePath ?? '', /^\/dev\//);
+    let v = await cloud.blockStorage.getVolume(volumeId);
+    assert.equal(v.status, 'in-use');
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [serverId]);
+    const got = await rpc('ControllerGetVolume', { volume_id: volumeId });
+    assert.deepEqual(got.status.published_node_ids, [serverId]);
+
+    // Expand while attached (Cinder 3.42), or be told to detach first.
+    const features = await cloud.blockStorage.features();
+    const expandReq = { volume_id: volumeId, capacity_range: { required_bytes: 2 * GiB }, volume_capability: MOUNT_RWO };
+    if (features.inUseExtend) {
+      const expanded = await rpc('ControllerExpandVolume', expandReq);
+      assert.equal(Number(expanded.capacity_bytes), 2 * GiB);
+      assert.equal(expanded.node_expansion_required, true);
+      assert.equal((await cloud.blockStorage.getVolume(volumeId)).size, 2);
+    } else {
+      await expectCode(rpc('ControllerExpandVolume', expandReq), grpc.status.FAILED_PRECONDITION);
+    }
+
+    // Unpublish: gone from Cinder and Nova when the call returns.
+    await rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: serverId });
+    v = await cloud.blockStorage.getVolume(volumeId);
+    assert.equal(v.status, 'available');
+    assert.deepEqual(v.attachments, []);
+    await assert.rejects(cloud.compute.getVolumeAttachment(serverId, volumeId), (e) => isNotFound(e));
+    if (!features.inUseExtend) {
+      assert.equal(Number((await rpc('ControllerExpandVolume', expandReq)).capacity_bytes), 2 * GiB);
+    }
+
+    // Snapshot: CreateSnapshot answers at once; called again until ready, as the snapshotter does.
+    const snapReq = { name: `cinder-csi-cloud-snap-${run}`, source_volume_id: volumeId };
+    let snap = (await rpc('CreateSnapshot', snapReq)).snapshot;
+    snapshots.push(snap.snapshot_id);
+    for (let i = 0; i < 120 && !snap.ready_to_use; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      snap = (await rpc('CreateSnapshot', snapReq)).snapshot;
+    }
+    assert.equal(snap.ready_to_use, true);
+    assert.equal(snap.source_volume_id, volumeId);
+    const listed = await rpc('ListSnapshots', { source_volume_id: volumeId });
+    assert.deepEqual(listed.entries.map((e: any) => e.snapshot.snapshot_id), [snap.snapshot_id]);
+
+    // Restore into a larger volume: the node is told to grow the filesystem.
+    const restored = await rpc('CreateVolume', {
+      name: `cinder-csi-cloud-restore-${run}`,
+      volume_capabilities: [MOUNT_RWO],
+      capacity_range: { required_bytes: 3 * GiB },
+      volume_content_source: { snapshot: { snapshot_id: snap.snapshot_id } },
+    });
+    const restoredId: string = restored.volume.volume_id;
+    volumes.push(restoredId);
+    assert.equal(restored.volume.volume_context.resizeRequired, 'true');
+    const r = await cloud.blockStorage.getVolume(restoredId);
+    assert.equal(r.status, 'available');
+    assert.equal(r.snapshotId, snap.snapshot_id);
+
+    // Delete everything through the driver; each delete returns once Cinder is done.
+    await rpc('DeleteVolume', { volume_id: restoredId });
+    await rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
+    await rpc('DeleteVolume', { volume_id: volumeId });
+    for (const id of [restoredId, volumeId]) await assert.rejects(cloud.blockStorage.getVolume(id), (e) => isNotFound(e));
+    await assert.rejects(cloud.blockStorage.getSnapshot(snap.snapshot_id), (e) => isNotFound(e));
+    // And again: deleting what is gone succeeds.
+    await rpc('DeleteVolume', { volume_id: volumeId });
+    await rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
+  });
+});
