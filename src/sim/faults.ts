@@ -1,5 +1,6 @@
 // Fault injection: a list of rules matched in the order they were added. A
 // matching rule is consumed once per request until its `times` run out.
+import { readFile } from 'node:fs/promises';
 import type { SimFault, SimService } from './types';
 
 interface ActiveFault {
@@ -85,4 +86,16 @@ export class Counters {
   reset(): void {
     this.counts.clear();
   }
+}
+
+/** A JSON file holding one fault or an array of them, as POST /_sim/faults takes. */
+export async function loadFaultsFile(file: string): Promise<SimFault[]> {
+  const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
+  return (Array.isArray(parsed) ? parsed : [parsed]).map((f, i) => {
+    try {
+      return normalizeFault(f);
+    } catch (err) {
+      throw new Error(`${file}: fault ${i}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
 }

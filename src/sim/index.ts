@@ -14,7 +14,7 @@ import { which } from '../util/exec';
 import { CinderApi } from './cinder';
 import { writeClientFiles } from './clientfiles';
 import { controlHttp } from './control';
-import { Counters, FaultSet } from './faults';
+import { Counters, FaultSet, loadFaultsFile } from './faults';
 import { Hypervisor } from './hypervisor';
 import { Identity, makeCredentials, REGION } from './keystone';
 import { metadataRoutes } from './metadata';
@@ -25,6 +25,7 @@ import { makeCertificates } from './tls';
 import type { SimControl, SimInstance, SimInstanceSpec, SimOptions, Simulator } from './types';
 
 export type * from './types';
+export { loadFaultsFile } from './faults';
 
 const DEFAULT_TYPES = [{ name: '__DEFAULT__' }, { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } }];
 
@@ -77,6 +78,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
   const baseUrl = (): string => url;
   let latencyMs = opts.latencyMs ?? 0;
   const faults = new FaultSet();
+  for (const f of opts.faults ?? []) faults.add(f);
   const counters = new Counters();
   const state = new CloudState(
     credentials.projectId,
@@ -231,9 +233,10 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 /** `cinder-csi sim`: starts the simulator and writes openrc and clouds.yaml into the state directory. */
-export async function runSimCommand(opts: { listen?: string; stateDir?: string; tls?: boolean; logger: Logger }): Promise<Simulator> {
+export async function runSimCommand(opts: { listen?: string; stateDir?: string; tls?: boolean; faultsFile?: string; logger: Logger }): Promise<Simulator> {
   const { host, port } = opts.listen ? parseListen(opts.listen) : { host: '127.0.0.1', port: 0 };
-  const sim = await startSimulator({ host, port, stateDir: opts.stateDir, tls: opts.tls, logger: opts.logger });
+  const faults = opts.faultsFile ? await loadFaultsFile(opts.faultsFile) : [];
+  const sim = await startSimulator({ host, port, stateDir: opts.stateDir, tls: opts.tls, faults, logger: opts.logger });
   try {
     await sim.writeClientFiles(sim.stateDir);
   } catch (err) {

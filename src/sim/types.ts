@@ -50,6 +50,8 @@ export interface SimOptions {
   volumeTypes?: Array<{ name: string; extraSpecs?: Record<string, string> }>;
   maxVolumesPerInstance?: number;
   tokenLifetimeSeconds?: number;
+  /** Faults active from the start (e.g. read with loadFaultsFile). */
+  faults?: SimFault[];
   logger?: Logger;
 }
 

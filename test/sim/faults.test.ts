@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimulator, type Simulator } from '../../src/sim';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadFaultsFile, startSimulator, type Simulator } from '../../src/sim';
 import { call, login, type Session } from './helpers';
 
 describe('sim faults, latency and counters', () => {
@@ -90,5 +93,26 @@ describe('sim faults, latency and counters', () => {
     assert.equal((await call('POST', `${ctl}/expire-tokens`)).status, 200);
     assert.equal((await types()).status, 401);
     s = await login(sim);
+  });
+});
+
+describe('sim faults from a file', () => {
+  it('loads faults from JSON (times null = until cleared) and rejects a bad one with its index', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sim-faults-'));
+    let sim: Simulator | undefined;
+    try {
+      const good = path.join(dir, 'faults.json');
+      await writeFile(good, JSON.stringify([{ service: 'compute', status: 503, times: null }]));
+      const bad = path.join(dir, 'bad.json');
+      await writeFile(bad, JSON.stringify([{ status: 503 }, { service: 'nope' }]));
+      await assert.rejects(loadFaultsFile(bad), /fault 1: service must be one of/);
+      sim = await startSimulator({ hypervisor: false, faults: await loadFaultsFile(good) });
+      const s = await login(sim);
+      for (let i = 0; i < 2; i++) assert.equal((await call('GET', `${s.compute}/servers`, { token: s.token })).status, 503);
+      assert.equal((await call('GET', `${s.volume}/types`, { token: s.token })).status, 200);
+    } finally {
+      await sim?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
