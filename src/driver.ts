@@ -15,9 +15,9 @@ import { createIdentityService, type Readiness } from './identity/service';
 import type { Cloud, InstanceIdentity } from './openstack/types';
 import { createCloud, createInstanceMetadata } from './openstack/cloud';
 import { createControllerService } from './controller/service';
-import { CloudSet } from './controller/clouds';
+import { createCloudSet } from './controller/clouds';
 import { createNodeService } from './node/service';
-import { defaultNodeSettings } from './node/settings';
+import { resolveNodeSettings } from './node/settings';
 
 export interface DriverOptions {
   mode: Mode;
@@ -57,7 +57,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     closers.push(async () => {
       await Promise.all(clouds.map((c) => c.close()));
     });
-    const cloudSet = new CloudSet(clouds);
+    const cloudSet = createCloudSet(clouds);
     const keepAuthenticating = authenticateInBackground(clouds, logger, (cloud) => {
       // Online expansion is what the default cloud's Cinder can do.
       if (cloud === clouds[0]) {
@@ -176,15 +176,14 @@ async function nodeHandlers(
   const stopper = new AbortController();
 
   const build = (id: InstanceIdentity) => {
-    service = createNodeService({
-      ...defaultNodeSettings(),
+    service = createNodeService(resolveNodeSettings({
       nodeId: id.instanceId,
       availabilityZone: config.node.availabilityZone ?? id.availabilityZone,
       ...(config.node.maxVolumesPerNode !== undefined ? { maxVolumesPerNode: config.node.maxVolumesPerNode } : {}),
       deviceRoot: config.node.deviceRoot,
       sysfsRoot: config.node.sysfsRoot,
       stateDir: config.node.stateDir,
-    }) as unknown as Record<string, Handler<any, any>>;
+    })) as unknown as Record<string, Handler<any, any>>;
     logger.info({ node_id: id.instanceId, zone: id.availabilityZone, source: id.source }, 'node identity known');
   };
 
