@@ -51,10 +51,22 @@ export async function publishVolume(env: ControllerEnv, req: ControllerPublishVo
 
   const mine = attachmentTo(volume, serverId);
   if (mine && volume.status === 'in-use') return { publish_context: publishContext(mine.device, req.readonly) };
-  // Not attached here yet, or an attach (perhaps of an earlier attempt) still in progress.
-  const hint = mine ? null : await attach(pair, volume, op);
+  // Cinder lists an attachment only once it is complete; Nova knows of one
+  // in progress (an earlier attempt that ran out of time): wait for that.
+  const pending = mine ?? (PENDING_ATTACH.includes(volume.status) ? await novaAttachment(pair, op) : undefined);
+  const hint = pending ? (pending.device ?? null) : await attach(pair, volume, op);
   const attached = await waitAttached(env, pair, op);
   return { publish_context: publishContext(attachmentTo(attached, serverId)?.device || hint, req.readonly) };
+}
+
+/** Volume states of an attach under way. */
+const PENDING_ATTACH = ['reserved', 'attaching'];
+
+async function novaAttachment(pair: Pair, op: Op): Promise<{ device: string | null } | undefined> {
+  return pair.cloud.compute.getVolumeAttachment(pair.serverId, pair.volumeId, op).catch((err) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
 }
 
 function attachmentTo(volume: Volume, serverId: string) {
@@ -166,13 +178,7 @@ async function detach(env: ControllerEnv, pair: Pair, volume: Volume, op: Op): P
     if (isNotFound(err)) return;
     throw err;
   }
-  const novaHas = await cloud.compute.getVolumeAttachment(serverId, volumeId, op).then(
-    () => true,
-    (err) => {
-      if (isNotFound(err)) return false;
-      throw err;
-    },
-  );
+  const novaHas = (await novaAttachment(pair, op)) !== undefined;
   const cinderHas = attachmentTo(volume, serverId) !== undefined;
   if (!novaHas && !cinderHas) return;
   if (!novaHas && volume.status !== 'detaching') {

@@ -37,6 +37,32 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     }
   });
 
+  it('picks up an attach that ran out of time instead of starting another', async () => {
+    h.driver.sim.control.setDurations({ attach: 1500 });
+    try {
+      const id = await h.createVolume('pvc-publish-late');
+      const err = await h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA, volume_capability: MOUNT_RWO }, 300).then(
+        () => assert.fail('cannot finish in time'),
+        (e) => e,
+      );
+      assert.equal(err.code, Code.DEADLINE_EXCEEDED);
+      h.driver.sim.control.resetCounters();
+      let res: any;
+      for (let attempt = 0; attempt < 5 && !res; attempt++) {
+        res = await publish(id, nodeA).catch(async (e) => {
+          assert.equal(e.code, Code.ABORTED, e.details);
+          await new Promise((r) => setTimeout(r, 100));
+        });
+      }
+      assert.ok(res.publish_context[PUBLISH_CONTEXT.devicePath]);
+      const attachPosts = Object.entries(h.driver.sim.control.counters()).filter(([route]) => route.startsWith('POST') && route.includes('os-volume_attachments'));
+      assert.deepEqual(attachPosts, [], 'no second attach request');
+      await unpublish(id, nodeA);
+    } finally {
+      h.driver.sim.control.setDurations({ attach: 50 });
+    }
+  });
+
   it('passes readonly on to the node', async () => {
     const id = await h.createVolume('pvc-publish-ro');
     const res = await publish(id, nodeA, { readonly: true });
