@@ -3,7 +3,7 @@
 // OpenStack with the driver in its own process, prints one table per figure
 // with targets and pass/miss marks, writes bench/RESULTS.md after a full run,
 // and the JSON list with --json.
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,7 +95,11 @@ async function main(): Promise<number> {
   if (!args.quick && args.only.size === 5) {
     const extra = [`Whole run: ${totalS.toFixed(0)} s, tree ${gitRevision()}.`];
     if (misses.length > 0) extra.push('', 'Misses:', ...misses.map((m) => `- figure ${m.figure}, ${m.name}: ${m.value} ${m.unit} (target ${m.target})`));
-    await writeFile(path.join(__dirname, '..', '..', 'bench', 'RESULTS.md'), report.markdown(TITLES, extra));
+    const file = path.join(__dirname, '..', '..', 'bench', 'RESULTS.md');
+    // The hand-written analysis of the misses (profiles, proposed fixes) survives a re-run.
+    const previous = await readFile(file, 'utf8').catch(() => '');
+    const analysis = previous.indexOf('\n## Why the misses');
+    await writeFile(file, report.markdown(TITLES, extra) + (analysis >= 0 ? previous.slice(analysis) : ''));
   }
   return failures.length > 0 ? 1 : 0;
 }
