@@ -75,6 +75,20 @@ describe('sim cinder', () => {
     assert.deepEqual(gone.body, { itemNotFound: { code: 404, message: `Volume ${id} could not be found.` } });
   });
 
+  it('each change takes its configured duration; setDurations applies to later requests', async () => {
+    sim.control.setDurations({ create: 300 });
+    try {
+      const started = Date.now();
+      const id = (await createVolume(s, { size: 1 })).body.volume.id;
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(await volumeStatus(s, id), 'creating');
+      await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+      assert.ok(Date.now() - started >= 290, `available after ${Date.now() - started} ms`);
+    } finally {
+      sim.control.setDurations({ create: 20 });
+    }
+  });
+
   it('create refuses bad input: size, unknown type, unknown zone', async () => {
     assert.equal((await createVolume(s, { size: 0 })).status, 400);
     assert.equal((await createVolume(s, { size: 'x' })).status, 400);
