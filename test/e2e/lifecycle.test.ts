@@ -102,7 +102,8 @@ test('a volume goes through its whole life the way Kubernetes drives it', { skip
   // Snapshot, then restore into a new volume and read the file there.
   await call(second.node, 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target2 });
   await call(second.node, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging2 });
-  const snap = await call(c, 'CreateSnapshot', { source_volume_id: volumeId, name: 'snap-e2e-1' });
+  // Still attached to node 2, as in a cluster: the VolumeSnapshotClass says force-create.
+  const snap = await call(c, 'CreateSnapshot', { source_volume_id: volumeId, name: 'snap-e2e-1', parameters: { 'force-create': 'true' } });
   const snapshotId: string = snap.snapshot.snapshot_id;
   for (let i = 0; ; i++) {
     const r = await call(c, 'ListSnapshots', { snapshot_id: snapshotId });
