@@ -79,6 +79,18 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     assert.equal((await cloud.blockStorage.getVolume(volumeId)).status, 'available');
     assert.equal((await rpc('CreateVolume', createReq)).volume.volume_id, volumeId);
 
+    // It is listed (the listing pages through every volume of the project), and capacity is left.
+    const listed: string[] = [];
+    let token = '';
+    do {
+      const page = await rpc('ListVolumes', { max_entries: 50, starting_token: token });
+      listed.push(...page.entries.map((e: any) => e.volume.volume_id));
+      token = page.next_token;
+    } while (token);
+    assert.ok(listed.includes(volumeId));
+    const capacity = await rpc('GetCapacity', { volume_capabilities: [MOUNT_RWO] });
+    assert.ok(Number(capacity.available_capacity) >= GiB, `capacity left: ${capacity.available_capacity}`);
+
     // Publish to the testbed's server: in-use, attached there, with a device hint.
     const published = await rpc('ControllerPublishVolume', { volume_id: volumeId, node_id: serverId, volume_capability: MOUNT_RWO });
     assert.match(published.publish_context.DevicePath ?? '', /^\/dev\//);
@@ -120,8 +132,8 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     }
     assert.equal(snap.ready_to_use, true);
     assert.equal(snap.source_volume_id, volumeId);
-    const listed = await rpc('ListSnapshots', { source_volume_id: volumeId });
-    assert.deepEqual(listed.entries.map((e: any) => e.snapshot.snapshot_id), [snap.snapshot_id]);
+    const snapsOfVolume = await rpc('ListSnapshots', { source_volume_id: volumeId });
+    assert.deepEqual(snapsOfVolume.entries.map((e: any) => e.snapshot.snapshot_id), [snap.snapshot_id]);
 
     // Restore into a larger volume: the node is told to grow the filesystem.
     const restored = await rpc('CreateVolume', {
