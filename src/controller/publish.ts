@@ -133,12 +133,18 @@ async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Vol
     return volume;
   } catch (err) {
     if (!isOpenStackError(err, 'state')) throw err;
-    await cloud.compute.detachVolume(serverId, volumeId, { signal: op.signal }).catch((e) => {
-      if (!isNotFound(e)) env.logger.warn({ volume_id: csiId, node_id: serverId, error: (e as Error).message }, 'could not clean up after a failed attach');
-    });
+    const removed = await cloud.compute.detachVolume(serverId, volumeId, { signal: op.signal }).then(
+      () => true,
+      (e) => {
+        if (isNotFound(e)) return true;
+        env.logger.warn({ volume_id: csiId, node_id: serverId, error: (e as Error).message }, 'could not clean up after a failed attach');
+        return false;
+      },
+    );
     throw internal(
       `attaching volume ${csiId} to server ${serverId} failed: ${err.message}. Nova's instance action log says why ` +
-        `('openstack server event list ${serverId}'); the attachment was removed and the CO retries`,
+        `('openstack server event list ${serverId}'); ` +
+        `${removed ? 'the attachment was removed' : 'Nova refused to remove the attachment yet, so a retry picks it up'} and the CO retries`,
     );
   }
 }

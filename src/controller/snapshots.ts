@@ -133,7 +133,7 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
     await (kind === 'backup' ? bs.deleteBackup(id, op) : bs.deleteSnapshot(id, op)).catch((err) => {
       if (isNotFound(err)) return;
       throw translate(err, {
-        bad_request: (m) => failedPrecondition(`Cinder refused to delete ${kind} ${csiId}: ${m}; delete the volumes restored from it first if the backend needs that`),
+        bad_request: (m) => failedPrecondition(`Cinder refused to delete ${kind} ${csiId}: ${m}; if volumes are still being restored from it, the CO retries once they are done`),
         conflict: (m) => aborted(`Cinder cannot delete ${kind} ${csiId} right now: ${m}; the CO retries`),
       });
     });
