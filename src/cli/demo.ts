@@ -1,6 +1,7 @@
 // `cinder-csi demo`: one whole volume lifecycle, in the order Kubernetes calls
 // the driver, with a timeline. Against a running driver (--endpoint), or, by
 // default, against a driver and simulated OpenStack it starts in-process.
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -34,7 +35,13 @@ export async function runDemo(args: string[]): Promise<number> {
       endpoint = local.endpoint;
       stopLocal = local.stop;
     }
-    parseEndpoint(endpoint);
+    const parsed = parseEndpoint(endpoint);
+    if (parsed.kind === 'unix' && !existsSync(parsed.path)) {
+      process.stderr.write(
+        `cinder-csi demo: nothing serves ${parsed.path}; start the driver first (npm start), or run 'cinder-csi demo' without --endpoint to start one in-process\n`,
+      );
+      return 1;
+    }
     return await lifecycle(endpoint, work);
   } catch (e) {
     process.stderr.write(`cinder-csi demo: ${(e as grpc.ServiceError).details ?? (e as Error).message}\n`);
