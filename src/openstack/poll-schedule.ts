@@ -1,26 +1,39 @@
 // When to poll while waiting for a state change. OpenStack has no change
 // notification for API users, so the waiter polls; this decides when.
 //
-// A change of unknown duration gets a geometric schedule: a short first
-// interval (a 0.3 s create ends quickly), then growing up to a cap so a long
-// change costs few requests. Each wait also learns *when* its kind of change
-// ('volume:attach') happens on this cloud: the change fell between the last
-// poll that missed it and the first that saw it. The next wait of that kind
-// sleeps until that window opens and polls across it in a few steps, which
-// narrows the window again; after two or three waits a 20 s change is seen
-// within ~100 ms with a handful of polls instead of twenty.
+// A plan is a list of times (ms after the wait began), not of intervals, so
+// the time a poll takes (API latency, waiting for a shared list round) does
+// not push the later polls back, and a poll served early by a shared round
+// uses up its planned slot instead of adding one.
+//
+// A change of unknown duration gets a geometric schedule: a short first poll
+// (a 0.3 s create ends quickly), then growing intervals, capped so that 12
+// polls still reach ~27 s (the 20 s change of figure 1 in issue 7 is seen by
+// the 11th poll on the very first wait of its kind).
+//
+// Each wait also learns *when* its kind of change ('volume:attach') happens
+// on this cloud: the change fell between the last poll that missed it and
+// the first that saw it. The next wait of that kind polls once early (in case
+// the cloud got much faster), then at the window's start and across it in
+// `windowSteps` equal steps (never finer than `minStepMs`). The overshoot is
+// then at most one step, and the window the wait learns is one step wide, so
+// a wide window (5 s, from a first wait) is 0.55 s after the second wait and
+// down to the floor (80 ms, so 40 ms steps) after the third.
 
 export interface ScheduleParams {
+  /** The first poll of a wait with nothing learned. */
   firstMs: number;
+  /** Each interval of an unlearned wait is this many times the last... */
   growth: number;
+  /** ...up to this. */
   capMs: number;
-  /** The finest poll interval, used inside a narrow learned window. */
-  denseMs: number;
+  /** The finest interval, used inside a narrow learned window. */
+  minStepMs: number;
   /** A learned window is crossed in this many steps (fewer when it is narrow). */
   windowSteps: number;
 }
 
-export const DEFAULT_SCHEDULE: ScheduleParams = { firstMs: 75, growth: 1.6, capMs: 2_000, denseMs: 80, windowSteps: 8 };
+export const DEFAULT_SCHEDULE: ScheduleParams = { firstMs: 75, growth: 1.7, capMs: 5_000, minStepMs: 40, windowSteps: 9 };
 
 /** Where a change of this kind happened last: after `lo` ms, by `hi` ms. */
 export interface ChangeWindow {
@@ -28,55 +41,74 @@ export interface ChangeWindow {
   hi: number;
 }
 
-/** The delay before each poll of one wait. */
-export class PollPlan {
-  private interval: number;
-  private jumped = false;
-
-  constructor(
-    private readonly window: ChangeWindow | undefined,
-    private readonly p: ScheduleParams = DEFAULT_SCHEDULE,
-  ) {
-    this.interval = p.firstMs;
+/** The times of the polls of one wait, in ms after it began. */
+export function* pollTimes(window: ChangeWindow | undefined, p: ScheduleParams = DEFAULT_SCHEDULE): Generator<number, never> {
+  let t = 0;
+  let interval = p.firstMs;
+  if (window) {
+    const { lo, hi } = window;
+    // One early look: if the cloud got much faster, we do not sleep through the whole window.
+    if (lo > 2 * p.firstMs) yield p.firstMs;
+    // A poll at the window's start: if it already sees the change, the change
+    // came earlier than the window and the next wait learns that (instead of
+    // narrowing onto a window the change has left).
+    interval = Math.max(p.minStepMs, (hi - lo) / p.windowSteps);
+    const steps = Math.ceil((hi - lo) / interval - 1e-9);
+    for (let i = 0; i <= steps; i++) yield (t = lo + i * interval);
+    // Past the window: a little jitter, or the cloud got slower. Start at
+    // the window's step (jitter is seen soon) and double (a 1 s change that
+    // became a 10 s one costs 12 polls).
+    for (;;) {
+      yield (t += interval);
+      interval = Math.min(p.capMs, interval * 2);
+    }
   }
-
-  /** Delay before the first poll. */
-  first(): number {
-    const w = this.window;
-    // A change expected soon after the start: go straight to its window.
-    if (w && w.lo <= this.p.firstMs * 2) {
-      this.jumped = true;
-      return Math.max(this.p.firstMs / 2, w.lo);
-    }
-    return this.p.firstMs;
-  }
-
-  /** Delay before the next poll, `elapsedMs` after the wait began. */
-  next(elapsedMs: number): number {
-    const w = this.window;
-    if (w && !this.jumped) {
-      this.jumped = true;
-      if (w.lo > elapsedMs + this.p.denseMs / 4) return w.lo - elapsedMs;
-    }
-    if (w && elapsedMs < w.hi) {
-      this.interval = Math.max(this.p.denseMs, Math.round((w.hi - w.lo) / this.p.windowSteps));
-      return Math.min(this.interval, Math.max(this.p.denseMs / 4, w.hi - elapsedMs));
-    }
-    // Past the window (the change got slower) or nothing learned: grow.
-    this.interval = Math.min(this.p.capMs, Math.round(this.interval * this.p.growth));
-    return this.interval;
+  for (;;) {
+    yield (t += interval);
+    interval = Math.min(p.capMs, interval * p.growth);
   }
 }
 
 /**
- * The learned window per kind of change. A new window that overlaps the
- * known one narrows it (durations are steady); one that does not replaces it
- * (the cloud got faster or slower).
+ * The delay before each poll of one wait. `first()` and `next(elapsedMs)`
+ * give delays from now for callers that sleep; the times underneath are the
+ * fixed plan of pollTimes().
+ */
+export class PollPlan {
+  private readonly times: Generator<number, never>;
+
+  constructor(window: ChangeWindow | undefined, p: ScheduleParams = DEFAULT_SCHEDULE) {
+    this.times = pollTimes(window, p);
+  }
+
+  /** When the next poll is due, in ms after the wait began. */
+  nextAt(): number {
+    return this.times.next().value;
+  }
+
+  /** Delay before the first poll. */
+  first(): number {
+    return this.nextAt();
+  }
+
+  /** Delay before the next poll, `elapsedMs` after the wait began (0 when it is already due). */
+  next(elapsedMs: number): number {
+    return Math.max(0, this.nextAt() - elapsedMs);
+  }
+}
+
+/**
+ * The learned window per kind of change: where it happened on the last wait
+ * of that kind. The plan polls at the window's start, so a wait's own
+ * observation (its last miss, its first hit) is always the best estimate:
+ * one step wide when the change stayed inside the window, and an honest,
+ * wider gap when it moved out (the cloud got faster or slower).
  */
 export class DurationEstimates {
   private readonly byKey = new Map<string, ChangeWindow>();
 
-  constructor(private readonly minWidthMs = DEFAULT_SCHEDULE.denseMs) {}
+  /** Narrower windows would be crossed by a single step and stop absorbing jitter. */
+  constructor(private readonly minWidthMs = 2 * DEFAULT_SCHEDULE.minStepMs) {}
 
   window(key: string | undefined): ChangeWindow | undefined {
     return key === undefined ? undefined : this.byKey.get(key);
@@ -84,15 +116,6 @@ export class DurationEstimates {
 
   record(key: string | undefined, lastMissMs: number, firstHitMs: number): void {
     if (key === undefined) return;
-    const known = this.byKey.get(key);
-    let lo = lastMissMs;
-    let hi = firstHitMs;
-    if (known && lo < known.hi && hi > known.lo) {
-      lo = Math.max(lo, known.lo);
-      hi = Math.min(hi, known.hi);
-    }
-    // Keep some width, so normal jitter still falls inside the window.
-    if (hi - lo < this.minWidthMs) lo = Math.max(0, hi - this.minWidthMs);
-    this.byKey.set(key, { lo, hi });
+    this.byKey.set(key, { lo: Math.max(0, Math.min(lastMissMs, firstHitMs - this.minWidthMs)), hi: firstHitMs });
   }
 }

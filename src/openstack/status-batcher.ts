@@ -1,148 +1,175 @@
-// Many waiters polling volumes at once share requests: the polls that arrive
-// while a round is in flight are served together by the next round. A round
-// for few volumes makes one GET per volume; a round for many makes one paged
-// `GET /volumes/detail` that answers all of them, so the request rate stays
-// flat as operations in flight grow (as aws-ebs-csi-driver batches its
-// DescribeVolumes calls).
+// One status ticker per cloud and object kind (volumes, snapshots): every
+// waiter registers which object it wants to see and when, and the ticker
+// serves all the waiters due at the same time with ONE request: a
+// `GET volumes/detail` page (as aws-ebs-csi-driver batches DescribeVolumes)
+// when three or more are due, single GETs when only one or two are. So with
+// many operations in flight the poll rate is one list per `gatherMs`, not one
+// GET per waiter per interval.
+//
+// Waiters are never served late by the ticker (it wakes at the earliest due
+// time); a list round also serves whoever is due within the next `gatherMs`,
+// a little early: that costs nothing (the list is made anyway) and keeps the
+// next round at least `gatherMs` away.
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
-import type { CallOptions, Page, Volume, VolumeQuery } from './types';
+import type { CallOptions, Page } from './types';
 
-export interface VolumeSource {
-  getVolume(id: string, opts?: CallOptions): Promise<Volume>;
-  listVolumes(query: VolumeQuery, opts?: CallOptions): Promise<Page<Volume>>;
+export interface StatusSource<T extends { id: string }> {
+  get(id: string, opts?: CallOptions): Promise<T>;
+  /** One page of the project's objects, newest first (Cinder's default order). */
+  list(query: { limit: number }, opts?: CallOptions): Promise<Page<T>>;
 }
+
+/** What a look saw, and when the request that saw it was sent (on the ticker's clock). */
+export type Look<T> = { at: number; item: T } | { at: number; error: unknown };
 
 export interface BatcherOptions {
-  /** From this many distinct volumes in one round on, list instead of getting each. */
-  listThreshold?: number;
-  pageSize?: number;
-  /** Under load, how long a round waits to gather the polls of other waiters. */
-  gatherMs?: number;
   logger: Logger;
+  /** A list round serves the waiters due up to this long after it (and so rounds are about this far apart). */
+  gatherMs?: number;
+  /** From this many waiters due together on, one list instead of single GETs. */
+  listFrom?: number;
+  /** The list's page size (Cinder caps it at osapi_max_limit, 1000 by default). */
+  pageSize?: number;
+  /** The clock that due times are given on (the waiter's). */
+  now?: () => number;
 }
 
-/** A volume polled within this long counts as watched (for deciding whether to gather). */
-const WATCHED_MS = 2_000;
-
-interface Pending {
-  resolve: (v: Volume) => void;
-  reject: (e: unknown) => void;
+interface Entry<T> {
+  id: string;
+  dueAt: number;
+  done: (look: Look<T>) => void;
 }
 
-export class VolumeStatusBatcher {
-  private queue = new Map<string, Pending[]>();
-  private running = false;
-  private readonly threshold: number;
-  private readonly pageSize: number;
+/** An id seen in a list within this long belongs to the listed project: absence from a whole list means gone. */
+const LISTED_TTL_MS = 10 * 60_000;
+
+export class StatusBatcher<T extends { id: string }> {
+  private readonly entries = new Set<Entry<T>>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
   private readonly gatherMs: number;
-  /** When each volume was last asked for: how many waiters are active. */
-  private readonly watched = new Map<string, number>();
-  /** Rounds made and how: for tests and benchmarks. */
+  private readonly listFrom: number;
+  private readonly pageSize: number;
+  private readonly now: () => number;
+  /** Waited-for ids seen in a list, and when. */
+  private readonly listed = new Map<string, number>();
+  /** Requests made and how: for tests and benchmarks. */
   readonly stats = { rounds: 0, listRounds: 0, singleGets: 0 };
 
   constructor(
-    private readonly source: VolumeSource,
+    private readonly source: StatusSource<T>,
+    private readonly what: string,
     private readonly opts: BatcherOptions,
   ) {
-    this.threshold = opts.listThreshold ?? 4;
+    this.gatherMs = opts.gatherMs ?? 50;
+    this.listFrom = opts.listFrom ?? 3;
     this.pageSize = opts.pageSize ?? 1000;
-    this.gatherMs = opts.gatherMs ?? 20;
+    this.now = opts.now ?? (() => performance.now());
   }
 
-  /** Volumes polled recently: with many, a round waits a little to serve them together. */
-  private watchedCount(now: number): number {
-    for (const [id, at] of this.watched) if (now - at > WATCHED_MS) this.watched.delete(id);
-    return this.watched.size;
-  }
-
-  /** The volume as of a round that started after this call; 'not_found' when it is gone. */
-  get(id: string, opts: CallOptions = {}): Promise<Volume> {
-    return new Promise<Volume>((resolve, reject) => {
-      if (opts.signal?.aborted) return reject(abortError(id));
-      const entry: Pending = { resolve, reject };
-      // Leave the queue on abort so a cancelled waiter does not keep a round going.
-      opts.signal?.addEventListener(
-        'abort',
-        () => {
-          const list = this.queue.get(id);
-          if (list?.includes(entry)) {
-            list.splice(list.indexOf(entry), 1);
-            if (list.length === 0) this.queue.delete(id);
-          }
-          reject(abortError(id));
+  /** A look at object `id` by a request sent at `dueAt` or later (or up to gatherMs earlier in a list round). */
+  look(id: string, dueAt: number, opts: CallOptions = {}): Promise<Look<T>> {
+    return new Promise<Look<T>>((resolve, reject) => {
+      const { signal } = opts;
+      if (signal?.aborted) return reject(this.cancelled(id));
+      const onAbort = () => {
+        // Leave at once, so a cancelled waiter does not keep rounds going.
+        if (this.entries.delete(entry)) reject(this.cancelled(id));
+      };
+      const entry: Entry<T> = {
+        id,
+        dueAt,
+        done: (look) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(look);
         },
-        { once: true },
-      );
-      const list = this.queue.get(id) ?? [];
-      list.push(entry);
-      this.queue.set(id, list);
-      const now = Date.now();
-      this.watched.set(id, now);
-      if (!this.running) {
-        this.running = true;
-        // Waiters' timers rarely fire in the same tick, so when many volumes
-        // are watched, wait a moment for the others' polls; otherwise only
-        // for the rest of this tick.
-        if (this.watchedCount(now) >= this.threshold) setTimeout(() => void this.loop(), this.gatherMs);
-        else setImmediate(() => void this.loop());
-      }
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.entries.add(entry);
+      this.arm();
     });
   }
 
-  private async loop(): Promise<void> {
-    try {
-      while (this.queue.size > 0) {
-        const round = this.queue;
-        this.queue = new Map();
-        this.stats.rounds++;
-        await (round.size >= this.threshold ? this.listRound(round) : this.singleRound(round));
-      }
-    } finally {
-      this.running = false;
-    }
+  private cancelled(id: string): OpenStackError {
+    return new OpenStackError('timeout', `cancelled while polling ${this.what} ${id}`);
   }
 
-  private async singleRound(round: Map<string, Pending[]>): Promise<void> {
+  /** Wake at the earliest due time. */
+  private arm(): void {
+    let earliest = Infinity;
+    for (const e of this.entries) earliest = Math.min(earliest, e.dueAt);
+    if (earliest >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = earliest;
+    if (earliest === Infinity) return;
+    this.timer = setTimeout(() => this.tick(), Math.max(0, earliest - this.now()));
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    // Timers may fire a fraction of a millisecond early.
+    const now = this.now() + 1;
+    const soon = [...this.entries].filter((e) => e.dueAt <= now + this.gatherMs);
+    const due = soon.filter((e) => e.dueAt <= now);
+    const round = soon.length >= this.listFrom ? soon : due;
+    for (const e of round) this.entries.delete(e);
+    if (round.length > 0) {
+      this.stats.rounds++;
+      void (round === soon ? this.listRound(round) : this.singleRound(round));
+    }
+    this.arm();
+  }
+
+  private async singleRound(round: Array<Entry<T>>): Promise<void> {
+    // Waiters on the same object share its GET.
+    const byId = new Map<string, Array<Entry<T>>>();
+    for (const e of round) byId.set(e.id, [...(byId.get(e.id) ?? []), e]);
     await Promise.all(
-      [...round].map(async ([id, waiters]) => {
+      [...byId].map(async ([id, waiters]) => {
         this.stats.singleGets++;
-        try {
-          const v = await this.source.getVolume(id);
-          for (const w of waiters) w.resolve(v);
-        } catch (err) {
-          for (const w of waiters) w.reject(err);
-        }
+        const at = this.now();
+        const look: Look<T> = await this.source.get(id).then(
+          (item) => ({ at, item }),
+          (error: unknown) => ({ at, error }),
+        );
+        for (const w of waiters) w.done(look);
       }),
     );
   }
 
-  private async listRound(round: Map<string, Pending[]>): Promise<void> {
+  private async listRound(round: Array<Entry<T>>): Promise<void> {
     this.stats.listRounds++;
-    const found = new Map<string, Volume>();
+    const at = this.now();
+    let page: Page<T>;
     try {
-      let marker: string | undefined;
-      do {
-        const page = await this.source.listVolumes({ limit: this.pageSize, marker });
-        for (const v of page.items) if (round.has(v.id)) found.set(v.id, v);
-        marker = page.next;
-        // Stop paging as soon as every waiter is served.
-      } while (marker && found.size < round.size);
+      // One page, newest first: the objects being waited for are mostly recent.
+      // Older ones are not looked for on further pages but with single GETs.
+      page = await this.source.list({ limit: this.pageSize });
     } catch (err) {
-      this.opts.logger.debug({ err: (err as Error).message }, 'batched volume list failed; answering with single GETs');
+      this.opts.logger.debug({ err: (err as Error).message }, `batched ${this.what} list failed; answering with single GETs`);
       return this.singleRound(round);
     }
-    const missing = new Map<string, Pending[]>();
-    for (const [id, waiters] of round) {
-      const v = found.get(id);
-      if (v) for (const w of waiters) w.resolve(v);
-      else missing.set(id, waiters);
+    const found = new Map(page.items.map((x) => [x.id, x]));
+    // No next page and not cut at the page size: this is the project's whole list.
+    const whole = !page.next && page.items.length < this.pageSize;
+    for (const [id, when] of this.listed) if (at - when > LISTED_TTL_MS) this.listed.delete(id);
+    const missing: Array<Entry<T>> = [];
+    for (const e of round) {
+      const item = found.get(e.id);
+      if (item) {
+        this.listed.set(e.id, at);
+        e.done({ at, item });
+      } else if (whole && this.listed.has(e.id)) {
+        // Listed before, absent now: deleted. (An object never listed may be
+        // another project's that this user can GET but not list: ask it.)
+        this.listed.delete(e.id);
+        e.done({ at, error: new OpenStackError('not_found', `${this.what} ${e.id} is no longer listed`) });
+      } else {
+        missing.push(e);
+      }
     }
-    // Absent from the list: most likely deleted, but only a GET says so for sure.
-    if (missing.size > 0) await this.singleRound(missing);
+    if (missing.length > 0) await this.singleRound(missing);
   }
-}
-
-function abortError(id: string): OpenStackError {
-  return new OpenStackError('timeout', `cancelled while polling volume ${id}`);
 }

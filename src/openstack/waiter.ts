@@ -1,6 +1,7 @@
 // THE waiter: every wait for a state change (volume created, attached,
 // detached, extended, deleted; snapshot; backup) goes through waitFor().
-// It polls on an adaptive schedule (poll-schedule.ts), is bounded by the
+// It polls on an adaptive schedule (poll-schedule.ts), by itself or through
+// a shared status batcher (status-batcher.ts), is bounded by the
 // caller's signal, fails fast on failure states, treats a step backwards in
 // an ordered sequence (attaching -> available) as a failure, and reports the
 // last state it saw.
@@ -8,6 +9,7 @@ import type { Logger } from '../log';
 import { OpenStackError, isOpenStackError } from './errors';
 import { DurationEstimates, PollPlan, type ScheduleParams } from './poll-schedule';
 import { sleep } from './retry';
+import type { Look } from './status-batcher';
 import type { CallOptions, WaitSpec } from './types';
 
 /** The standard waits. Anything not in target or transient is a failure. */
@@ -30,11 +32,19 @@ export interface WaitRequest<T> extends CallOptions {
   spec: WaitSpec;
   /** One look at the object; throws OpenStackError 'not_found' when it is gone. */
   fetch: (opts: CallOptions) => Promise<T>;
+  /**
+   * Instead of sleeping and fetching: ask a shared poller (status-batcher.ts)
+   * for a look at `dueAt` (on this waiter's clock); it serves many waiters
+   * with one request.
+   */
+  look?: (dueAt: number, opts: CallOptions) => Promise<Look<T>>;
   stateOf: (item: T) => string;
   /** An extra condition on a target state (the new size, an attachment to this server). */
   until?: (item: T) => boolean;
   /** What kind of change this is, to learn how long it takes here ('volume:attach'). */
   kind?: string;
+  /** Look once straight away: the change has probably happened already (Nova's record after Cinder's detach). */
+  checkFirst?: boolean;
 }
 
 export interface WaiterOptions {
@@ -67,27 +77,28 @@ export class Waiter {
     const { spec } = req;
     const started = this.now();
     const plan = new PollPlan(this.estimates.window(req.kind), this.opts.schedule);
+    const look = req.look ?? ((dueAt: number, o: CallOptions) => this.sleepAndFetch(req, dueAt, o));
     let lastState: string | undefined;
     let furthest = -1;
     let lastMiss = 0;
     let polls = 0;
-    let delay = plan.first();
+    let dueAt = req.checkFirst ? started : started + plan.nextAt();
     for (;;) {
+      let seen: Look<T>;
       try {
-        await this.doSleep(delay, req.signal);
-      } catch {
+        seen = await look(dueAt, { signal: req.signal, deadline: req.deadline });
+      } catch (err) {
+        if (!req.signal?.aborted) throw err;
         throw new OpenStackError(
           'timeout',
           `timed out waiting for ${req.what} to become ${describeTarget(spec)}; last state ${lastState ?? 'unknown'}`,
           { lastState },
         );
       }
-      const pollAt = this.now() - started;
+      const pollAt = seen.at - started;
       polls++;
-      let item: T;
-      try {
-        item = await req.fetch({ signal: req.signal, deadline: req.deadline });
-      } catch (err) {
+      if ('error' in seen) {
+        const err = seen.error;
         if (!isOpenStackError(err, 'not_found')) throw err;
         if (spec.goneIsTarget) return this.done(req.kind, lastMiss, pollAt, polls, started, null);
         throw new OpenStackError('state', `${req.what} disappeared while waiting for ${describeTarget(spec)}; last state ${lastState ?? 'unknown'}`, {
@@ -95,6 +106,7 @@ export class Waiter {
           cause: err,
         });
       }
+      const item = seen.item;
       const state = req.stateOf(item);
       lastState = state;
       if (spec.target.includes(state) && (!req.until || req.until(item))) {
@@ -115,7 +127,22 @@ export class Waiter {
         furthest = index;
       }
       lastMiss = pollAt;
-      delay = plan.next(this.now() - started);
+      // The plan is fixed in time; a poll that ran late skips the slots it overran.
+      let next = plan.nextAt();
+      while (started + next < this.now()) next = plan.nextAt();
+      dueAt = started + next;
+    }
+  }
+
+  /** The plain look: sleep until due, then one GET. */
+  private async sleepAndFetch<T>(req: WaitRequest<T>, dueAt: number, opts: CallOptions): Promise<Look<T>> {
+    await this.doSleep(Math.max(0, dueAt - this.now()), opts.signal);
+    const at = this.now();
+    try {
+      return { at, item: await req.fetch(opts) };
+    } catch (error) {
+      if (opts.signal?.aborted) throw error;
+      return { at, error };
     }
   }
 
