@@ -185,8 +185,7 @@ export async function foreignUse(
   sysfsRoot: string,
   signal?: AbortSignal,
 ): Promise<string | null> {
-  const majMin = await deviceNumber(device);
-  const mounts = await listMounts(signal);
+  const [majMin, mounts] = await Promise.all([deviceNumber(device), listMounts(signal)]);
   const fsMounts = mounts.filter((m) => m.majMin === majMin);
   if (fsMounts.length > 0 && !fsMounts.some((m) => ownTargets.has(m.target))) {
     return `mounted at ${fsMounts.map((m) => m.target).join(', ')}`;

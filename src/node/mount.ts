@@ -1,54 +1,21 @@
-// The mount table (through findmnt's JSON output) and the few mount
-// operations the node service performs. Every command goes through run().
+// The mount table (read in-process from /proc/self/mountinfo, see
+// mountinfo.ts) and the few mount operations the node service performs.
+// Every command goes through run().
 import { stat } from 'node:fs/promises';
 import { run } from '../util/exec';
+import { readMountinfo, type MountEntry } from './mountinfo';
 
-export interface MountEntry {
-  target: string;
-  /** The mounted device or filesystem name, without findmnt's "[/fsroot]" suffix. */
-  source: string;
-  fstype: string;
-  /** Per-mount options: 'ro' here means this mount point is read-only. */
-  vfsOptions: string[];
-  /** Superblock options: 'ro' here means the filesystem itself is read-only (e.g. after errors). */
-  fsOptions: string[];
-  /** The directory (or file) of the filesystem that is mounted; '/' unless a bind of a subtree or a file. */
-  fsroot: string;
-  /** "major:minor" of the filesystem's device. */
-  majMin: string;
-}
+export type { MountEntry } from './mountinfo';
 
 const MOUNT_TIMEOUT_MS = 60_000;
 
-interface FindmntRow {
-  target: string;
-  source: string;
-  fstype: string;
-  'vfs-options': string;
-  'fs-options': string;
-  fsroot: string;
-  'maj:min': string;
-}
-
-/** Every mount in this mount namespace, in mount order (a later entry covers an earlier one at the same target). */
+/**
+ * Every mount in this mount namespace, in mount order (a later entry covers an
+ * earlier one at the same target). Read afresh on every call, never cached.
+ */
 export async function listMounts(signal?: AbortSignal): Promise<MountEntry[]> {
-  const { stdout } = await run('findmnt', ['-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,VFS-OPTIONS,FS-OPTIONS,FSROOT,MAJ:MIN'], {
-    signal,
-  });
-  const rows = (JSON.parse(stdout) as { filesystems?: FindmntRow[] }).filesystems ?? [];
-  return rows.map((r) => ({
-    target: r.target,
-    source: (r.source ?? '').replace(/\[.*\]$/, ''),
-    fstype: r.fstype ?? '',
-    vfsOptions: splitOptions(r['vfs-options']),
-    fsOptions: splitOptions(r['fs-options']),
-    fsroot: r.fsroot ?? '/',
-    majMin: r['maj:min'] ?? '',
-  }));
-}
-
-function splitOptions(value: string | null | undefined): string[] {
-  return value ? value.split(',') : [];
+  signal?.throwIfAborted();
+  return readMountinfo();
 }
 
 /** The topmost mount at exactly `target`, if any. */

@@ -1,54 +1,70 @@
 // What is on a block device. Formatting is only ever allowed on a device that
-// every probe calls blank, so each probe looks at the disk itself, not at
-// udev's database (which may be stale or absent in a container):
-// - `blkid -p` reads the superblocks and the partition table directly;
-// - `wipefs --no-act` lists every signature libblkid knows (RAID, LVM, LUKS, swap, ...);
-// - sysfs lists partitions the kernel has already found.
+// the probe calls blank, so it looks at the disk itself, not at udev's
+// database (which may be stale or absent in a container). One command, one
+// fork: `wipefs --no-act` runs every libblkid prober (filesystems, partition
+// tables, RAID, LVM, LUKS, swap, ...) and, unlike `blkid -p`, does not stop at
+// the first match nor drop a signature whose checksum is bad, so it lists
+// every signature on the device with its usage class. Beside it, in-process,
+// the partitions the kernel has already found (sysfs).
 import { readdir, access } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
 
 export interface DeviceContents {
-  /** Filesystem type (TYPE with USAGE=filesystem), e.g. 'ext4', or null. */
+  /** Filesystem type (a signature of usage "filesystem"), e.g. 'ext4', or null. */
   filesystem: string | null;
-  /** Partition table type (PTTYPE), e.g. 'dos' or 'gpt', or null. */
+  /** Partition table type (usage "partition-table"), e.g. 'dos' or 'gpt', or null. */
   partitionTable: string | null;
-  /** Every other signature found (swap, LVM2_member, crypto_LUKS, ...). */
+  /** Every other signature found (swap, LVM2_member, crypto_LUKS, a second partition table type, ...). */
   otherSignatures: string[];
   /** Partitions the kernel lists under the device in sysfs. */
   partitions: string[];
-  /** blkid found several conflicting signatures. */
+  /** Several different filesystems were found: which one is real cannot be told. */
   ambivalent: boolean;
 }
 
-/** blkid exit codes: 2 means nothing was found, 8 an ambivalent result (several signatures). */
-const BLKID_NOTHING_FOUND = 2;
-const BLKID_AMBIVALENT = 8;
+export interface Signature {
+  type: string;
+  /** libblkid's usage class: 'filesystem', 'partition-table', 'raid', 'crypto', 'other'. */
+  usage: string;
+  offset: string;
+}
 
 export async function probeDevice(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<DeviceContents> {
-  const contents: DeviceContents = { filesystem: null, partitionTable: null, otherSignatures: [], partitions: [], ambivalent: false };
+  const [wipefs, partitions] = await Promise.all([
+    run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], {
+      signal,
+      // The C locale: output that does not depend on the node's language settings (and no locale files to load).
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+    }),
+    sysfsPartitions(path.basename(device), sysfsRoot),
+  ]);
+  return classifySignatures(parseWipefs(wipefs.stdout), partitions);
+}
 
-  const blkid = await run('blkid', ['-p', '-o', 'export', '--', device], {
-    signal,
-    okCodes: [BLKID_NOTHING_FOUND, BLKID_AMBIVALENT],
-  });
-  contents.ambivalent = blkid.code === BLKID_AMBIVALENT;
-  const tags = parseExport(blkid.stdout);
-  if (tags.PTTYPE) contents.partitionTable = tags.PTTYPE;
-  if (tags.TYPE) {
-    if (tags.USAGE === 'filesystem') contents.filesystem = tags.TYPE;
-    else contents.otherSignatures.push(tags.TYPE);
-  }
-
-  const wipefs = await run('wipefs', ['--no-act', '--json', '--', device], { signal });
-  for (const sig of parseWipefs(wipefs.stdout)) {
-    if (sig !== contents.filesystem && sig !== contents.partitionTable && !contents.otherSignatures.includes(sig)) {
-      contents.otherSignatures.push(sig);
+/** Sort wipefs's signatures into what the stage decision needs. */
+export function classifySignatures(signatures: readonly Signature[], partitions: string[]): DeviceContents {
+  const contents: DeviceContents = { filesystem: null, partitionTable: null, otherSignatures: [], partitions, ambivalent: false };
+  for (const sig of signatures) {
+    if (sig.usage === 'filesystem') {
+      if (contents.filesystem === null) contents.filesystem = sig.type;
+      else if (contents.filesystem !== sig.type) contents.ambivalent = true;
+      // the same filesystem's signature twice (primary and backup superblock) is one filesystem
+      else continue;
+    } else if (isPartitionTableUsage(sig.usage) && contents.partitionTable === null) {
+      contents.partitionTable = sig.type;
+      continue;
+    }
+    if (sig.type !== contents.filesystem && sig.type !== contents.partitionTable && !contents.otherSignatures.includes(sig.type)) {
+      contents.otherSignatures.push(sig.type);
     }
   }
-
-  contents.partitions = await sysfsPartitions(path.basename(device), sysfsRoot);
   return contents;
+}
+
+/** wipefs writes 'partition-table'; accept the spelled-out form too. Anything unrecognised still counts as a signature. */
+function isPartitionTableUsage(usage: string): boolean {
+  return usage === 'partition-table' || usage === 'partition table';
 }
 
 /** True only when no probe found anything at all. */
@@ -68,19 +84,10 @@ export function describeContents(c: DeviceContents): string {
   return parts.length ? parts.join(', ') : 'nothing';
 }
 
-function parseExport(stdout: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of stdout.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return out;
-}
-
-function parseWipefs(stdout: string): string[] {
+export function parseWipefs(stdout: string): Signature[] {
   if (!stdout.trim()) return [];
-  const parsed = JSON.parse(stdout) as { signatures?: { type?: string }[] };
-  return (parsed.signatures ?? []).map((s) => s.type ?? 'unknown');
+  const parsed = JSON.parse(stdout) as { signatures?: { type?: string; usage?: string; offset?: string }[] };
+  return (parsed.signatures ?? []).map((s) => ({ type: s.type || 'unknown', usage: s.usage || 'unknown', offset: s.offset ?? '' }));
 }
 
 /** Partition directories (those holding a 'partition' file) under <sysfsRoot>/block/<name>. */

@@ -39,12 +39,13 @@ import {
   listMounts,
   mountAt,
   mountFilesystem,
+  type MountEntry,
   unmount,
   unmountAll,
 } from './mount';
 import { describeContents, isBlank, probeDevice, type DeviceContents } from './probe';
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
-import { blockDeviceSize, deviceExists, filesystemCondition, filesystemUsage, HEALTHY } from './stats';
+import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsDeviceSectors } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
 import { StagingStore, type BlockStaging } from './staging-store';
 import { createReadOnlyView, refreshViewSize, removeReadOnlyView } from './readonly-view';
@@ -105,10 +106,20 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     if (await store.get(volumeId)) throw alreadyExists(`volume ${volumeId} is staged for raw block access, not as a filesystem`);
     const device = await discover(volumeId, req.publish_context, [stagingPath], signal, ctx);
-    const majMin = await deviceNumber(device.path);
-
-    const existing = await findMountAt(stagingPath, signal);
+    // The probe only reads the device, so its fork starts now, beside the in-process
+    // checks below; its answer is used only once they have passed.
+    const probe = probeDevice(device.path, settings.sysfsRoot, signal);
+    probe.catch(() => undefined); // handled here so a failure while the checks run is not an unhandled rejection; awaited below
+    let majMin: string;
+    let existing: MountEntry | undefined;
+    try {
+      [majMin, existing] = await Promise.all([deviceNumber(device.path), findMountAt(stagingPath, signal)]);
+    } catch (err) {
+      await probe.catch(() => undefined); // never leave the probe running behind the answer
+      throw err;
+    }
     if (existing) {
+      await probe.catch(() => undefined); // not needed: the device is mounted here already
       if (existing.majMin !== majMin) {
         throw alreadyExists(`${stagingPath} is already staged from ${existing.source}, not from ${device.path} (volume ${volumeId})`);
       }
@@ -119,7 +130,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       return;
     }
 
-    const contents = await probeDevice(device.path, settings.sysfsRoot, signal);
+    const contents = await probe;
     let fsType: string;
     if (isBlank(contents)) {
       fsType = cap.fsType ?? DEFAULT_FS_TYPE;
@@ -361,9 +372,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const volumePath = await canonicalPath(validatePath(req.volume_path, 'volume_path'));
     ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
     // No InFlight here: stats are read-only and kubelet polls them; an ABORTED would only be noise.
-    const node = await statOrNull(volumePath);
+    // Everything here is read in-process (stat, /proc/self/mountinfo, sysfs, statfs): kubelet polls stats for every volume.
+    const [node, mounts] = await Promise.all([statOrNull(volumePath), listMounts(ctx.signal)]);
     if (!node) throw notFound(`volume_path ${volumePath} does not exist`);
-    const mounts = await listMounts(ctx.signal);
     const mount = mountAt(mounts, volumePath);
     if (!mount) {
       // Nothing mounted here. If the volume is still staged the publish mount has gone away:
@@ -376,14 +387,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     if (node.isBlockDevice()) {
       const majMin = await deviceNumber(volumePath);
-      if (!(await deviceExists(settings.sysfsRoot, majMin))) {
+      const sectors = await sysfsDeviceSectors(settings.sysfsRoot, majMin);
+      if (sectors === null) {
         return { usage: [], volume_condition: { abnormal: true, message: `the device (${majMin}) bound at ${volumePath} has vanished` } };
       }
-      const total = await blockDeviceSize(volumePath, ctx.signal);
-      return { usage: [{ unit: 'BYTES', total }], volume_condition: HEALTHY };
+      return { usage: [{ unit: 'BYTES', total: sectors * 512 }], volume_condition: HEALTHY };
     }
-    const condition = await filesystemCondition(mount, settings.sysfsRoot);
-    const usage = await filesystemUsage(volumePath);
+    const [condition, usage] = await Promise.all([filesystemCondition(mount, settings.sysfsRoot), filesystemUsage(volumePath)]);
     return { usage, volume_condition: condition };
   };
 
@@ -410,7 +420,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
           const view = record.targets.find((t) => t.path === target)?.readOnlyView;
           if (view) await refreshViewSize(view, signal);
         }
-        const size = await blockDeviceSize(target, signal);
+        const size = await blockDeviceSize(target, settings.sysfsRoot, signal);
         requireGrown(size, required, volumeId);
         return { capacity_bytes: size };
       }
@@ -420,7 +430,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
         throw failedPrecondition(`${target} is not a mount of a block device (source ${device})`);
       }
       await refreshDeviceSize(path.basename(device), settings.sysfsRoot, ctx.log);
-      const size = await blockDeviceSize(device, signal);
+      const size = await blockDeviceSize(device, settings.sysfsRoot, signal);
       requireGrown(size, required, volumeId);
       await growFilesystem(device, mount.fstype, target, signal, ctx.log);
       return { capacity_bytes: size };

@@ -1,10 +1,10 @@
 // Usage and health of a mounted volume.
-import { access, statfs } from 'node:fs/promises';
+import { access, readFile, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
 import type { VolumeUsage } from '../gen/csi/v1/VolumeUsage';
 import type { VolumeCondition } from '../gen/csi/v1/VolumeCondition';
-import type { MountEntry } from './mount';
+import { deviceNumber, type MountEntry } from './mount';
 
 /** Bytes and inodes of the filesystem mounted at `mountPath`. */
 export async function filesystemUsage(mountPath: string): Promise<VolumeUsage[]> {
@@ -20,13 +20,36 @@ export async function filesystemUsage(mountPath: string): Promise<VolumeUsage[]>
   ];
 }
 
-/** Size in bytes of a block device (or of a device node bound onto a file). */
-export async function blockDeviceSize(device: string, signal?: AbortSignal): Promise<number> {
+/**
+ * Size in bytes of a block device (or of a device node bound onto a file),
+ * from the kernel's own record: st_rdev gives "major:minor", and
+ * <sysfs>/dev/block/<major:minor>/size is the capacity in 512-byte sectors
+ * (always 512, whatever the logical block size) - the same number
+ * BLKGETSIZE64 returns, without forking blockdev. When sysfs does not know
+ * the device (a sysfs root without it), blockdev answers instead.
+ */
+export async function blockDeviceSize(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<number> {
+  const majMin = await deviceNumber(device);
+  const sectors = await sysfsDeviceSectors(sysfsRoot, majMin);
+  if (sectors !== null) return sectors * 512;
   // blockdev does not accept '--'; `device` is an absolute path, so it cannot read as an option.
   const { stdout } = await run('blockdev', ['--getsize64', device], { signal });
   const size = Number(stdout.trim());
   if (!Number.isSafeInteger(size)) throw new Error(`blockdev --getsize64 ${device} printed ${JSON.stringify(stdout)}`);
   return size;
+}
+
+/** Capacity in 512-byte sectors of block device `majMin` from sysfs; null when sysfs has no such device. */
+export async function sysfsDeviceSectors(sysfsRoot: string, majMin: string): Promise<number | null> {
+  let text: string;
+  try {
+    text = await readFile(path.join(sysfsRoot, 'dev', 'block', majMin, 'size'), 'utf8');
+  } catch {
+    return null;
+  }
+  const sectors = Number(text.trim());
+  if (!Number.isSafeInteger(sectors) || sectors < 0) throw new Error(`sysfs size of block device ${majMin} reads ${JSON.stringify(text)}`);
+  return sectors;
 }
 
 /** Whether the kernel still has the block device `majMin` ("major:minor"). */

@@ -135,7 +135,7 @@ export async function mountinfoTargets(): Promise<string[]> {
   return text
     .split('\n')
     .filter(Boolean)
-    .map((line) => line.split(' ')[4].replace(/\\040/g, ' '));
+    .map((line) => line.split(' ')[4].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
 }
 
 /** A DOS partition table with one Linux partition, written the way fdisk would. */
