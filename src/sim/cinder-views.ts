@@ -1,4 +1,5 @@
 // How Cinder prints its resources, per API version and microversion.
+import { randomUUID } from 'node:crypto';
 import { atLeast, type Microversion } from './microversion';
 import type { BackupRecord, CloudState, SnapshotRecord, VolumeRecord, VolumeTypeRecord } from './state';
 import type { CinderApiVersion } from './types';
@@ -25,7 +26,15 @@ export function volumeSummary(v: ViewContext, vol: VolumeRecord): unknown {
   return { id: vol.id, links: links(v, 'volumes', vol.id), name: vol.name };
 }
 
-export function volumeDetail(v: ViewContext, vol: VolumeRecord): Record<string, unknown> {
+/** The one cinder-volume service every volume is scheduled to (service_uuid from 3.48). */
+const SERVICE_UUID = randomUUID();
+
+/**
+ * `created`: the answer to the create request, which Cinder's API extensions
+ * (os-vol-tenant-attr, os-extended-snapshot-attributes) do not extend; they
+ * add their fields to show and list only.
+ */
+export function volumeDetail(v: ViewContext, vol: VolumeRecord, created = false): Record<string, unknown> {
   // Cinder lists an attachment on the volume only once it is complete.
   const attached = vol.attachments.filter((a) => a.state === 'attached');
   if (v.api === 'v1') {
@@ -44,7 +53,7 @@ export function volumeDetail(v: ViewContext, vol: VolumeRecord): Record<string, 
       bootable: 'false',
       encrypted: false,
       multiattach: vol.multiattach ? 'true' : 'false',
-      attachments: attached.map((a) => ({ id: vol.id, volume_id: vol.id, server_id: a.serverId, host_name: a.hostName, device: a.device })),
+      attachments: attached.map((a) => ({ id: vol.id, volume_id: vol.id, server_id: a.serverId, host_name: null, device: a.device })),
     };
   }
   const out: Record<string, unknown> = {
@@ -66,29 +75,31 @@ export function volumeDetail(v: ViewContext, vol: VolumeRecord): Record<string, 
     replication_status: null,
     consistencygroup_id: null,
     user_id: vol.userId,
-    'os-vol-tenant-attr:tenant_id': vol.projectId,
     links: links(v, 'volumes', vol.id),
     attachments: attached.map((a) => ({
       id: vol.id,
       attachment_id: a.attachmentId,
       volume_id: vol.id,
       server_id: a.serverId,
-      host_name: a.hostName,
+      // Nova's attachments (the 3.27+ attachment API) leave attached_host unset.
+      host_name: null,
       device: a.device,
       attached_at: a.attachedAt,
     })),
   };
+  if (!created) out['os-vol-tenant-attr:tenant_id'] = vol.projectId;
   if (atLeast(v.mv, '3.13')) out.group_id = null;
   if (atLeast(v.mv, '3.48')) {
     out.shared_targets = false;
-    out.service_uuid = null;
+    // Set once the scheduler has picked the backend, i.e. after 'creating'.
+    out.service_uuid = vol.status === 'creating' ? null : SERVICE_UUID;
   }
   if (atLeast(v.mv, '3.63')) out.volume_type_id = vol.volumeTypeId;
   if (atLeast(v.mv, '3.65')) out.consumes_quota = true;
   return out;
 }
 
-export function snapshotView(v: ViewContext, s: SnapshotRecord): Record<string, unknown> {
+export function snapshotView(v: ViewContext, s: SnapshotRecord, created = false): Record<string, unknown> {
   if (v.api === 'v1') {
     return { id: s.id, display_name: s.name, display_description: s.description, volume_id: s.volumeId, size: s.size, status: s.status, created_at: s.createdAt, metadata: s.metadata };
   }
@@ -102,9 +113,11 @@ export function snapshotView(v: ViewContext, s: SnapshotRecord): Record<string, 
     created_at: s.createdAt,
     updated_at: s.updatedAt,
     metadata: s.metadata,
-    'os-extended-snapshot-attributes:progress': s.status === 'available' ? '100%' : '0%',
-    'os-extended-snapshot-attributes:project_id': s.projectId,
   };
+  if (!created) {
+    out['os-extended-snapshot-attributes:progress'] = s.status === 'available' ? '100%' : '0%';
+    out['os-extended-snapshot-attributes:project_id'] = s.projectId;
+  }
   if (atLeast(v.mv, '3.14')) out.group_snapshot_id = null;
   if (atLeast(v.mv, '3.41')) out.user_id = s.userId;
   if (atLeast(v.mv, '3.65')) out.consumes_quota = true;
@@ -147,7 +160,7 @@ export function typeView(t: VolumeTypeRecord): unknown {
     description: t.description,
     is_public: t.isPublic,
     'os-volume-type-access:is_public': t.isPublic,
-    qos_specs_id: null,
+    // qos_specs_id is for admins only; the sim's user is a project member.
     extra_specs: t.extraSpecs,
   };
 }

@@ -100,7 +100,10 @@ export class CinderApi {
 
   private versionDocument(): Reply {
     const order: CinderApiVersion[] = ['v3', 'v2', 'v1'];
-    return { status: 300, body: { versions: order.filter((v) => this.opts.versions.includes(v)).map((v) => this.versionEntry(v)) } };
+    // Cinder serves its root before the request-ID middleware, and its
+    // versions app echoes the base microversion.
+    const headers: Record<string, string> = this.opts.versions.includes('v3') ? { 'openstack-api-version': 'volume 3.0', vary: 'OpenStack-API-Version' } : {};
+    return { status: 300, body: { versions: order.filter((v) => this.opts.versions.includes(v)).map((v) => this.versionEntry(v)) }, headers, noRequestId: true };
   }
 
   // -------------------------------------------------------------- routes
@@ -112,9 +115,13 @@ export class CinderApi {
     ];
     for (const api of this.opts.versions) {
       const root = `/volume/${api}`;
-      const version = (): Reply => ({ status: 200, body: { versions: [this.versionEntry(api)] } });
-      out.push({ service: 'volume', method: 'GET', template: root, auth: false, handler: version });
-      out.push({ service: 'volume', method: 'GET', template: `${root}/`, auth: false, handler: version });
+      // /v3/ is behind keystonemiddleware (401 without a token); only the root is open.
+      const version = (ctx: RequestContext): Reply => {
+        if (api === 'v3') negotiate(ctx, { service: 'volume', serviceType: 'volume', min: '3.0', max: this.opts.maxMicroversion });
+        return { status: 200, body: { versions: [this.versionEntry(api)] } };
+      };
+      out.push({ service: 'volume', method: 'GET', template: root, auth: true, handler: version });
+      out.push({ service: 'volume', method: 'GET', template: `${root}/`, auth: true, handler: version });
       const add = (method: string, path: string, fn: (a: Api) => Reply): void => {
         out.push({ service: 'volume', method, template: `${root}/{project}${path}`, auth: true, handler: (ctx) => fn(this.enter(ctx, api)) });
       };
@@ -157,6 +164,7 @@ export class CinderApi {
   private enter(ctx: RequestContext, api: CinderApiVersion): Api {
     if (ctx.params.project !== ctx.projectId) bad('Malformed request url');
     const mv = api === 'v3' ? negotiate(ctx, { service: 'volume', serviceType: 'volume', min: '3.0', max: this.opts.maxMicroversion }) : null;
+    if (ctx.malformedBody) bad('Malformed request body');
     const base = this.opts.baseUrl();
     const view: ViewContext = { api, mv, root: `${base}/volume/${api}/${ctx.projectId}`, bookmarkRoot: `${base}/volume/${ctx.projectId}`, state: this.state };
     return { api, mv, view, ctx };
@@ -178,12 +186,13 @@ export class CinderApi {
     return this.state.findType(idOrName) ?? notFound(`Volume type ${idOrName} could not be found.`);
   }
 
-  private nameOf(a: Api, body: Record<string, unknown>): string {
-    return (a.api === 'v1' ? str(body.display_name) : str(body.name) ?? str(body.display_name)) ?? '';
+  /** Cinder stores what it was given: a name or description left out is null, not ''. */
+  private nameOf(a: Api, body: Record<string, unknown>): string | null {
+    return (a.api === 'v1' ? str(body.display_name) : str(body.name) ?? str(body.display_name)) ?? null;
   }
 
-  private descriptionOf(a: Api, body: Record<string, unknown>): string {
-    return (a.api === 'v1' ? str(body.display_description) : str(body.description) ?? str(body.display_description)) ?? '';
+  private descriptionOf(a: Api, body: Record<string, unknown>): string | null {
+    return (a.api === 'v1' ? str(body.display_description) : str(body.description) ?? str(body.display_description)) ?? null;
   }
 
   // ------------------------------------------------------------- volumes
@@ -240,7 +249,7 @@ export class CinderApi {
       sourceVolId,
       backupId,
     });
-    return { status: a.api === 'v1' ? 200 : 202, body: { volume: volumeDetail(a.view, vol) } };
+    return { status: a.api === 'v1' ? 200 : 202, body: { volume: volumeDetail(a.view, vol, true) } };
   }
 
   private listVolumes(a: Api, detail: boolean): Reply {
@@ -279,7 +288,7 @@ export class CinderApi {
     const hasSnapshots = [...this.state.snapshots.values()].some((x) => x.volumeId === vol.id);
     if (!DELETABLE.has(vol.status) || vol.attachments.length > 0 || hasSnapshots) bad(DELETE_REFUSED);
     this.state.deleteVolume(vol);
-    return { status: 202 };
+    return { status: 202, plain: true };
   }
 
   private volumeAction(a: Api): Reply {
@@ -335,7 +344,7 @@ export class CinderApi {
     if (!(key in vol.metadata)) notFound(`Volume ${vol.id} has no metadata with key ${key}.`);
     const { [key]: _removed, ...rest } = vol.metadata;
     vol.metadata = rest;
-    return { status: 200 };
+    return { status: 200, plain: true };
   }
 
   // ----------------------------------------------------------- snapshots
@@ -351,7 +360,7 @@ export class CinderApi {
     const exceeded = this.state.quotas.check(this.state.snapshotQuotaDeltas(vol.volumeTypeId, vol.size));
     if (exceeded) overQuota(exceeded);
     const snap = this.state.createSnapshot(vol, this.nameOf(a, body), this.descriptionOf(a, body), parseMetadata(body.metadata));
-    return { status: a.api === 'v1' ? 200 : 202, body: { snapshot: snapshotView(a.view, snap) } };
+    return { status: a.api === 'v1' ? 200 : 202, body: { snapshot: snapshotView(a.view, snap, true) } };
   }
 
   private listSnapshots(a: Api): Reply {
@@ -381,7 +390,7 @@ export class CinderApi {
     const snap = this.snapshot(a.ctx.params.id);
     if (!['available', 'error'].includes(snap.status)) bad('Invalid snapshot: Volume Snapshot status must be available or error and must not be part of a group.');
     this.state.deleteSnapshot(snap);
-    return { status: 202 };
+    return { status: 202, plain: true };
   }
 
   // ------------------------------------------------------------- backups
@@ -419,7 +428,7 @@ export class CinderApi {
     const backup = this.backup(a.ctx.params.id);
     if (!['available', 'error'].includes(backup.status)) bad('Invalid backup: Backup status must be available or error');
     this.state.deleteBackup(backup);
-    return { status: 202 };
+    return { status: 202, plain: true };
   }
 
   private restoreBackup(a: Api): Reply {
@@ -440,7 +449,7 @@ export class CinderApi {
       if (exceeded) overQuota(exceeded);
       vol = s.createVolume(
         {
-          id: randomUUID(), name: str(body.name) ?? `restore_backup_${backup.id}`, description: '', size: backup.size,
+          id: randomUUID(), name: str(body.name) ?? `restore_backup_${backup.id}`, description: null, size: backup.size,
           availabilityZone: s.volumes.get(backup.volumeId)?.availabilityZone ?? s.availabilityZones[0], volumeTypeId: type.id,
           multiattach: typeIsMultiattach(type), metadata: {}, snapshotId: null, sourceVolId: null, backupId: backup.id,
         },
@@ -456,7 +465,8 @@ export class CinderApi {
     const project = a.ctx.params.id;
     if (project !== a.ctx.projectId) throw httpError('volume', 403, "Policy doesn't allow volume_extension:quotas:show to be performed.");
     const set: Record<string, unknown> = { id: project };
-    for (const [r, q] of this.state.quotas.entries()) set[r] = usage ? { ...q, allocated: 0 } : q.limit;
+    // 'allocated' belongs to the nested-quota driver, gone since Stein: limit, in_use and reserved only.
+    for (const [r, q] of this.state.quotas.entries()) set[r] = usage ? q : q.limit;
     return { status: 200, body: { quota_set: set } };
   }
 }

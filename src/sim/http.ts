@@ -8,6 +8,13 @@ export interface Reply {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** Without request-ID headers: the unversioned roots of Cinder and Nova are served before that middleware. */
+  noRequestId?: boolean;
+  /**
+   * A bare webob.Response from a Cinder controller (its DELETEs): Cinder's
+   * wsgi layer, which adds X-Compute-Request-Id, does not touch it.
+   */
+  plain?: boolean;
 }
 
 export interface RequestContext {
@@ -23,6 +30,11 @@ export interface RequestContext {
   projectId?: string;
   /** Headers every reply to this request carries (microversion echoes). */
   replyHeaders: Record<string, string>;
+  /**
+   * The body was not JSON. Cinder and Nova answer 400 only after negotiating
+   * the microversion (the 400 carries the echo), so their handlers check this.
+   */
+  malformedBody?: boolean;
 }
 
 export type Handler = (ctx: RequestContext) => Reply | Promise<Reply>;
@@ -94,7 +106,8 @@ const KEYSTONE_TITLES: Record<number, string> = {
 };
 
 export function errorBody(service: SimService, status: number, message: string): unknown {
-  if (service === 'identity') {
+  // Cinder's and Nova's 401s come from keystonemiddleware, in Keystone's shape.
+  if (service === 'identity' || status === 401) {
     return { error: { code: status, message, title: KEYSTONE_TITLES[status] ?? 'Error' } };
   }
   return { [FAULT_NAMES[status] ?? 'computeFault']: { code: status, message } };

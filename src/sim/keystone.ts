@@ -149,8 +149,13 @@ export class Identity {
     return { token: body };
   }
 
+  /** Keystone's 401 names itself in WWW-Authenticate, as keystonemiddleware does for the other services. */
+  private challenge(): Record<string, string> {
+    return { 'www-authenticate': `Keystone uri="${this.opts.baseUrl()}/identity/v3"` };
+  }
+
   private unauthorized(): never {
-    throw httpError('identity', 401, 'The request you have made requires authentication.');
+    throw httpError('identity', 401, 'The request you have made requires authentication.', this.challenge());
   }
 
   private domainMatches(d: unknown): boolean {
@@ -201,7 +206,7 @@ export class Identity {
       appCred = old.appCred;
       this.checkScopeV3(auth);
     } else {
-      throw httpError('identity', 401, `Attempted to authenticate with an unsupported method.`);
+      throw httpError('identity', 401, `Attempted to authenticate with an unsupported method.`, this.challenge());
     }
     const t = this.issue(methods, appCred);
     return { status: 201, body: this.tokenBodyV3(t), headers: { 'x-subject-token': t.id } };
@@ -280,7 +285,12 @@ export class Identity {
 
   routes(): Route[] {
     const r = (method: string, template: string, auth: boolean, handler: Route['handler']): Route => ({ service: 'identity', method, template, auth, handler });
-    const versions = (): Reply => ({ status: 300, body: { versions: { values: [this.versionV3(), this.versionV2()] } } });
+    // The 300 points at the preferred version with Location, as Keystone does.
+    const versions = (): Reply => ({
+      status: 300,
+      body: { versions: { values: [this.versionV3(), this.versionV2()] } },
+      headers: { location: `${this.opts.baseUrl()}/identity/v3/` },
+    });
     return [
       r('GET', '/identity', false, versions),
       r('GET', '/identity/', false, versions),

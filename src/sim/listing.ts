@@ -10,7 +10,7 @@ export const MAX_LIMIT = 1000;
 interface Sortable extends Stored {
   createdAt: string;
   updatedAt: string | null;
-  name: string;
+  name: string | null;
   status: string;
   size: number;
 }
@@ -18,8 +18,8 @@ interface Sortable extends Stored {
 const SORT_KEYS: Record<string, (x: Sortable) => string | number> = {
   created_at: (x) => x.seq,
   id: (x) => x.id,
-  name: (x) => x.name,
-  display_name: (x) => x.name,
+  name: (x) => x.name ?? '',
+  display_name: (x) => x.name ?? '',
   status: (x) => x.status,
   size: (x) => x.size,
   updated_at: (x) => x.updatedAt ?? x.createdAt,

@@ -64,10 +64,18 @@ export function negotiate(ctx: RequestContext, spec: NegotiationSpec): Microvers
       throw httpError(spec.service, 400, `API Version String ${requested} is of invalid format. Must be of format MajorNum.MinorNum.`);
     }
     if (compare(parsed, min) < 0 || compare(parsed, max) > 0) {
+      // The 406 echoes the version asked for; Cinder leaves out the bare legacy
+      // majors 1.0 and 2.0, which it treats as no microversion at all.
+      if (!(spec.service === 'volume' && parsed.minor === 0 && parsed.major < 3)) echo(ctx, spec, parsed);
       throw httpError(spec.service, 406, `Version ${requested} is not supported by the API. Minimum is ${spec.min} and maximum is ${spec.max}.`);
     }
     v = parsed;
   }
+  echo(ctx, spec, v);
+  return v;
+}
+
+function echo(ctx: RequestContext, spec: NegotiationSpec, v: Microversion): void {
   ctx.replyHeaders['openstack-api-version'] = `${spec.serviceType} ${format(v)}`;
   if (spec.legacyHeader) {
     ctx.replyHeaders[spec.legacyHeader] = format(v);
@@ -75,5 +83,4 @@ export function negotiate(ctx: RequestContext, spec: NegotiationSpec): Microvers
   } else {
     ctx.replyHeaders.vary = 'OpenStack-API-Version';
   }
-  return v;
 }

@@ -47,15 +47,16 @@ export class NovaApi {
       auth: true,
       handler: (ctx) => handler(ctx, this.negotiate(ctx)),
     });
-    const versions = (): Reply => ({ status: 200, body: { versions: [this.versionEntry()] } });
+    // The unversioned root is served before Nova's request-ID middleware.
+    const versions = (): Reply => ({ status: 200, body: { versions: [this.versionEntry()] }, noRequestId: true });
     return [
       { service: 'compute', method: 'GET', template: '/compute', auth: false, handler: versions },
       { service: 'compute', method: 'GET', template: '/compute/', auth: false, handler: versions },
       { service: 'compute', method: 'GET', template: '/compute/v2.1', auth: false, handler: () => ({ status: 200, body: { version: this.versionEntry() } }) },
       { service: 'compute', method: 'GET', template: '/compute/v2.1/', auth: false, handler: () => ({ status: 200, body: { version: this.versionEntry() } }) },
       r('GET', '/servers', () => ({ status: 200, body: { servers: [...this.state.instances.values()].map((i) => ({ id: i.id, name: i.name, links: this.links(i) })) } })),
-      r('GET', '/servers/detail', () => ({ status: 200, body: { servers: [...this.state.instances.values()].map((i) => this.serverView(i)) } })),
-      r('GET', '/servers/{server}', (ctx) => ({ status: 200, body: { server: this.serverView(this.server(ctx.params.server)) } })),
+      r('GET', '/servers/detail', (_ctx, mv) => ({ status: 200, body: { servers: [...this.state.instances.values()].map((i) => this.serverView(i, mv)) } })),
+      r('GET', '/servers/{server}', (ctx, mv) => ({ status: 200, body: { server: this.serverView(this.server(ctx.params.server), mv) } })),
       r('GET', '/servers/{server}/os-volume_attachments', (ctx, mv) => {
         const inst = this.server(ctx.params.server);
         return { status: 200, body: { volumeAttachments: [...inst.attachments.values()].map((a) => this.attachmentView(a, mv)) } };
@@ -70,7 +71,9 @@ export class NovaApi {
   }
 
   private negotiate(ctx: RequestContext): Microversion {
-    return negotiate(ctx, { service: 'compute', serviceType: 'compute', legacyHeader: 'x-openstack-nova-api-version', min: '2.1', max: this.opts.maxMicroversion });
+    const mv = negotiate(ctx, { service: 'compute', serviceType: 'compute', legacyHeader: 'x-openstack-nova-api-version', min: '2.1', max: this.opts.maxMicroversion });
+    if (ctx.malformedBody) throw httpError('compute', 400, 'Malformed request body');
+    return mv;
   }
 
   private server(id: string): InstanceRecord {
@@ -93,8 +96,9 @@ export class NovaApi {
     ];
   }
 
-  private serverView(i: InstanceRecord): unknown {
-    return {
+  /** A server as a project member sees it (no OS-EXT-SRV-ATTR admin fields), per microversion. */
+  private serverView(i: InstanceRecord, mv: Microversion): unknown {
+    const out: Record<string, unknown> = {
       id: i.id,
       name: i.name,
       status: i.status,
@@ -103,7 +107,10 @@ export class NovaApi {
       metadata: {},
       hostId: '',
       image: '',
-      flavor: { id: '1', links: [] },
+      // From 2.47 the flavor is embedded instead of linked.
+      flavor: atLeast(mv, '2.47')
+        ? { vcpus: 1, ram: 512, disk: 1, ephemeral: 0, swap: 0, original_name: 'm1.small', extra_specs: {} }
+        : { id: '1', links: [{ rel: 'bookmark', href: `${this.opts.baseUrl()}/compute/flavors/1` }] },
       created: i.createdAt.replace(/\.\d+$/, 'Z'),
       updated: i.createdAt.replace(/\.\d+$/, 'Z'),
       addresses: {},
@@ -120,8 +127,18 @@ export class NovaApi {
       'OS-EXT-STS:task_state': null,
       'OS-EXT-STS:vm_state': 'active',
       'OS-EXT-STS:power_state': 1,
-      'os-extended-volumes:volumes_attached': [...i.attachments.keys()].map((id) => ({ id, delete_on_termination: false })),
+      // delete_on_termination is listed from 2.3.
+      'os-extended-volumes:volumes_attached': [...i.attachments.keys()].map((id) => (atLeast(mv, '2.3') ? { id, delete_on_termination: false } : { id })),
     };
+    if (atLeast(mv, '2.9')) out.locked = false;
+    if (atLeast(mv, '2.73')) out.locked_reason = null;
+    if (atLeast(mv, '2.19')) out.description = null;
+    if (atLeast(mv, '2.26')) out.tags = [];
+    if (atLeast(mv, '2.63')) out.trusted_image_certificates = null;
+    if (atLeast(mv, '2.90')) out['OS-EXT-SRV-ATTR:hostname'] = i.name;
+    if (atLeast(mv, '2.71')) out.server_groups = [];
+    if (atLeast(mv, '2.96')) out.pinned_availability_zone = null;
+    return out;
   }
 
   private attachmentView(a: AttachmentRecord, mv: Microversion): unknown {

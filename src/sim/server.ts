@@ -138,7 +138,8 @@ export class RequestHandler {
         try {
           ctx.body = JSON.parse(raw);
         } catch {
-          throw httpError(service, 400, 'Malformed request body');
+          if (service !== 'volume' && service !== 'compute') throw httpError(service, 400, 'Malformed request body');
+          ctx.malformedBody = true;
         }
       }
       const reply = await found.route.handler(ctx);
@@ -151,8 +152,11 @@ export class RequestHandler {
 
   private write(res: ServerResponse, service: SimService, reply: Reply, extra: Record<string, string>): void {
     const requestId = `req-${randomUUID()}`;
-    const headers: Record<string, string> = { 'x-openstack-request-id': requestId, ...extra, ...reply.headers };
-    if (service === 'compute') headers['x-compute-request-id'] = requestId;
+    const headers: Record<string, string> = reply.noRequestId ? { ...extra, ...reply.headers } : { 'x-openstack-request-id': requestId, ...extra, ...reply.headers };
+    // Cinder's wsgi layer sends Nova's header too, on what its controllers
+    // answer: not on keystonemiddleware's 401 nor on a controller's bare response.
+    const cinderWsgi = service === 'volume' && reply.status !== 401 && !reply.plain;
+    if (!reply.noRequestId && (service === 'compute' || cinderWsgi)) headers['x-compute-request-id'] = requestId;
     let payload = '';
     if (typeof reply.body === 'string') {
       payload = reply.body;

@@ -22,8 +22,9 @@ export interface AttachmentRecord {
 }
 
 export interface VolumeRecord extends Stored {
-  name: string;
-  description: string;
+  /** null when the request named none, as Cinder prints it. */
+  name: string | null;
+  description: string | null;
   size: number;
   status: string;
   availabilityZone: string;
@@ -41,8 +42,8 @@ export interface VolumeRecord extends Stored {
 }
 
 export interface SnapshotRecord extends Stored {
-  name: string;
-  description: string;
+  name: string | null;
+  description: string | null;
   volumeId: string;
   volumeTypeId: string;
   size: number;
@@ -231,7 +232,7 @@ export class CloudState {
 
   // ----------------------------------------------------------- snapshots
 
-  createSnapshot(vol: VolumeRecord, name: string, description: string, metadata: Record<string, string>): SnapshotRecord {
+  createSnapshot(vol: VolumeRecord, name: string | null, description: string | null, metadata: Record<string, string>): SnapshotRecord {
     const snap: SnapshotRecord = {
       id: randomUUID(), seq: this.nextSeq(), name, description, volumeId: vol.id, volumeTypeId: vol.volumeTypeId, size: vol.size,
       status: 'creating', metadata, createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId,
