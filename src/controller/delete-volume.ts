@@ -20,31 +20,42 @@ export async function deleteVolume(env: ControllerEnv, req: DeleteVolumeRequest_
   const csiId = requireField(req.volume_id, 'volume_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const bs = cloud.blockStorage;
-  let volume;
-  try {
-    volume = await bs.getVolume(id, op);
-  } catch (err) {
-    if (isNotFound(err)) return {};
-    throw err;
-  }
-  if (volume.attachments.length > 0 || ATTACHED.includes(volume.status)) {
-    const nodes = publishedNodeIds(volume);
-    throw failedPrecondition(
-      `volume ${csiId} is ${volume.status}${nodes.length ? ` on server(s) ${nodes.join(', ')}` : ''}; it can be deleted once it is unpublished (detached)`,
-    );
-  }
-  if (BUSY.includes(volume.status)) throw aborted(`volume ${csiId} is '${volume.status}'; it can be deleted when Cinder has finished`);
-
-  if (volume.status !== 'deleting') {
-    await bs.deleteVolume(id, op).catch((err) => {
+  // Delete straight away: Cinder itself refuses (400/409) a volume that is
+  // attached, busy or has snapshots, and only then is the volume read to
+  // say which. An unknown ID is success (the volume is gone, as asked).
+  const refusal = await bs.deleteVolume(id, op).then(
+    () => undefined,
+    (err) => {
+      if (isNotFound(err)) return null;
+      if (isOpenStackError(err, 'bad_request') || isOpenStackError(err, 'conflict')) return err;
+      throw err;
+    },
+  );
+  if (refusal === null) return {};
+  if (refusal) {
+    let volume;
+    try {
+      volume = await bs.getVolume(id, op);
+    } catch (err) {
       // Deleted by someone else in the meantime: what we wanted.
-      if (isNotFound(err)) return;
-      throw translate(err, {
+      if (isNotFound(err)) return {};
+      throw err;
+    }
+    if (volume.attachments.length > 0 || ATTACHED.includes(volume.status)) {
+      const nodes = publishedNodeIds(volume);
+      throw failedPrecondition(
+        `volume ${csiId} is ${volume.status}${nodes.length ? ` on server(s) ${nodes.join(', ')}` : ''}; it can be deleted once it is unpublished (detached)`,
+      );
+    }
+    if (BUSY.includes(volume.status)) throw aborted(`volume ${csiId} is '${volume.status}'; it can be deleted when Cinder has finished`);
+    // A delete already under way: wait for it like our own.
+    if (volume.status !== 'deleting') {
+      throw translate(refusal, {
         // Cinder answers 400 for a volume with snapshots, 409 for a state race.
         bad_request: (m) => failedPrecondition(`Cinder refused to delete volume ${csiId}: ${m}; delete its VolumeSnapshots first`),
         conflict: (m) => aborted(`Cinder refused to delete volume ${csiId} now: ${m}; the CO retries`),
       });
-    });
+    }
   }
   try {
     await waitForVolume(cloud, id, { spec: WAIT.volumeDeleted, kind: 'volume:delete' }, op);

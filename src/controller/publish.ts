@@ -40,12 +40,11 @@ export async function publishVolume(env: ControllerEnv, req: ControllerPublishVo
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const pair: Pair = { cloud, csiId, volumeId: id, serverId };
 
+  // No look at the server first: Nova's attach answers 404 for an unknown
+  // server (see attach()), and an attachment already there proves it exists.
   const volume = await cloud.blockStorage
     .getVolume(id, op)
     .catch(rethrow({ not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`) }));
-  await cloud.compute
-    .getServer(serverId, op)
-    .catch(rethrow({ not_found: () => notFound(`node ${serverId}: cloud '${cloud.name}' has no Nova server with this ID (node IDs are Nova server UUIDs)`) }));
   const problem = capabilityProblem(cap, volume.multiattach);
   if (problem) throw invalidArgument(`volume ${csiId}: ${problem}`);
 
@@ -106,7 +105,9 @@ async function attach(pair: Pair, volume: Volume, op: Op): Promise<string | null
       bad_request: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
       // Nova answers 409 while the server is busy (building, migrating, another attach).
       conflict: (m) => aborted(`Nova cannot attach to server ${serverId} right now: ${m}; the CO retries`),
-      not_found: (m) => notFound(`Nova could not find server ${serverId} or volume ${csiId}: ${m}`),
+      // The volume was just read from Cinder, so what Nova cannot find is the server.
+      not_found: (m) =>
+        notFound(`node ${serverId}: cloud '${cloud.name}' has no Nova server with this ID (node IDs are Nova server UUIDs); Nova said: ${m}`),
     });
   }
 }
@@ -162,6 +163,11 @@ const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], go
 export async function unpublishVolume(env: ControllerEnv, req: ControllerUnpublishVolumeRequest__Output, op: Op): Promise<ControllerUnpublishVolumeResponse> {
   const csiId = requireField(req.volume_id, 'volume_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  if (req.node_id) {
+    await detach(env, { cloud, csiId, volumeId: id, serverId: req.node_id }, op);
+    return {};
+  }
+  // An empty node_id means: from every node (CSI spec).
   let volume: Volume;
   try {
     volume = await cloud.blockStorage.getVolume(id, op);
@@ -169,40 +175,69 @@ export async function unpublishVolume(env: ControllerEnv, req: ControllerUnpubli
     if (isNotFound(err)) return {};
     throw err;
   }
-  // An empty node_id means: from every node (CSI spec).
-  const servers = req.node_id ? [req.node_id] : publishedNodeIds(volume);
-  for (const serverId of servers) await detach(env, { cloud, csiId, volumeId: id, serverId }, volume, op);
+  for (const serverId of publishedNodeIds(volume)) await detach(env, { cloud, csiId, volumeId: id, serverId }, op);
   return {};
 }
 
-async function detach(env: ControllerEnv, pair: Pair, volume: Volume, op: Op): Promise<void> {
+/**
+ * Detach straight away: Nova's DELETE is the one authority on whether there
+ * is an attachment to remove (202: there was, and the wait starts at once).
+ * Only when Nova has none (404: no such attachment, server or volume) is
+ * Cinder asked what is left.
+ */
+async function detach(env: ControllerEnv, pair: Pair, op: Op): Promise<void> {
   const { cloud, csiId, volumeId, serverId } = pair;
-  try {
-    await cloud.compute.getServer(serverId, op);
-  } catch (err) {
-    // A deleted server has no attachments left.
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  const novaHas = (await novaAttachment(pair, op)) !== undefined;
-  const cinderHas = attachmentTo(volume, serverId) !== undefined;
-  if (!novaHas && !cinderHas) return;
-  if (!novaHas && volume.status !== 'detaching') {
-    // Nova drops its record last, so Cinder alone listing the attachment is a leftover.
-    throw failedPrecondition(
-      `Cinder lists an attachment of volume ${csiId} to server ${serverId} that Nova does not have; ` +
-        `remove it with 'openstack volume attachment delete' (see 'openstack volume attachment list --volume-id ${volumeId}')`,
-    );
-  }
-  if (novaHas) {
-    await cloud.compute.detachVolume(serverId, volumeId, op).catch((err) => {
-      if (isNotFound(err)) return;
+  const requested = await cloud.compute.detachVolume(serverId, volumeId, op).then(
+    () => true,
+    (err) => {
+      if (isNotFound(err)) return false;
       throw translate(err, {
         conflict: (m) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`),
         bad_request: (m) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`),
       });
-    });
+    },
+  );
+  if (requested || (await cinderStillAttached(pair, op))) await waitDetached(env, pair, op);
+}
+
+/**
+ * Nova has no attachment of the volume to this server. Whether Cinder still
+ * lists one: false when it does not (nothing to do), when the volume is gone,
+ * or when the server is (a deleted server has no attachments left); true when
+ * a detach is finishing (wait for it). Cinder alone listing the attachment
+ * otherwise is a leftover that needs an operator.
+ */
+async function cinderStillAttached(pair: Pair, op: Op): Promise<boolean> {
+  const { cloud, csiId, volumeId, serverId } = pair;
+  let volume: Volume;
+  try {
+    volume = await cloud.blockStorage.getVolume(volumeId, op);
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
   }
+  if (!attachmentTo(volume, serverId)) return false;
+  try {
+    await cloud.compute.getServer(serverId, op);
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+  // Nova drops its record last, so Cinder alone listing the attachment is a leftover.
+  if (volume.status === 'detaching') return true;
+  throw failedPrecondition(
+    `Cinder lists an attachment of volume ${csiId} to server ${serverId} that Nova does not have; ` +
+      `remove it with 'openstack volume attachment delete' (see 'openstack volume attachment list --volume-id ${volumeId}')`,
+  );
+}
+
+/**
+ * Wait until Cinder lists no attachment of the volume to this server, then
+ * look at Nova's record once (Nova drops it right after Cinder's, so it is
+ * normally gone already); only if it is still there, wait for it too.
+ */
+async function waitDetached(env: ControllerEnv, pair: Pair, op: Op): Promise<void> {
+  const { cloud, csiId, volumeId, serverId } = pair;
   try {
     await waitForVolume(
       cloud,
@@ -214,6 +249,7 @@ async function detach(env: ControllerEnv, pair: Pair, volume: Volume, op: Op): P
       },
       op,
     );
+    if ((await novaAttachment(pair, op)) === undefined) return;
     await env.waiterFor(cloud).waitFor({
       what: `Nova's attachment of volume ${volumeId} to server ${serverId}`,
       spec: NOVA_ATTACHMENT_GONE,
