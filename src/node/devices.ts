@@ -36,6 +36,12 @@ export interface DiscoveryOptions {
   log: Logger;
   /** Mount targets that belong to this volume (its staging path, its published targets). */
   ownTargets: ReadonlySet<string>;
+  /**
+   * Called with the device path as soon as it is found, before the check that
+   * nothing else uses it: a caller may start read-only work on it (the content
+   * probe) meanwhile, and must not act on that work unless the check passes.
+   */
+  onLocated?: (device: string) => void;
 }
 
 export interface FoundDevice {
@@ -74,6 +80,7 @@ export async function findVolumeDevice(opts: DiscoveryOptions): Promise<FoundDev
   for (let attempt = 1; ; attempt++) {
     const found = await lookOnce(opts);
     if (found) {
+      opts.onLocated?.(found.path);
       const foreign = await foreignUse(found.path, opts.ownTargets, opts.sysfsRoot, opts.signal);
       if (foreign) {
         throw failedPrecondition(

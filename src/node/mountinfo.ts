@@ -14,7 +14,7 @@
 // The kernel escapes space, tab, newline and backslash in paths and in the
 // source as a backslash and three octal digits (\040, \011, \012, \134), so
 // fields never contain a space and lines never contain a newline.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 export interface MountEntry {
   /** Mount point, unescaped. */
@@ -74,9 +74,16 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out;
 }
 
-/** Read and parse the mount table of this process's mount namespace. */
+/**
+ * Read and parse the mount table of this process's mount namespace. The read
+ * is synchronous on purpose: procfs builds the text from kernel memory (no
+ * disk, no network), so it cannot stall the way a filesystem can, and one
+ * read() here costs less than the five thread-pool round trips (open, fstat,
+ * read, read, close) of an asynchronous readFile, which is what a stats call
+ * under load waits on.
+ */
 export async function readMountinfo(file = PROC_MOUNTINFO): Promise<MountEntry[]> {
-  return parseMountinfo(await readFile(file, 'utf8'));
+  return parseMountinfo(readFileSync(file, 'utf8'));
 }
 
 function splitOptions(value: string): string[] {

@@ -75,6 +75,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     signal: AbortSignal,
     ctx: CallContext,
     timeoutMs = settings.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+    onLocated?: (device: string) => void,
   ): Promise<FoundDevice> {
     const found = await findVolumeDevice({
       volumeId,
@@ -85,6 +86,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       signal,
       log: ctx.log,
       ownTargets: new Set(ownTargets),
+      onLocated,
     });
     ctx.annotate({ device: found.path });
     return found;
@@ -100,24 +102,34 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx: CallContext,
   ): Promise<void> {
     const volumeId = req.volume_id;
-    const dir = await statOrNull(stagingPath);
+    const [dir, blockRecord] = await Promise.all([statOrNull(stagingPath), store.get(volumeId)]);
     if (!dir?.isDirectory()) {
       throw failedPrecondition(`staging_target_path ${stagingPath} is not an existing directory (the CO creates it)`);
     }
-    if (await store.get(volumeId)) throw alreadyExists(`volume ${volumeId} is staged for raw block access, not as a filesystem`);
-    const device = await discover(volumeId, req.publish_context, [stagingPath], signal, ctx);
-    // The probe only reads the device, so its fork starts now, beside the in-process
-    // checks below; its answer is used only once they have passed.
-    const probe = probeDevice(device.path, settings.sysfsRoot, signal);
-    probe.catch(() => undefined); // handled here so a failure while the checks run is not an unhandled rejection; awaited below
+    if (blockRecord) throw alreadyExists(`volume ${volumeId} is staged for raw block access, not as a filesystem`);
+    // The probe only reads the device, so its fork starts as soon as the device is found,
+    // beside the in-process checks (nothing else uses the device, nothing is mounted here yet);
+    // its answer is used only once they have passed.
+    const early: { device?: string; probe?: Promise<DeviceContents> } = {};
+    const startProbe = (dev: string): Promise<DeviceContents> => {
+      const p = probeDevice(dev, settings.sysfsRoot, signal);
+      p.catch(() => undefined); // handled here so a failure while the checks run is not an unhandled rejection; awaited below
+      early.device = dev;
+      early.probe = p;
+      return p;
+    };
+    let device: FoundDevice;
     let majMin: string;
     let existing: MountEntry | undefined;
     try {
+      device = await discover(volumeId, req.publish_context, [stagingPath], signal, ctx, undefined, startProbe);
       [majMin, existing] = await Promise.all([deviceNumber(device.path), findMountAt(stagingPath, signal)]);
     } catch (err) {
-      await probe.catch(() => undefined); // never leave the probe running behind the answer
+      await early.probe?.catch(() => undefined); // never leave the probe running behind the answer
       throw err;
     }
+    // The device the probe read must be the device we act on.
+    const probe = early.probe && early.device === device.path ? early.probe : startProbe(device.path);
     if (existing) {
       await probe.catch(() => undefined); // not needed: the device is mounted here already
       if (existing.majMin !== majMin) {
@@ -326,8 +338,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const readOnly = req.readonly || isReadOnlyMode(cap.mode);
     ctx.annotate({ volume_id: volumeId, target_path: targetPath, access_type: cap.access, readonly: readOnly });
     await inflight.run(volumeId, 'NodePublishVolume', req, ctx.signal, async (signal) => {
-      const staging = await canonicalPath(stagingPath);
-      const target = await canonicalPath(targetPath);
+      const [staging, target] = await Promise.all([canonicalPath(stagingPath), canonicalPath(targetPath)]);
       if (cap.access === 'mount') await publishFilesystem(req, cap, staging, target, readOnly, signal, ctx);
       else await publishBlock(req, cap, staging, target, readOnly, signal, ctx);
     });
