@@ -21,6 +21,9 @@ const DELETABLE = new Set(['available', 'error', 'error_restoring', 'error_exten
 const DELETE_REFUSED =
   'Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.';
 
+const RETYPE_REFUSED =
+  'Invalid volume: Retype needs volume to be in available or in-use state, not be part of an active migration or a consistency group, requested type has to be different that the one from the volume, and for in-use volumes front-end qos specs cannot change.';
+
 type Api = { api: CinderApiVersion; mv: Microversion | null; view: ViewContext; ctx: RequestContext };
 
 function bad(message: string): never {
@@ -204,7 +207,11 @@ export class CinderApi {
     const sourceVolId = str(body.source_volid) ?? null;
     // Cinder only reads backup_id from 3.47; below it the field is ignored.
     const backupId = atLeast(a.mv, '3.47') ? str(body.backup_id) ?? null : null;
-    let size = parseSize(body.size, !snapshotId && !sourceVolId && !backupId);
+    // Without a size or a source, Cinder's schema check fails with webob's generic text.
+    if ((body.size === undefined || body.size === null) && !snapshotId && !sourceVolId && !backupId) {
+      bad('The server could not comply with the request since it is either malformed or otherwise incorrect.');
+    }
+    let size = parseSize(body.size, false);
     let sourceSize = 0;
     let sourceTypeId: string | undefined;
     let sourceAz: string | undefined;
@@ -297,14 +304,16 @@ export class CinderApi {
     const action = Object.keys(body)[0];
     if (action === 'os-extend') return this.extend(a, vol, objectField('volume', body, 'os-extend'));
     if (action === 'os-retype') return this.retype(vol, objectField('volume', body, 'os-retype'));
-    return bad(`There is no such action: ${action ?? ''}`);
+    return bad(`There is no such action: ${action ?? ''}. Verify the request body and Content-Type header and try again.`);
   }
 
   private extend(a: Api, vol: VolumeRecord, args: Record<string, unknown>): Reply {
     const newSize = parseSize(args.new_size, true)!;
     const allowed = atLeast(a.mv, '3.42') ? ['available', 'in-use'] : ['available'];
     if (!allowed.includes(vol.status)) {
-      bad(`Invalid volume: Volume ${vol.id} status must be ${allowed.join(' or ')} to extend, currently ${vol.status}.`);
+      // Cinder prints its expected-status dict as Python does.
+      const expected = allowed.length === 1 ? `'${allowed[0]}'` : `(${allowed.map((x) => `'${x}'`).join(', ')})`;
+      bad(`Invalid volume: Volume ${vol.id} status must be '{'status': ${expected}}' to extend, currently ${vol.status}.`);
     }
     if (newSize <= vol.size) {
       bad(`Invalid input received: New size for extend must be greater than current size. (current: ${vol.size}, extended: ${newSize}).`);
@@ -320,7 +329,7 @@ export class CinderApi {
     const policy = str(args.migration_policy) ?? 'never';
     if (!['never', 'on-demand'].includes(policy)) bad(`Invalid input received: Migration policy ${policy} is invalid, must be 'never' or 'on-demand'.`);
     const type = this.state.findType(ref) ?? notFound(`Volume type with name ${ref} could not be found.`);
-    if (type.id === vol.volumeTypeId) bad(`Invalid input received: New volume_type same as original: ${ref}.`);
+    if (type.id === vol.volumeTypeId) bad(RETYPE_REFUSED);
     if (!['available', 'in-use'].includes(vol.status)) bad(`Invalid volume: Volume ${vol.id} status must be available or in-use, but current status is: ${vol.status}.`);
     if (vol.status === 'in-use' && vol.multiattach !== typeIsMultiattach(type)) bad('Invalid volume: Retyping an in-use volume between multiattach and non-multiattach types is not supported.');
     const t = this.state.typeName(type.id);

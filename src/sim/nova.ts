@@ -84,7 +84,7 @@ export class NovaApi {
 
   private bdm(inst: InstanceRecord, volumeId: string): AttachmentRecord {
     const a = inst.attachments.get(volumeId);
-    if (!a) throw httpError('compute', 404, `Volume ${volumeId} is not attached to the instance ${inst.id}`);
+    if (!a) throw httpError('compute', 404, `Instance ${inst.id} is not attached to volume ${volumeId}`);
     return a;
   }
 
@@ -164,7 +164,7 @@ export class NovaApi {
     if (vol.multiattach && !atLeast(mv, '2.60')) {
       throw httpError('compute', 400, 'Multiattach volumes are only supported starting with compute API version 2.60.');
     }
-    if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} already attached`);
+    if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} is already attached to instances: ${inst.id}`);
     const reservable = vol.multiattach ? ['available', 'in-use', 'reserved', 'downloading'] : ['available', 'downloading'];
     if (!reservable.includes(vol.status)) {
       // Cinder refuses the attachment; Nova reports Cinder's reason as invalid input.

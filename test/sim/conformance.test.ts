@@ -129,6 +129,27 @@ describe('sim conformance fixes (found against a real cloud)', () => {
     assert.ok(t.body.volume_types.every((x: Record<string, unknown>) => !('qos_specs_id' in x)));
   });
 
+  it("error messages as Cinder and Nova word them", async () => {
+    const noSize = await call('POST', `${s.volume}/volumes`, { token: s.token, body: { volume: { name: 'x' } } });
+    assert.deepEqual(noSize.body, { badRequest: { code: 400, message: 'The server could not comply with the request since it is either malformed or otherwise incorrect.' } });
+    const id = await availableVolume(s, { size: 1 });
+    const action = await call('POST', `${s.volume}/volumes/${id}/action`, { token: s.token, body: { 'os-nope': {} } });
+    assert.equal(action.body.badRequest.message, 'There is no such action: os-nope. Verify the request body and Content-Type header and try again.');
+    const same = await call('POST', `${s.volume}/volumes/${id}/action`, { token: s.token, body: { 'os-retype': { new_type: '__DEFAULT__' } } });
+    assert.match(same.body.badRequest.message, /^Invalid volume: Retype needs volume to be in available or in-use state/);
+    const server = sim.instances[0].id;
+    const unknown = await call('GET', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    assert.equal(unknown.body.itemNotFound.message, `Instance ${server} is not attached to volume ${id}`);
+    await call('POST', `${s.compute}/servers/${server}/os-volume_attachments`, { token: s.token, body: { volumeAttachment: { volumeId: id } } });
+    await waitFor(() => volumeStatus(s, id), (x) => x === 'in-use');
+    const again = await call('POST', `${s.compute}/servers/${server}/os-volume_attachments`, { token: s.token, body: { volumeAttachment: { volumeId: id } } });
+    assert.equal(again.body.badRequest.message, `Invalid volume: volume ${id} is already attached to instances: ${server}`);
+    const ext = await call('POST', `${s.volume}/volumes/${id}/action`, { token: s.token, body: { 'os-extend': { new_size: 2 } } });
+    assert.equal(ext.body.badRequest.message, `Invalid volume: Volume ${id} status must be '{'status': 'available'}' to extend, currently in-use.`);
+    await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    await waitFor(() => volumeStatus(s, id), (x) => x === 'available');
+  });
+
   it('Nova server view follows the microversion (2.3, 2.9, 2.19, 2.26, 2.47, 2.63, 2.71, 2.73, 2.90)', async () => {
     const server = sim.instances[0].id;
     const id = await availableVolume(s, { size: 1 });
