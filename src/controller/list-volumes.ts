@@ -1,29 +1,53 @@
 // ListVolumes: every volume of every configured cloud (the default cloud
-// first), paged with max_entries and a signed next_token.
+// first), paged with max_entries and a signed next_token. Without
+// max_entries the answer holds every volume (Cinder read a page of
+// listPageSize at a time), up to what a client accepts in one message: past
+// listResponseBytes it stops and hands out a next_token, as the spec allows.
 import type { ListVolumesRequest__Output } from '../gen/csi/v1/ListVolumesRequest';
-import type { ListVolumesResponse } from '../gen/csi/v1/ListVolumesResponse';
+import type { ListVolumesResponse, _csi_v1_ListVolumesResponse_Entry as Entry } from '../gen/csi/v1/ListVolumesResponse';
 import type { Volume } from '../openstack/types';
 import { invalidArgument } from '../csi/errors';
 import type { ControllerEnv, Op } from './env';
 import { decodeListToken, encodeListToken } from './list-token';
-import { collect, type Segment } from './paging';
+import { collect, type Position, type Segment } from './paging';
 import { csiVolume, publishedNodeIds, volumeCondition } from './views';
+import { listVolumesEntrySize } from './wire-size';
 
 export async function listVolumes(env: ControllerEnv, req: ListVolumesRequest__Output, op: Op): Promise<ListVolumesResponse> {
   if (req.max_entries < 0) throw invalidArgument(`max_entries must not be negative, not ${req.max_entries}`);
   const key = env.settings.listTokenKey;
-  const start = req.starting_token ? decodeListToken(req.starting_token, 'volumes', key) : undefined;
   const segments: Segment<Volume>[] = env.clouds.names.map((name) => ({
     cloud: name,
     list: (query, opts) => env.clouds.get(name)!.blockStorage.listVolumes(query, opts),
   }));
-  const budget = req.max_entries > 0 ? req.max_entries : env.settings.listPageSize;
-  const page = await collect(segments, start, budget, op);
-  return {
-    entries: page.items.map(({ segment, item }) => ({
-      volume: csiVolume(env, segment.cloud, item),
-      status: { published_node_ids: publishedNodeIds(item), volume_condition: volumeCondition(item) },
-    })),
-    next_token: page.next ? encodeListToken({ list: 'volumes', ...page.next }, key) : '',
-  };
+  const limit = req.max_entries > 0 ? req.max_entries : Infinity;
+  const entries: Entry[] = [];
+  const answer = (next: Position | undefined): ListVolumesResponse => ({
+    entries,
+    next_token: next ? encodeListToken({ list: 'volumes', ...next }, key) : '',
+  });
+
+  let position: Position | undefined = req.starting_token ? decodeListToken(req.starting_token, 'volumes', key) : undefined;
+  let bytes = 0;
+  /** Just after the last entry taken. */
+  let last: Position | undefined;
+  for (;;) {
+    const page = await collect(segments, position, Math.min(limit - entries.length, env.settings.listPageSize), op);
+    for (const { segment, item } of page.items) {
+      const entry: Entry = {
+        volume: csiVolume(env, segment.cloud, item),
+        status: { published_node_ids: publishedNodeIds(item), volume_condition: volumeCondition(item) },
+      };
+      const size = listVolumesEntrySize(entry);
+      if (last && bytes + size > env.settings.listResponseBytes) {
+        env.logger.debug({ entries: entries.length, bytes }, 'ListVolumes answer full: the rest follows with next_token');
+        return answer(last);
+      }
+      entries.push(entry);
+      bytes += size;
+      last = { cloud: segment.cloud, collection: segment.collection, marker: item.id };
+    }
+    if (!page.next || entries.length >= limit) return answer(page.next);
+    position = page.next;
+  }
 }

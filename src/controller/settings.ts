@@ -37,7 +37,16 @@ export interface ControllerSettings {
    * caps pages at its osapi_max_limit (1000 by default) anyway. Default 1000.
    */
   listPageSize: number;
+  /**
+   * Most encoded bytes of entries in one ListVolumes answer when max_entries
+   * is unset (the rest follows with next_token). gRPC clients refuse
+   * messages over 4 MiB by default. Default 3.5 MiB.
+   */
+  listResponseBytes: number;
 }
+
+/** gRPC clients' default receive limit is 4 MiB: this leaves room for the token and framing. */
+export const DEFAULT_LIST_RESPONSE_BYTES = 3.5 * 1024 * 1024;
 
 export const DEFAULT_CLUSTER_ID = 'kubernetes';
 
@@ -47,6 +56,8 @@ export function controllerSettings(partial: Partial<ControllerSettings> = {}): C
   if (!Number.isInteger(listPageSize) || listPageSize < 1) {
     throw new Error(`listPageSize must be a positive integer, not ${listPageSize}`);
   }
+  const listResponseBytes = partial.listResponseBytes ?? DEFAULT_LIST_RESPONSE_BYTES;
+  if (!(listResponseBytes > 0)) throw new Error(`listResponseBytes must be positive, not ${listResponseBytes}`);
   return {
     clusterId,
     azMap: { ...(partial.azMap ?? {}) },
@@ -55,5 +66,6 @@ export function controllerSettings(partial: Partial<ControllerSettings> = {}): C
     listTokenKey:
       partial.listTokenKey || createHash('sha256').update(`cinder-csi list token\0${clusterId}`).digest('hex'),
     listPageSize,
+    listResponseBytes,
   };
 }
