@@ -3,7 +3,7 @@
 // doubled slashes. A trailing slash is tolerated and dropped.
 import path from 'node:path';
 import { realpath } from 'node:fs/promises';
-import { invalidArgument, requireField } from '../csi/errors';
+import { invalidArgument, notFound, requireField } from '../csi/errors';
 
 export function validatePath(value: string | null | undefined, field: string): string {
   const p = requireField(value, field);
@@ -16,6 +16,21 @@ export function validatePath(value: string | null | undefined, field: string): s
   }
   if (trimmed === '/') throw invalidArgument(`${field} must not be the root directory`);
   return trimmed;
+}
+
+/**
+ * For calls that only look a volume up by its path (NodeGetVolumeStats,
+ * NodeExpandVolume): a path that could never have been published, such as a
+ * relative one, means the volume is not there, which the spec answers with
+ * NOT_FOUND. A missing field is still INVALID_ARGUMENT.
+ */
+export function lookupPath(value: string | null | undefined, field: string, volumeId: string): string {
+  requireField(value, field);
+  try {
+    return validatePath(value, field);
+  } catch (e) {
+    throw notFound(`volume ${volumeId} is not published at ${field} ${JSON.stringify(value)}: ${(e as Error).message}`);
+  }
 }
 
 /** The path with symlinks resolved, as the mount table shows it; the path itself when it does not exist. */

@@ -6,9 +6,10 @@
 // the first match nor drop a signature whose checksum is bad, so it lists
 // every signature on the device with its usage class. Beside it, in-process,
 // the partitions the kernel has already found (sysfs).
-import { readdir, access } from 'node:fs/promises';
+import { readdir, access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
+import { blockDeviceSize } from './stats';
 
 export interface DeviceContents {
   /** Filesystem type (a signature of usage "filesystem"), e.g. 'ext4', or null. */
@@ -31,15 +32,56 @@ export interface Signature {
 }
 
 export async function probeDevice(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<DeviceContents> {
-  const [wipefs, partitions] = await Promise.all([
+  // A new Cinder volume reads as zeros. When both ends of the device are
+  // zeros, no prober can find anything, and the fork of wipefs is saved.
+  const [zero, partitions] = await Promise.all([edgesAreZero(device, sysfsRoot), sysfsPartitions(path.basename(device), sysfsRoot)]);
+  if (zero) return classifySignatures([], partitions);
+  const [wipefs] = await Promise.all([
     run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], {
       signal,
       // The C locale: output that does not depend on the node's language settings (and no locale files to load).
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
     }),
-    sysfsPartitions(path.basename(device), sysfsRoot),
   ]);
   return classifySignatures(parseWipefs(wipefs.stdout), partitions);
+}
+
+/**
+ * How much of each end of a device to read. Every signature libblkid probes
+ * for lies within these: superblocks and labels near the start (ext at 1 KiB,
+ * btrfs and ReiserFS at 64 KiB, ISO 9660 and UDF descriptors at 32 KiB, LVM2,
+ * LUKS, bcache, MD 1.1/1.2, ZFS L0/L1, the VMFS header at 1 MiB), and backups
+ * and labels near the end (GPT's backup header, MD 0.90/1.0, ZFS L2/L3, DRBD's
+ * internal metadata superblock, nilfs2's backup superblock).
+ */
+export const EDGE_BYTES = 2 * 1024 * 1024;
+
+/** True when the first and last EDGE_BYTES of the device read as zeros. Any read problem answers false. */
+export async function edgesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
+  let handle;
+  try {
+    const size = await blockDeviceSize(device, sysfsRoot);
+    if (size <= 0) return false;
+    handle = await open(device, 'r');
+    const buffer = Buffer.alloc(Math.min(EDGE_BYTES, size));
+    for (const position of new Set([0, Math.max(0, size - buffer.length)])) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead !== buffer.length || !isZero(buffer)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function isZero(buffer: Buffer): boolean {
+  // Compare 8 bytes at a time; EDGE_BYTES and device sizes are multiples of 512.
+  const words = new BigUint64Array(buffer.buffer, buffer.byteOffset, Math.floor(buffer.length / 8));
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
+  for (let i = words.length * 8; i < buffer.length; i++) if (buffer[i] !== 0) return false;
+  return true;
 }
 
 /** Sort wipefs's signatures into what the stage decision needs. */

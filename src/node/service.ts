@@ -27,7 +27,7 @@ import type { NodeGetInfoRequest__Output } from '../gen/csi/v1/NodeGetInfoReques
 import type { NodeGetInfoResponse } from '../gen/csi/v1/NodeGetInfoResponse';
 import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
-import { canonicalPath, isMissing, validatePath } from './paths';
+import { canonicalPath, isMissing, lookupPath, validatePath } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, stagingMountOptions, type ParsedCapability } from './capability';
 import { findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, type FoundDevice } from './devices';
 import {
@@ -380,7 +380,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
 
   const NodeGetVolumeStats: NodeService['NodeGetVolumeStats'] = async (req, ctx) => {
     const volumeId = requireField(req.volume_id, 'volume_id');
-    const volumePath = await canonicalPath(validatePath(req.volume_path, 'volume_path'));
+    const volumePath = await canonicalPath(lookupPath(req.volume_path, 'volume_path', volumeId));
     ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
     // No InFlight here: stats are read-only and kubelet polls them; an ABORTED would only be noise.
     // Everything here is read in-process (stat, /proc/self/mountinfo, sysfs, statfs): kubelet polls stats for every volume.
@@ -412,7 +412,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
 
   const NodeExpandVolume: NodeService['NodeExpandVolume'] = async (req, ctx) => {
     const volumeId = requireField(req.volume_id, 'volume_id');
-    const volumePath = validatePath(req.volume_path, 'volume_path');
+    const volumePath = lookupPath(req.volume_path, 'volume_path', volumeId);
     const cap = req.volume_capability ? parseCapability(req.volume_capability) : null;
     ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
     return inflight.run(volumeId, 'NodeExpandVolume', req, ctx.signal, async (signal) => {

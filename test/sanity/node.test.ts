@@ -204,7 +204,6 @@ describe('Node Service', { skip: isRoot ? false : NEEDS_ROOT }, () => {
 
     it(
       'fails with NOT_FOUND when the volume is not found',
-      { todo: 'driver bug: NodeGetVolumeStats with an unknown volume_id and volume_path "some/path" answers INVALID_ARGUMENT ("volume_path must be an absolute path"); csi-sanity and the spec\'s "Volume does not exist" row want 5 NOT_FOUND' },
       statsCase(async (r) => {
       await expectError(r.node('NodeGetVolumeStats', { volume_id: fakeIds.volume(), volume_path: 'some/path' }), Code.NOT_FOUND);
     }),
@@ -212,7 +211,6 @@ describe('Node Service', { skip: isRoot ? false : NEEDS_ROOT }, () => {
 
     it(
       'fails with NOT_FOUND when the volume is not at the given path',
-      { todo: 'driver bug: NodeGetVolumeStats for a published volume with volume_path "some/path" answers INVALID_ARGUMENT ("volume_path must be an absolute path"); csi-sanity and the spec\'s "Volume does not exist ... on specified volume_path" row want 5 NOT_FOUND' },
       statsCase(async (r) => {
       const vol = await createVolume(r, uniqueName('sanity-node-get-volume-stats'));
       await stageAndPublish(r, vol);
@@ -235,7 +233,6 @@ describe('Node Service', { skip: isRoot ? false : NEEDS_ROOT }, () => {
 
     it(
       'fails with NOT_FOUND when the volume is not found',
-      { todo: 'driver bug: NodeExpandVolume with an unknown volume_id and volume_path "some/path" answers INVALID_ARGUMENT ("volume_path must be an absolute path"); csi-sanity and the spec\'s "Volume does not exist" row want 5 NOT_FOUND' },
       expandCase(async (r) => {
       await expectError(r.node('NodeExpandVolume', { volume_id: fakeIds.volume(), volume_path: 'some/path' }), Code.NOT_FOUND);
     }),
