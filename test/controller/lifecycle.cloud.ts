@@ -91,6 +91,12 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     const capacity = await rpc('GetCapacity', { volume_capabilities: [MOUNT_RWO] });
     assert.ok(Number(capacity.available_capacity) >= GiB, `capacity left: ${capacity.available_capacity}`);
 
+    // A server Nova does not know: NOT_FOUND (Nova's own 404 on the attach), and nothing is left attached.
+    const noSuchServer = '00000000-0000-4000-8000-00000000beef';
+    const unknown = await expectCode(rpc('ControllerPublishVolume', { volume_id: volumeId, node_id: noSuchServer, volume_capability: MOUNT_RWO }), grpc.status.NOT_FOUND);
+    assert.match(unknown.details, /Nova server/);
+    assert.equal((await cloud.blockStorage.getVolume(volumeId)).status, 'available');
+
     // Publish to the testbed's server: in-use, attached there, with a device hint.
     const published = await rpc('ControllerPublishVolume', { volume_id: volumeId, node_id: serverId, volume_capability: MOUNT_RWO });
     assert.match(published.publish_context.DevicePath ?? '', /^\/dev\//);
@@ -99,6 +105,13 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     assert.deepEqual(v.attachments.map((a) => a.serverId), [serverId]);
     const got = await rpc('ControllerGetVolume', { volume_id: volumeId });
     assert.deepEqual(got.status.published_node_ids, [serverId]);
+
+    // Attached: Cinder's refusal of the delete is FAILED_PRECONDITION naming the server; unpublishing
+    // from a server it is not attached to changes nothing.
+    const refused = await expectCode(rpc('DeleteVolume', { volume_id: volumeId }), grpc.status.FAILED_PRECONDITION);
+    assert.match(refused.details, new RegExp(serverId));
+    await rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: noSuchServer });
+    assert.equal((await cloud.blockStorage.getVolume(volumeId)).status, 'in-use');
 
     // Expand while attached (Cinder 3.42), or be told to detach first.
     const features = await cloud.blockStorage.features();
@@ -118,6 +131,7 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     assert.equal(v.status, 'available');
     assert.deepEqual(v.attachments, []);
     await assert.rejects(cloud.compute.getVolumeAttachment(serverId, volumeId), (e) => isNotFound(e));
+    await rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: serverId });
     if (!features.inUseExtend) {
       assert.equal(Number((await rpc('ControllerExpandVolume', expandReq)).capacity_bytes), 2 * GiB);
     }
