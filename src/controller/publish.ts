@@ -233,8 +233,7 @@ async function cinderStillAttached(pair: Pair, op: Op): Promise<boolean> {
 
 /**
  * Wait until Cinder lists no attachment of the volume to this server, then
- * look at Nova's record once (Nova drops it right after Cinder's, so it is
- * normally gone already); only if it is still there, wait for it too.
+ * look at Nova's record at once; only if it is still there, wait for it.
  */
 async function waitDetached(env: ControllerEnv, pair: Pair, op: Op): Promise<void> {
   const { cloud, csiId, volumeId, serverId } = pair;
@@ -249,13 +248,14 @@ async function waitDetached(env: ControllerEnv, pair: Pair, op: Op): Promise<voi
       },
       op,
     );
-    if ((await novaAttachment(pair, op)) === undefined) return;
     await env.waiterFor(cloud).waitFor({
       what: `Nova's attachment of volume ${volumeId} to server ${serverId}`,
       spec: NOVA_ATTACHMENT_GONE,
       fetch: (o) => cloud.compute.getVolumeAttachment(serverId, volumeId, o),
       stateOf: () => 'attached',
       kind: 'nova:detach',
+      // One look at once: Nova drops its record right after Cinder's, so it is normally gone already.
+      checkFirst: true,
       signal: op.signal,
       deadline: op.deadline,
     });

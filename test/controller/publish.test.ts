@@ -63,6 +63,27 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     }
   });
 
+  it('publish and unpublish ask Nova only to attach, to detach and once whether its record is gone', async () => {
+    const id = await h.createVolume('pvc-publish-requests');
+    const novaRequests = () => {
+      const counts = h.driver.sim.control.counters();
+      const of = (route: string) => counts[route] ?? 0;
+      return {
+        getServer: of('GET /compute/v2.1/servers/{server}'),
+        getAttachment: of('GET /compute/v2.1/servers/{server}/os-volume_attachments/{volume}'),
+        listAttachments: of('GET /compute/v2.1/servers/{server}/os-volume_attachments'),
+        attach: of('POST /compute/v2.1/servers/{server}/os-volume_attachments'),
+        detach: of('DELETE /compute/v2.1/servers/{server}/os-volume_attachments/{volume}'),
+      };
+    };
+    h.driver.sim.control.resetCounters();
+    await publish(id, nodeA);
+    assert.deepEqual(novaRequests(), { getServer: 0, getAttachment: 0, listAttachments: 0, attach: 1, detach: 0 });
+    await unpublish(id, nodeA);
+    assert.deepEqual(novaRequests(), { getServer: 0, getAttachment: 1, listAttachments: 0, attach: 1, detach: 1 });
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+  });
+
   it('passes readonly on to the node', async () => {
     const id = await h.createVolume('pvc-publish-ro');
     const res = await publish(id, nodeA, { readonly: true });
