@@ -4,6 +4,8 @@
 //   sim    run the simulated OpenStack in the foreground
 //   demo   run one volume lifecycle against the driver and print a timeline
 // This file is the only place that wires the simulator into the driver.
+// First, before anything allocates: the driver's V8 heap sizing (see cli/heap.ts).
+import './cli/heap';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp } from 'node:fs/promises';

@@ -3,7 +3,7 @@
 // same keys near the top when a caller forgets to scrub.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { REDACTED, isSecretKey, scrub } from '../src/log';
+import { REDACTED, holdsSecret, isSecretKey, scrub } from '../src/log';
 import { captureLog } from './helpers/server';
 
 test('scrub replaces the value of every secret-named key, at any depth, case-insensitively', () => {
@@ -43,4 +43,27 @@ test("the logger's own redaction hides secret keys a caller forgot to scrub", ()
   assert.equal(line.password, REDACTED);
   assert.equal((line.request as any).secrets, REDACTED);
   assert.equal((line.request as any).auth.token, REDACTED);
+});
+
+test("the logger's redaction reaches any depth, keeps errors readable, and leaves secret-free objects as they are", () => {
+  const log = captureLog('debug');
+  const err = Object.assign(new Error('boom'), { code: 'E_TEST' });
+  log.logger.info({ a: { b: { c: { d: { password: 'deep-SECRET', keep: 'yes' } } } }, err }, 'deep');
+  log.logger.info({ volume_id: 'v-1', nested: { list: [{ id: 1 }] } }, 'plain');
+  const text = log.text();
+  assert.ok(!text.includes('SECRET'), text);
+  const [deep, plain] = log.lines();
+  assert.equal((deep.a as any).b.c.d.password, REDACTED);
+  assert.equal((deep.a as any).b.c.d.keep, 'yes');
+  assert.equal((deep.err as any).message, 'boom');
+  assert.equal((deep.err as any).code, 'E_TEST');
+  assert.match(String((deep.err as any).stack), /boom/);
+  assert.deepEqual(plain.nested, { list: [{ id: 1 }] });
+  assert.equal(plain.volume_id, 'v-1');
+});
+
+test('holdsSecret finds secret keys at any depth without false alarms', () => {
+  assert.equal(holdsSecret({ a: [{ b: { Token: 'x' } }] }), true);
+  assert.equal(holdsSecret({ a: [{ b: { id: 'x' } }], buf: Buffer.alloc(4096) }), false);
+  assert.equal(holdsSecret('password'), false);
 });

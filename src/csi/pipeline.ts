@@ -106,7 +106,10 @@ async function handle(
     const v = request[key];
     if (typeof v === 'string' && v !== '') fields[key] = v;
   }
-  const log = opts.logger.child({ request_id: requestId, method });
+  // The child logger is made on first use: most calls never log beyond their
+  // one info line, and a child per call is garbage at thousands of calls.
+  let log: Logger | undefined;
+  const callLog = (): Logger => (log ??= opts.logger.child({ request_id: requestId, method }));
   const deadline = deadlineOf(call);
   const controller = new AbortController();
   const timer = deadline !== null ? setTimeout(() => controller.abort(new Error('deadline')), Math.max(0, deadline - Date.now())) : undefined;
@@ -117,15 +120,18 @@ async function handle(
     method,
     signal: controller.signal,
     deadline,
-    log,
+    get log() {
+      return callLog();
+    },
     annotate: (more) => Object.assign(fields, more),
   };
-  if (log.isLevelEnabled('debug')) log.debug({ request: scrub(request) }, 'request');
+  const debug = opts.logger.isLevelEnabled('debug');
+  if (debug) callLog().debug({ request: scrub(request) }, 'request');
   try {
     const response = await handler(request, ctx);
     fields.code = 'OK';
     fields.duration_ms = Math.round(performance.now() - started);
-    if (log.isLevelEnabled('debug')) log.debug({ response: scrub(response) }, 'response');
+    if (debug) callLog().debug({ response: scrub(response) }, 'response');
     // A Probe that answers "not ready" is news, and keeps its info line.
     if (ROUTINE_METHODS.has(method) && fields.not_ready === undefined) opts.logger.debug(fields, `${method} OK`);
     else opts.logger.info(fields, `${method} OK`);
