@@ -13,11 +13,9 @@ import { unavailable } from './csi/errors';
 import type { Handler } from './csi/context';
 import { createIdentityService, type Readiness } from './identity/service';
 import type { Cloud, InstanceIdentity } from './openstack/types';
-import { createCloud, createInstanceMetadata } from './openstack/cloud';
-import { createControllerService } from './controller/service';
-import { createCloudSet } from './controller/clouds';
-import { createNodeService } from './node/service';
-import { resolveNodeSettings } from './node/settings';
+// The controller half (OpenStack client, undici) and the node half are loaded
+// only by a driver that runs them: a node plugin never holds the HTTP client
+// and the controller code in memory, nor a controller the node code.
 
 export interface DriverOptions {
   mode: Mode;
@@ -53,6 +51,9 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
         `no OpenStack cloud is configured in ${config.source}: add a 'clouds:' or 'dataset:' section, or set OS_AUTH_URL and friends`,
       );
     }
+    const { createCloud } = await import('./openstack/cloud');
+    const { createControllerService } = await import('./controller/service');
+    const { createCloudSet } = await import('./controller/clouds');
     const clouds: Cloud[] = config.clouds.map((c) => createCloud(c, logger.child({ cloud: c.name })));
     closers.push(async () => {
       await Promise.all(clouds.map((c) => c.close()));
@@ -165,6 +166,9 @@ async function nodeHandlers(
   logger: Logger,
   identityTimeoutMs: number,
 ): Promise<{ handlers: Record<string, Handler<any, any>>; readiness: () => Readiness; stop: () => Promise<void> }> {
+  const { createInstanceMetadata } = await import('./openstack/metadata');
+  const { createNodeService } = await import('./node/service');
+  const { resolveNodeSettings } = await import('./node/settings');
   const metadata = createInstanceMetadata({
     order: config.node.metadataSearchOrder,
     metadataUrl: config.node.metadataUrl,

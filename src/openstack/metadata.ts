@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from '../log';
 import { run } from '../util/exec';
 import { OpenStackError } from './errors';
-import { HttpClient } from './http';
+import type { HttpClient } from './http';
 import { raceSignal } from './keystone';
 import { sleep } from './retry';
 import type { CallOptions, InstanceIdentity } from './types';
@@ -129,6 +129,8 @@ export function createInstanceMetadata(opts: InstanceMetadataOptions): InstanceM
 async function withMetadataHttp<T>(opts: InstanceMetadataOptions, fn: (http: HttpClient) => Promise<T>): Promise<T> {
   // The metadata service is plain HTTP on a link-local address; a short
   // timeout keeps a node off OpenStack from hanging at start.
+  // Loaded here, not at the top: a node plugin told its instance ID never loads the HTTP client.
+  const { HttpClient } = await import('./http');
   const http = new HttpClient({ tls: { verify: true }, requestTimeoutMs: opts.timeoutMs ?? 2_000, logger: opts.logger });
   try {
     return await fn(http);
