@@ -5,10 +5,10 @@ import type { ControllerPublishVolumeRequest__Output } from '../gen/csi/v1/Contr
 import type { ControllerPublishVolumeResponse } from '../gen/csi/v1/ControllerPublishVolumeResponse';
 import type { ControllerUnpublishVolumeRequest__Output } from '../gen/csi/v1/ControllerUnpublishVolumeRequest';
 import type { ControllerUnpublishVolumeResponse } from '../gen/csi/v1/ControllerUnpublishVolumeResponse';
-import type { Cloud, Volume, WaitSpec } from '../openstack/types';
+import { READONLY_METADATA_KEY, readonlyFlag, type Cloud, type Volume, type WaitSpec } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
 import { capabilityProblem } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
@@ -18,7 +18,12 @@ import { publishedNodeIds } from './views';
 /** publish_context keys. DevicePath is the Go plugin's key; the node treats it as a hint and verifies the disk's serial. */
 export const PUBLISH_CONTEXT = {
   devicePath: 'DevicePath',
-  /** 'true' when the CO published the volume read-only: the node sets the block device read-only. */
+  /**
+   * 'true' when the CO published the volume read-only: Cinder's readonly flag
+   * was set for the attach (Cinder records the attachment as 'ro'), and the
+   * node sets the block device read-only too, which also covers clouds whose
+   * Nova is handed access_mode 'rw' despite the flag.
+   */
   readonly: 'readonly',
 } as const;
 
@@ -48,14 +53,66 @@ export async function publishVolume(env: ControllerEnv, req: ControllerPublishVo
   const problem = capabilityProblem(cap, volume.multiattach);
   if (problem) throw invalidArgument(`volume ${csiId}: ${problem}`);
 
+  // The volume GET tells the readonly flag: publishing read-write a volume
+  // never flagged costs no request more.
+  const flagMatches = readonlyFlag(volume) === req.readonly;
   const mine = attachmentTo(volume, serverId);
-  if (mine && volume.status === 'in-use') return { publish_context: publishContext(mine.device, req.readonly) };
+  if (mine && volume.status === 'in-use') {
+    if (!flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
+    return { publish_context: publishContext(mine.device, req.readonly) };
+  }
   // Cinder lists an attachment only once it is complete; Nova knows of one
   // in progress (an earlier attempt that ran out of time): wait for that.
   const pending = mine ?? (PENDING_ATTACH.includes(volume.status) ? await novaAttachment(pair, op) : undefined);
+  if (pending && !flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
+  if (!pending && !flagMatches) await setReadonlyFlag(pair, volume, req.readonly, op);
   const hint = pending ? (pending.device ?? null) : await attach(pair, volume, op);
   const attached = await waitAttached(env, pair, op);
   return { publish_context: publishContext(attachmentTo(attached, serverId)?.device || hint, req.readonly) };
+}
+
+const mode = (readonly: boolean) => (readonly ? 'read-only' : 'read-write');
+
+/**
+ * Already published (or being published) to this node with the other
+ * readonly flag: CSI's row for "published but incompatible" is ALREADY_EXISTS.
+ */
+function incompatiblePublish(pair: Pair, volume: Volume, readonly: boolean) {
+  const { csiId, serverId } = pair;
+  return alreadyExists(
+    `volume ${csiId} is already published to node ${serverId} ${mode(readonlyFlag(volume))} (Cinder's readonly flag is ` +
+      `'${volume.metadata[READONLY_METADATA_KEY] ?? 'unset'}'); to publish it ${mode(readonly)}, unpublish it from this node first`,
+  );
+}
+
+/**
+ * Set or clear Cinder's readonly flag before the attach, so the attachment
+ * Cinder hands Nova has the wanted access mode. Cinder changes the flag only
+ * while the volume is available, and the flag covers every attachment of the
+ * volume: a volume attached anywhere keeps the flag it has.
+ */
+async function setReadonlyFlag(pair: Pair, volume: Volume, readonly: boolean, op: Op): Promise<void> {
+  const { cloud, csiId, volumeId } = pair;
+  const servers = publishedNodeIds(volume);
+  if (servers.length > 0 || PENDING_ATTACH.includes(volume.status)) {
+    const where = servers.length > 0 ? `attached ${mode(readonlyFlag(volume))} to server ${servers.join(', ')}` : `being attached ${mode(readonlyFlag(volume))} to another server`;
+    throw failedPrecondition(
+      `volume ${csiId} is ${where}, and Cinder's readonly flag applies to every attachment of a volume: ` +
+        `it can be published ${mode(readonly)} once it is unpublished from every node (or publish it ${mode(!readonly)} here)`,
+    );
+  }
+  if (volume.status !== 'available') {
+    throw aborted(`volume ${csiId} is '${volume.status}'; its readonly flag can be changed for the attach when Cinder has finished`);
+  }
+  await cloud.blockStorage.setReadonlyFlag(volumeId, readonly, op).catch(
+    rethrow({
+      // Cinder's only refusal here is the volume's status, which moved since the look above.
+      bad_request: (m) => aborted(`Cinder cannot change the readonly flag of volume ${csiId} right now: ${m}; the CO retries`),
+      not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`),
+      forbidden: (m) =>
+        failedPrecondition(`Cinder's policy (volume:update_readonly_flag) does not let this cloud's user set volume ${csiId}'s readonly flag: ${m}`),
+    }),
+  );
 }
 
 /** Volume states of an attach under way. */

@@ -168,7 +168,13 @@ export class Cinder implements BlockStorage {
     await this.call(api, { ...opts, method: 'POST', path: `/volumes/${enc(id)}/metadata`, json: { metadata }, idempotent: true });
   }
 
-  private action(api: CinderApi, id: string, json: Json, opts: CallOptions): Promise<unknown> {
+  async setReadonlyFlag(id: string, readonly: boolean, opts: CallOptions = {}): Promise<void> {
+    const api = await this.current(opts);
+    // Setting the flag to a value is the same however often it is done, so it may be retried.
+    await this.action(api, id, { 'os-update_readonly_flag': { readonly } }, { ...opts, idempotent: true });
+  }
+
+  private action(api: CinderApi, id: string, json: Json, opts: CallOptions & { idempotent?: boolean }): Promise<unknown> {
     return this.call(api, { ...opts, method: 'POST', path: `/volumes/${enc(id)}/action`, json });
   }
 

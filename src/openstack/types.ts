@@ -95,6 +95,14 @@ export interface Volume {
   migrationStatus: string | null;
 }
 
+/** Where Cinder shows a volume's readonly flag: metadata key 'readonly', value 'True' or 'False' (Python's str(bool)). */
+export const READONLY_METADATA_KEY = 'readonly';
+
+/** Whether the volume's readonly flag is set, read from the metadata Cinder shows. */
+export function readonlyFlag(volume: Pick<Volume, 'metadata'>): boolean {
+  return volume.metadata[READONLY_METADATA_KEY] === 'True';
+}
+
 export interface CreateVolumeInput {
   name: string;
   size: number;
@@ -226,6 +234,13 @@ export interface BlockStorage {
   extendVolume(id: string, newSizeGiB: number, opts?: CallOptions): Promise<void>;
   retypeVolume(id: string, volumeType: string, migrationPolicy: 'never' | 'on-demand', opts?: CallOptions): Promise<void>;
   setVolumeMetadata(id: string, metadata: Record<string, string>, opts?: CallOptions): Promise<void>;
+  /**
+   * Cinder's readonly flag (os-update_readonly_flag): attachments made while
+   * it is set are read-only. Cinder changes it only while the volume is
+   * 'available' (400 otherwise). It shows in the volume's metadata as
+   * `readonly: 'True'|'False'` (READONLY_METADATA_KEY) once it was ever set.
+   */
+  setReadonlyFlag(id: string, readonly: boolean, opts?: CallOptions): Promise<void>;
 
   createSnapshot(input: CreateSnapshotInput, opts?: CallOptions): Promise<Snapshot>;
   getSnapshot(id: string, opts?: CallOptions): Promise<Snapshot>;

@@ -52,6 +52,47 @@ function parseBool(v: unknown, field: string): boolean {
   return bad(`Invalid input received: ${field} must be a boolean: ${String(v)}`);
 }
 
+/** Cinder's parameter_types.boolean: JSON booleans and these strings, nothing else. */
+const SCHEMA_BOOLEANS: Array<boolean | string> = [
+  true, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'y', 't',
+  false, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f',
+];
+const SCHEMA_TRUE = new Set<unknown>(SCHEMA_BOOLEANS.slice(0, 13));
+
+/** A value as Python prints it with repr() (enough for JSON values). */
+function pyRepr(v: unknown): string {
+  if (v === null || v === undefined) return 'None';
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (typeof v === 'string') return `'${v}'`;
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(', ')}]`;
+  if (typeof v === 'object') return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `'${k}': ${pyRepr(x)}`).join(', ')}}`;
+  return String(v);
+}
+
+/** A field checked against parameter_types.boolean, with jsonschema's messages as Cinder wraps them. */
+function schemaBoolean(v: unknown, field: string): boolean {
+  const value = typeof v === 'string' ? v : pyRepr(v);
+  if (typeof v !== 'boolean' && typeof v !== 'string') bad(`Invalid input for field/attribute ${field}. Value: ${value}. ${pyRepr(v)} is not of type 'boolean', 'string'`);
+  if (!SCHEMA_BOOLEANS.includes(v)) bad(`Invalid input for field/attribute ${field}. Value: ${value}. ${pyRepr(v)} is not one of ${pyRepr(SCHEMA_BOOLEANS)}`);
+  return SCHEMA_TRUE.has(v);
+}
+
+/** The os-update_readonly_flag body as Cinder's volume_readonly_update schema checks it. */
+function readonlyFlagArgument(args: unknown): boolean {
+  const field = 'os-update_readonly_flag';
+  if (!args || typeof args !== 'object' || Array.isArray(args)) {
+    bad(`Invalid input for field/attribute ${field}. Value: ${pyRepr(args)}. ${pyRepr(args)} is not of type 'object'`);
+  }
+  const keys = Object.keys(args);
+  if (!keys.includes('readonly')) bad(`Invalid input for field/attribute ${field}. Value: ${pyRepr(args)}. 'readonly' is a required property`);
+  const extra = keys.filter((k) => k !== 'readonly');
+  if (extra.length > 0) {
+    bad(`Invalid input for field/attribute ${field}. Value: ${pyRepr(args)}. Additional properties are not allowed (${extra.map(pyRepr).join(', ')} ${extra.length === 1 ? 'was' : 'were'} unexpected)`);
+  }
+  return schemaBoolean((args as Record<string, unknown>).readonly, 'readonly');
+}
+
 function parseMetadata(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) bad('Invalid input received: metadata must be a dictionary.');
@@ -268,7 +309,7 @@ export class CinderApi {
     const page = listPage({
       ctx: a.ctx,
       collection: this.state.volumes,
-      filter: (v) => (name === null || v.name === name) && (status === null || v.status === status) && (az === null || v.availabilityZone === az) && metadataMatches(v.metadata, metadata),
+      filter: (v) => (name === null || v.name === name) && (status === null || v.status === status) && (az === null || v.availabilityZone === az) && metadataMatches(this.state.visibleMetadata(v), metadata),
       notFound: (id) => `Volume ${id} could not be found.`,
       linkBase: `${a.view.root}/volumes`,
       paging: a.api !== 'v1',
@@ -299,9 +340,11 @@ export class CinderApi {
   }
 
   private volumeAction(a: Api): Reply {
-    const vol = this.volume(a.ctx.params.id);
     const body = a.ctx.body && typeof a.ctx.body === 'object' ? (a.ctx.body as Record<string, unknown>) : {};
     const action = Object.keys(body)[0];
+    // Cinder checks this action's body against its schema before it looks the volume up.
+    if (action === 'os-update_readonly_flag') return this.updateReadonlyFlag(a, readonlyFlagArgument(body[action]));
+    const vol = this.volume(a.ctx.params.id);
     if (action === 'os-extend') return this.extend(a, vol, objectField('volume', body, 'os-extend'));
     if (action === 'os-retype') return this.retype(vol, objectField('volume', body, 'os-retype'));
     return bad(`There is no such action: ${action ?? ''}. Verify the request body and Content-Type header and try again.`);
@@ -322,6 +365,17 @@ export class CinderApi {
     if (exceeded) overQuota(exceeded);
     this.state.extendVolume(vol, newSize);
     return { status: 202 };
+  }
+
+  /** Cinder changes the flag only while the volume is available: not while it is attached, attaching or busy. */
+  private updateReadonlyFlag(a: Api, readonly: boolean): Reply {
+    const vol = this.volume(a.ctx.params.id);
+    if (vol.status !== 'available') {
+      bad(`Invalid volume: Volume ${vol.id} status must be available to update readonly flag, but current status is: ${vol.status}.`);
+    }
+    this.state.setReadonlyFlag(vol, readonly);
+    // A @wsgi.response(202) action returning None: Cinder's wsgi layer still names JSON, with an empty body.
+    return { status: 202, headers: { 'content-type': 'application/json' } };
   }
 
   private retype(vol: VolumeRecord, args: Record<string, unknown>): Reply {

@@ -70,15 +70,20 @@ export class Hypervisor {
     );
   }
 
-  /** Makes the loop device and the by-id link; returns the loop device path. */
-  attach(volumeId: string, sizeGiB: number, instanceKey: string, deviceRoot: string): Promise<string | null> {
+  /**
+   * Makes the loop device and the by-id link; returns the loop device path.
+   * A read-only attachment (Cinder's access_mode 'ro') is a read-only loop
+   * device, so every write through it fails as it would on libvirt's
+   * read-only disk.
+   */
+  attach(volumeId: string, sizeGiB: number, instanceKey: string, deviceRoot: string, readonly = false): Promise<string | null> {
     if (!this.enabled) return Promise.resolve(null);
     return this.serial(volumeId, async () => {
       const key = `${volumeId}|${instanceKey}`;
       const existing = this.attached.get(key);
       if (existing) return existing.loop;
       await this.ensureImage('volumes', volumeId, sizeGiB);
-      const loop = await this.losetup(['--find', '--show', '--', this.imagePath('volumes', volumeId)]);
+      const loop = await this.losetup([...(readonly ? ['--read-only'] : []), '--find', '--show', '--', this.imagePath('volumes', volumeId)]);
       const byId = path.join(deviceRoot, 'disk', 'by-id');
       const link = path.join(byId, Hypervisor.byIdName(volumeId));
       try {
@@ -90,7 +95,7 @@ export class Hypervisor {
         throw err;
       }
       this.attached.set(key, { loop, link });
-      this.logger.debug({ volumeId, loop, link }, 'sim: attached loop device');
+      this.logger.debug({ volumeId, loop, link, readonly }, 'sim: attached loop device');
       return loop;
     });
   }

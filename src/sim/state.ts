@@ -19,6 +19,8 @@ export interface AttachmentRecord {
   attachedAt: string | null;
   /** Cinder's attach_status for this attachment. */
   state: 'reserved' | 'attaching' | 'attached' | 'detaching';
+  /** The access mode the connection was made with: 'ro' when the volume's readonly flag was 'True' at attach. */
+  accessMode: 'rw' | 'ro';
 }
 
 export interface VolumeRecord extends Stored {
@@ -31,6 +33,11 @@ export interface VolumeRecord extends Stored {
   volumeTypeId: string;
   multiattach: boolean;
   metadata: Record<string, string>;
+  /**
+   * Cinder's readonly flag, kept in the volume's admin metadata as Python's
+   * str(bool): absent until os-update_readonly_flag first sets it.
+   */
+  readonlyFlag?: 'True' | 'False';
   snapshotId: string | null;
   sourceVolId: string | null;
   backupId: string | null;
@@ -225,6 +232,16 @@ export class CloudState {
     }, () => this.setVolumeStatus(vol, back));
   }
 
+  /** os-update_readonly_flag: admin metadata only, so updated_at does not move (as in Cinder). */
+  setReadonlyFlag(vol: VolumeRecord, readonly: boolean): void {
+    vol.readonlyFlag = readonly ? 'True' : 'False';
+  }
+
+  /** The metadata Cinder shows: the user's, with the visible admin metadata (readonly) over it. */
+  visibleMetadata(vol: VolumeRecord): Record<string, string> {
+    return vol.readonlyFlag === undefined ? vol.metadata : { ...vol.metadata, readonly: vol.readonlyFlag };
+  }
+
   setVolumeStatus(vol: VolumeRecord, status: string): void {
     vol.status = status;
     vol.updatedAt = now();
@@ -317,6 +334,13 @@ export class CloudState {
     const a: AttachmentRecord = {
       attachmentId: randomUUID(), bdmUuid: randomUUID(), volumeId: vol.id, serverId: inst.id, device,
       hostName: inst.name, attachedAt: null, state: 'reserved',
+      // Cinder records attach_mode 'ro' for an attachment made while the flag is
+      // set, and its connection info says access_mode 'ro' when the flag reads
+      // 'True' (volume manager _parse_connection_options), which libvirt attaches
+      // read-only. Caveat seen on Zed: the manager reads the flag from admin
+      // metadata, loaded only for an admin context, so an attach under a project
+      // member's token gets access_mode 'rw' although attach_mode is 'ro'.
+      accessMode: vol.readonlyFlag === 'True' ? 'ro' : 'rw',
     };
     vol.attachments.push(a);
     inst.attachments.set(vol.id, a);
@@ -328,7 +352,7 @@ export class CloudState {
       a.state = 'attaching';
       if (!wasInUse && vol.status === 'reserved') this.setVolumeStatus(vol, 'attaching');
     });
-    this.change(total, () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot), () => {
+    this.change(total, () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot, a.accessMode === 'ro'), () => {
       a.state = 'attached';
       a.attachedAt = now();
       this.setVolumeStatus(vol, 'in-use');

@@ -173,4 +173,35 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     await rpc('DeleteVolume', { volume_id: volumeId });
     await rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
   });
+
+  it('publishes read-only with Cinder\'s readonly flag; the other readonly on the same node is ALREADY_EXISTS; read-write again clears the flag', async () => {
+    const created = await rpc('CreateVolume', { name: `cinder-csi-cloud-ro-${run}`, volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB } });
+    const volumeId: string = created.volume.volume_id;
+    volumes.push(volumeId);
+    const publishReq = { volume_id: volumeId, node_id: serverId, volume_capability: MOUNT_RWO, readonly: true };
+
+    const published = await rpc('ControllerPublishVolume', publishReq);
+    assert.equal(published.publish_context.readonly, 'true');
+    let v = await cloud.blockStorage.getVolume(volumeId);
+    assert.equal(v.status, 'in-use');
+    assert.equal(v.metadata.readonly, 'True');
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [serverId]);
+    assert.deepEqual((await rpc('ControllerPublishVolume', publishReq)).publish_context, published.publish_context);
+
+    const incompatible = await expectCode(rpc('ControllerPublishVolume', { ...publishReq, readonly: false }), grpc.status.ALREADY_EXISTS);
+    assert.match(incompatible.details, /already published .* read-only/);
+    v = await cloud.blockStorage.getVolume(volumeId);
+    assert.equal(v.metadata.readonly, 'True');
+    assert.equal(v.status, 'in-use');
+
+    await rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: serverId });
+    const rw = await rpc('ControllerPublishVolume', { ...publishReq, readonly: false });
+    assert.equal(rw.publish_context.readonly, undefined);
+    v = await cloud.blockStorage.getVolume(volumeId);
+    assert.equal(v.metadata.readonly, 'False');
+    assert.equal(v.status, 'in-use');
+    await rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: serverId });
+    await rpc('DeleteVolume', { volume_id: volumeId });
+    await assert.rejects(cloud.blockStorage.getVolume(volumeId), (e) => isNotFound(e));
+  });
 });

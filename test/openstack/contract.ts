@@ -219,6 +219,8 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
             const listed = await c.blockStorage.listVolumes({ name: `v${v}-${RUN}` });
             assert.deepEqual(listed.items.map((x) => x.id), [made.id]);
             assert.equal((await c.blockStorage.listVolumes({ metadata: tag })).items.length, 1);
+            await c.blockStorage.setReadonlyFlag(made.id, true);
+            assert.equal((await c.blockStorage.getVolume(made.id)).metadata.readonly, 'True');
             await c.blockStorage.deleteVolume(made.id);
             assert.equal(await c.waiter.volume(made.id, WAIT.volumeDeleted), null);
           } finally {
@@ -352,6 +354,33 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         const free = await cloud.waiter.volume(v.id, WAIT.volumeDetached, { kind: 'volume:detach' });
         assert.equal(free?.attachments.length, 0);
         await expectError(cloud.compute.getVolumeAttachment(target.serverId, v.id), ['not_found'], 'detached');
+      });
+
+      it('readonly flag: set and cleared while available, shown in the metadata as True/False; refused while attached', async () => {
+        const v = await newVolume(cloud);
+        assert.equal(v.metadata.readonly, undefined, 'no flag until it is first set');
+        await cloud.blockStorage.setReadonlyFlag(v.id, true);
+        assert.deepEqual((await cloud.blockStorage.getVolume(v.id)).metadata, { contract_run: RUN, readonly: 'True' });
+        // Setting it again changes nothing and is accepted.
+        await cloud.blockStorage.setReadonlyFlag(v.id, true);
+        await cloud.blockStorage.setReadonlyFlag(v.id, false);
+        assert.deepEqual((await cloud.blockStorage.getVolume(v.id)).metadata, { contract_run: RUN, readonly: 'False' });
+        await cloud.blockStorage.setReadonlyFlag(v.id, true);
+
+        await cloud.compute.attachVolume(target.serverId, v.id);
+        const inUse = await cloud.waiter.volume(v.id, WAIT.volumeAttached, { kind: 'volume:attach' });
+        assert.equal(inUse?.status, 'in-use');
+        assert.equal(inUse?.metadata.readonly, 'True', 'the flag stays while attached');
+        const e = await expectError(cloud.blockStorage.setReadonlyFlag(v.id, false), ['bad_request'], 'flag while in-use');
+        assert.match(e.message, new RegExp(`Volume ${v.id} status must be available to update readonly flag, but current status is: in-use`));
+        await expectError(cloud.blockStorage.setReadonlyFlag(v.id, true), ['bad_request'], 'same flag while in-use');
+        assert.equal((await cloud.blockStorage.getVolume(v.id)).metadata.readonly, 'True');
+
+        await cloud.compute.detachVolume(target.serverId, v.id);
+        await cloud.waiter.volume(v.id, WAIT.volumeDetached, { kind: 'volume:detach' });
+        await cloud.blockStorage.setReadonlyFlag(v.id, false);
+        assert.equal((await cloud.blockStorage.getVolume(v.id)).metadata.readonly, 'False');
+        await expectError(cloud.blockStorage.setReadonlyFlag(randomUUID(), true), ['not_found'], 'unknown volume');
       });
 
       it('an unknown server is not_found', async () => {

@@ -352,9 +352,6 @@ describe('Controller Service', () => {
 
     it(
       'fails with ALREADY_EXISTS when the volume is already published but incompatibly',
-      {
-        todo: 'driver bug: ControllerPublishVolume again with readonly=true for a volume published read-write on the same node succeeds; the spec requires 6 ALREADY_EXISTS ("Volume published but is incompatible")',
-      },
       sanityCase(async (r) => {
       const vol = await r.mustCreateVolume({ name: uniqueName('sanity-controller-published-incompatible'), volume_capabilities: [mountCapability()], parameters: {} });
       const info = await r.node('NodeGetInfo', {});

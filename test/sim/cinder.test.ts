@@ -178,6 +178,60 @@ describe('sim cinder', () => {
     assert.deepEqual(post.body, { metadata: { b: '2', c: '3' } });
   });
 
+  it('os-update_readonly_flag: only while available; shown in the metadata as True/False, not in GET metadata; schema errors as Cinder words them', async () => {
+    const id = await availableVolume(s, { size: 1, metadata: { a: '1' } });
+    const flag = (args: unknown, volumeId = id) => call('POST', `${s.volume}/volumes/${volumeId}/action`, { token: s.token, body: { 'os-update_readonly_flag': args } });
+    const shown = async () => (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
+    const before = await shown();
+    assert.deepEqual(before.metadata, { a: '1' }, 'no readonly key until the flag is first set');
+
+    const set = await flag({ readonly: true });
+    assert.equal(set.status, 202, set.text);
+    const after = await shown();
+    assert.deepEqual(after.metadata, { a: '1', readonly: 'True' });
+    assert.equal(after.updated_at, before.updated_at, 'admin metadata does not touch updated_at');
+    assert.deepEqual((await call('GET', `${s.volume}/volumes/${id}/metadata`, { token: s.token })).body, { metadata: { a: '1' } });
+    const filtered = await call('GET', `${s.volume}/volumes/detail?metadata=${encodeURIComponent(JSON.stringify({ readonly: 'True' }))}`, { token: s.token });
+    assert.deepEqual(filtered.body.volumes.map((v: { id: string }) => v.id), [id]);
+    const v1 = await call('GET', `${s.volume.replace('/v3/', '/v1/')}/volumes/${id}`, { token: s.token });
+    assert.equal(v1.status, 200, v1.text);
+    assert.equal(v1.body.volume.metadata.readonly, 'True');
+
+    assert.equal((await flag({ readonly: 'false' })).status, 202);
+    assert.deepEqual((await shown()).metadata, { a: '1', readonly: 'False' });
+
+    const errors: Array<[unknown, string]> = [
+      [{}, "Invalid input for field/attribute os-update_readonly_flag. Value: {}. 'readonly' is a required property"],
+      [{ readonly: true, extra: 1 }, "Invalid input for field/attribute os-update_readonly_flag. Value: {'readonly': True, 'extra': 1}. Additional properties are not allowed ('extra' was unexpected)"],
+      [true, "Invalid input for field/attribute os-update_readonly_flag. Value: True. True is not of type 'object'"],
+      [{ readonly: 2 }, "Invalid input for field/attribute readonly. Value: 2. 2 is not of type 'boolean', 'string'"],
+      [{ readonly: null }, "Invalid input for field/attribute readonly. Value: None. None is not of type 'boolean', 'string'"],
+      [
+        { readonly: 'maybe' },
+        "Invalid input for field/attribute readonly. Value: maybe. 'maybe' is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'y', 't', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f']",
+      ],
+    ];
+    for (const [args, message] of errors) {
+      const r = await flag(args);
+      assert.equal(r.status, 400, JSON.stringify(args));
+      assert.equal(r.body.badRequest.message, message);
+    }
+    // The schema is checked before the volume is looked up.
+    assert.equal((await flag({}, '00000000-0000-4000-8000-000000000000')).status, 400);
+    const unknown = await flag({ readonly: true }, '00000000-0000-4000-8000-000000000000');
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.itemNotFound.message, 'Volume 00000000-0000-4000-8000-000000000000 could not be found.');
+
+    for (const status of ['in-use', 'reserved', 'extending', 'error']) {
+      sim.control.setVolumeStatus(id, status);
+      const r = await flag({ readonly: true });
+      assert.equal(r.status, 400, status);
+      assert.equal(r.body.badRequest.message, `Invalid volume: Volume ${id} status must be available to update readonly flag, but current status is: ${status}.`);
+    }
+    sim.control.setVolumeStatus(id, 'available');
+    assert.deepEqual((await shown()).metadata, { a: '1', readonly: 'False' }, 'a refused update changes nothing');
+  });
+
   it('delete is refused (400) for an in-use volume and for one with snapshots', async () => {
     const id = await availableVolume(s, { size: 1 });
     sim.control.setVolumeStatus(id, 'in-use');

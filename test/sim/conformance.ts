@@ -272,6 +272,20 @@ export async function runScenario(t: Target): Promise<Observation[]> {
     record('cinder: os-retype to an unknown type', await http('POST', `${cinder}/volumes/${a}/action`, { token, body: { 'os-retype': { new_type: `no-such-${tag}`, migration_policy: 'never' } } }));
     record('cinder: unknown action', await http('POST', `${cinder}/volumes/${a}/action`, { token, body: { 'os-no-such-action': {} } }));
 
+    // The readonly flag: admin metadata shown in the volume's metadata, not in GET metadata.
+    const readonlyFlag = (readonly: unknown) => http('POST', `${cinder}/volumes/${a}/action`, { token, body: { 'os-update_readonly_flag': { readonly } } });
+    const flagShown = async () => ({
+      volume: ((await http('GET', `${cinder}/volumes/${a}`, { token })).body?.volume?.metadata ?? {}).readonly ?? null,
+      metadataApi: ((await http('GET', `${cinder}/volumes/${a}/metadata`, { token })).body?.metadata ?? {}).readonly ?? null,
+    });
+    fact('cinder: readonly flag before any update', await flagShown());
+    record('cinder: os-update_readonly_flag true', await readonlyFlag(true));
+    fact('cinder: readonly flag after true', await flagShown());
+    record('cinder: os-update_readonly_flag invalid value', await readonlyFlag('maybe'));
+    record('cinder: os-update_readonly_flag without readonly', await http('POST', `${cinder}/volumes/${a}/action`, { token, body: { 'os-update_readonly_flag': {} } }));
+    record('cinder: os-update_readonly_flag "false"', await readonlyFlag('false'));
+    fact('cinder: readonly flag after "false"', await flagShown());
+
     // Attach through Nova.
     const att = record('nova: POST os-volume_attachments (2.1)', await http('POST', `${nova}/servers/${t.serverId}/os-volume_attachments`, { token, body: { volumeAttachment: { volumeId: a } } }));
     if (att.status === 200) attached = a;
@@ -290,6 +304,8 @@ export async function runScenario(t: Target): Promise<Observation[]> {
     record('cinder: GET volume in-use (3.0)', await http('GET', `${cinder}/volumes/${a}`, { token }));
     record('cinder: GET volume in-use (latest)', await http('GET', `${cinder}/volumes/${a}`, { token, headers: vol('latest') }));
     record('nova: GET server with a volume', await http('GET', `${nova}/servers/${t.serverId}`, { token }));
+
+    record('cinder: os-update_readonly_flag in-use', await http('POST', `${cinder}/volumes/${a}/action`, { token, body: { 'os-update_readonly_flag': { readonly: true } } }));
 
     // In-use extend: refused at 3.0, allowed from 3.42.
     record('cinder: os-extend in-use (3.0)', await http('POST', `${cinder}/volumes/${a}/action`, { token, body: { 'os-extend': { new_size: 3 } } }));

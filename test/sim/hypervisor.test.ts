@@ -98,6 +98,32 @@ describe('sim hypervisor (loop devices)', { skip: notRoot }, () => {
     assert.equal(loopsBackedUnder(stateDir).length, 2);
   });
 
+  it('a volume flagged readonly attaches as a read-only loop device: writes through it fail, reads work; cleared, it attaches writable', async () => {
+    const id = await availableVolume(s, { size: 1 });
+    const flag = async (readonly: boolean) =>
+      assert.equal((await call('POST', `${s.volume}/volumes/${id}/action`, { token: s.token, body: { 'os-update_readonly_flag': { readonly } } })).status, 202);
+    const marker = Buffer.from(`written before the read-only attach ${id}`);
+    await attach(id);
+    await writeAt(link(id), MiB, marker);
+    await detach(id);
+
+    await flag(true);
+    await attach(id);
+    const loop = path.basename(await readlink(link(id)));
+    assert.equal(readFileSync(`/sys/block/${loop}/ro`, 'utf8').trim(), '1', 'the loop device is read-only');
+    await assert.rejects(writeAt(link(id), 0, Buffer.from('must not land')), (err: NodeJS.ErrnoException) => err.code === 'EROFS' || err.code === 'EPERM' || err.code === 'EACCES');
+    assert.deepEqual(await readAt(link(id), MiB, marker.length), marker, 'reads work');
+    assert.deepEqual(await readAt(link(id), 0, 13), Buffer.alloc(13), 'nothing was written');
+    await detach(id);
+
+    await flag(false);
+    await attach(id);
+    assert.equal(readFileSync(`/sys/block/${path.basename(await readlink(link(id)))}/ro`, 'utf8').trim(), '0');
+    await writeAt(link(id), 0, Buffer.from('writable again'));
+    assert.deepEqual(await readAt(link(id), 0, 14), Buffer.from('writable again'));
+    await detach(id);
+  });
+
   it('stop() frees every loop device and removes its state', async () => {
     // Left attached by the previous test on purpose: stop() must clean them up.
     const before = loopsBackedUnder(stateDir);
