@@ -20,9 +20,10 @@ export const PUBLISH_CONTEXT = {
   devicePath: 'DevicePath',
   /**
    * 'true' when the CO published the volume read-only: Cinder's readonly flag
-   * was set for the attach (Cinder records the attachment as 'ro'), and the
-   * node sets the block device read-only too, which also covers clouds whose
-   * Nova is handed access_mode 'rw' despite the flag.
+   * was set for the attach (Cinder records the attachment as 'ro'). The node
+   * does not read it: it enforces read-only per target from
+   * NodePublishVolume's own readonly, which also covers clouds whose Nova is
+   * handed access_mode 'rw' despite the flag.
    */
   readonly: 'readonly',
 } as const;
