@@ -4,10 +4,31 @@
 // request is bounded by the caller's AbortSignal and by the per-request
 // timeout, whichever comes first.
 import { readFileSync } from 'node:fs';
-import { Agent } from 'undici';
+import type { Agent as UndiciAgent } from 'undici';
 import type { Logger } from '../log';
 import type { TlsConfig } from './types';
 import { errorFromException, errorFromResponse, requestIdFrom } from './http-errors';
+
+/**
+ * undici's Agent with its request API, without the rest of undici: the
+ * package's index also loads fetch, WebSocket, EventSource and the cache and
+ * mock agents, ~3 MiB of heap (module sources and code) that this client never
+ * uses. This is what the index does for Agent and request(); if a later undici
+ * moves these files, the whole package is loaded instead.
+ */
+function loadAgent(): typeof UndiciAgent {
+  try {
+    const Dispatcher = require('undici/lib/dispatcher/dispatcher') as { prototype: object };
+    const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
+    if (!('request' in Dispatcher.prototype)) Object.assign(Dispatcher.prototype, require('undici/lib/api'));
+    if (Agent.prototype instanceof (Dispatcher as unknown as Function) && typeof Agent.prototype.request === 'function') return Agent;
+  } catch {
+    // fall through to the package's public entry point
+  }
+  return (require('undici') as typeof import('undici')).Agent;
+}
+
+const Agent = loadAgent();
 
 export interface HttpRequest {
   method: string;
@@ -48,7 +69,7 @@ export function pathOf(url: string): string {
 }
 
 export class HttpClient {
-  private readonly agent: Agent;
+  private readonly agent: UndiciAgent;
   private readonly timeoutMs: number;
   private readonly log: Logger;
 
