@@ -81,6 +81,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
         clusterId: config.clusterId,
         azMap: config.controller.azMap,
         defaultVolumeType: config.controller.defaultVolumeType,
+        topology: config.controller.topology,
+        advertiseGetSnapshot: config.controller.advertiseGetSnapshot,
       },
       logger,
     });

@@ -37,6 +37,10 @@ export interface ControllerConfig {
   /** Compute availability zone -> volume availability zone. */
   azMap: Record<string, string>;
   defaultVolumeType?: string;
+  /** Report and honour zone topology (default true). */
+  topology: boolean;
+  /** Advertise the alpha GET_SNAPSHOT capability (default false). */
+  advertiseGetSnapshot: boolean;
 }
 
 export interface DriverConfig {
@@ -128,6 +132,8 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
     controller: {
       azMap: controller.stringMap('az_map') ?? {},
       defaultVolumeType: controller.string('default_volume_type'),
+      topology: controller.bool('topology') ?? true,
+      advertiseGetSnapshot: controller.bool('advertise_get_snapshot') ?? false,
     },
     node: {
       instanceId: node.string('instance_id'),

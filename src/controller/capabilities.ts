@@ -78,13 +78,19 @@ const ADVERTISED = [
   'GET_CAPACITY',
   'CREATE_DELETE_SNAPSHOT',
   'LIST_SNAPSHOTS',
-  'GET_SNAPSHOT',
   'CLONE_VOLUME',
   'EXPAND_VOLUME',
   'PUBLISH_READONLY',
   'MODIFY_VOLUME',
 ] as const;
 
-export function controllerCapabilities(): ControllerServiceCapability[] {
-  return ADVERTISED.map((type) => ({ type: 'rpc', rpc: { type } }));
+/**
+ * GetSnapshot always works; its capability (alpha in CSI 1.12) is advertised
+ * only on request, because csi-sanity (csi-test v5) fails a driver that
+ * reports a capability it does not know, and no Kubernetes sidecar uses it yet.
+ */
+export function controllerCapabilities(advertiseGetSnapshot = false): ControllerServiceCapability[] {
+  const types: string[] = [...ADVERTISED];
+  if (advertiseGetSnapshot) types.push('GET_SNAPSHOT');
+  return types.map((type) => ({ type: 'rpc', rpc: { type: type as (typeof ADVERTISED)[number] } }));
 }

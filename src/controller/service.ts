@@ -126,6 +126,6 @@ export function createControllerService(deps: ControllerDeps): ControllerService
     ListSnapshots: read(listSnapshots),
     GetSnapshot: read(getSnapshot),
     ControllerGetVolume: read(controllerGetVolume),
-    ControllerGetCapabilities: async () => ({ capabilities: controllerCapabilities() }),
+    ControllerGetCapabilities: async () => ({ capabilities: controllerCapabilities(env.settings.advertiseGetSnapshot) }),
   };
 }

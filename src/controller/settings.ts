@@ -43,6 +43,8 @@ export interface ControllerSettings {
    * messages over 4 MiB by default. Default 3.5 MiB.
    */
   listResponseBytes: number;
+  /** Advertise the alpha GET_SNAPSHOT capability (GetSnapshot answers either way). Default false: csi-sanity rejects it. */
+  advertiseGetSnapshot: boolean;
 }
 
 /** gRPC clients' default receive limit is 4 MiB: this leaves room for the token and framing. */
@@ -67,5 +69,6 @@ export function controllerSettings(partial: Partial<ControllerSettings> = {}): C
       partial.listTokenKey || createHash('sha256').update(`cinder-csi list token\0${clusterId}`).digest('hex'),
     listPageSize,
     listResponseBytes,
+    advertiseGetSnapshot: partial.advertiseGetSnapshot ?? false,
   };
 }

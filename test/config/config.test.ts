@@ -241,7 +241,7 @@ test('driver settings: defaults when absent', () => {
   const c = load(DATASET_PASSWORD);
   assert.equal(c.driverName, 'cinder.csi.openstack.org');
   assert.equal(c.clusterId, 'kubernetes');
-  assert.deepEqual(c.controller, { azMap: {}, defaultVolumeType: undefined });
+  assert.deepEqual(c.controller, { azMap: {}, defaultVolumeType: undefined, topology: true, advertiseGetSnapshot: false });
   assert.equal(c.node.instanceId, undefined);
   assert.equal(c.node.maxVolumesPerNode, undefined);
   assert.equal(c.node.deviceRoot, '/dev');
@@ -259,6 +259,8 @@ driver:
   controller:
     az_map: { nova: az-volumes-1 }
     default_volume_type: ssd
+    topology: false
+    advertise_get_snapshot: true
   node:
     instance_id: 0f5b2c6e-1111-4a4a-9c9c-2f2f2f2f2f2f
     availability_zone: nova
@@ -271,7 +273,7 @@ driver:
 `);
   assert.equal(c.driverName, 'cinder.example.org');
   assert.equal(c.clusterId, 'prod-eu');
-  assert.deepEqual(c.controller, { azMap: { nova: 'az-volumes-1' }, defaultVolumeType: 'ssd' });
+  assert.deepEqual(c.controller, { azMap: { nova: 'az-volumes-1' }, defaultVolumeType: 'ssd', topology: false, advertiseGetSnapshot: true });
   assert.deepEqual(c.node, {
     instanceId: '0f5b2c6e-1111-4a4a-9c9c-2f2f2f2f2f2f',
     availabilityZone: 'nova',

@@ -18,7 +18,6 @@ describe('Controller service', () => {
       'CREATE_DELETE_VOLUME',
       'EXPAND_VOLUME',
       'GET_CAPACITY',
-      'GET_SNAPSHOT',
       'GET_VOLUME',
       'LIST_SNAPSHOTS',
       'LIST_VOLUMES',

@@ -55,9 +55,6 @@ describe('Controller Service', () => {
   describe('ControllerGetCapabilities', () => {
     it(
       'returns only capabilities csi-sanity knows',
-      {
-        todo: 'csi-sanity incompatibility: the driver advertises GET_SNAPSHOT, which csi-sanity (latest pkg/sanity/controller.go) does not list, so its case fails with "Unknown capability"',
-      },
       sanityCase(async (r) => {
         const res = await r.controller('ControllerGetCapabilities', {});
         assert.ok(Array.isArray(res.capabilities));
