@@ -114,6 +114,12 @@ export class StatusBatcher<T extends { id: string }> {
   private tick(): void {
     this.timer = undefined;
     this.timerAt = Infinity;
+    // libuv timers count from a cached loop time, so they can fire a
+    // millisecond or two before the due time on performance.now()'s clock:
+    // then sleep the rest instead of starting a round early.
+    let earliest = Infinity;
+    for (const e of this.entries) earliest = Math.min(earliest, e.dueAt);
+    if (earliest - this.now() > 1) return this.arm();
     // Timers may fire a fraction of a millisecond early.
     const now = this.now() + 1;
     const soon = [...this.entries].filter((e) => e.dueAt <= now + this.gatherMs);
