@@ -14,6 +14,7 @@ import { parseServeArgs, parseEndpoint, SERVE_USAGE, UsageError, type ServeOptio
 import { ConfigError, loadConfig, type DriverConfig } from './config/config';
 import { startDriver, VENDOR_VERSION, type RunningDriver } from './driver';
 import { StartupError } from './csi/server';
+import { pointConfigAtSimulator } from './cli/sim-config';
 
 const USAGE = `cinder-csi ${VENDOR_VERSION}: a CSI driver for OpenStack Cinder
 
@@ -73,7 +74,8 @@ async function serve(args: string[]): Promise<number> {
   const logger = createLogger({ level: opts.logLevel });
   let config: DriverConfig;
   try {
-    config = opts.sim ? simBaseConfig(opts) : loadConfig({ file: opts.config });
+    // With --sim the simulator provides the cloud, so OS_* variables are ignored.
+    config = loadConfig({ file: opts.config, env: opts.sim ? {} : process.env });
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`cinder-csi: configuration error: ${e.message}\n`);
@@ -123,12 +125,6 @@ async function serve(args: string[]): Promise<number> {
   });
 }
 
-/** Config for --sim: everything but the cloud, which the simulator provides. */
-function simBaseConfig(opts: ServeOptions): DriverConfig {
-  const base = loadConfig({ file: opts.config, env: {} });
-  return base;
-}
-
 /**
  * Start the in-process simulator and point the config at it: its cloud, and
  * for the node side its first emulated instance (ID, metadata service and the
@@ -151,14 +147,8 @@ async function startEmbeddedSimulator(
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
   const sim = await startSimulator({ stateDir: path.join(stateDir, 'sim'), hypervisor: root, logger: logger.child({ component: 'sim' }) });
   const instance = sim.instances[0];
-  config.clouds = [sim.cloudConfig()];
+  pointConfigAtSimulator(config, sim, instance, path.join(stateDir, 'node'));
   config.source = 'the embedded simulator';
-  config.node.instanceId = config.node.instanceId ?? instance.id;
-  config.node.availabilityZone = config.node.availabilityZone ?? instance.availabilityZone;
-  config.node.deviceRoot = instance.deviceRoot;
-  config.node.stateDir = path.join(stateDir, 'node');
-  config.node.metadataUrl = instance.metadataUrl;
-  config.node.metadataSearchOrder = ['metadataService'];
   logger.info({ url: sim.url, instance: instance.id, devices: sim.hypervisor }, 'simulated OpenStack started');
   return { stop: () => sim.stop(), mode };
 }

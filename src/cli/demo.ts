@@ -11,6 +11,7 @@ import { parseEndpoint } from './args';
 import { createLogger } from '../log';
 import { fromDocument } from '../config/config';
 import { startDriver } from '../driver';
+import { pointConfigAtSimulator } from './sim-config';
 
 interface Step {
   name: string;
@@ -58,15 +59,7 @@ async function startLocal(work: string): Promise<{ endpoint: string; stop: () =>
   const sim = await startSimulator({ stateDir: path.join(work, 'sim'), hypervisor: root });
   const instance = sim.instances[0];
   const config = fromDocument({}, 'the demo', {});
-  config.clouds = [sim.cloudConfig()];
-  Object.assign(config.node, {
-    instanceId: instance.id,
-    availabilityZone: instance.availabilityZone,
-    deviceRoot: instance.deviceRoot,
-    metadataUrl: instance.metadataUrl,
-    metadataSearchOrder: ['metadataService'],
-    stateDir: path.join(work, 'node-state'),
-  });
+  pointConfigAtSimulator(config, sim, instance, path.join(work, 'node-state'));
   const socket = path.join(work, 'csi.sock');
   const driver = await startDriver({
     mode: root ? 'all' : 'controller',

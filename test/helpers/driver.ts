@@ -11,6 +11,7 @@ import { fromDocument, type DriverConfig } from '../../src/config/config';
 import { startDriver, type RunningDriver } from '../../src/driver';
 import type { Mode } from '../../src/cli/args';
 import { startSimulator, type SimOptions, type Simulator } from '../../src/sim';
+import { pointConfigAtSimulator } from '../../src/cli/sim-config';
 import { call, connect, type CallOptions, type CsiClients } from './grpc';
 
 export interface TestDriverOptions {
@@ -46,13 +47,7 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   const sim = opts.simulator ?? (await startSimulator({ stateDir: path.join(dir, 'sim'), ...opts.sim }));
   const instance = sim.instances[opts.instance ?? 0];
   const config = fromDocument({}, 'test', {});
-  config.clouds = [sim.cloudConfig()];
-  config.node.instanceId = instance.id;
-  config.node.availabilityZone = instance.availabilityZone;
-  config.node.deviceRoot = instance.deviceRoot;
-  config.node.metadataUrl = instance.metadataUrl;
-  config.node.metadataSearchOrder = ['metadataService'];
-  config.node.stateDir = path.join(dir, 'node-state');
+  pointConfigAtSimulator(config, sim, instance, path.join(dir, 'node-state'));
   opts.configure?.(config);
 
   const logs: Array<Record<string, unknown>> = [];
