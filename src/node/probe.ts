@@ -33,7 +33,8 @@ export interface Signature {
 
 export async function probeDevice(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<DeviceContents> {
   // A new Cinder volume reads as zeros. When both ends of the device are
-  // zeros, no prober can find anything, and the fork of wipefs is saved.
+  // zeros, no prober can find anything, and the fork of wipefs is saved
+  // (both cost a few milliseconds; the fork grows with the plugin's size).
   const [zero, partitions] = await Promise.all([edgesAreZero(device, sysfsRoot), sysfsPartitions(path.basename(device), sysfsRoot)]);
   if (zero) return classifySignatures([], partitions);
   const [wipefs] = await Promise.all([
@@ -47,28 +48,37 @@ export async function probeDevice(device: string, sysfsRoot: string, signal?: Ab
 }
 
 /**
- * How much of each end of a device to read. Every signature libblkid probes
- * for lies within these: superblocks and labels near the start (ext at 1 KiB,
- * btrfs and ReiserFS at 64 KiB, ISO 9660 and UDF descriptors at 32 KiB, LVM2,
- * LUKS, bcache, MD 1.1/1.2, ZFS L0/L1, the VMFS header at 1 MiB), and backups
- * and labels near the end (GPT's backup header, MD 0.90/1.0, ZFS L2/L3, DRBD's
- * internal metadata superblock, nilfs2's backup superblock).
+ * How much of each end of a device to read. Every offset libblkid (and so
+ * wipefs) reads lies within these, as an strace of `wipefs --no-act` on a
+ * blank device shows: near the start, superblocks and labels (ext at 1 KiB,
+ * ISO 9660 and UDF at 32 KiB, btrfs at 64 KiB, ZFS L0/L1, LVM2, MD 1.1/1.2,
+ * bcache, the VMFS header at 1 MiB) and, furthest out, the candidate places of
+ * a LUKS2 secondary header (16 KiB doubling up to 4 MiB), which libblkid
+ * checks when the primary header is gone; near the end, GPT's backup header,
+ * MD 0.90/1.0, ZFS L2/L3, DRBD's and nilfs2's backup superblocks (all within
+ * the last 1.5 MiB).
  */
-export const EDGE_BYTES = 2 * 1024 * 1024;
+export const HEAD_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+export const TAIL_BYTES = 2 * 1024 * 1024;
 
-/** True when the first and last EDGE_BYTES of the device read as zeros. Any read problem answers false. */
+/** Reads of this size run side by side on libuv's thread pool: ~30% faster than one large read of a cold device. */
+const CHUNK_BYTES = 256 * 1024;
+
+/** True when the first HEAD_BYTES and last TAIL_BYTES of the device read as zeros. Any read problem answers false. */
 export async function edgesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
   let handle;
   try {
     const size = await blockDeviceSize(device, sysfsRoot);
     if (size <= 0) return false;
     handle = await open(device, 'r');
-    const buffer = Buffer.alloc(Math.min(EDGE_BYTES, size));
-    for (const position of new Set([0, Math.max(0, size - buffer.length)])) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead !== buffer.length || !isZero(buffer)) return false;
-    }
-    return true;
+    const file = handle;
+    const reads = edgeChunks(size).map(async ([position, length]) => {
+      const buffer = Buffer.allocUnsafe(length);
+      const { bytesRead } = await file.read(buffer, 0, length, position);
+      return bytesRead === length && isZero(buffer);
+    });
+    const answers = await Promise.allSettled(reads);
+    return answers.every((a) => a.status === 'fulfilled' && a.value);
   } catch {
     return false;
   } finally {
@@ -76,11 +86,26 @@ export async function edgesAreZero(device: string, sysfsRoot: string): Promise<b
   }
 }
 
+/** [position, length] of every chunk of both edges, each byte once (a small device is read whole). */
+export function edgeChunks(size: number): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [[0, Math.min(HEAD_BYTES, size)]];
+  const tailStart = Math.max(ranges[0][1], size - TAIL_BYTES);
+  if (tailStart < size) ranges.push([tailStart, size - tailStart]);
+  const chunks: Array<[number, number]> = [];
+  for (const [start, length] of ranges) {
+    for (let p = start; p < start + length; p += CHUNK_BYTES) chunks.push([p, Math.min(CHUNK_BYTES, start + length - p)]);
+  }
+  return chunks;
+}
+
+/** A page of zeros to compare against: Buffer.compare is a native memcmp, ~20x a JS loop (and no JIT warm-up on a cold path). */
+const ZEROS = Buffer.alloc(64 * 1024);
+
 function isZero(buffer: Buffer): boolean {
-  // Compare 8 bytes at a time; EDGE_BYTES and device sizes are multiples of 512.
-  const words = new BigUint64Array(buffer.buffer, buffer.byteOffset, Math.floor(buffer.length / 8));
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-  for (let i = words.length * 8; i < buffer.length; i++) if (buffer[i] !== 0) return false;
+  for (let offset = 0; offset < buffer.length; offset += ZEROS.length) {
+    const end = Math.min(offset + ZEROS.length, buffer.length);
+    if (buffer.compare(ZEROS, 0, end - offset, offset, end) !== 0) return false;
+  }
   return true;
 }
 
