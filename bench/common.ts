@@ -48,7 +48,20 @@ export function apiRequests(delta: Record<string, number>): number {
   return sum(Object.entries(delta).filter(([k]) => k !== 'identity.auth' && !k.includes('/metadata/') && !k.includes('/identity/')).map(([, v]) => v));
 }
 
-/** Status polls: GETs of a volume, of volumes/detail, of snapshots and of Nova attachments. */
+/**
+ * Status reads: GETs of a volume, of volumes/detail, of snapshots and of Nova
+ * attachments, but not searches (a '(filtered)' list is a name lookup, one
+ * per create, not polling).
+ */
 export function statusPolls(delta: Record<string, number>): number {
-  return sum(Object.entries(delta).filter(([k]) => k.startsWith('GET ') && /volumes|snapshots|attachments/.test(k)).map(([, v]) => v));
+  return sum(
+    Object.entries(delta)
+      .filter(([k]) => k.startsWith('GET ') && /volumes|snapshots|attachments/.test(k) && !k.endsWith('(filtered)'))
+      .map(([, v]) => v),
+  );
+}
+
+/** Unfiltered volume lists: the waiter's batched polls (one list per tick serves every waiter). */
+export function volumeListPolls(delta: Record<string, number>): number {
+  return sum(Object.entries(delta).filter(([k]) => k.startsWith('GET ') && k.endsWith('/volumes/detail')).map(([, v]) => v));
 }

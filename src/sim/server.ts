@@ -100,7 +100,7 @@ export class RequestHandler {
 
     const service: SimService = SERVICE_PREFIXES[path.split('/')[1] ?? ''] ?? 'volume';
     const found = this.match(method, path);
-    this.deps.counters.inc(found ? found.route.key : `${method} (unmatched)`);
+    this.deps.counters.inc(found ? counterKey(found.route.key, method, url.searchParams) : `${method} (unmatched)`);
 
     const fault = this.deps.faults.take(service, method, path);
     await sleep(this.deps.latencyMs() + (fault?.delayMs ?? 0));
@@ -169,4 +169,18 @@ export class RequestHandler {
     res.writeHead(reply.status, headers);
     res.end(payload);
   }
+}
+
+/** Query parameters that only page or order a list; any other narrows it to a search. */
+const PAGING_PARAMS = new Set(['limit', 'marker', 'offset', 'sort', 'sort_key', 'sort_dir', 'with_count']);
+
+/**
+ * The counter a request is counted under: its route template, with
+ * " (filtered)" for a list narrowed by a search parameter (a name lookup is
+ * not a status poll, and benchmarks need to tell the two apart).
+ */
+export function counterKey(routeKey: string, method: string, query: URLSearchParams): string {
+  if (method !== 'GET') return routeKey;
+  for (const name of query.keys()) if (!PAGING_PARAMS.has(name)) return `${routeKey} (filtered)`;
+  return routeKey;
 }

@@ -106,7 +106,7 @@ export interface SimControl {
   setDurations(d: Partial<SimDurations>): void;
   /** Every issued token becomes invalid (401). */
   expireTokens(): void;
-  /** Requests per route ('GET /volume/v3/{project}/volumes/detail') plus 'identity.auth' per successful authentication. */
+  /** Requests per route ('GET /volume/v3/{project}/volumes/detail'; a list narrowed by a search parameter such as ?name= under '... (filtered)') plus 'identity.auth' per successful authentication. */
   counters(): Record<string, number>;
   resetCounters(): void;
   volume(id: string): unknown | undefined;

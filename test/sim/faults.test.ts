@@ -66,10 +66,12 @@ describe('sim faults, latency and counters', () => {
     await types();
     await types();
     await call('GET', `${s.volume}/volumes/detail?limit=1`, { token: s.token });
+    await call('GET', `${s.volume}/volumes/detail?name=x&limit=1`, { token: s.token });
     await call('GET', `${s.volume}/volumes/not-a-volume`, { token: s.token });
     const c = sim.control.counters();
     assert.equal(c['GET /volume/v3/{project}/types'], 2);
-    assert.equal(c['GET /volume/v3/{project}/volumes/detail'], 1);
+    assert.equal(c['GET /volume/v3/{project}/volumes/detail'], 1, 'a paged list is counted under its route');
+    assert.equal(c['GET /volume/v3/{project}/volumes/detail (filtered)'], 1, 'a search (?name=) is counted apart');
     assert.equal(c['GET /volume/v3/{project}/volumes/{id}'], 1);
     sim.control.resetCounters();
     assert.deepEqual(sim.control.counters(), {});
