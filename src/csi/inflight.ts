@@ -12,7 +12,7 @@ import { scrub } from '../log';
 
 interface Entry {
   operation: string;
-  /** The request without its secrets, to tell a retry from a different call. */
+  /** The request as received; compared (without its secrets) only when another call arrives for the same key. */
   request: unknown;
   promise: Promise<unknown>;
   controller: AbortController;
@@ -39,10 +39,9 @@ export class InFlight {
     callerSignal: AbortSignal,
     work: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    const comparable = scrub(request);
     let entry = this.entries.get(key);
     if (entry) {
-      if (entry.operation !== operation || !isDeepStrictEqual(entry.request, comparable)) {
+      if (entry.operation !== operation || !sameRequest(entry.request, request)) {
         const what = entry.operation === operation ? `another ${operation} with different arguments` : entry.operation;
         throw aborted(`${what} is already in progress for ${key}; retry when it has finished`);
       }
@@ -53,7 +52,7 @@ export class InFlight {
       }
     } else {
       const controller = new AbortController();
-      const created: Entry = { operation, request: comparable, controller, waiters: 0, promise: Promise.resolve() };
+      const created: Entry = { operation, request, controller, waiters: 0, promise: Promise.resolve() };
       // Registered before the work starts: a work that throws synchronously
       // runs its `finally` at once, and must find its own entry to remove.
       this.entries.set(key, created);
@@ -100,4 +99,13 @@ export class InFlight {
       );
     });
   }
+}
+
+/**
+ * Whether a second call is a retry of the first: the same request, secrets
+ * aside (a retry may carry rotated credentials). Scrubbing copies both
+ * requests, so it is done only here, when two calls meet, not on every call.
+ */
+function sameRequest(a: unknown, b: unknown): boolean {
+  return isDeepStrictEqual(scrub(a), scrub(b));
 }

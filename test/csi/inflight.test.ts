@@ -144,9 +144,9 @@ test('the same operation with different arguments is ABORTED, not joined', async
 });
 
 test('requests that differ only in their secrets are the same request: the retry joins', async () => {
-  // The sidecars resend the same secrets with every retry; comparing requests
-  // with their secrets scrubbed keeps secret values out of the registry, and a
-  // secret rotated between two attempts must not turn a retry into a conflict.
+  // The sidecars resend the secrets with every retry; requests are compared
+  // with their secrets scrubbed, so a secret rotated between two attempts
+  // does not turn a retry into a conflict.
   const registry = new InFlight();
   const release = gate<string>();
   let runs = 0;
