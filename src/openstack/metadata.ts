@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from '../log';
 import { run } from '../util/exec';
 import { OpenStackError } from './errors';
-import type { HttpClient } from './http';
+import { getMetadataJson } from './metadata-http';
 import { raceSignal } from './keystone';
 import { sleep } from './retry';
 import type { CallOptions, InstanceIdentity } from './types';
@@ -68,7 +68,7 @@ export async function readConfigDrive(logger: Logger, signal?: AbortSignal): Pro
 
 export async function readMetadataService(
   baseUrl: string,
-  http: HttpClient,
+  timeoutMs: number,
   attempts: number,
   logger: Logger,
   signal?: AbortSignal,
@@ -76,9 +76,9 @@ export async function readMetadataService(
   let lastErr: unknown;
   for (let i = 1; i <= attempts; i++) {
     try {
-      const res = await http.request<MetaData>({ method: 'GET', url: `${baseUrl.replace(/\/+$/, '')}/${META_DATA_PATH}`, signal });
-      if (typeof res.body !== 'object' || res.body === null) throw new OpenStackError('bad_request', 'meta_data.json is not JSON');
-      return identityFromMetaData(res.body, 'metadata-service');
+      const body = await getMetadataJson(`${baseUrl.replace(/\/+$/, '')}/${META_DATA_PATH}`, timeoutMs, signal);
+      if (typeof body !== 'object' || body === null) throw new OpenStackError('bad_request', 'meta_data.json is not JSON');
+      return identityFromMetaData(body as MetaData, 'metadata-service');
     } catch (err) {
       lastErr = err;
       if (signal?.aborted || (err instanceof OpenStackError && err.kind === 'not_found')) break;
@@ -102,7 +102,9 @@ export function createInstanceMetadata(opts: InstanceMetadataOptions): InstanceM
         const id =
           source === 'configDrive'
             ? await readConfigDrive(opts.logger)
-            : await withMetadataHttp(opts, (http) => readMetadataService(baseUrl, http, opts.attempts ?? 3, opts.logger));
+            : // The metadata service is plain HTTP on a link-local address; a short
+              // timeout keeps a node off OpenStack from hanging at start.
+              await readMetadataService(baseUrl, opts.timeoutMs ?? 2_000, opts.attempts ?? 3, opts.logger);
         // An override of only the zone still applies to a looked-up instance.
         return o?.availabilityZone ? { ...id, availabilityZone: o.availabilityZone } : id;
       } catch (err) {
@@ -124,18 +126,5 @@ export function createInstanceMetadata(opts: InstanceMetadataOptions): InstanceM
       return raceSignal(cached, callOpts.signal);
     },
   };
-}
-
-async function withMetadataHttp<T>(opts: InstanceMetadataOptions, fn: (http: HttpClient) => Promise<T>): Promise<T> {
-  // The metadata service is plain HTTP on a link-local address; a short
-  // timeout keeps a node off OpenStack from hanging at start.
-  // Loaded here, not at the top: a node plugin told its instance ID never loads the HTTP client.
-  const { HttpClient } = await import('./http');
-  const http = new HttpClient({ tls: { verify: true }, requestTimeoutMs: opts.timeoutMs ?? 2_000, logger: opts.logger });
-  try {
-    return await fn(http);
-  } finally {
-    await http.close();
-  }
 }
 
