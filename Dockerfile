@@ -35,8 +35,10 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/proto ./proto
-RUN printf '#!/bin/sh\nexec node /app/dist/src/cli.js "$@"\n' > /usr/local/bin/cinder-csi \
- && chmod 0755 /usr/local/bin/cinder-csi \
+# The launcher picks Node's flags for the mode (the node plugin runs in V8's lite mode).
+COPY bin/cinder-csi ./bin/cinder-csi
+RUN chmod 0755 /app/bin/cinder-csi \
+ && ln -s /app/bin/cinder-csi /usr/local/bin/cinder-csi \
  && groupadd --gid 65532 nonroot \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot
 ENV NODE_ENV=production

@@ -1,6 +1,7 @@
-// The driver under test runs as its own process, started exactly as a user
-// starts it (`node dist/src/cli.js serve --config FILE`), so its CPU time and
-// memory are its own. The benchmark talks to it over real gRPC on a unix socket.
+// The driver under test runs as its own process, started exactly as the image
+// and the manifests start it (`bin/cinder-csi serve --mode M --config FILE`;
+// the launcher picks Node's flags for the mode), so its CPU time and memory are
+// its own. The benchmark talks to it over real gRPC on a unix socket.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -50,15 +51,16 @@ export class DriverProcess {
     const configFile = await writeDriverConfig(opts);
     const socketPath = path.join(opts.dir, 'csi.sock');
     const logFile = path.join(opts.dir, 'driver.log');
-    const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
-    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
+    const launcher = path.resolve(__dirname, '..', '..', 'bin', 'cinder-csi');
     const out = openSync(logFile, 'a');
     // Only our own variables: an OS_* from the caller's shell must not pick another cloud.
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+    // The launcher runs `node` from PATH: this Node's directory first, so it is the same Node.
+    const env: NodeJS.ProcessEnv = { PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: process.env.HOME };
+    if (opts.cpuProfileDir) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${opts.cpuProfileDir}`;
     const started = performance.now();
     const child = spawn(
-      process.execPath,
-      [...nodeArgs, cli, 'serve', '--endpoint', `unix://${socketPath}`, '--mode', opts.mode, '--config', configFile, '--log-level', opts.logLevel ?? 'info'],
+      launcher,
+      ['serve', '--endpoint', `unix://${socketPath}`, '--mode', opts.mode, '--config', configFile, '--log-level', opts.logLevel ?? 'info'],
       { stdio: ['ignore', out, out], env },
     );
     closeSync(out);

@@ -60,7 +60,7 @@ async function main(): Promise<number> {
   if (args.profileDir) await mkdir(args.profileDir, { recursive: true });
   process.stdout.write(`cinder-csi benchmarks on ${machine.line}\n`);
   const started = performance.now();
-  let controllerRssAfterFig2: number | undefined;
+  let controllerRss: { atEnd: number; settled: number } | undefined;
   const failures: string[] = [];
   const step = async (n: number, fn: () => Promise<void>) => {
     if (!args.only.has(n)) return;
@@ -77,11 +77,12 @@ async function main(): Promise<number> {
   try {
     await step(1, () => figure1(report, work, args));
     await step(2, async () => {
-      controllerRssAfterFig2 = (await figure2(report, work, { quick: args.quick, cpuProfileDir: args.profileDir })).controllerRssMiB;
+      const fig2 = await figure2(report, work, { quick: args.quick, cpuProfileDir: args.profileDir });
+      controllerRss = { atEnd: fig2.controllerRssAtEndMiB, settled: fig2.controllerRssSettledMiB };
     });
     await step(3, () => figure3(report, work, args));
     await step(4, () => figure4(report, work, { quick: args.quick, root: machine.root }));
-    await step(5, () => figure5(report, work, { quick: args.quick, controllerRssAfterFig2 }));
+    await step(5, () => figure5(report, work, { quick: args.quick, controllerRss }));
   } finally {
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -9,7 +9,8 @@
 // the controller after figure 2, 72 MiB for an idle node plugin).
 //
 // Both are set at run time so that they apply however the driver is started
-// (the bin, the image's entrypoint, `node dist/src/cli.js`):
+// (bin/cinder-csi, which the image uses, or `node dist/src/cli.js`); flags
+// that V8 takes only at start-up are the launcher's (bin/cinder-csi):
 // - `--semi-space-growth-factor=1` keeps the young generation at its initial
 //   size (1 MiB semi-spaces). `--max-semi-space-size` would say the same, but
 //   V8 reads it only when the heap is created, so it works only on the node

@@ -14,6 +14,8 @@ import { until } from '../helpers/server';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+/** The launcher the image and the manifests use: it picks Node's flags for the mode. */
+const LAUNCHER = path.join(ROOT, 'bin', 'cinder-csi');
 const VERSION: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 /** No OS_* or CINDER_CSI_* from the developer's shell may change what the CLI sees. */
 const CLEAN_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
@@ -113,16 +115,33 @@ test("version prints package.json's version", async () => {
   assert.equal(r.stdout, `${VERSION}\n`);
 });
 
+test('the launcher finds the CLI from wherever it is called', async () => {
+  const r = await new Promise<Outcome>((resolve) =>
+    execFile(LAUNCHER, ['version'], { env: CLEAN_ENV, cwd: os.tmpdir(), timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? null : 0, stdout, stderr }),
+    ),
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${VERSION}\n`);
+});
+
+/** The Node flags a running process was started with (its command line up to the script). */
+function nodeFlags(pid: number): string[] {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return argv.slice(1, argv.findIndex((a) => a.endsWith('cli.js')));
+}
+
+// SIGTERM: started as the DaemonSet starts it (the launcher, --mode=node); SIGINT: `node cli.js serve --mode node`.
 for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`a node plugin serves on its socket, answers Probe, and on ${stopSignal} exits 0 and removes the socket`, async () => {
+  const viaLauncher = stopSignal === 'SIGTERM';
+  test(`a node plugin ${viaLauncher ? 'started by the launcher ' : ''}serves on its socket, answers Probe, and on ${stopSignal} exits 0 and removes the socket`, async () => {
     const socketPath = path.join(dir, `node-${stopSignal}`, 'csi.sock');
     const nodeId = randomUUID();
     const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-${stopSignal}\n`);
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--mode', 'node', '--node-id', nodeId, '--endpoint', `unix://${socketPath}`, '--config', config],
-      { env: CLEAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const serveArgs = ['--node-id', nodeId, '--endpoint', `unix://${socketPath}`, '--config', config];
+    const child = viaLauncher
+      ? spawn(LAUNCHER, ['serve', '--mode=node', ...serveArgs], { env: CLEAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [CLI, 'serve', '--mode', 'node', ...serveArgs], { env: CLEAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -145,6 +164,8 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
         'the socket to appear',
       );
       assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
+      // The launcher execs Node in its own place (same pid), with the node plugin's memory flags.
+      assert.deepEqual(nodeFlags(child.pid!), viaLauncher ? ['--lite-mode', '--single-threaded', '--no-expose-wasm'] : []);
       const info = await call(clients.identity, 'GetPluginInfo', {});
       assert.equal(info.name, 'cinder.csi.openstack.org');
       assert.equal(info.vendor_version, VERSION);
