@@ -1,7 +1,7 @@
 // The CSI Node service: handlers that use only this machine (block devices,
 // mkfs, mount). It never calls Cinder or Nova; the instance identity arrives
 // in NodeSettings.
-import type { Stats } from 'node:fs';
+import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, mkdir, open, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallContext, Handler } from '../csi/context';
@@ -34,6 +34,7 @@ import {
   bindMount,
   deviceNumber,
   findMountAt,
+  formatDeviceNumber,
   isBlockDevice,
   isReadOnlyMount,
   listMounts,
@@ -380,12 +381,19 @@ export function createNodeService(settings: NodeSettings): NodeService {
 
   const NodeGetVolumeStats: NodeService['NodeGetVolumeStats'] = async (req, ctx) => {
     const volumeId = requireField(req.volume_id, 'volume_id');
-    const volumePath = await canonicalPath(lookupPath(req.volume_path, 'volume_path', volumeId));
-    ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
+    const requested = lookupPath(req.volume_path, 'volume_path', volumeId);
+    ctx.annotate({ volume_id: volumeId, volume_path: requested });
     // No InFlight here: stats are read-only and kubelet polls them; an ABORTED would only be noise.
-    // Everything here is read in-process (stat, /proc/self/mountinfo, sysfs, statfs): kubelet polls stats for every volume.
-    const [node, mounts] = await Promise.all([statOrNull(volumePath), listMounts(ctx.signal)]);
+    // kubelet polls stats for every volume, so a call makes one round trip to libuv's thread pool,
+    // for the three reads that touch the volume's path (resolving it, stat, statfs: a filesystem
+    // could stall them), and reads the mount table and sysfs in-process (kernel memory: they cannot).
+    const [volumePath, node, usage] = await Promise.all([
+      canonicalPath(requested),
+      bigStatOrNull(requested),
+      filesystemUsage(requested).catch(() => null),
+    ]);
     if (!node) throw notFound(`volume_path ${volumePath} does not exist`);
+    const mounts = await listMounts(ctx.signal);
     const mount = mountAt(mounts, volumePath);
     if (!mount) {
       // Nothing mounted here. If the volume is still staged the publish mount has gone away:
@@ -397,15 +405,15 @@ export function createNodeService(settings: NodeSettings): NodeService {
       throw notFound(`volume_path ${volumePath} is not a mounted volume path`);
     }
     if (node.isBlockDevice()) {
-      const majMin = await deviceNumber(volumePath);
+      const majMin = formatDeviceNumber(node.rdev);
       const sectors = await sysfsDeviceSectors(settings.sysfsRoot, majMin);
       if (sectors === null) {
         return { usage: [], volume_condition: { abnormal: true, message: `the device (${majMin}) bound at ${volumePath} has vanished` } };
       }
       return { usage: [{ unit: 'BYTES', total: sectors * 512 }], volume_condition: HEALTHY };
     }
-    const [condition, usage] = await Promise.all([filesystemCondition(mount, settings.sysfsRoot), filesystemUsage(volumePath)]);
-    return { usage, volume_condition: condition };
+    // statfs failed on a mounted filesystem: ask again, so that its error is the answer.
+    return { usage: usage ?? (await filesystemUsage(volumePath)), volume_condition: filesystemCondition(mount, settings.sysfsRoot) };
   };
 
   // ---- NodeExpandVolume ------------------------------------------------------
@@ -518,6 +526,16 @@ async function flushBuffers(device: string, signal: AbortSignal): Promise<void> 
 async function statOrNull(p: string): Promise<Stats | null> {
   try {
     return await stat(p);
+  } catch (err) {
+    if (isMissing(err)) return null;
+    throw err;
+  }
+}
+
+/** stat with st_rdev as a bigint (a device number does not always fit a double); null when missing. */
+async function bigStatOrNull(p: string): Promise<BigIntStats | null> {
+  try {
+    return await stat(p, { bigint: true });
   } catch (err) {
     if (isMissing(err)) return null;
     throw err;

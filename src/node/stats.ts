@@ -1,5 +1,6 @@
 // Usage and health of a mounted volume.
-import { access, readFile, statfs } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
 import type { VolumeUsage } from '../gen/csi/v1/VolumeUsage';
@@ -39,11 +40,16 @@ export async function blockDeviceSize(device: string, sysfsRoot: string, signal?
   return size;
 }
 
-/** Capacity in 512-byte sectors of block device `majMin` from sysfs; null when sysfs has no such device. */
+/**
+ * Capacity in 512-byte sectors of block device `majMin` from sysfs; null when
+ * sysfs has no such device. Read synchronously, like the mount table: sysfs
+ * answers from kernel memory, so one read() is cheaper than the thread-pool
+ * round trips of an asynchronous readFile.
+ */
 export async function sysfsDeviceSectors(sysfsRoot: string, majMin: string): Promise<number | null> {
   let text: string;
   try {
-    text = await readFile(path.join(sysfsRoot, 'dev', 'block', majMin, 'size'), 'utf8');
+    text = readFileSync(path.join(sysfsRoot, 'dev', 'block', majMin, 'size'), 'utf8');
   } catch {
     return null;
   }
@@ -52,14 +58,9 @@ export async function sysfsDeviceSectors(sysfsRoot: string, majMin: string): Pro
   return sectors;
 }
 
-/** Whether the kernel still has the block device `majMin` ("major:minor"). */
-export async function deviceExists(sysfsRoot: string, majMin: string): Promise<boolean> {
-  try {
-    await access(path.join(sysfsRoot, 'dev', 'block', majMin));
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether the kernel still has the block device `majMin` ("major:minor"); sysfs, read in-process. */
+export function deviceExists(sysfsRoot: string, majMin: string): boolean {
+  return existsSync(path.join(sysfsRoot, 'dev', 'block', majMin));
 }
 
 export const HEALTHY: VolumeCondition = { abnormal: false, message: 'volume is mounted and healthy' };
@@ -69,8 +70,8 @@ export const HEALTHY: VolumeCondition = { abnormal: false, message: 'volume is m
  * read-only while this mount point is read-write went read-only on its own,
  * which ext4 and xfs do after I/O or metadata errors.
  */
-export async function filesystemCondition(mount: MountEntry, sysfsRoot: string): Promise<VolumeCondition> {
-  if (!(await deviceExists(sysfsRoot, mount.majMin))) {
+export function filesystemCondition(mount: MountEntry, sysfsRoot: string): VolumeCondition {
+  if (!deviceExists(sysfsRoot, mount.majMin)) {
     return { abnormal: true, message: `device ${mount.source} (${mount.majMin}) of the mount at ${mount.target} has vanished` };
   }
   if (mount.fsOptions.includes('ro') && mount.vfsOptions.includes('rw')) {
