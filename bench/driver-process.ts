@@ -56,7 +56,8 @@ export class DriverProcess {
     // Only our own variables: an OS_* from the caller's shell must not pick another cloud.
     // The launcher runs `node` from PATH: this Node's directory first, so it is the same Node.
     const env: NodeJS.ProcessEnv = { PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: process.env.HOME };
-    if (opts.cpuProfileDir) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${opts.cpuProfileDir}`;
+    // NODE_OPTIONS refuses --cpu-prof; the launcher passes these on.
+    if (opts.cpuProfileDir) env.CINDER_CSI_NODE_FLAGS = `--cpu-prof --cpu-prof-dir=${opts.cpuProfileDir}`;
     const started = performance.now();
     const child = spawn(
       launcher,

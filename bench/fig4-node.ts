@@ -1,9 +1,10 @@
 // Figure 4: the node path on real loop devices (root only). NodeStageVolume +
 // NodePublishVolume of a fresh blank 1 GiB volume, against the raw commands the
-// same work needs (mkfs.ext4, mount, mount --bind) run one after another from
-// this process on another fresh volume; and NodeGetVolumeStats latency.
+// same work needs (mkfs.ext4, mount, mount --bind) run one after another on
+// another fresh volume; and NodeGetVolumeStats latency. Both sides are timed
+// from one small client process (fig4-client.ts), not from this one.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSimulator, type Simulator } from '../src/sim';
@@ -11,6 +12,7 @@ import { DriverProcess, rpc } from './driver-process';
 import type { Report } from './report';
 import { GiB, MOUNT_CAP, sleep } from './common';
 import { median, percentile, round } from './stats';
+import type { Fig4Plan, Fig4Timings, PlannedVolume } from './fig4-client';
 
 const exec = promisify(execFile);
 const STATS_CALLS = 500;
@@ -35,86 +37,68 @@ export async function figure4(report: Report, work: string, opts: { quick: boole
   const controller = await DriverProcess.start({ sim, dir: path.join(work, 'fig4-controller'), mode: 'controller', logLevel: 'info' });
   const driver = await DriverProcess.start({ sim, dir: path.join(work, 'fig4-node'), mode: 'node', logLevel: 'info' });
   const node = sim.instances[0];
-  const driverMs: number[] = [];
-  const rawMs: number[] = [];
-  const statsMs: number[] = [];
-  const capsMs: number[] = [];
   const cleanups: Array<() => Promise<void>> = [];
+  let timings: Fig4Timings;
   try {
-    const reps = opts.quick ? 1 : 5;
-    for (let rep = 0; rep < reps; rep++) {
-      // Alternate which goes first, so page cache and loop set-up favour neither.
-      const order = rep % 2 === 0 ? ['driver', 'raw'] : ['raw', 'driver'];
-      for (const which of order) {
+    // Every volume is created, attached and given its directories first (untimed); then one
+    // client process times both sides.
+    const reps: Fig4Plan['reps'] = [];
+    for (let rep = 0; rep < (opts.quick ? 1 : 5); rep++) {
+      const planned = async (which: 'driver' | 'raw'): Promise<PlannedVolume> => {
         const vol = await freshAttachedVolume(sim, controller, `fig4-${which}-${rep}`);
         const dir = path.join(work, 'fig4-mnt', `${which}-${rep}`);
-        const staging = path.join(dir, 'staging');
-        const target = path.join(dir, 'target');
-        await mkdir(staging, { recursive: true }); // the CO makes the staging directory
-        if (which === 'driver') {
-          const started = performance.now();
-          await rpc(driver.clients.node, 'NodeStageVolume', {
-            volume_id: vol.id, publish_context: vol.publishContext, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: {},
-          });
-          await rpc(driver.clients.node, 'NodePublishVolume', {
-            volume_id: vol.id, publish_context: vol.publishContext, staging_target_path: staging, target_path: target, volume_capability: MOUNT_CAP, readonly: false,
-          });
-          driverMs.push(performance.now() - started);
-          cleanups.push(async () => {
-            await rpc(driver.clients.node, 'NodeUnpublishVolume', { volume_id: vol.id, target_path: target });
-            await rpc(driver.clients.node, 'NodeUnstageVolume', { volume_id: vol.id, staging_target_path: staging });
-          });
-          if (statsMs.length === 0) {
-            for (let i = 0; i < (opts.quick ? 50 : STATS_CALLS); i++) {
-              const s = performance.now();
-              await rpc(driver.clients.node, 'NodeGetVolumeStats', { volume_id: vol.id, volume_path: target });
-              statsMs.push(performance.now() - s);
-            }
-            // The same number of the cheapest Node RPC from the same client: the per-call floor of gRPC on this machine.
-            for (let i = 0; i < (opts.quick ? 50 : STATS_CALLS); i++) {
-              const s = performance.now();
-              await rpc(driver.clients.node, 'NodeGetCapabilities', {});
-              capsMs.push(performance.now() - s);
-            }
-          }
-        } else {
-          const device = await realpath(vol.link);
-          const started = performance.now();
-          await exec('mkfs.ext4', ['-q', '--', device]);
-          await exec('mount', ['-t', 'ext4', '--', device, staging]);
-          await mkdir(target, { recursive: true });
-          await exec('mount', ['--bind', '--', staging, target]);
-          rawMs.push(performance.now() - started);
-          cleanups.push(async () => {
-            await exec('umount', ['--', target]);
-            await exec('umount', ['--', staging]);
-          });
-        }
+        const v: PlannedVolume = {
+          id: vol.id,
+          device: await realpath(vol.link),
+          publishContext: vol.publishContext,
+          staging: path.join(dir, 'staging'),
+          target: path.join(dir, 'target'),
+        };
+        await mkdir(v.staging, { recursive: true }); // the CO makes the staging directory
         cleanups.push(async () => {
-          await rpc(controller.clients.controller, 'ControllerUnpublishVolume', { volume_id: vol.id, node_id: node.id });
-          await rpc(controller.clients.controller, 'DeleteVolume', { volume_id: vol.id });
+          if (which === 'driver') {
+            await rpc(driver.clients.node, 'NodeUnpublishVolume', { volume_id: v.id, target_path: v.target });
+            await rpc(driver.clients.node, 'NodeUnstageVolume', { volume_id: v.id, staging_target_path: v.staging });
+          } else {
+            for (const m of [v.target, v.staging]) await exec('umount', ['--', m]).catch(() => undefined);
+          }
+          await rpc(controller.clients.controller, 'ControllerUnpublishVolume', { volume_id: v.id, node_id: node.id });
+          await rpc(controller.clients.controller, 'DeleteVolume', { volume_id: v.id });
           await rm(dir, { recursive: true, force: true });
         });
-      }
+        return v;
+      };
+      // Alternate which goes first, so page cache and loop set-up favour neither.
+      reps.push({ driver: await planned('driver'), raw: await planned('raw'), driverFirst: rep % 2 === 0 });
     }
+    timings = await runClient(work, { socket: driver.socketPath, reps, statsCalls: opts.quick ? 50 : STATS_CALLS });
   } finally {
     for (const c of cleanups) await c().catch((e) => process.stderr.write(`fig4 cleanup: ${(e as Error).message}\n`));
     await driver.stop();
     await controller.stop();
     await sim.stop();
   }
+  const { driverMs, rawMs, statsMs, capsMs } = timings;
   const d = median(driverMs);
   const r = median(rawMs);
   report.info(4, 'NodeStage+NodePublish, fresh 1 GiB ext4 (median)', round(d, 1), 'ms', `[${driverMs.map((x) => round(x, 0)).join(', ')}]`);
   report.info(4, 'raw mkfs.ext4 + mount + mount --bind (median)', round(r, 1), 'ms', `[${rawMs.map((x) => round(x, 0)).join(', ')}]`);
   report.atMost(4, 'driver / raw', round(d / r, 3), 'x', 1.15);
-  // Where the node path's time goes: every findmnt/blkid/blockdev the driver runs is a fork+exec.
+  // Why the node reads the mount table in-process: as a findmnt fork, each read would cost milliseconds.
   const execMs = await timeIt(20, () => exec('findmnt', ['-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,VFS-OPTIONS,FS-OPTIONS,FSROOT,MAJ:MIN']));
   const mountinfoMs = await timeIt(20, () => readFile('/proc/self/mountinfo', 'utf8'));
-  report.info(4, 'one `findmnt -J` exec from Node (median)', round(execMs, 2), 'ms', 'the driver runs it on every NodeGetVolumeStats and several times per stage');
+  report.info(4, 'one `findmnt -J` exec from Node (median)', round(execMs, 2), 'ms', 'what each mount-table read would cost as a fork (the driver reads mountinfo instead)');
   report.info(4, 'reading /proc/self/mountinfo in-process (median)', round(mountinfoMs, 3), 'ms', 'the same information without a fork');
   report.info(4, `NodeGetCapabilities p99 (${capsMs.length} calls, no work in the handler)`, round(percentile(capsMs, 99), 2), 'ms', `median ${round(median(capsMs), 2)} ms; the gRPC floor that stats p99 sits on`);
   report.atMost(4, `NodeGetVolumeStats p99 (${statsMs.length} calls)`, round(percentile(statsMs, 99), 2), 'ms', 5, `median ${round(median(statsMs), 2)} ms`);
+}
+
+/** Run the timed part in its own process and read its answer. */
+async function runClient(work: string, plan: Fig4Plan): Promise<Fig4Timings> {
+  const planFile = path.join(work, 'fig4-plan.json');
+  await writeFile(planFile, JSON.stringify(plan));
+  const { stdout } = await exec(process.execPath, [path.join(__dirname, 'fig4-client.js'), planFile], { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout) as Fig4Timings;
 }
 
 async function timeIt(n: number, fn: () => Promise<unknown>): Promise<number> {
