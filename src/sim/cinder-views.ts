@@ -1,7 +1,7 @@
 // How Cinder prints its resources, per API version and microversion.
 import { randomUUID } from 'node:crypto';
 import { atLeast, type Microversion } from './microversion';
-import type { BackupRecord, CloudState, SnapshotRecord, VolumeRecord, VolumeTypeRecord } from './state';
+import type { BackupRecord, CloudState, MessageRecord, SnapshotRecord, VolumeRecord, VolumeTypeRecord } from './state';
 import type { CinderApiVersion } from './types';
 
 export interface ViewContext {
@@ -162,5 +162,21 @@ export function typeView(t: VolumeTypeRecord): unknown {
     'os-volume-type-access:is_public': t.isPublic,
     // qos_specs_id is for admins only; the sim's user is a project member.
     extra_specs: t.extraSpecs,
+  };
+}
+
+/** A user message as cinder/api/v3/views/messages.py shows it (guaranteed_until is the record's expiry). */
+export function messageView(v: ViewContext, m: MessageRecord): Record<string, unknown> {
+  return {
+    id: m.id,
+    event_id: m.eventId,
+    user_message: m.userMessage,
+    message_level: m.messageLevel,
+    created_at: m.createdAt,
+    guaranteed_until: m.guaranteedUntil,
+    request_id: m.requestId,
+    links: links(v, 'messages', m.id),
+    resource_type: m.resourceType,
+    resource_uuid: m.resourceUuid,
   };
 }

@@ -5,9 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { httpError, objectField, SimHttpError, str, type Reply, type RequestContext, type Route } from './http';
 import { listPage, metadataMatches, parseMetadataFilter } from './listing';
 import { atLeast, negotiate, type Microversion } from './microversion';
-import { backupDetail, backupSummary, snapshotView, typeView, volumeDetail, volumeSummary, type ViewContext } from './cinder-views';
+import { backupDetail, backupSummary, messageView, snapshotView, typeView, volumeDetail, volumeSummary, type ViewContext } from './cinder-views';
 import type { Collection } from './collection';
-import { typeIsMultiattach, type BackupRecord, type CloudState, type SnapshotRecord, type VolumeRecord } from './state';
+import { typeIsMultiattach, type BackupRecord, type CloudState, type MessageRecord, type SnapshotRecord, type VolumeRecord } from './state';
 import type { QuotaExceeded } from './quotas';
 import type { CinderApiVersion } from './types';
 
@@ -28,6 +28,11 @@ type Api = { api: CinderApiVersion; mv: Microversion | null; view: ViewContext; 
 
 function bad(message: string): never {
   throw httpError('volume', 400, message);
+}
+
+/** A route that exists from microversion `min` on: older requests get Cinder's 404 (VersionNotFoundForAPIMethod). */
+function requireMicroversion(a: Api, min: string): void {
+  if (!atLeast(a.mv, min)) notFound(`API version ${a.mv ?? 'none'} is not supported on this method.`);
 }
 
 function notFound(message: string): never {
@@ -191,6 +196,11 @@ export class CinderApi {
       add('GET', '/backups/{id}', (a) => ({ status: 200, body: { backup: backupDetail(a.view, this.backup(a.ctx.params.id)) } }));
       add('DELETE', '/backups/{id}', (a) => this.deleteBackup(a));
       add('POST', '/backups/{id}/restore', (a) => this.restoreBackup(a));
+      if (api === 'v3') {
+        add('GET', '/messages', (a) => this.listMessages(a));
+        add('GET', '/messages/{id}', (a) => ({ status: 200, body: { message: messageView(a.view, this.message(a)) } }));
+        add('DELETE', '/messages/{id}', (a) => this.deleteMessage(a));
+      }
       add('GET', '/os-quota-sets/{id}', (a) => this.quotaSet(a, a.ctx.query.get('usage')?.toLowerCase() === 'true'));
       add('GET', '/os-quota-sets/{id}/defaults', (a) => this.quotaSet(a, false));
       add('GET', '/types', () => ({ status: 200, body: { volume_types: [...this.state.types.values()].map(typeView) } }));
@@ -447,6 +457,48 @@ export class CinderApi {
     const body: Record<string, unknown> = { [key]: page.items.map(view) };
     if (page.nextHref) body[`${key}_links`] = [{ href: page.nextHref, rel: 'next' }];
     return { status: 200, body };
+  }
+
+  // ------------------------------------------------------------ messages
+
+  /**
+   * User messages (3.3). Before 3.5 the query is ignored and every message of
+   * the project is listed; from 3.5 it filters (resource_uuid, resource_type,
+   * event_id, request_id, message_level) and takes limit, as Cinder does.
+   */
+  private listMessages(a: Api): Reply {
+    requireMicroversion(a, '3.3');
+    let items = [...this.state.messages];
+    if (atLeast(a.mv, '3.5')) {
+      const q = a.ctx.query;
+      const filters: Array<[string, (m: MessageRecord) => string]> = [
+        ['resource_uuid', (m) => m.resourceUuid],
+        ['resource_type', (m) => m.resourceType],
+        ['event_id', (m) => m.eventId],
+        ['request_id', (m) => m.requestId],
+        ['message_level', (m) => m.messageLevel],
+      ];
+      for (const [key, field] of filters) {
+        const want = q.get(key);
+        if (want !== null) items = items.filter((m) => field(m) === want);
+      }
+      if ((q.get('sort') ?? '').includes('created_at:desc') || q.get('sort_dir') === 'desc') items.reverse();
+      const limit = q.get('limit');
+      if (limit !== null) items = items.slice(0, Math.max(0, Number(limit) || 0));
+    }
+    return { status: 200, body: { messages: items.map((m) => messageView(a.view, m)) } };
+  }
+
+  private message(a: Api): MessageRecord {
+    requireMicroversion(a, '3.3');
+    const id = a.ctx.params.id;
+    return this.state.messages.find((m) => m.id === id) ?? notFound(`Message ${id} could not be found.`);
+  }
+
+  private deleteMessage(a: Api): Reply {
+    const m = this.message(a);
+    this.state.messages.splice(this.state.messages.indexOf(m), 1);
+    return { status: 204, plain: true };
   }
 
   private deleteSnapshot(a: Api): Reply {

@@ -120,6 +120,9 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       if (!v) throw new Error(`no volume ${id}`);
       state.setVolumeStatus(v, status);
     },
+    setBackendCapacity: (gb) => {
+      state.backendCapacityGb = gb;
+    },
     addInstance: async (spec: SimInstanceSpec) => {
       const id = spec.id ?? randomUUID();
       if (state.instances.has(id)) throw new Error(`instance ${id} exists`);

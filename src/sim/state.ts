@@ -23,6 +23,25 @@ export interface AttachmentRecord {
   accessMode: 'rw' | 'ro';
 }
 
+/** How long the simulated scheduler takes to find that no backend fits. */
+const SCHEDULER_MS = 20;
+
+/** The simulator's one storage backend, as a volume type's volume_backend_name extra spec names it. */
+export const SIM_BACKEND_NAME = 'simulator';
+
+/** One of Cinder's user messages (GET /v3/{project}/messages). */
+export interface MessageRecord {
+  id: string;
+  eventId: string;
+  userMessage: string;
+  messageLevel: 'ERROR';
+  resourceType: string;
+  resourceUuid: string;
+  requestId: string;
+  createdAt: string;
+  guaranteedUntil: string;
+}
+
 export interface VolumeRecord extends Stored {
   /** null when the request named none, as Cinder prints it. */
   name: string | null;
@@ -119,6 +138,13 @@ export class CloudState {
   readonly instances = new Map<string, InstanceRecord>();
   readonly quotas: Quotas;
   durations: SimDurations;
+  /**
+   * The one storage backend's size in GiB, for the scheduler's capacity check;
+   * null: room for anything. Volumes count with their size (thick provisioning).
+   */
+  backendCapacityGb: number | null = null;
+  /** Cinder's user messages (GET /messages, 3.3), oldest first. */
+  readonly messages: MessageRecord[] = [];
   private seq = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly work = new Set<Promise<unknown>>();
@@ -173,8 +199,18 @@ export class CloudState {
   /** Adds a volume in 'creating' (quota already checked) and schedules the rest. */
   createVolume(v: Omit<VolumeRecord, 'seq' | 'status' | 'attachments' | 'createdAt' | 'updatedAt' | 'projectId' | 'userId'>, initialStatus = 'creating'): VolumeRecord {
     const vol: VolumeRecord = { ...v, seq: this.nextSeq(), status: initialStatus, attachments: [], createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId };
+    const fits = this.backendHasRoomFor(vol.size) && this.backendServesType(vol.volumeTypeId);
     this.volumes.add(vol);
     this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, vol.size));
+    if (!fits) {
+      // The scheduler's CapacityFilter leaves no backend: Cinder sets 'error' first, then
+      // writes the user message (scheduler manager, _set_volume_state_and_notify).
+      this.after(SCHEDULER_MS, () => {
+        this.setVolumeStatus(vol, 'error');
+        this.addMessage(vol.id, 'VOLUME', '001', 'schedule allocate volume', '003', 'Could not find any available weighted backend.');
+      });
+      return vol;
+    }
     const hv = this.hypervisor;
     let copy: () => Promise<unknown> = () => Promise.resolve();
     let duration = this.durations.create;
@@ -194,6 +230,39 @@ export class CloudState {
       this.setVolumeStatus(vol, 'error');
     });
     return vol;
+  }
+
+  /** The scheduler's CapabilitiesFilter: a type that names another backend (volume_backend_name) finds none here. */
+  private backendServesType(typeId: string): boolean {
+    const wanted = this.types.get(typeId)?.extraSpecs.volume_backend_name;
+    return wanted === undefined || wanted === SIM_BACKEND_NAME;
+  }
+
+  /** Whether the backend can take another `sizeGb` next to every volume that holds space on it. */
+  private backendHasRoomFor(sizeGb: number): boolean {
+    if (this.backendCapacityGb === null) return true;
+    let used = 0;
+    for (const v of this.volumes.values()) if (v.status !== 'error') used += v.size;
+    return used + sizeGb <= this.backendCapacityGb;
+  }
+
+  /** A user message as Cinder's message API writes it: event VOLUME_<resource>_<action>_<detail>, text "<action>: <detail>". */
+  addMessage(resourceUuid: string, resourceType: string, actionId: string, action: string, detailId: string, detail: string): MessageRecord {
+    const created = new Date();
+    const m: MessageRecord = {
+      id: randomUUID(),
+      eventId: `VOLUME_${resourceType}_${actionId}_${detailId}`,
+      userMessage: `${action}: ${detail}`,
+      messageLevel: 'ERROR',
+      resourceType,
+      resourceUuid,
+      requestId: `req-${randomUUID()}`,
+      createdAt: created.toISOString().replace('Z', '000'),
+      // Cinder keeps a message for message_ttl (30 days by default).
+      guaranteedUntil: new Date(created.getTime() + 30 * 24 * 3600 * 1000).toISOString().replace('Z', '000'),
+    };
+    this.messages.push(m);
+    return m;
   }
 
   deleteVolume(vol: VolumeRecord): void {

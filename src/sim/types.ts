@@ -111,6 +111,8 @@ export interface SimControl {
   resetCounters(): void;
   volume(id: string): unknown | undefined;
   setVolumeStatus(id: string, status: string): void;
+  /** The backend's size in GiB for the scheduler's capacity check (null: room for anything, the default). */
+  setBackendCapacity(gb: number | null): void;
   addInstance(spec: SimInstanceSpec): Promise<SimInstance>;
   deleteInstance(id: string): Promise<void>;
 }
