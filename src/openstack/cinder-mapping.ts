@@ -1,6 +1,6 @@
 // Cinder JSON (v1, v2 and v3 shapes) to the module's typed objects. v1 names
 // things display_name/display_description; later versions name/description.
-import type { Backup, Snapshot, Volume, VolumeAttachment, VolumeType, AvailabilityZone, QuotaUsage } from './types';
+import type { Backup, Snapshot, Volume, VolumeAttachment, VolumeType, AvailabilityZone, QuotaUsage, UserMessage } from './types';
 
 type Json = Record<string, unknown>;
 
@@ -79,6 +79,10 @@ export function toVolumeType(t: Json): VolumeType {
 export function toAvailabilityZone(z: Json): AvailabilityZone {
   const state = (z.zoneState ?? {}) as Json;
   return { name: str(z.zoneName), available: state.available === true };
+}
+
+export function toUserMessage(m: Json): UserMessage {
+  return { id: str(m.id), eventId: str(m.event_id), userMessage: str(m.user_message), resourceUuid: str(m.resource_uuid), createdAt: str(m.created_at) };
 }
 
 /** os-quota-sets?usage=true: every resource whose value is {limit, in_use, reserved}. */

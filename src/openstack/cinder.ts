@@ -8,7 +8,7 @@ import type { HttpClient } from './http';
 import type { AuthState, Identity } from './keystone';
 import { VOLUME_SERVICE_TYPES } from './catalog';
 import { detectCinderApi, type CinderApi } from './cinder-version';
-import { nextMarker, toAvailabilityZone, toBackup, toQuotaUsage, toSnapshot, toVolume, toVolumeType } from './cinder-mapping';
+import { nextMarker, toAvailabilityZone, toBackup, toQuotaUsage, toSnapshot, toUserMessage, toVolume, toVolumeType } from './cinder-mapping';
 import { atLeast } from './microversion';
 import { ServiceClient, type ServiceRequest } from './service';
 import type {
@@ -26,6 +26,7 @@ import type {
   QuotaUsage,
   Snapshot,
   SnapshotQuery,
+  UserMessage,
   Volume,
   VolumeQuery,
   VolumeType,
@@ -268,6 +269,20 @@ export class Cinder implements BlockStorage {
   }
 
   // ------------------------------------------------------- the rest
+
+  async listVolumeMessages(volumeId: string, opts: CallOptions = {}): Promise<UserMessage[]> {
+    const api = await this.current(opts);
+    if (!atLeast(api.microversion, '3.3')) return [];
+    const params = new URLSearchParams({ resource_uuid: volumeId, sort: 'created_at:desc' });
+    // The sort needs 3.5; before it the order is Cinder's, and the newest is found below.
+    if (!atLeast(api.microversion, '3.5')) params.delete('sort');
+    const body = await this.call<{ messages?: Json[] }>(api, { ...opts, method: 'GET', path: `/messages${qs(params)}` });
+    // Filtered here as well: the filter is the server's to honour, and a message about another volume must never explain this one.
+    return (body.messages ?? [])
+      .map(toUserMessage)
+      .filter((m) => m.resourceUuid === volumeId)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
 
   async getQuotaUsage(opts: CallOptions = {}): Promise<Record<string, QuotaUsage>> {
     const auth = await this.identity.auth(opts);

@@ -208,6 +208,22 @@ export interface AvailabilityZone {
   available: boolean;
 }
 
+/**
+ * One of Cinder's user messages (3.3): why an asynchronous action failed.
+ * eventId reads VOLUME_<resource>_<action>_<detail>, e.g. VOLUME_VOLUME_001_003
+ * ("schedule allocate volume: Could not find any available weighted backend.").
+ */
+export interface UserMessage {
+  id: string;
+  eventId: string;
+  userMessage: string;
+  resourceUuid: string;
+  createdAt: string;
+}
+
+/** Cinder's event for "the scheduler found no backend with room" (action 001 schedule allocate volume, detail 003). */
+export const NO_BACKEND_EVENT_ID = 'VOLUME_VOLUME_001_003';
+
 /** What the negotiated Cinder API lets us do. */
 export interface BlockStorageFeatures {
   apiVersion: '3' | '2' | '1';
@@ -251,6 +267,13 @@ export interface BlockStorage {
   getBackup(id: string, opts?: CallOptions): Promise<Backup>;
   listBackups(query: BackupQuery, opts?: CallOptions): Promise<Page<Backup>>;
   deleteBackup(id: string, opts?: CallOptions): Promise<void>;
+
+  /**
+   * The user messages about one volume, newest first (microversion 3.3;
+   * an empty list where the API is older). Cinder keeps them for a while
+   * (message_ttl), also after the volume is deleted.
+   */
+  listVolumeMessages(volumeId: string, opts?: CallOptions): Promise<UserMessage[]>;
 
   /** Quota limits with usage for the token's project, keyed by resource name. */
   getQuotaUsage(opts?: CallOptions): Promise<Record<string, QuotaUsage>>;

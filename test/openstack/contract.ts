@@ -319,6 +319,11 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         const zones = await cloud.blockStorage.listAvailabilityZones();
         assert.ok(zones.some((z) => z.available && z.name));
       });
+
+      it('user messages about a volume: the query (resource_uuid, newest first) is accepted, and none are about a volume never seen', async () => {
+        // A 400 here would mean the cloud rejects the filter or the sort: the call must not fail.
+        assert.deepEqual(await cloud.blockStorage.listVolumeMessages(randomUUID()), []);
+      });
     });
 
     describe('attach and detach through nova', () => {
