@@ -2,9 +2,10 @@
 // after a crash or a missed deadline finds the volume the first attempt made
 // instead of making a second one. (Concurrent retries inside this process are
 // joined by the in-flight registry before they get here.)
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CreateVolumeRequest__Output } from '../gen/csi/v1/CreateVolumeRequest';
 import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
-import type { Cloud, Volume } from '../openstack/types';
+import { NO_BACKEND_EVENT_ID, type Cloud, type UserMessage, type Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { alreadyExists, internal, invalidArgument, outOfRange, requireField, resourceExhausted } from '../csi/errors';
@@ -150,12 +151,46 @@ async function awaitAvailable(env: ControllerEnv, cloud: Cloud, volume: Volume, 
       );
     }
   }
+  // Why, in Cinder's words, before the volume goes (its messages outlive it, but ask while it is certain).
+  const reason = await failureMessage(env, cloud, volume.id, op);
   await bs.deleteVolume(volume.id, op).catch((e) => {
     if (!isNotFound(e)) env.logger.warn({ volume_id: volume.id, error: (e as Error).message }, 'could not delete the failed volume; the next attempt will');
   });
+  if (reason?.eventId === NO_BACKEND_EVENT_ID) {
+    // CSI's answer for "no room to provision": RESOURCE_EXHAUSTED, which the provisioner reports and retries.
+    throw resourceExhausted(
+      `Cinder could not place volume ${volume.id} (${volume.size} GiB${volume.volumeType ? `, type ${volume.volumeType}` : ''}` +
+        `${volume.availabilityZone ? `, zone ${volume.availabilityZone}` : ''}): ${reason.userMessage} ` +
+        `No storage backend has room for it: free capacity on the backend, or ask for another type or zone. The volume was deleted`,
+    );
+  }
   throw internal(
-    `Cinder could not create volume ${volume.id}: it went to '${failedState}' (usually no backend had room, or the ` +
-      `${source ? `${source.kind} copy` : 'backend'} failed; 'openstack volume message list' says why). ` +
-      `The volume was deleted; the CO retries`,
+    `Cinder could not create volume ${volume.id}: it went to '${failedState}'` +
+      (reason
+        ? ` (Cinder says: ${reason.userMessage})`
+        : ` (usually no backend had room, or the ${source ? `${source.kind} copy` : 'backend'} failed; 'openstack volume message list' says why)`) +
+      `. The volume was deleted; the CO retries`,
   );
+}
+
+/** How long to look for Cinder's message: the scheduler sets 'error' first and writes the message just after. */
+const MESSAGE_ATTEMPTS = 3;
+const MESSAGE_RETRY_MS = 500;
+
+/** Cinder's newest user message about a failed volume, if it wrote one (3.3); never fails the call itself. */
+async function failureMessage(env: ControllerEnv, cloud: Cloud, volumeId: string, op: Op): Promise<UserMessage | null> {
+  for (let attempt = 1; attempt <= MESSAGE_ATTEMPTS; attempt++) {
+    try {
+      const [newest] = await cloud.blockStorage.listVolumeMessages(volumeId, op);
+      if (newest) return newest;
+    } catch (e) {
+      env.logger.debug({ volume_id: volumeId, error: (e as Error).message }, 'could not read Cinder messages about the failed volume');
+      return null;
+    }
+    if (attempt < MESSAGE_ATTEMPTS) {
+      const waited = await delay(MESSAGE_RETRY_MS, true, { signal: op.signal }).catch(() => false);
+      if (!waited) return null;
+    }
+  }
+  return null;
 }

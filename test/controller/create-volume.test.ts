@@ -157,6 +157,21 @@ describe('CreateVolume', () => {
     }
   });
 
+  it('a volume no backend has room for fails RESOURCE_EXHAUSTED with Cinder\'s own reason, and is deleted', async () => {
+    h.driver.sim.control.setBackendCapacity(1);
+    try {
+      const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-too-big', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: 5 * GiB } }), Code.RESOURCE_EXHAUSTED);
+      // The scheduler's message, read from Cinder's message API (3.3) before the volume was deleted.
+      assert.match(err.details, /Could not find any available weighted backend/);
+      assert.match(err.details, /5 GiB/);
+      assert.match(err.details, /deleted/);
+      const left = await h.volumesNamed('pvc-too-big');
+      assert.ok(left.every((v) => v.status === 'deleting'), `the failed volume is being deleted: ${JSON.stringify(left.map((v) => v.status))}`);
+    } finally {
+      h.driver.sim.control.setBackendCapacity(null);
+    }
+  });
+
   it('places the volume by topology: preferred zone through the AZ map, and reports the compute zones', async () => {
     const res = await h.rpc('CreateVolume', {
       name: 'pvc-zone-b',

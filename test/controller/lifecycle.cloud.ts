@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import { request } from 'undici';
 import { createLogger, silentLogger } from '../../src/log';
 import { fromDocument } from '../../src/config/config';
 import { startDriver, type RunningDriver } from '../../src/driver';
@@ -68,6 +69,55 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     await driver?.stop(5_000);
     await cloud?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  // A type whose extra spec names a backend that does not exist: Cinder's scheduler finds no
+  // backend (NoValidBackend), the volume goes to 'error', and a user message says why. Making the
+  // type needs an admin (TESTBED_ADMIN_* from the testbed's openrc).
+  const adminSkip = process.env.TESTBED_ADMIN_USERNAME && process.env.TESTBED_ADMIN_PASSWORD ? false : 'TESTBED_ADMIN_USERNAME/PASSWORD not set: making a volume type needs an admin';
+  it('a volume no backend can take fails RESOURCE_EXHAUSTED with the scheduler\'s own message', { skip: adminSkip }, async () => {
+    const base = cloudConfigFromEnv()!;
+    const admin = createCloud(
+      {
+        ...base,
+        name: 'admin',
+        auth: { ...base.auth, username: process.env.TESTBED_ADMIN_USERNAME, password: process.env.TESTBED_ADMIN_PASSWORD, projectName: process.env.TESTBED_ADMIN_PROJECT_NAME ?? 'admin', projectId: undefined },
+      },
+      silentLogger,
+    );
+    const state = await admin.internals.identity.auth();
+    const volumeApi = admin.internals.identity.endpoint(state, ['volumev3', 'block-storage', 'volume']).url;
+    const adminCall = async (method: 'POST' | 'DELETE', urlPath: string, body?: unknown) => {
+      const res = await request(`${volumeApi}${urlPath}`, {
+        method,
+        headers: { 'x-auth-token': state.token, 'content-type': 'application/json', accept: 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.body.text();
+      assert.ok(res.statusCode < 300, `${method} ${urlPath}: ${res.statusCode} ${text}`);
+      return text ? JSON.parse(text) : null;
+    };
+    const typeName = `cinder-csi-nowhere-${run}`;
+    const made = await adminCall('POST', '/types', {
+      volume_type: { name: typeName, 'os-volume-type-access:is_public': true, extra_specs: { volume_backend_name: 'no-such-backend' } },
+    });
+    try {
+      const name = `cinder-csi-cloud-nowhere-${run}`;
+      const err = await expectCode(
+        rpc('CreateVolume', { name, volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB }, parameters: { type: typeName } }),
+        grpc.status.RESOURCE_EXHAUSTED,
+      );
+      assert.match(err.details, /Could not find any available weighted backend/);
+      // The failed volume was deleted; wait until it is gone so that the type can go too.
+      const left = await cloud.blockStorage.listVolumes({ name });
+      for (const v of left.items) {
+        volumes.push(v.id);
+        await cloud.waiter.volume(v.id, { target: [], transient: ['deleting', 'error'], goneIsTarget: true }, { signal: AbortSignal.timeout(60_000) });
+      }
+    } finally {
+      await adminCall('DELETE', `/types/${made.volume_type.id}`).catch(() => undefined);
+      await admin.close();
+    }
   });
 
   it('creates, publishes, expands while attached, unpublishes, snapshots, restores and deletes', async () => {
