@@ -358,6 +358,12 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         await cloud.compute.detachVolume(target.serverId, v.id);
         const free = await cloud.waiter.volume(v.id, WAIT.volumeDetached, { kind: 'volume:detach' });
         assert.equal(free?.attachments.length, 0);
+        // Nova drops its record just after Cinder's (the real Zed was seen a moment behind): wait for it, then 404.
+        for (let i = 0; i < 100; i++) {
+          const still = await cloud.compute.getVolumeAttachment(target.serverId, v.id).then(() => true, () => false);
+          if (!still) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
         await expectError(cloud.compute.getVolumeAttachment(target.serverId, v.id), ['not_found'], 'detached');
       });
 
