@@ -27,7 +27,12 @@ import type { SimControl, SimInstance, SimInstanceSpec, SimOptions, Simulator } 
 export type * from './types';
 export { loadFaultsFile } from './faults';
 
-const DEFAULT_TYPES = [{ name: '__DEFAULT__' }, { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } }];
+const DEFAULT_TYPES: Array<{ name: string; extraSpecs?: Record<string, string> }> = [
+  { name: '__DEFAULT__' },
+  { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } },
+  // Names a backend the simulator does not have: a volume of this type fails to schedule, as on a real cloud.
+  { name: 'no-backend', extraSpecs: { volume_backend_name: 'no-such-backend' } },
+];
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);

@@ -172,6 +172,12 @@ describe('CreateVolume', () => {
     }
   });
 
+  it("a type no backend serves (the simulator's own 'no-backend', as the README offers) is RESOURCE_EXHAUSTED too", async () => {
+    const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-no-backend', volume_capabilities: [MOUNT_RWO], parameters: { type: 'no-backend' } }), Code.RESOURCE_EXHAUSTED);
+    assert.match(err.details, /Could not find any available weighted backend/);
+    assert.match(err.details, /type no-backend/);
+  });
+
   it('places the volume by topology: preferred zone through the AZ map, and reports the compute zones', async () => {
     const res = await h.rpc('CreateVolume', {
       name: 'pvc-zone-b',
