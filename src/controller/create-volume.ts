@@ -151,17 +151,18 @@ async function awaitAvailable(env: ControllerEnv, cloud: Cloud, volume: Volume, 
       );
     }
   }
-  // Why, in Cinder's words, before the volume goes (its messages outlive it, but ask while it is certain).
-  const reason = await failureMessage(env, cloud, volume.id, op);
+  // Deleted first, whatever else happens (the caller's deadline may be near); Cinder keeps its
+  // messages about a volume after the volume is gone, so why it failed is read afterwards.
   await bs.deleteVolume(volume.id, op).catch((e) => {
     if (!isNotFound(e)) env.logger.warn({ volume_id: volume.id, error: (e as Error).message }, 'could not delete the failed volume; the next attempt will');
   });
+  const reason = await failureMessage(env, cloud, volume.id, op);
   if (reason?.eventId === NO_BACKEND_EVENT_ID) {
     // CSI's answer for "no room to provision": RESOURCE_EXHAUSTED, which the provisioner reports and retries.
     throw resourceExhausted(
       `Cinder could not place volume ${volume.id} (${volume.size} GiB${volume.volumeType ? `, type ${volume.volumeType}` : ''}` +
         `${volume.availabilityZone ? `, zone ${volume.availabilityZone}` : ''}): ${reason.userMessage} ` +
-        `No storage backend has room for it: free capacity on the backend, or ask for another type or zone. The volume was deleted`,
+        `No backend accepts it (capacity, volume type or zone): free capacity on the backend, or ask for another type or zone. The volume was deleted`,
     );
   }
   throw internal(
@@ -179,6 +180,8 @@ const MESSAGE_RETRY_MS = 500;
 
 /** Cinder's newest user message about a failed volume, if it wrote one (3.3); never fails the call itself. */
 async function failureMessage(env: ControllerEnv, cloud: Cloud, volumeId: string, op: Op): Promise<UserMessage | null> {
+  const features = await cloud.blockStorage.features(op).catch(() => null);
+  if (!features?.userMessages) return null;
   for (let attempt = 1; attempt <= MESSAGE_ATTEMPTS; attempt++) {
     try {
       const [newest] = await cloud.blockStorage.listVolumeMessages(volumeId, op);

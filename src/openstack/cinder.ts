@@ -91,6 +91,7 @@ export class Cinder implements BlockStorage {
       microversion: api.microversion,
       inUseExtend: atLeast(api.microversion, '3.42'),
       volumeFromBackup: atLeast(api.microversion, '3.47'),
+      userMessages: atLeast(api.microversion, '3.3'),
       paging: api.apiVersion !== '1',
       metadataFilter: api.apiVersion !== '1',
     };

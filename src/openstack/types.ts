@@ -233,6 +233,8 @@ export interface BlockStorageFeatures {
   inUseExtend: boolean;
   /** Create a volume from a backup (3.47). */
   volumeFromBackup: boolean;
+  /** User messages: why an asynchronous action failed (3.3). */
+  userMessages: boolean;
   /** Lists page with limit+marker (v2, v3). v1 stops at 1000 items. */
   paging: boolean;
   /** Filter volumes by metadata in the list call. */
