@@ -145,6 +145,8 @@ export class CloudState {
   backendCapacityGb: number | null = null;
   /** Cinder's user messages (GET /messages, 3.3), oldest first. */
   readonly messages: MessageRecord[] = [];
+  /** Volumes the scheduler is about to fail: they take no room on the backend. */
+  private readonly unplaced = new Set<string>();
   private seq = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly work = new Set<Promise<unknown>>();
@@ -203,9 +205,12 @@ export class CloudState {
     this.volumes.add(vol);
     this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, vol.size));
     if (!fits) {
-      // The scheduler's CapacityFilter leaves no backend: Cinder sets 'error' first, then
+      // The scheduler's filters leave no backend: Cinder sets 'error' first, then
       // writes the user message (scheduler manager, _set_volume_state_and_notify).
+      // Until then the volume holds no space: it will never be placed.
+      this.unplaced.add(vol.id);
       this.after(SCHEDULER_MS, () => {
+        this.unplaced.delete(vol.id);
         this.setVolumeStatus(vol, 'error');
         this.addMessage(vol.id, 'VOLUME', '001', 'schedule allocate volume', '003', 'Could not find any available weighted backend.');
       });
@@ -242,7 +247,7 @@ export class CloudState {
   private backendHasRoomFor(sizeGb: number): boolean {
     if (this.backendCapacityGb === null) return true;
     let used = 0;
-    for (const v of this.volumes.values()) if (v.status !== 'error') used += v.size;
+    for (const v of this.volumes.values()) if (v.status !== 'error' && !this.unplaced.has(v.id)) used += v.size;
     return used + sizeGb <= this.backendCapacityGb;
   }
 
