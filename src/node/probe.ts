@@ -61,8 +61,9 @@ export async function probeDevice(device: string, sysfsRoot: string, signal?: Ab
 export const HEAD_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 export const TAIL_BYTES = 2 * 1024 * 1024;
 
-/** Reads of this size run side by side on libuv's thread pool: ~30% faster than one large read of a cold device. */
+/** Reads of this size, PARALLEL_READS at a time on libuv's thread pool: faster than one large read of a cold device. */
 const CHUNK_BYTES = 256 * 1024;
+const PARALLEL_READS = 3;
 
 /** True when the first HEAD_BYTES and last TAIL_BYTES of the device read as zeros. Any read problem answers false. */
 export async function edgesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
@@ -72,13 +73,19 @@ export async function edgesAreZero(device: string, sysfsRoot: string): Promise<b
     if (size <= 0) return false;
     handle = await open(device, 'r');
     const file = handle;
-    const reads = edgeChunks(size).map(async ([position, length]) => {
-      const buffer = Buffer.allocUnsafe(length);
-      const { bytesRead } = await file.read(buffer, 0, length, position);
-      return bytesRead === length && isZero(buffer);
-    });
-    const answers = await Promise.allSettled(reads);
-    return answers.every((a) => a.status === 'fulfilled' && a.value);
+    const chunks = edgeChunks(size);
+    // A few reads at a time (libuv's pool has four threads, shared with every other file call,
+    // such as a stats RPC's); stop at the first chunk that is not zeros.
+    for (let i = 0; i < chunks.length; i += PARALLEL_READS) {
+      const reads = chunks.slice(i, i + PARALLEL_READS).map(async ([position, length]) => {
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(buffer, 0, length, position);
+        return bytesRead === length && isZero(buffer);
+      });
+      const answers = await Promise.allSettled(reads);
+      if (!answers.every((a) => a.status === 'fulfilled' && a.value)) return false;
+    }
+    return true;
   } catch {
     return false;
   } finally {

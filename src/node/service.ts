@@ -412,8 +412,12 @@ export function createNodeService(settings: NodeSettings): NodeService {
       }
       return { usage: [{ unit: 'BYTES', total: sectors * 512 }], volume_condition: HEALTHY };
     }
-    // statfs failed on a mounted filesystem: ask again, so that its error is the answer.
-    return { usage: usage ?? (await filesystemUsage(volumePath)), volume_condition: filesystemCondition(mount, settings.sysfsRoot) };
+    const condition = filesystemCondition(mount, settings.sysfsRoot);
+    if (usage) return { usage, volume_condition: condition };
+    // statfs failed on a mounted filesystem. A volume whose device has gone says so with no usage;
+    // otherwise ask again, so that statfs's own error is the answer.
+    if (condition.abnormal) return { usage: [], volume_condition: condition };
+    return { usage: await filesystemUsage(volumePath), volume_condition: condition };
   };
 
   // ---- NodeExpandVolume ------------------------------------------------------
