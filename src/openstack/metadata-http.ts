@@ -41,7 +41,8 @@ function get(url: URL, signal: AbortSignal): Promise<{ status: number; headers: 
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_BODY_BYTES) return res.destroy(new Error(`the metadata service sent more than ${MAX_BODY_BYTES} bytes`));
+        // Not a network failure: asking again would get the same answer.
+        if (size > MAX_BODY_BYTES) return res.destroy(new OpenStackError('bad_request', `the metadata service sent more than ${MAX_BODY_BYTES} bytes`));
         chunks.push(chunk);
       });
       res.on('error', reject);
