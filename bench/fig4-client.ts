@@ -88,7 +88,7 @@ async function viaCommands(v: PlannedVolume): Promise<number> {
   const started = performance.now();
   await exec('mkfs.ext4', ['-q', '--', v.device]);
   await exec('mount', ['-t', 'ext4', '--', v.device, v.staging]);
-  await mkdir(v.target);
+  await mkdir(v.target, { recursive: true });
   await exec('mount', ['--bind', '--', v.staging, v.target]);
   return performance.now() - started;
 }

@@ -34,48 +34,50 @@ export async function figure4(report: Report, work: string, opts: { quick: boole
   }
   // As deployed: the controller (StatefulSet) and the node plugin (DaemonSet) are separate
   // processes. The node plugin's size matters here: every mkfs and mount is a fork of it.
-  const controller = await DriverProcess.start({ sim, dir: path.join(work, 'fig4-controller'), mode: 'controller', logLevel: 'info' });
-  const driver = await DriverProcess.start({ sim, dir: path.join(work, 'fig4-node'), mode: 'node', logLevel: 'info' });
+  let controller: DriverProcess | undefined;
+  let driver: DriverProcess | undefined;
   const node = sim.instances[0];
-  const cleanups: Array<() => Promise<void>> = [];
+  // Undone in reverse order, each step on its own: one failure must not leave mounts or loop devices behind.
+  const cleanups: Array<() => Promise<unknown>> = [];
   let timings: Fig4Timings;
   try {
+    const ctl = (controller = await DriverProcess.start({ sim, dir: path.join(work, 'fig4-controller'), mode: 'controller', logLevel: 'info' }));
+    const plugin = (driver = await DriverProcess.start({ sim, dir: path.join(work, 'fig4-node'), mode: 'node', logLevel: 'info' }));
     // Every volume is created, attached and given its directories first (untimed); then one
     // client process times both sides.
     const reps: Fig4Plan['reps'] = [];
     for (let rep = 0; rep < (opts.quick ? 1 : 5); rep++) {
       const planned = async (which: 'driver' | 'raw'): Promise<PlannedVolume> => {
-        const vol = await freshAttachedVolume(sim, controller, `fig4-${which}-${rep}`);
         const dir = path.join(work, 'fig4-mnt', `${which}-${rep}`);
-        const v: PlannedVolume = {
-          id: vol.id,
-          device: await realpath(vol.link),
-          publishContext: vol.publishContext,
-          staging: path.join(dir, 'staging'),
-          target: path.join(dir, 'target'),
-        };
-        await mkdir(v.staging, { recursive: true }); // the CO makes the staging directory
-        cleanups.push(async () => {
+        const staging = path.join(dir, 'staging');
+        const target = path.join(dir, 'target');
+        const vol = await freshAttachedVolume(sim, ctl, `fig4-${which}-${rep}`, (id) => {
+          cleanups.push(
+            () => rpc(ctl.clients.controller, 'DeleteVolume', { volume_id: id }),
+            () => rpc(ctl.clients.controller, 'ControllerUnpublishVolume', { volume_id: id, node_id: node.id }),
+            () => rm(dir, { recursive: true, force: true }),
+            // Whatever the node side left mounted (the driver's own unpublish/unstage come after, so run before).
+            () => exec('umount', ['--', staging]),
+            () => exec('umount', ['--', target]),
+          );
           if (which === 'driver') {
-            await rpc(driver.clients.node, 'NodeUnpublishVolume', { volume_id: v.id, target_path: v.target });
-            await rpc(driver.clients.node, 'NodeUnstageVolume', { volume_id: v.id, staging_target_path: v.staging });
-          } else {
-            for (const m of [v.target, v.staging]) await exec('umount', ['--', m]).catch(() => undefined);
+            cleanups.push(
+              () => rpc(plugin.clients.node, 'NodeUnstageVolume', { volume_id: id, staging_target_path: staging }),
+              () => rpc(plugin.clients.node, 'NodeUnpublishVolume', { volume_id: id, target_path: target }),
+            );
           }
-          await rpc(controller.clients.controller, 'ControllerUnpublishVolume', { volume_id: v.id, node_id: node.id });
-          await rpc(controller.clients.controller, 'DeleteVolume', { volume_id: v.id });
-          await rm(dir, { recursive: true, force: true });
         });
-        return v;
+        await mkdir(staging, { recursive: true }); // the CO makes the staging directory
+        return { id: vol.id, device: await realpath(vol.link), publishContext: vol.publishContext, staging, target };
       };
       // Alternate which goes first, so page cache and loop set-up favour neither.
       reps.push({ driver: await planned('driver'), raw: await planned('raw'), driverFirst: rep % 2 === 0 });
     }
-    timings = await runClient(work, { socket: driver.socketPath, reps, statsCalls: opts.quick ? 50 : STATS_CALLS });
+    timings = await runClient(work, { socket: plugin.socketPath, reps, statsCalls: opts.quick ? 50 : STATS_CALLS });
   } finally {
-    for (const c of cleanups) await c().catch((e) => process.stderr.write(`fig4 cleanup: ${(e as Error).message}\n`));
-    await driver.stop();
-    await controller.stop();
+    for (const undo of cleanups.reverse()) await undo().catch(() => undefined);
+    await driver?.stop();
+    await controller?.stop();
     await sim.stop();
   }
   const { driverMs, rawMs, statsMs, capsMs } = timings;
@@ -111,11 +113,21 @@ async function timeIt(n: number, fn: () => Promise<unknown>): Promise<number> {
   return median(times);
 }
 
-/** Create and publish through the driver's controller (untimed) and wait for the loop device's by-id link. */
-async function freshAttachedVolume(sim: Simulator, controller: DriverProcess, name: string): Promise<{ id: string; link: string; publishContext: Record<string, string> }> {
+/**
+ * Create and publish through the driver's controller (untimed) and wait for the loop device's
+ * by-id link. `created` hears the volume's ID as soon as it exists, so that it is cleaned up
+ * whatever fails after.
+ */
+async function freshAttachedVolume(
+  sim: Simulator,
+  controller: DriverProcess,
+  name: string,
+  created: (id: string) => void,
+): Promise<{ id: string; link: string; publishContext: Record<string, string> }> {
   const node = sim.instances[0];
-  const created = await rpc(controller.clients.controller, 'CreateVolume', { name, capacity_range: { required_bytes: GiB }, volume_capabilities: [MOUNT_CAP] });
-  const id: string = created.volume.volume_id;
+  const made = await rpc(controller.clients.controller, 'CreateVolume', { name, capacity_range: { required_bytes: GiB }, volume_capabilities: [MOUNT_CAP] });
+  const id: string = made.volume.volume_id;
+  created(id);
   const published = await rpc(controller.clients.controller, 'ControllerPublishVolume', { volume_id: id, node_id: node.id, volume_capability: MOUNT_CAP, readonly: false });
   const link = path.join(node.deviceRoot, 'disk', 'by-id', `virtio-${id.slice(0, 20)}`);
   for (let i = 0; i < 2000; i++) {
