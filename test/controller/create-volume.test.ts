@@ -262,3 +262,27 @@ describe('CreateVolume', () => {
     assert.equal(Number(res.volume.capacity_bytes), 3 * GiB);
   });
 });
+
+describe('CreateVolume on a Cinder without user messages (before 3.3)', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { maxMicroversion: '3.2' } });
+  });
+  after(() => h.stop());
+
+  it('a volume the scheduler cannot place is INTERNAL with the likely causes, and no time is spent looking for a message', async () => {
+    h.driver.sim.control.setBackendCapacity(1);
+    try {
+      h.driver.sim.control.resetCounters();
+      const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-old-cinder', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: 5 * GiB } }), Code.INTERNAL);
+      assert.match(err.details, /'error'/);
+      assert.match(err.details, /openstack volume message list/);
+      assert.match(err.details, /deleted/);
+      // Where Cinder has no message API, it is not asked (nor waited for).
+      const asked = Object.keys(h.driver.sim.control.counters()).filter((k) => k.includes('/messages'));
+      assert.deepEqual(asked, []);
+    } finally {
+      h.driver.sim.control.setBackendCapacity(null);
+    }
+  });
+});
