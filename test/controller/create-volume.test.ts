@@ -286,3 +286,18 @@ describe('CreateVolume on a Cinder without user messages (before 3.3)', () => {
     }
   });
 });
+
+describe('CreateVolume on a Cinder with messages but without their filters (3.3, 3.4)', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { maxMicroversion: '3.4' } });
+  });
+  after(() => h.stop());
+
+  it("finds the volume's message among the project's others (filtered here, not by Cinder), and answers RESOURCE_EXHAUSTED", async () => {
+    // Another volume's message first: before 3.5 Cinder lists every message of the project.
+    await expectCode(h.rpc('CreateVolume', { name: 'pvc-other', volume_capabilities: [MOUNT_RWO], parameters: { type: 'no-backend' } }), Code.RESOURCE_EXHAUSTED);
+    const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-this', volume_capabilities: [MOUNT_RWO], parameters: { type: 'no-backend' } }), Code.RESOURCE_EXHAUSTED);
+    assert.match(err.details, /Could not find any available weighted backend/);
+  });
+});
