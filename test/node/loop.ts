@@ -104,6 +104,26 @@ export class Sandbox {
     return rows.filter((r) => r['back-file'] && ours.has(r['back-file'].trim())).map((r) => r.name);
   }
 
+  /**
+   * Our loop devices still attached. The kernel defers a detach while anyone
+   * holds the device open (udev's probe after an umount, or blkid from a test
+   * running in parallel): losetup --detach then only sets autoclear and
+   * returns. So a device counts as left behind only if it is still attached
+   * after a short grace period.
+   */
+  private async attachedLoops(graceMs = 3000): Promise<string[]> {
+    const deadline = Date.now() + graceMs;
+    for (;;) {
+      const attached: string[] = [];
+      for (const loop of this.loops) {
+        const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME', '--associated', loop.backingFile]);
+        if (stdout.trim()) attached.push(stdout.trim());
+      }
+      if (attached.length === 0 || Date.now() >= deadline) return attached;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   async cleanup(): Promise<void> {
     // Deepest first, repeatedly: binds may be stacked on one target.
     for (let round = 0; round < 10; round++) {
@@ -117,11 +137,7 @@ export class Sandbox {
       await run('losetup', ['--detach', loop.path]).catch(() => undefined);
     }
     const stillMounted = await this.mountsUnder();
-    const stillAttached: string[] = [];
-    for (const loop of this.loops) {
-      const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME', '--associated', loop.backingFile]);
-      if (stdout.trim()) stillAttached.push(stdout.trim());
-    }
+    const stillAttached = await this.attachedLoops();
     await rm(this.root, { recursive: true, force: true });
     assert.deepEqual(stillMounted, [], 'mounts left behind by the test');
     assert.deepEqual(views, [], 'read-only loop views left behind by the test');
