@@ -13,7 +13,7 @@ import { unavailable } from './csi/errors';
 import type { Handler } from './csi/context';
 import { createIdentityService, type Readiness } from './identity/service';
 import type { Cloud, InstanceIdentity } from './openstack/types';
-// The controller half (OpenStack client, undici) and the node half are loaded
+// The controller half (OpenStack client, Cinder and Nova code) and the node half are loaded
 // only by a driver that runs them: a node plugin never holds the HTTP client
 // and the controller code in memory, nor a controller the node code.
 

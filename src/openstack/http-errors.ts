@@ -105,6 +105,10 @@ export function errorFromException(
   const e = err as { code?: string; name?: string; message?: string };
   const code = e?.code ?? '';
   const detail = e?.message ?? String(err);
+  if (code === 'ERESPONSETOOLARGE') {
+    // Not a network failure: asking again would get the same answer.
+    return new OpenStackError('bad_request', `${method} ${path}: ${detail}`, { method, path, cause: err });
+  }
   if (callerSignal?.aborted) {
     return new OpenStackError('timeout', `${method} ${path}: the caller's deadline passed or it cancelled`, {
       method,

@@ -1,34 +1,92 @@
-// The one HTTP client every OpenStack call goes through: undici keep-alive
-// pools (one per origin, managed by an Agent), connect/headers/body timeouts,
-// TLS from the cloud's TlsConfig, JSON in and out, and typed errors. Every
-// request is bounded by the caller's AbortSignal and by the per-request
-// timeout, whichever comes first.
+// The one HTTP client every OpenStack call goes through: keep-alive
+// connection pools (node:http and node:https agents, one socket pool per
+// origin), a connect timeout, TLS from the cloud's TlsConfig, JSON in and out,
+// and typed errors. Every request is bounded by the caller's AbortSignal and
+// by the per-request timeout, whichever comes first.
+//
+// Why Node's own http and not undici: undici parses HTTP with a WebAssembly
+// build of llhttp, and loading and running it costs the controller ~10 MiB of
+// resident memory (compiled code, the WebAssembly instance's memory, the
+// package's modules) for no gain at the request rates a CSI controller sees
+// (bench figure 2: a few hundred requests per second at most; CPU per request
+// measured the same). node:http parses with the native llhttp built into
+// Node. It also works in a --lite-mode process (the node plugin's launcher
+// flags), where V8 has no WebAssembly at all.
+import http from 'node:http';
+import https from 'node:https';
 import { readFileSync } from 'node:fs';
-import type { Agent as UndiciAgent } from 'undici';
 import type { Logger } from '../log';
 import type { TlsConfig } from './types';
 import { errorFromException, errorFromResponse, requestIdFrom } from './http-errors';
 
-/**
- * undici's Agent with its request API, without the rest of undici: the
- * package's index also loads fetch, WebSocket, EventSource and the cache and
- * mock agents, ~3 MiB of heap (module sources and code) that this client never
- * uses. This is what the index does for Agent and request(); if a later undici
- * moves these files, the whole package is loaded instead.
- */
-function loadAgent(): typeof UndiciAgent {
-  try {
-    const Dispatcher = require('undici/lib/dispatcher/dispatcher') as { prototype: object };
-    const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
-    if (!('request' in Dispatcher.prototype)) Object.assign(Dispatcher.prototype, require('undici/lib/api'));
-    if (Agent.prototype instanceof (Dispatcher as unknown as Function) && typeof Agent.prototype.request === 'function') return Agent;
-  } catch {
-    // fall through to the package's public entry point
-  }
-  return (require('undici') as typeof import('undici')).Agent;
+/** A response larger than this is not an OpenStack API answer (a page of 1,000 volumes is a few MiB). */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** Sockets per origin: enough for a burst of CSI calls, few enough for a small API server. */
+const MAX_SOCKETS_PER_ORIGIN = 32;
+/** An endpoint that does not accept a TCP connection in this long is down; the request timeout may be longer. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** The raw result of one HTTP exchange. */
+export interface Exchanged {
+  status: number;
+  /** Lower-cased names, repeated headers joined with ', '. */
+  headers: Record<string, string>;
+  text: string;
 }
 
-const Agent = loadAgent();
+export interface ExchangeOptions {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+  /** A keep-alive agent, or false for a connection of its own. */
+  agent: http.Agent | false;
+  maxBodyBytes?: number;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * One request and its whole response body, over node:http or node:https by
+ * the URL's scheme. Rejects with Node's own errors (ECONNREFUSED, ETIMEDOUT
+ * for the connect timeout, AbortError, TLS codes): errorFromException turns
+ * them into OpenStackErrors.
+ */
+export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
+  const transport = url.protocol === 'https:' ? https : http;
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+  const headers = { ...opts.headers };
+  if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
+  return new Promise((resolve, reject) => {
+    const req = transport.request(url, { method: opts.method, headers, agent: opts.agent, signal: opts.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBody) return res.destroy(Object.assign(new Error(`the response is larger than ${maxBody} bytes`), { code: 'ERESPONSETOOLARGE' }));
+        chunks.push(chunk);
+      });
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), text: Buffer.concat(chunks).toString('utf8') }));
+      // A connection that closes in the middle of the body, without an error event.
+      res.on('close', () => {
+        if (!res.complete) reject(Object.assign(new Error('the connection closed before the response was complete'), { code: 'ECONNRESET' }));
+      });
+    });
+    req.on('error', reject);
+    // Only the TCP connect is timed here (a new socket, not a reused one): the whole request is bounded by opts.signal.
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(
+        () => req.destroy(Object.assign(new Error(`no connection to ${url.host} within ${opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })),
+        opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      );
+      const clear = () => clearTimeout(timer);
+      socket.once('connect', clear);
+      socket.once('close', clear);
+    });
+    req.end(opts.body);
+  });
+}
 
 export interface HttpRequest {
   method: string;
@@ -69,7 +127,8 @@ export function pathOf(url: string): string {
 }
 
 export class HttpClient {
-  private readonly agent: UndiciAgent;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
   private readonly timeoutMs: number;
   private readonly log: Logger;
 
@@ -82,18 +141,17 @@ export class HttpClient {
         'TLS certificate verification is OFF for this cloud: anyone on the network path can read the credentials. Set verify to true with a CA file instead.',
       );
     }
-    this.agent = new Agent({
-      keepAliveTimeout: opts.keepAliveMs ?? 30_000,
-      connections: 32,
-      headersTimeout: opts.requestTimeoutMs,
-      bodyTimeout: opts.requestTimeoutMs,
-      connect: {
-        timeout: Math.min(opts.requestTimeoutMs, 10_000),
-        rejectUnauthorized: opts.tls.verify,
-        ca: opts.tls.caFile ? readFileSync(opts.tls.caFile) : undefined,
-        cert: opts.tls.certFile ? readFileSync(opts.tls.certFile) : undefined,
-        key: opts.tls.keyFile ? readFileSync(opts.tls.keyFile) : undefined,
-      },
+    // `timeout` is how long a socket may sit idle in the pool; Node shortens
+    // it to the server's own Keep-Alive hint, so a socket the server is about
+    // to close is not reused.
+    const pool = { keepAlive: true, maxSockets: MAX_SOCKETS_PER_ORIGIN, timeout: opts.keepAliveMs ?? 30_000 };
+    this.httpAgent = new http.Agent(pool);
+    this.httpsAgent = new https.Agent({
+      ...pool,
+      rejectUnauthorized: opts.tls.verify,
+      ca: opts.tls.caFile ? readFileSync(opts.tls.caFile) : undefined,
+      cert: opts.tls.certFile ? readFileSync(opts.tls.certFile) : undefined,
+      key: opts.tls.keyFile ? readFileSync(opts.tls.keyFile) : undefined,
     });
   }
 
@@ -114,18 +172,11 @@ export class HttpClient {
     let parsed: unknown;
     try {
       signal.throwIfAborted();
-      const res = await this.agent.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: req.method as 'GET',
-        headers,
-        body,
-        signal,
-      });
-      status = res.statusCode;
-      resHeaders = flattenHeaders(res.headers);
-      const text = await res.body.text();
-      parsed = parseBody(text, resHeaders['content-type']);
+      const agent = url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
+      const res = await exchange(url, { method: req.method, headers, body, signal, agent });
+      status = res.status;
+      resHeaders = res.headers;
+      parsed = parseBody(res.text, resHeaders['content-type']);
     } catch (err) {
       const e = errorFromException(req.method, path, err, req.signal);
       this.log.debug(
@@ -144,12 +195,14 @@ export class HttpClient {
     return { status, headers: resHeaders, body: parsed as T, requestId };
   }
 
+  /** Close every socket, idle or in use: the driver calls this as it stops, once the gRPC server has drained. */
   async close(): Promise<void> {
-    await this.agent.close();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
   }
 }
 
-function flattenHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+function flattenHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined) continue;

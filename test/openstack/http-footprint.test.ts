@@ -1,28 +1,48 @@
-// The HTTP client loads undici's Agent and request API only, not the whole
-// package (fetch, WebSocket, EventSource, cache and mock agents: ~3 MiB of heap
-// per driver process). If a later undici moves the files src/openstack/http.ts
-// loads, it falls back to the package's index; this test then fails, so that
-// the saving is not lost silently.
-import { test } from 'node:test';
+// The OpenStack module carries no WebAssembly: its HTTP client is node:http,
+// whose parser is native. This keeps undici (and its WebAssembly HTTP parser,
+// ~10 MiB resident in the controller) out of the driver, and lets every part
+// of the module run in a --lite-mode process, where V8 has no WebAssembly.
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-test('src/openstack/http.ts loads undici Agent and request() without fetch or WebSocket, and its Agent is the package one', () => {
-  const http = path.resolve(__dirname, '..', '..', 'src', 'openstack', 'http.js');
+const server = http.createServer((_req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ versions: [] }));
+});
+const base = new Promise<string>((resolve) =>
+  server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+);
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+test('the OpenStack module loads no undici, and its HTTP client works in a process without WebAssembly', async () => {
+  const dir = path.resolve(__dirname, '..', '..', 'src', 'openstack');
   const script = `
-    const { HttpClient } = require(${JSON.stringify(http)});
-    const client = new HttpClient({ tls: { verify: true }, requestTimeoutMs: 1000, logger: require('pino')({ level: 'silent' }) });
-    const loaded = Object.keys(require.cache).filter((k) => k.includes('node_modules/undici/'));
-    const agent = client.agent;
-    const lean = { count: loaded.length, fetch: loaded.some((k) => k.includes('/web/')), request: typeof agent.request };
-    const full = require('undici');
-    lean.samePackageAgent = agent instanceof full.Agent;
-    process.stdout.write(JSON.stringify(lean));
-  `;
-  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
-  assert.equal(out.fetch, false, 'undici fetch/WebSocket modules were loaded');
-  assert.equal(out.request, 'function');
-  assert.equal(out.samePackageAgent, true);
-  assert.ok(out.count < 50, `${out.count} undici modules loaded`);
+    if (typeof WebAssembly !== 'undefined') throw new Error('expected no WebAssembly under --lite-mode');
+    require(${JSON.stringify(path.join(dir, 'index.js'))});
+    const { HttpClient } = require(${JSON.stringify(path.join(dir, 'http.js'))});
+    const client = new HttpClient({ tls: { verify: true }, requestTimeoutMs: 2000, logger: require('pino')({ level: 'silent' }) });
+    // node -e SCRIPT URL: the URL is process.argv[1].
+    client.request({ method: 'GET', url: process.argv[1] + '/' })
+      .then(async (res) => {
+        await client.close();
+        const undici = Object.keys(require.cache).filter((k) => k.includes('node_modules/undici/'));
+        process.stdout.write(JSON.stringify({ status: res.status, body: res.body, undici }));
+      }, (err) => { console.error(err); process.exit(1); });`;
+  const url = await base;
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--lite-mode', '--no-warnings', '-e', script, url], { timeout: 20_000 }, (err, out, errOut) =>
+      err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+    ),
+  );
+  const out = JSON.parse(stdout);
+  assert.equal(out.status, 200);
+  assert.deepEqual(out.body, { versions: [] });
+  assert.deepEqual(out.undici, [], 'undici modules were loaded');
 });

@@ -95,6 +95,52 @@ describe('http client', () => {
     await assert.rejects(http.request({ method: 'GET', url: `http://127.0.0.1:${port}/` }), (e) => isOpenStackError(e, 'network'));
   });
 
+  it('keeps the connection open between requests (one TCP connection for sequential calls)', async () => {
+    handler = reply(200, { ok: true });
+    const sockets = new Set<unknown>();
+    const onConnection = (socket: unknown) => sockets.add(socket);
+    server.on('connection', onConnection);
+    try {
+      for (let i = 0; i < 5; i++) await http.request({ method: 'GET', url: `${base}/k` });
+    } finally {
+      server.off('connection', onConnection);
+    }
+    assert.ok(sockets.size <= 1, `${sockets.size} connections for 5 sequential requests`);
+  });
+
+  it('a response that closes halfway through its body is kind network', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"volumes": [');
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
+    await assert.rejects(http.request({ method: 'GET', url: `${base}/cut` }), (e) => isOpenStackError(e, 'network'));
+  });
+
+  it('a body larger than the limit is refused as bad_request, not retried as a network failure', async () => {
+    const { exchange } = await import('../../src/openstack/http');
+    const { errorFromException } = await import('../../src/openstack/http-errors');
+    handler = reply(200, { blob: 'x'.repeat(10_000) });
+    const err = await exchange(new URL(`${base}/big`), { method: 'GET', headers: {}, signal: AbortSignal.timeout(2_000), agent: false, maxBodyBytes: 1_000 }).then(
+      () => assert.fail('a 10 kB body passed a 1 kB limit'),
+      (e: unknown) => errorFromException('GET', '/big', e, undefined),
+    );
+    assert.ok(isOpenStackError(err, 'bad_request'), err.message);
+    assert.match(err.message, /larger than 1000 bytes/);
+  });
+
+  it('POST sends its JSON body with a content-length (no chunked encoding, which some API proxies refuse)', async () => {
+    let seen: { length?: string; chunked?: string } = {};
+    handler = (req, res) => {
+      seen = { length: req.headers['content-length'], chunked: req.headers['transfer-encoding'] };
+      req.resume();
+      req.on('end', () => reply(202, {})(req, res));
+    };
+    await http.request({ method: 'POST', url: `${base}/p`, json: { name: 'é' } });
+    assert.equal(seen.length, String(Buffer.byteLength(JSON.stringify({ name: 'é' }))));
+    assert.equal(seen.chunked, undefined);
+  });
+
   it('GET is retried on 503 and honours Retry-After; POST is not retried', async () => {
     let n = 0;
     handler = (req, res) => (++n <= 2 ? reply(503, 'busy', { 'retry-after': '0.1' })(req, res) : reply(200, { ok: true })(req, res));
