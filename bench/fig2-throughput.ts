@@ -10,7 +10,7 @@ import { apiRequests, counterDelta, GiB, MOUNT_CAP, sleep, statusPolls, volumeLi
 
 /** How long the controller idles after figure 2 before its settled RSS is read. */
 export const SETTLE_MS = 15_000;
-import { round } from './stats';
+import { median, percentile, round } from './stats';
 
 const LATENCY_MS = 20;
 const CHANGE_MS = 200;
@@ -36,6 +36,8 @@ interface RunResult {
   /** CPU of this process (simulator + gRPC clients): if it saturates a core, the simulator's latencies stretch. */
   benchCpuMs: number;
   delta: Record<string, number>;
+  /** How long each RPC took, by method. */
+  durations: Record<string, number[]>;
 }
 
 export interface Figure2Outcome {
@@ -108,6 +110,10 @@ export async function figure2(report: Report, work: string, opts: { quick: boole
       'x',
       `${round(listPolls(small), 1)} -> ${round(listPolls(big), 1)} lists/s while the lifecycle rate grows ${round(rate(big, big.lifecycles) / rate(small, small.lifecycles), 2)}x`,
     );
+    for (const [method, ms] of Object.entries(big.durations)) {
+      const per = CRITICAL_PATH_PER_LIFECYCLE_MS / CHANGES_PER_LIFECYCLE;
+      report.info(2, `${method} at concurrency ${big.concurrency}, median`, round(median(ms), 0), 'ms', `p90 ${round(percentile(ms, 90), 0)} ms; its critical path ${per} ms`);
+    }
     report.detail(2, `OpenStack requests per lifecycle by route, concurrency ${big.concurrency}:`);
     for (const [route, n] of Object.entries(big.delta).sort((a, b) => b[1] - a[1])) {
       report.detail(2, `  ${(n / big.lifecycles).toFixed(2).padStart(6)}  ${route}`);
@@ -128,6 +134,13 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
   let next = 0;
   let failures = 0;
   let firstError: string | undefined;
+  const durations: Record<string, number[]> = {};
+  const timed = async (method: string, request: unknown) => {
+    const t0 = performance.now();
+    const res = await rpc(controller, method, request);
+    (durations[method] ??= []).push(performance.now() - t0);
+    return res;
+  };
   const started = performance.now();
   const worker = async (w: number) => {
     const server = servers[w % servers.length];
@@ -135,11 +148,11 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
       const i = next++;
       if (i >= lifecycles) return;
       try {
-        const created = await rpc(controller, 'CreateVolume', { name: `bench-${tag}-${i}`, capacity_range: { required_bytes: GiB }, volume_capabilities: [MOUNT_CAP] });
+        const created = await timed('CreateVolume', { name: `bench-${tag}-${i}`, capacity_range: { required_bytes: GiB }, volume_capabilities: [MOUNT_CAP] });
         const id = created.volume.volume_id;
-        await rpc(controller, 'ControllerPublishVolume', { volume_id: id, node_id: server, volume_capability: MOUNT_CAP, readonly: false });
-        await rpc(controller, 'ControllerUnpublishVolume', { volume_id: id, node_id: server });
-        await rpc(controller, 'DeleteVolume', { volume_id: id });
+        await timed('ControllerPublishVolume', { volume_id: id, node_id: server, volume_capability: MOUNT_CAP, readonly: false });
+        await timed('ControllerUnpublishVolume', { volume_id: id, node_id: server });
+        await timed('DeleteVolume', { volume_id: id });
       } catch (e) {
         failures++;
         firstError ??= (e as Error).message;
@@ -152,5 +165,5 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
   const self = process.cpuUsage(selfBefore);
   const benchCpuMs = (self.user + self.system) / 1000;
   const delta = counterDelta(before, sim.control.counters());
-  return { lifecycles, concurrency, wallMs, cpuMs, delta, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError, benchCpuMs };
+  return { lifecycles, concurrency, wallMs, cpuMs, delta, durations, requests: apiRequests(delta), polls: statusPolls(delta), failures, firstError, benchCpuMs };
 }
