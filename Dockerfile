@@ -35,7 +35,7 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/proto ./proto
-# The launcher picks Node's flags for the mode (the node plugin runs in V8's lite mode).
+# The launcher picks Node's flags for the mode (the node plugin runs V8 jitless).
 COPY bin/cinder-csi ./bin/cinder-csi
 RUN chmod 0755 /app/bin/cinder-csi \
  && ln -s /app/bin/cinder-csi /usr/local/bin/cinder-csi \

@@ -10,7 +10,7 @@
 // package's modules) for no gain at the request rates a CSI controller sees
 // (bench figure 2: a few hundred requests per second at most; CPU per request
 // measured the same). node:http parses with the native llhttp built into
-// Node. It also works in a --lite-mode process (the node plugin's launcher
+// Node. It also works in a --jitless process (the node plugin's launcher
 // flags), where V8 has no WebAssembly at all.
 import http from 'node:http';
 import https from 'node:https';

@@ -165,7 +165,7 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
       );
       assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
       // The launcher execs Node in its own place (same pid), with the node plugin's memory flags.
-      assert.deepEqual(nodeFlags(child.pid!), viaLauncher ? ['--lite-mode', '--single-threaded', '--no-expose-wasm'] : []);
+      assert.deepEqual(nodeFlags(child.pid!), viaLauncher ? ['--jitless', '--single-threaded', '--no-expose-wasm'] : []);
       const info = await call(clients.identity, 'GetPluginInfo', {});
       assert.equal(info.name, 'cinder.csi.openstack.org');
       assert.equal(info.vendor_version, VERSION);

@@ -1,7 +1,7 @@
 // The OpenStack module carries no WebAssembly: its HTTP client is node:http,
 // whose parser is native. This keeps undici (and its WebAssembly HTTP parser,
 // ~10 MiB resident in the controller) out of the driver, and lets every part
-// of the module run in a --lite-mode process, where V8 has no WebAssembly.
+// of the module run in a --jitless process (the node plugin's), where V8 has no WebAssembly.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -24,7 +24,7 @@ after(() => {
 test('the OpenStack module loads no undici, and its HTTP client works in a process without WebAssembly', async () => {
   const dir = path.resolve(__dirname, '..', '..', 'src', 'openstack');
   const script = `
-    if (typeof WebAssembly !== 'undefined') throw new Error('expected no WebAssembly under --lite-mode');
+    if (typeof WebAssembly !== 'undefined') throw new Error('expected no WebAssembly under --jitless');
     require(${JSON.stringify(path.join(dir, 'index.js'))});
     const { HttpClient } = require(${JSON.stringify(path.join(dir, 'http.js'))});
     const client = new HttpClient({ tls: { verify: true }, requestTimeoutMs: 2000, logger: require('pino')({ level: 'silent' }) });
@@ -37,7 +37,7 @@ test('the OpenStack module loads no undici, and its HTTP client works in a proce
       }, (err) => { console.error(err); process.exit(1); });`;
   const url = await base;
   const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--lite-mode', '--no-warnings', '-e', script, url], { timeout: 20_000 }, (err, out, errOut) =>
+    execFile(process.execPath, ['--jitless', '--no-expose-wasm', '-e', script, url], { timeout: 20_000 }, (err, out, errOut) =>
       err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
     ),
   );

@@ -1,6 +1,6 @@
 // The metadata service client (node:http, no undici): JSON on 200, typed
 // errors otherwise, bounded by its timeout, and usable in a process started
-// with --lite-mode, where V8 has no WebAssembly (the node plugin's launcher
+// with --jitless, where V8 has no WebAssembly (the node plugin's launcher
 // flags), which undici's HTTP parser needs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -60,15 +60,15 @@ test('only plain http is accepted (the service is link-local)', async () => {
   );
 });
 
-test('works in a process without WebAssembly (node --lite-mode, as the node plugin runs)', async () => {
+test('works in a process without WebAssembly (node --jitless, as the node plugin runs)', async () => {
   const url = `${await base}/openstack/latest/meta_data.json`;
   const module = path.resolve(__dirname, '..', '..', 'src', 'openstack', 'metadata-http.js');
   const script = `
-    if (typeof WebAssembly !== 'undefined') throw new Error('expected no WebAssembly under --lite-mode');
+    if (typeof WebAssembly !== 'undefined') throw new Error('expected no WebAssembly under --jitless');
     require(${JSON.stringify(module)}).getMetadataJson(${JSON.stringify(url)}, 2000)
       .then((doc) => process.stdout.write(JSON.stringify(doc)), (err) => { console.error(err); process.exit(1); });`;
   const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--lite-mode', '--no-warnings', '-e', script], { timeout: 20_000 }, (err, out, errOut) =>
+    execFile(process.execPath, ['--jitless', '--no-expose-wasm', '-e', script], { timeout: 20_000 }, (err, out, errOut) =>
       err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
     ),
   );
