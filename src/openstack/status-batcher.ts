@@ -6,10 +6,13 @@
 // many operations in flight the poll rate is one list per `gatherMs`, not one
 // GET per waiter per interval.
 //
-// Waiters are never served late by the ticker (it wakes at the earliest due
+// Waiters are not served late by the ticker (it wakes at the earliest due
 // time); a list round also serves whoever is due within the next `gatherMs`,
 // a little early: that costs nothing (the list is made anyway) and keeps the
-// next round at least `gatherMs` away.
+// next round at least `gatherMs` away. One list is in flight at a time: on a
+// slow cloud, where a list takes longer than `gatherMs`, waiters that fall
+// due meanwhile are served by the next list, sent as soon as this one
+// returns, rather than by heavy list queries piling up on Cinder.
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
 import type { CallOptions, Page } from './types';
@@ -53,6 +56,8 @@ export class StatusBatcher<T extends { id: string }> {
   private readonly entries = new Set<Entry<T>>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
+  /** A list round is on its way: no second one until it returns. */
+  private listing = false;
   private readonly gatherMs: number;
   private readonly listFrom: number;
   private readonly pageSize: number;
@@ -124,7 +129,10 @@ export class StatusBatcher<T extends { id: string }> {
     const now = this.now() + 1;
     const soon = [...this.entries].filter((e) => e.dueAt <= now + this.gatherMs);
     const due = soon.filter((e) => e.dueAt <= now);
-    const round = soon.length >= this.listFrom ? soon : due;
+    const batched = soon.length >= this.listFrom;
+    // The list on its way re-arms the ticker when it returns (listRound).
+    if (batched && this.listing) return;
+    const round = batched ? soon : due;
     for (const e of round) this.entries.delete(e);
     if (round.length > 0) {
       this.stats.rounds++;
@@ -154,6 +162,7 @@ export class StatusBatcher<T extends { id: string }> {
     this.stats.listRounds++;
     const at = this.now();
     let page: Page<T>;
+    this.listing = true;
     try {
       // One page, newest first: the objects being waited for are mostly recent.
       // Older ones are not looked for on further pages but with single GETs.
@@ -161,6 +170,10 @@ export class StatusBatcher<T extends { id: string }> {
     } catch (err) {
       this.opts.logger.debug({ err: (err as Error).message }, `batched ${this.what} list failed; answering with single GETs`);
       return this.singleRound(round);
+    } finally {
+      this.listing = false;
+      // Waiters that fell due while the list was out are served now.
+      this.arm();
     }
     const found = new Map(page.items.map((x) => [x.id, x]));
     // No next page and not cut at the page size: this is the project's whole list.
