@@ -32,6 +32,14 @@ export interface CsiClients {
   node: grpc.Client;
 }
 
+/** Driver processes started and not yet exited: killed if the benchmark itself is interrupted. */
+const live = new Set<ChildProcess>();
+
+/** SIGTERM every driver still running (for an interrupted benchmark: they would outlive it). */
+export function killAllDrivers(): void {
+  for (const child of live) child.kill('SIGTERM');
+}
+
 export class DriverProcess {
   private constructor(
     readonly child: ChildProcess,
@@ -65,6 +73,8 @@ export class DriverProcess {
       { stdio: ['ignore', out, out], env },
     );
     closeSync(out);
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     const exited = new Promise<never>((_, reject) =>
       child.once('exit', (code, signal) => reject(new Error(`driver exited during start-up (code ${code}, signal ${signal}); see ${logFile}`))),
     );

@@ -15,6 +15,7 @@ import { figure3 } from './fig3-listing';
 import { figure4 } from './fig4-node';
 import { figure5 } from './fig5-footprint';
 import { summariseProfiles } from './cpu-profile';
+import { killAllDrivers } from './driver-process';
 
 const TITLES: Record<number, string> = {
   1: 'time-to-ready overshoot',
@@ -111,6 +112,15 @@ function gitRevision(): string {
   } catch {
     return 'unknown';
   }
+}
+
+// Interrupted (Ctrl-C, a CI timeout): the driver processes would outlive the benchmark.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAllDrivers();
+    process.stderr.write(`bench: ${signal}: stopped the driver processes; mounts and loop devices of figure 4 may need cleaning up\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
 }
 
 main().then(
