@@ -318,9 +318,11 @@ export class Cinder implements BlockStorage {
   }
 }
 
-function setPaging(params: URLSearchParams, q: { limit?: number; marker?: string }): void {
+function setPaging(params: URLSearchParams, q: { limit?: number; marker?: string; recentlyUpdatedFirst?: boolean }): void {
   if (q.limit !== undefined) params.set('limit', String(q.limit));
   if (q.marker !== undefined) params.set('marker', q.marker);
+  // The sort parameter exists from v2 on (v1 has no paging, and so no order to ask for).
+  if (q.recentlyUpdatedFirst) params.set('sort', 'updated_at:desc,created_at:desc');
 }
 
 function qs(params: URLSearchParams): string {

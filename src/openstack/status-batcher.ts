@@ -1,8 +1,9 @@
 // One status ticker per cloud and object kind (volumes, snapshots): every
 // waiter registers which object it wants to see and when, and the ticker
 // serves all the waiters due at the same time with ONE request: a
-// `GET volumes/detail` page (as aws-ebs-csi-driver batches DescribeVolumes)
-// when three or more are due, single GETs when only one or two are. So with
+// `GET volumes/detail` page of the most recently updated volumes (as
+// aws-ebs-csi-driver batches DescribeVolumes) when three or more are due,
+// single GETs when only one or two are. So with
 // many operations in flight the poll rate is one list per `gatherMs`, not one
 // GET per waiter per interval.
 //
@@ -19,8 +20,8 @@ import type { CallOptions, Page } from './types';
 
 export interface StatusSource<T extends { id: string }> {
   get(id: string, opts?: CallOptions): Promise<T>;
-  /** One page of the project's objects, newest first (Cinder's default order). */
-  list(query: { limit: number }, opts?: CallOptions): Promise<Page<T>>;
+  /** One page of the project's objects, the most recently updated first when asked. */
+  list(query: { limit: number; recentlyUpdatedFirst?: boolean }, opts?: CallOptions): Promise<Page<T>>;
 }
 
 /** What a look saw, and when the request that saw it was sent (on the ticker's clock). */
@@ -37,8 +38,13 @@ export interface BatcherOptions {
   gatherMs?: number;
   /** From this many waiters due together on, one list instead of single GETs. */
   listFrom?: number;
-  /** The list's page size (Cinder caps it at osapi_max_limit, 1000 by default). */
+  /**
+   * The largest list page (Cinder caps it at osapi_max_limit, 1000 by
+   * default). A round asks for a few times as many objects as it has
+   * waiters (at least minPageSize), not for the largest page.
+   */
   pageSize?: number;
+  minPageSize?: number;
   /** The clock that due times are given on (the waiter's). */
   now?: () => number;
 }
@@ -61,6 +67,7 @@ export class StatusBatcher<T extends { id: string }> {
   private readonly gatherMs: number;
   private readonly listFrom: number;
   private readonly pageSize: number;
+  private readonly minPageSize: number;
   private readonly now: () => number;
   /** Waited-for ids seen in a list, and when. */
   private readonly listed = new Map<string, number>();
@@ -75,6 +82,7 @@ export class StatusBatcher<T extends { id: string }> {
     this.gatherMs = opts.gatherMs ?? 30;
     this.listFrom = opts.listFrom ?? 3;
     this.pageSize = opts.pageSize ?? 1000;
+    this.minPageSize = Math.min(this.pageSize, opts.minPageSize ?? 100);
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -158,15 +166,24 @@ export class StatusBatcher<T extends { id: string }> {
     );
   }
 
+  /** Room for every waiter of the round and for the other objects that changed lately. */
+  private pageLimit(waiters: number): number {
+    return Math.min(this.pageSize, Math.max(this.minPageSize, 4 * waiters));
+  }
+
   private async listRound(round: Array<Entry<T>>): Promise<void> {
     this.stats.listRounds++;
     const at = this.now();
     let page: Page<T>;
+    const limit = this.pageLimit(round.length);
     this.listing = true;
     try {
-      // One page, newest first: the objects being waited for are mostly recent.
-      // Older ones are not looked for on further pages but with single GETs.
-      page = await this.source.list({ limit: this.pageSize });
+      // One page of the most recently updated objects: every object waited for
+      // was changed by the operation being waited on, so it is near the top,
+      // and the page stays small in a project with thousands of volumes.
+      // Objects not on it are looked up with single GETs (Cinder may leave
+      // updated_at empty on a volume just created: it sorts last).
+      page = await this.source.list({ limit, recentlyUpdatedFirst: true });
     } catch (err) {
       this.opts.logger.debug({ err: (err as Error).message }, `batched ${this.what} list failed; answering with single GETs`);
       return this.singleRound(round);
@@ -177,7 +194,7 @@ export class StatusBatcher<T extends { id: string }> {
     }
     const found = new Map(page.items.map((x) => [x.id, x]));
     // No next page and not cut at the page size: this is the project's whole list.
-    const whole = !page.next && page.items.length < this.pageSize;
+    const whole = !page.next && page.items.length < limit;
     for (const [id, when] of this.listed) if (at - when > LISTED_TTL_MS) this.listed.delete(id);
     const missing: Array<Entry<T>> = [];
     for (const e of round) {

@@ -123,6 +123,8 @@ export interface VolumeQuery {
   status?: string;
   limit?: number;
   marker?: string;
+  /** Most recently updated first (then newest), instead of Cinder's default newest first. */
+  recentlyUpdatedFirst?: boolean;
 }
 
 export interface Page<T> {
@@ -157,6 +159,8 @@ export interface SnapshotQuery {
   status?: string;
   limit?: number;
   marker?: string;
+  /** Most recently updated first (then newest), instead of Cinder's default newest first. */
+  recentlyUpdatedFirst?: boolean;
 }
 
 export interface Backup {

@@ -295,6 +295,24 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         assert.equal((await cloud.blockStorage.listVolumes({ metadata: { contract_page: 'none' } })).items.length, 0);
       });
 
+      it('a list asked for the most recently updated first puts a volume that just changed at the top', async () => {
+        // Marked, so that volumes other tests change meanwhile do not count.
+        const mark = { contract_sort: randomUUID() };
+        const first = await newVolume(cloud, { metadata: { ...tag, ...mark } });
+        const second = await newVolume(cloud, { metadata: { ...tag, ...mark } });
+        // Cinder stores updated_at to the second: let the clock move past second's last change.
+        await new Promise((r) => setTimeout(r, 1_100));
+        await cloud.blockStorage.extendVolume(first.id, 2);
+        await cloud.waiter.volume(first.id, WAIT.volumeExtended, { until: (x) => x.size === 2 });
+        const byUpdate = await cloud.blockStorage.listVolumes({ metadata: mark, limit: 2, recentlyUpdatedFirst: true });
+        assert.equal(byUpdate.items[0]?.id, first.id, 'the volume extended last is not first');
+        // Cinder's default order is newest first: the other way round.
+        const byAge = await cloud.blockStorage.listVolumes({ metadata: mark, limit: 2 });
+        assert.equal(byAge.items[0]?.id, second.id);
+        const snaps = await cloud.blockStorage.listSnapshots({ limit: 1, recentlyUpdatedFirst: true });
+        assert.ok(Array.isArray(snaps.items), 'the snapshot list refused the sort');
+      });
+
       it('many waits at once share batched polls', async () => {
         const names = Array.from({ length: 6 }, (_, i) => `batch-${RUN}-${i}`);
         const created = await Promise.all(

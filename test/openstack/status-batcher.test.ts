@@ -15,6 +15,7 @@ interface Obj {
 /** Objects whose status turns 'available' at a given time; counts gets and lists. */
 function fakeSource(opts: { ids: string[]; readyAt?: (id: string) => number; latencyMs?: number; pageSize?: number }) {
   const calls = { gets: 0, lists: 0 };
+  const listQueries: Array<{ limit: number; recentlyUpdatedFirst?: boolean }> = [];
   const gone = new Set<string>();
   const t0 = performance.now();
   const view = (id: string): Obj => ({ id, status: performance.now() - t0 >= (opts.readyAt?.(id) ?? 0) ? 'available' : 'creating' });
@@ -26,14 +27,16 @@ function fakeSource(opts: { ids: string[]; readyAt?: (id: string) => number; lat
       if (gone.has(id) || !opts.ids.includes(id)) throw new OpenStackError('not_found', `${id} not found`);
       return view(id);
     },
-    async list({ limit }) {
+    async list(query) {
+      const { limit } = query;
+      listQueries.push(query);
       calls.lists++;
       await pause();
       const items = opts.ids.filter((id) => !gone.has(id)).map(view);
       return { items: items.slice(0, limit), next: items.length > limit ? items[limit - 1]!.id : undefined };
     },
   };
-  return { source, calls, gone, t0 };
+  return { source, calls, gone, t0, listQueries };
 }
 
 describe('status batcher', () => {
@@ -46,6 +49,23 @@ describe('status batcher', () => {
     assert.ok(looks.every((l, i) => 'item' in l && l.item.id === ids[i]));
     assert.deepEqual(f.calls, { gets: 0, lists: 1 });
     assert.ok(looks.every((l) => l.at >= due - 1), 'served before it was due');
+  });
+
+  it('a round lists a small page of the most recently updated objects; a waiter not on it gets a GET', async () => {
+    // 500 objects in the project; the fake lists them in this order, so 'v0'.. are "most recently updated".
+    const ids = Array.from({ length: 500 }, (_, i) => `v${i}`);
+    const f = fakeSource({ ids });
+    const b = new StatusBatcher(f.source, 'volume', { logger: silentLogger, minPageSize: 100 });
+    const due = performance.now() + 5;
+    const waited = ['v0', 'v1', 'v2', 'v3', 'v450'];
+    const looks = await Promise.all(waited.map((id) => b.look(id, due)));
+    assert.ok(looks.every((l, i) => 'item' in l && l.item.id === waited[i]));
+    assert.deepEqual(f.listQueries, [{ limit: 100, recentlyUpdatedFirst: true }]);
+    assert.equal(f.calls.gets, 1, 'v450, beyond the page, is asked with a GET');
+    // Many waiters: room for each of them, a few times over.
+    const many = ids.slice(0, 60);
+    await Promise.all(many.map((id) => b.look(id, performance.now() + 5)));
+    assert.equal(f.listQueries.at(-1)?.limit, 240);
   });
 
   it('one or two due: single GETs, each at its own time', async () => {
