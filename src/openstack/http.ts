@@ -14,16 +14,25 @@
 // flags), where V8 has no WebAssembly at all.
 import http from 'node:http';
 import https from 'node:https';
+import { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log';
 import type { TlsConfig } from './types';
 import { errorFromException, errorFromResponse, requestIdFrom } from './http-errors';
+import { OpenStackError } from './errors';
 
 /** A response larger than this is not an OpenStack API answer (a page of 1,000 volumes is a few MiB). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** Sockets per origin: enough for a burst of CSI calls, few enough for a small API server. */
 const MAX_SOCKETS_PER_ORIGIN = 32;
-/** An endpoint that does not accept a TCP connection in this long is down; the request timeout may be longer. */
+/**
+ * How long a pooled socket may sit idle. Short, like undici's default:
+ * proxies that send no Keep-Alive hint (haproxy) close idle connections
+ * after a few seconds, and a POST sent on a socket the proxy is closing fails
+ * (POSTs are not retried). A burst of calls keeps its sockets anyway.
+ */
+const IDLE_SOCKET_MS = 4_000;
+/** An endpoint that does not accept a connection in this long is down; the request timeout may be longer. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /** The raw result of one HTTP exchange. */
@@ -54,10 +63,30 @@ export interface ExchangeOptions {
 export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
   const transport = url.protocol === 'https:' ? https : http;
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const { signal } = opts;
   const headers = { ...opts.headers };
   if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
   return new Promise((resolve, reject) => {
-    const req = transport.request(url, { method: opts.method, headers, agent: opts.agent, signal: opts.signal }, (res) => {
+    let connectTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const settle = (err: unknown, value?: Exchanged) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(connectTimer);
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    // The signal is handled here, not by Node: Node destroys a request that
+    // waits for a free pooled socket only once it gets one, which on a busy
+    // pool overruns the caller's deadline.
+    const onAbort = () => {
+      const err = Object.assign(new Error('the request was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal.reason });
+      settle(err);
+      req.destroy(err);
+    };
+    const req = transport.request(url, { method: opts.method, headers, agent: opts.agent }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -65,25 +94,24 @@ export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
         if (size > maxBody) return res.destroy(Object.assign(new Error(`the response is larger than ${maxBody} bytes`), { code: 'ERESPONSETOOLARGE' }));
         chunks.push(chunk);
       });
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), text: Buffer.concat(chunks).toString('utf8') }));
-      // A connection that closes in the middle of the body, without an error event.
-      res.on('close', () => {
-        if (!res.complete) reject(Object.assign(new Error('the connection closed before the response was complete'), { code: 'ECONNRESET' }));
-      });
+      // A body cut short by the connection closing is an 'error' (ECONNRESET, "aborted").
+      res.on('error', (err) => settle(err));
+      res.on('end', () => settle(null, { status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), text: Buffer.concat(chunks).toString('utf8') }));
     });
-    req.on('error', reject);
-    // Only the TCP connect is timed here (a new socket, not a reused one): the whole request is bounded by opts.signal.
+    req.on('error', (err) => settle(err));
+    // The connection (TCP, and the TLS handshake on https) of a new socket is
+    // timed here; a reused socket is already connected. The whole request is
+    // bounded by the signal.
     req.on('socket', (socket) => {
       if (!socket.connecting) return;
-      const timer = setTimeout(
-        () => req.destroy(Object.assign(new Error(`no connection to ${url.host} within ${opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })),
-        opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      connectTimer = setTimeout(
+        () => req.destroy(Object.assign(new Error(`no connection to ${url.host} within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        connectTimeoutMs,
       );
-      const clear = () => clearTimeout(timer);
-      socket.once('connect', clear);
-      socket.once('close', clear);
+      socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
     });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
     req.end(opts.body);
   });
 }
@@ -131,6 +159,7 @@ export class HttpClient {
   private readonly httpsAgent: https.Agent;
   private readonly timeoutMs: number;
   private readonly log: Logger;
+  private closed = false;
 
   constructor(opts: HttpClientOptions) {
     this.timeoutMs = opts.requestTimeoutMs;
@@ -144,7 +173,7 @@ export class HttpClient {
     // `timeout` is how long a socket may sit idle in the pool; Node shortens
     // it to the server's own Keep-Alive hint, so a socket the server is about
     // to close is not reused.
-    const pool = { keepAlive: true, maxSockets: MAX_SOCKETS_PER_ORIGIN, timeout: opts.keepAliveMs ?? 30_000 };
+    const pool = { keepAlive: true, maxSockets: MAX_SOCKETS_PER_ORIGIN, timeout: opts.keepAliveMs ?? IDLE_SOCKET_MS };
     this.httpAgent = new http.Agent(pool);
     this.httpsAgent = new https.Agent({
       ...pool,
@@ -164,6 +193,7 @@ export class HttpClient {
       body = JSON.stringify(req.json);
       headers['content-type'] = 'application/json';
     }
+    if (this.closed) throw new OpenStackError('network', `${req.method} ${path}: the HTTP client is closed (the driver is stopping)`);
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
     const started = performance.now();
@@ -197,6 +227,7 @@ export class HttpClient {
 
   /** Close every socket, idle or in use: the driver calls this as it stops, once the gRPC server has drained. */
   async close(): Promise<void> {
+    this.closed = true;
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }

@@ -3,7 +3,8 @@
 // limit, retries of GET but not POST, Retry-After, aborts and refused
 // connections.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log';
@@ -139,6 +140,50 @@ describe('http client', () => {
     await http.request({ method: 'POST', url: `${base}/p`, json: { name: 'é' } });
     assert.equal(seen.length, String(Buffer.byteLength(JSON.stringify({ name: 'é' }))));
     assert.equal(seen.chunked, undefined);
+  });
+
+  it('the connect timeout covers the TLS handshake: a server that accepts TCP and never answers is given up at it', async () => {
+    const { exchange } = await import('../../src/openstack/http');
+    const silent = createNetServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        exchange(new URL(`https://127.0.0.1:${port}/`), { method: 'GET', headers: {}, signal: AbortSignal.timeout(3_000), agent: false, connectTimeoutMs: 200 }),
+        (e: NodeJS.ErrnoException) => e.code === 'ETIMEDOUT',
+      );
+      assert.ok(Date.now() - started < 2_000, `gave up after ${Date.now() - started} ms, not at the connect timeout`);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it("a request waiting for a pooled socket answers its caller's abort at once", async () => {
+    const { exchange } = await import('../../src/openstack/http');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    handler = (req, res) => setTimeout(() => reply(200, {})(req, res), req.url === '/busy' ? 1_000 : 0);
+    try {
+      const busy = exchange(new URL(`${base}/busy`), { method: 'GET', headers: {}, signal: AbortSignal.timeout(5_000), agent });
+      const caller = new AbortController();
+      const started = Date.now();
+      setTimeout(() => caller.abort(), 50);
+      await assert.rejects(exchange(new URL(`${base}/queued`), { method: 'GET', headers: {}, signal: caller.signal, agent }), (e: Error) => e.name === 'AbortError');
+      assert.ok(Date.now() - started < 500, `the abort took ${Date.now() - started} ms: it waited for the busy socket`);
+      assert.equal((await busy).status, 200);
+      // The socket went back to the pool and serves the next request.
+      assert.equal((await exchange(new URL(`${base}/after`), { method: 'GET', headers: {}, signal: AbortSignal.timeout(2_000), agent })).status, 200);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('a closed client refuses new requests', async () => {
+    const closing = new HttpClient({ tls: { verify: true }, requestTimeoutMs: 2_000, logger: silentLogger });
+    handler = reply(200, {});
+    assert.equal((await closing.request({ method: 'GET', url: `${base}/x` })).status, 200);
+    await closing.close();
+    await assert.rejects(closing.request({ method: 'GET', url: `${base}/x` }), (e) => isOpenStackError(e, 'network') && /closed/.test(e.message));
   });
 
   it('GET is retried on 503 and honours Retry-After; POST is not retried', async () => {
