@@ -45,6 +45,12 @@ export interface BatcherOptions {
    */
   pageSize?: number;
   minPageSize?: number;
+  /**
+   * A list round gives up after this long (5 s) and its waiters get single
+   * GETs: while a list is out no other starts, so a slow one must not hold
+   * every batched waiter for the whole request timeout and its retries.
+   */
+  listTimeoutMs?: number;
   /** The clock that due times are given on (the waiter's). */
   now?: () => number;
 }
@@ -68,6 +74,7 @@ export class StatusBatcher<T extends { id: string }> {
   private readonly listFrom: number;
   private readonly pageSize: number;
   private readonly minPageSize: number;
+  private readonly listTimeoutMs: number;
   private readonly now: () => number;
   /** Waited-for ids seen in a list, and when. */
   private readonly listed = new Map<string, number>();
@@ -83,6 +90,7 @@ export class StatusBatcher<T extends { id: string }> {
     this.listFrom = opts.listFrom ?? 3;
     this.pageSize = opts.pageSize ?? 1000;
     this.minPageSize = Math.min(this.pageSize, opts.minPageSize ?? 100);
+    this.listTimeoutMs = opts.listTimeoutMs ?? 5_000;
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -183,7 +191,7 @@ export class StatusBatcher<T extends { id: string }> {
       // and the page stays small in a project with thousands of volumes.
       // Objects not on it are looked up with single GETs (Cinder may leave
       // updated_at empty on a volume just created: it sorts last).
-      page = await this.source.list({ limit, recentlyUpdatedFirst: true });
+      page = await this.source.list({ limit, recentlyUpdatedFirst: true }, { signal: AbortSignal.timeout(this.listTimeoutMs) });
     } catch (err) {
       this.opts.logger.debug({ err: (err as Error).message }, `batched ${this.what} list failed; answering with single GETs`);
       return this.singleRound(round);

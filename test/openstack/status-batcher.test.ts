@@ -117,6 +117,29 @@ describe('status batcher', () => {
     assert.ok(sent.length >= 2 && sent.length <= 4, `${sent.length} lists`);
   });
 
+  it('a list slower than listTimeoutMs is given up: its waiters get single GETs and later rounds are not held up', async () => {
+    const ids = ['a', 'b', 'c', 'd'];
+    let gets = 0;
+    const source: StatusSource<Obj> = {
+      async get(id) {
+        gets++;
+        return { id, status: 'available' };
+      },
+      // A Cinder that never answers the list, until the caller gives up.
+      list: (_q, opts) =>
+        new Promise((_resolve, reject) => opts?.signal?.addEventListener('abort', () => reject(new OpenStackError('timeout', 'list cancelled')), { once: true })),
+    };
+    const b = new StatusBatcher(source, 'volume', { logger: silentLogger, listTimeoutMs: 100 });
+    // AbortSignal.timeout's timer does not keep the process alive (a driver's gRPC server does).
+    const alive = setInterval(() => undefined, 50);
+    const start = performance.now();
+    const looks = await Promise.all(ids.map((id) => b.look(id, start + 5))).finally(() => clearInterval(alive));
+    const tookMs = performance.now() - start;
+    assert.ok(looks.every((l) => 'item' in l && l.item.status === 'available'));
+    assert.equal(gets, 4);
+    assert.ok(tookMs < 1_000, `the waiters were held ${Math.round(tookMs)} ms`);
+  });
+
   it('the request rate stays flat as waiters grow: one list per gatherMs at most', async () => {
     for (const n of [10, 50, 200]) {
       const ids = Array.from({ length: n }, (_, i) => `v${i}`);
