@@ -22,7 +22,9 @@ const SORT_KEYS: Record<string, (x: Sortable) => string | number> = {
   display_name: (x) => x.name ?? '',
   status: (x) => x.status,
   size: (x) => x.size,
-  updated_at: (x) => x.updatedAt ?? x.createdAt,
+  // A volume never updated has updated_at NULL, which MySQL sorts below every
+  // date: last in a descending sort, as real Cinder returns it.
+  updated_at: (x) => x.updatedAt ?? '',
 };
 
 interface SortSpec {

@@ -298,10 +298,12 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
       it('a list asked for the most recently updated first puts a volume that just changed at the top', async () => {
         // Marked, so that volumes other tests change meanwhile do not count.
         const mark = { contract_sort: randomUUID() };
+        // Cinder stores created_at and updated_at to the second: each step waits for the clock to move on.
+        const nextSecond = () => new Promise((r) => setTimeout(r, 1_100));
         const first = await newVolume(cloud, { metadata: { ...tag, ...mark } });
+        await nextSecond();
         const second = await newVolume(cloud, { metadata: { ...tag, ...mark } });
-        // Cinder stores updated_at to the second: let the clock move past second's last change.
-        await new Promise((r) => setTimeout(r, 1_100));
+        await nextSecond();
         await cloud.blockStorage.extendVolume(first.id, 2);
         await cloud.waiter.volume(first.id, WAIT.volumeExtended, { until: (x) => x.size === 2 });
         const byUpdate = await cloud.blockStorage.listVolumes({ metadata: mark, limit: 2, recentlyUpdatedFirst: true });
