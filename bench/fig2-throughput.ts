@@ -137,9 +137,11 @@ async function run(sim: Simulator, driver: DriverProcess, lifecycles: number, co
   const durations: Record<string, number[]> = {};
   const timed = async (method: string, request: unknown) => {
     const t0 = performance.now();
-    const res = await rpc(controller, method, request);
-    (durations[method] ??= []).push(performance.now() - t0);
-    return res;
+    try {
+      return await rpc(controller, method, request);
+    } finally {
+      (durations[method] ??= []).push(performance.now() - t0);
+    }
   };
   const started = performance.now();
   const worker = async (w: number) => {
