@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import type { AuthPlugin, CloudConfig, CloudCredentials, EndpointInterface } from '../openstack/types';
+import { parseProxyUrl, proxySettingsFromEnv, type ProxySettings } from '../openstack/proxy';
 import { DEFAULT_DRIVER_NAME } from '../csi/constants';
 import { ConfigError, Section } from './reader';
 
@@ -120,6 +121,8 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
     const fromEnv = envClouds(env);
     clouds.push(...fromEnv);
   }
+  const proxy = proxyFromEnv(env);
+  if (proxy) for (const cloud of clouds) cloud.proxy = proxy;
 
   const driver = top.section('driver');
   const controller = driver.section('controller');
@@ -154,6 +157,20 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
     throw new ConfigError(`'driver.name' in ${source} must be a domain-style name of at most 63 characters`);
   }
   return config;
+}
+
+/** https_proxy, http_proxy and no_proxy, checked here so that a malformed proxy stops the driver at start-up. */
+function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
+  const settings = proxySettingsFromEnv(env);
+  for (const [name, value] of [['https_proxy', settings?.httpsProxy], ['http_proxy', settings?.httpProxy]] as const) {
+    if (!value) continue;
+    try {
+      parseProxyUrl(value);
+    } catch (e) {
+      throw new ConfigError(`${name} (or ${name.toUpperCase()}) in the environment: ${(e as Error).message}`);
+    }
+  }
+  return settings;
 }
 
 function absolutePath(s: Section, key: string): string | undefined {

@@ -22,7 +22,7 @@ export interface CloudInternals {
 
 export function createCloud(config: CloudConfig, logger: Logger): Cloud & { internals: CloudInternals } {
   const log = logger.child({ cloud: config.name });
-  const http = new HttpClient({ tls: config.tls, requestTimeoutMs: config.requestTimeoutMs, logger: log });
+  const http = new HttpClient({ tls: config.tls, requestTimeoutMs: config.requestTimeoutMs, logger: log, proxy: config.proxy });
   const identity = new Identity(config, http, log);
   const blockStorage = new Cinder(config, identity, http, log);
   const compute = new Nova(config, identity, http, log);

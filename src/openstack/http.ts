@@ -20,6 +20,7 @@ import type { Logger } from '../log';
 import type { TlsConfig } from './types';
 import { errorFromException, errorFromResponse, requestIdFrom } from './http-errors';
 import { OpenStackError } from './errors';
+import { describeProxy, parseProxyUrl, proxyAuthorization, proxyFor, TunnelAgent, type ProxySettings } from './proxy';
 
 /** A response larger than this is not an OpenStack API answer (a page of 1,000 volumes is a few MiB). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -52,6 +53,8 @@ export interface ExchangeOptions {
   agent: http.Agent | false;
   maxBodyBytes?: number;
   connectTimeoutMs?: number;
+  /** An http:// URL sent through this proxy (https:// ones are tunnelled by their agent). */
+  via?: URL;
 }
 
 /**
@@ -61,11 +64,12 @@ export interface ExchangeOptions {
  * them into OpenStackErrors.
  */
 export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
-  const transport = url.protocol === 'https:' ? https : http;
+  const { via } = opts;
+  const transport = (via ?? url).protocol === 'https:' ? https : http;
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const { signal } = opts;
-  const headers = { ...opts.headers };
+  const headers: Record<string, string> = { ...opts.headers, ...(via ? { host: url.host, ...proxyAuthorization(via) } : {}) };
   if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
   return new Promise((resolve, reject) => {
     let connectTimer: NodeJS.Timeout | undefined;
@@ -86,7 +90,7 @@ export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
       settle(err);
       req.destroy(err);
     };
-    const req = transport.request(url, { method: opts.method, headers, agent: opts.agent }, (res) => {
+    const onResponse = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -97,7 +101,12 @@ export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
       // A body cut short by the connection closing is an 'error' (ECONNRESET, "aborted").
       res.on('error', (err) => settle(err));
       res.on('end', () => settle(null, { status: res.statusCode ?? 0, headers: flattenHeaders(res.headers), text: Buffer.concat(chunks).toString('utf8') }));
-    });
+    };
+    const options = { method: opts.method, headers, agent: opts.agent };
+    const req = via
+      ? // Through a proxy: to the proxy's address, with the absolute URL as the path.
+        transport.request({ ...options, host: via.hostname.replace(/^\[|\]$/g, ''), port: via.port || (via.protocol === 'https:' ? 443 : 80), path: url.href }, onResponse)
+      : transport.request(url, options, onResponse);
     req.on('error', (err) => settle(err));
     // The connection (TCP, and the TLS handshake on https) of a new socket is
     // timed here; a reused socket is already connected. The whole request is
@@ -105,7 +114,7 @@ export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
     req.on('socket', (socket) => {
       if (!socket.connecting) return;
       connectTimer = setTimeout(
-        () => req.destroy(Object.assign(new Error(`no connection to ${url.host} within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        () => req.destroy(Object.assign(new Error(`no connection to ${via ? describeProxy(via) : url.host} within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
         connectTimeoutMs,
       );
       socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
@@ -143,6 +152,8 @@ export interface HttpClientOptions {
   logger: Logger;
   /** Keep idle sockets this long. */
   keepAliveMs?: number;
+  /** Outbound proxies; absent: every request goes direct. */
+  proxy?: ProxySettings;
 }
 
 /** The path of a URL without its query (markers, filters) for logs and errors. */
@@ -157,6 +168,10 @@ export function pathOf(url: string): string {
 export class HttpClient {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  private readonly httpsAgentOptions: https.AgentOptions;
+  /** One CONNECT-tunnel agent per https proxy, made on first use. */
+  private readonly tunnels = new Map<string, TunnelAgent>();
+  private readonly proxy: ProxySettings | undefined;
   private readonly timeoutMs: number;
   private readonly log: Logger;
   private closed = false;
@@ -175,13 +190,33 @@ export class HttpClient {
     // to close is not reused.
     const pool = { keepAlive: true, maxSockets: MAX_SOCKETS_PER_ORIGIN, timeout: opts.keepAliveMs ?? IDLE_SOCKET_MS };
     this.httpAgent = new http.Agent(pool);
-    this.httpsAgent = new https.Agent({
+    this.httpsAgentOptions = {
       ...pool,
       rejectUnauthorized: opts.tls.verify,
       ca: opts.tls.caFile ? readFileSync(opts.tls.caFile) : undefined,
       cert: opts.tls.certFile ? readFileSync(opts.tls.certFile) : undefined,
       key: opts.tls.keyFile ? readFileSync(opts.tls.keyFile) : undefined,
-    });
+    };
+    this.httpsAgent = new https.Agent(this.httpsAgentOptions);
+    this.proxy = opts.proxy;
+    if (opts.proxy) {
+      const { httpsProxy, httpProxy, noProxy } = opts.proxy;
+      const shown = (raw: string | undefined) => (raw ? describeProxy(parseProxyUrl(raw)) : 'none');
+      this.log.info({ httpsProxy: shown(httpsProxy), httpProxy: shown(httpProxy), noProxy: noProxy ?? '' }, 'OpenStack requests go through a proxy (from https_proxy, http_proxy, no_proxy)');
+    }
+  }
+
+  /** How to reach `url`: the agent, and the proxy an http:// URL is sent to. */
+  private route(url: URL): { agent: http.Agent; via?: URL } {
+    const proxy = proxyFor(url, this.proxy);
+    if (url.protocol !== 'https:') return proxy ? { agent: proxy.protocol === 'https:' ? this.httpsAgent : this.httpAgent, via: proxy } : { agent: this.httpAgent };
+    if (!proxy) return { agent: this.httpsAgent };
+    let tunnel = this.tunnels.get(proxy.href);
+    if (!tunnel) {
+      tunnel = new TunnelAgent(proxy, CONNECT_TIMEOUT_MS, this.httpsAgentOptions);
+      this.tunnels.set(proxy.href, tunnel);
+    }
+    return { agent: tunnel };
   }
 
   async request<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
@@ -202,8 +237,8 @@ export class HttpClient {
     let parsed: unknown;
     try {
       signal.throwIfAborted();
-      const agent = url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
-      const res = await exchange(url, { method: req.method, headers, body, signal, agent });
+      const { agent, via } = this.route(url);
+      const res = await exchange(url, { method: req.method, headers, body, signal, agent, via });
       status = res.status;
       resHeaders = res.headers;
       parsed = parseBody(res.text, resHeaders['content-type']);
@@ -230,6 +265,7 @@ export class HttpClient {
     this.closed = true;
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    for (const tunnel of this.tunnels.values()) tunnel.destroy();
   }
 }
 

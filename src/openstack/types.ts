@@ -5,6 +5,7 @@
 // AbortSignal: the caller's deadline bounds the HTTP requests, the retries
 // and the waits.
 
+import type { ProxySettings } from './proxy';
 export interface CallOptions {
   signal?: AbortSignal;
   /** The caller's deadline (epoch ms), when known: retries that cannot finish before it are not started. */
@@ -62,6 +63,8 @@ export interface CloudConfig {
   endpointOverrides?: { volume?: string; compute?: string };
   /** Per-request timeout for one HTTP exchange, ms. */
   requestTimeoutMs: number;
+  /** Outbound proxies (from https_proxy, http_proxy, no_proxy); absent: every request goes direct. */
+  proxy?: ProxySettings;
 }
 
 // ---------------------------------------------------------------- Cinder

@@ -1,0 +1,157 @@
+// Outbound HTTP proxies for the OpenStack APIs, from the environment as
+// curl, Python and Go read it: https_proxy / HTTPS_PROXY for https:// URLs,
+// http_proxy / HTTP_PROXY for http:// URLs, no_proxy / NO_PROXY for the hosts
+// that go direct (the lower-case name wins when both are set).
+//
+// NO_PROXY entries, separated by commas or spaces: `*` (nothing is proxied),
+// a domain (`example.com` matches it and its subdomains; `.example.com` only
+// its subdomains), an IP address, a CIDR block (`10.0.0.0/8`), and any of
+// these with `:port` to match that port only. Loopback (localhost,
+// 127.0.0.0/8, ::1) always goes direct, as in Go's net/http: a proxy cannot
+// reach this machine's loopback, and the embedded simulator listens there.
+//
+// An https:// URL goes through a CONNECT tunnel (TLS is end to end, checked
+// against the cloud's CA as without a proxy); an http:// URL is sent to the
+// proxy with its absolute URL. Credentials in the proxy URL become a
+// Proxy-Authorization header and are never logged.
+import http from 'node:http';
+import https from 'node:https';
+import { BlockList, isIP } from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+
+export interface ProxySettings {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
+
+/** The proxy settings in an environment, or undefined when it names no proxy. */
+export function proxySettingsFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
+  const pick = (name: string) => env[name.toLowerCase()] || env[name.toUpperCase()] || undefined;
+  const settings = { httpProxy: pick('http_proxy'), httpsProxy: pick('https_proxy'), noProxy: pick('no_proxy') };
+  return settings.httpProxy || settings.httpsProxy ? settings : undefined;
+}
+
+/** The proxy to send a request for `target` through, or null to go direct. Throws on a proxy URL that is not http(s)://host[:port]. */
+export function proxyFor(target: URL, settings: ProxySettings | undefined): URL | null {
+  const raw = target.protocol === 'https:' ? settings?.httpsProxy : settings?.httpProxy;
+  if (!raw || bypassed(target, settings?.noProxy ?? '')) return null;
+  return parseProxyUrl(raw);
+}
+
+/** A proxy URL; one given without a scheme (`proxy:3128`) is an http:// proxy, as curl reads it. Throws a message without the URL's credentials. */
+export function parseProxyUrl(raw: string): URL {
+  let proxy: URL;
+  try {
+    proxy = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
+  } catch {
+    throw new Error('the proxy is not a URL (expected http://host:port)');
+  }
+  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
+    throw new Error(`the proxy ${describeProxy(proxy)} is not supported: only http:// and https:// proxies are`);
+  }
+  return proxy;
+}
+
+function bypassed(target: URL, noProxy: string): boolean {
+  const host = target.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+  if (host === 'localhost' || host.endsWith('.localhost') || inCidr(host, '127.0.0.0/8') || host === '::1') return true;
+  for (const raw of noProxy.split(/[\s,]+/)) {
+    const entry = raw.trim().toLowerCase();
+    if (!entry) continue;
+    if (entry === '*') return true;
+    const { name, entryPort } = splitPort(entry);
+    if (entryPort && entryPort !== port) continue;
+    if (name.includes('/')) {
+      if (inCidr(host, name)) return true;
+    } else if (isIP(name)) {
+      if (name === host) return true;
+    } else {
+      const domain = name.replace(/^\*?\./, '');
+      const subdomainsOnly = name.startsWith('.') || name.startsWith('*.');
+      if ((!subdomainsOnly && host === domain) || host.endsWith(`.${domain}`)) return true;
+    }
+  }
+  return false;
+}
+
+/** 'host:port', '[v6]:port', 'v6' (several colons, no port), or a bare name. */
+function splitPort(entry: string): { name: string; entryPort?: string } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry);
+  if (bracketed) return { name: bracketed[1]!, entryPort: bracketed[2] };
+  const parts = entry.split(':');
+  if (parts.length === 2 && /^\d+$/.test(parts[1]!)) return { name: parts[0]!, entryPort: parts[1] };
+  return { name: entry };
+}
+
+function inCidr(host: string, cidr: string): boolean {
+  const [base, bits] = cidr.split('/');
+  const family = isIP(base ?? '');
+  if (!family || isIP(host) !== family) return false;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  const list = new BlockList();
+  try {
+    list.addSubnet(base!, Number(bits), type);
+  } catch {
+    return false;
+  }
+  return list.check(host, type);
+}
+
+/** Proxy-Authorization for credentials in the proxy URL, if any. */
+export function proxyAuthorization(proxy: URL): Record<string, string> {
+  if (!proxy.username) return {};
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
+}
+
+/** The proxy's address without credentials, for logs and errors. */
+export function describeProxy(proxy: URL): string {
+  return `${proxy.protocol}//${proxy.host}`;
+}
+
+/**
+ * An https agent whose connections are CONNECT tunnels through a proxy. The
+ * pooled, kept-alive sockets are TLS sessions with the cloud inside the
+ * tunnel; the TLS options (CA, client certificate, verification) are the
+ * agent's, applied to the cloud's certificate as without a proxy.
+ */
+export class TunnelAgent extends https.Agent {
+  constructor(
+    private readonly proxy: URL,
+    private readonly connectTimeoutMs: number,
+    options: https.AgentOptions,
+  ) {
+    super(options);
+  }
+
+  // Node's Agent takes the socket from this callback when it returns nothing.
+  override createConnection(options: tls.ConnectionOptions & { host?: string; port?: number }, callback: (err: Error | null, socket?: Duplex) => void): undefined {
+    const authority = `${options.host}:${options.port}`;
+    const connect = (this.proxy.protocol === 'https:' ? https : http).request({
+      host: this.proxy.hostname.replace(/^\[|\]$/g, ''),
+      port: this.proxy.port || (this.proxy.protocol === 'https:' ? 443 : 80),
+      method: 'CONNECT',
+      path: authority,
+      headers: { host: authority, ...proxyAuthorization(this.proxy) },
+      agent: false,
+    });
+    const fail = (err: Error) => callback(Object.assign(err, { code: (err as NodeJS.ErrnoException).code ?? 'EPROXY' }));
+    connect.setTimeout(this.connectTimeoutMs, () =>
+      connect.destroy(Object.assign(new Error(`proxy ${describeProxy(this.proxy)} did not open a tunnel to ${authority} within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+    );
+    connect.once('error', fail);
+    connect.once('connect', (res, socket) => {
+      connect.setTimeout(0);
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        return fail(new Error(`proxy ${describeProxy(this.proxy)} refused a tunnel to ${authority}: ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
+      }
+      callback(null, tls.connect({ ...options, socket, servername: options.servername ?? (isIP(options.host ?? '') ? undefined : options.host) }));
+    });
+    connect.end();
+    return undefined;
+  }
+}
