@@ -159,7 +159,7 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
   return config;
 }
 
-/** https_proxy, http_proxy and no_proxy, checked here so that a malformed proxy stops the driver at start-up. */
+/** https_proxy, http_proxy and no_proxy, checked here so that a malformed or unsupported proxy stops the driver at start-up. */
 function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
   const settings = proxySettingsFromEnv(env);
   for (const [name, value] of [['https_proxy', settings?.httpsProxy], ['http_proxy', settings?.httpProxy]] as const) {

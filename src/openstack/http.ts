@@ -53,7 +53,7 @@ export interface ExchangeOptions {
   agent: http.Agent | false;
   maxBodyBytes?: number;
   connectTimeoutMs?: number;
-  /** An http:// URL sent through this proxy (https:// ones are tunnelled by their agent). */
+  /** An http:// URL sent through this http:// proxy (https:// ones are tunnelled by their agent). */
   via?: URL;
 }
 
@@ -65,7 +65,8 @@ export interface ExchangeOptions {
  */
 export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
   const { via } = opts;
-  const transport = (via ?? url).protocol === 'https:' ? https : http;
+  // Through a proxy (always http://), or straight to the URL.
+  const transport = !via && url.protocol === 'https:' ? https : http;
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const { signal } = opts;
@@ -105,7 +106,7 @@ export function exchange(url: URL, opts: ExchangeOptions): Promise<Exchanged> {
     const options = { method: opts.method, headers, agent: opts.agent };
     const req = via
       ? // Through a proxy: to the proxy's address, with the absolute URL as the path.
-        transport.request({ ...options, host: via.hostname.replace(/^\[|\]$/g, ''), port: via.port || (via.protocol === 'https:' ? 443 : 80), path: url.href }, onResponse)
+        transport.request({ ...options, host: via.hostname.replace(/^\[|\]$/g, ''), port: via.port || 80, path: url.href }, onResponse)
       : transport.request(url, options, onResponse);
     req.on('error', (err) => settle(err));
     // The connection (TCP, and the TLS handshake on https) of a new socket is
@@ -209,7 +210,7 @@ export class HttpClient {
   /** How to reach `url`: the agent, and the proxy an http:// URL is sent to. */
   private route(url: URL): { agent: http.Agent; via?: URL } {
     const proxy = proxyFor(url, this.proxy);
-    if (url.protocol !== 'https:') return proxy ? { agent: proxy.protocol === 'https:' ? this.httpsAgent : this.httpAgent, via: proxy } : { agent: this.httpAgent };
+    if (url.protocol !== 'https:') return proxy ? { agent: this.httpAgent, via: proxy } : { agent: this.httpAgent };
     if (!proxy) return { agent: this.httpsAgent };
     let tunnel = this.tunnels.get(proxy.href);
     if (!tunnel) {

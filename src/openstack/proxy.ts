@@ -1,7 +1,9 @@
-// Outbound HTTP proxies for the OpenStack APIs, from the environment as
-// curl, Python and Go read it: https_proxy / HTTPS_PROXY for https:// URLs,
-// http_proxy / HTTP_PROXY for http:// URLs, no_proxy / NO_PROXY for the hosts
-// that go direct (the lower-case name wins when both are set).
+// Outbound HTTP proxies for the OpenStack APIs, from the environment:
+// https_proxy / HTTPS_PROXY for https:// URLs, http_proxy / HTTP_PROXY for
+// http:// URLs, no_proxy / NO_PROXY for the hosts that go direct (the
+// lower-case name wins when both are set, as in curl; Go prefers upper case).
+// The proxy itself is an http:// proxy (squid and its kind); an https://
+// proxy is refused at start-up.
 //
 // NO_PROXY entries, separated by commas or spaces: `*` (nothing is proxied),
 // a domain (`example.com` matches it and its subdomains; `.example.com` only
@@ -48,26 +50,34 @@ export function parseProxyUrl(raw: string): URL {
   } catch {
     throw new Error('the proxy is not a URL (expected http://host:port)');
   }
-  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
-    throw new Error(`the proxy ${describeProxy(proxy)} is not supported: only http:// and https:// proxies are`);
+  if (proxy.protocol !== 'http:') {
+    throw new Error(`the proxy ${describeProxy(proxy)} is not supported: only http:// proxies are (the tunnel to an https:// cloud is TLS end to end anyway)`);
+  }
+  try {
+    decodeURIComponent(proxy.username);
+    decodeURIComponent(proxy.password);
+  } catch {
+    throw new Error(`the credentials in the proxy URL for ${describeProxy(proxy)} are not valid percent-encoding`);
   }
   return proxy;
 }
 
 function bypassed(target: URL, noProxy: string): boolean {
-  const host = target.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const host = target.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
   const port = target.port || (target.protocol === 'https:' ? '443' : '80');
-  if (host === 'localhost' || host.endsWith('.localhost') || inCidr(host, '127.0.0.0/8') || host === '::1') return true;
+  if (host === 'localhost' || host.endsWith('.localhost') || LOOPBACK.some((block) => inCidr(host, block))) return true;
   for (const raw of noProxy.split(/[\s,]+/)) {
     const entry = raw.trim().toLowerCase();
     if (!entry) continue;
     if (entry === '*') return true;
-    const { name, entryPort } = splitPort(entry);
+    const { name: withDot, entryPort } = splitPort(entry);
+    const name = withDot.replace(/\.$/, '');
     if (entryPort && entryPort !== port) continue;
     if (name.includes('/')) {
       if (inCidr(host, name)) return true;
     } else if (isIP(name)) {
-      if (name === host) return true;
+      // As addresses, not strings: fd00:0::1 is fd00::1.
+      if (inCidr(host, `${name}/${isIP(name) === 4 ? 32 : 128}`)) return true;
     } else {
       const domain = name.replace(/^\*?\./, '');
       const subdomainsOnly = name.startsWith('.') || name.startsWith('*.');
@@ -85,6 +95,8 @@ function splitPort(entry: string): { name: string; entryPort?: string } {
   if (parts.length === 2 && /^\d+$/.test(parts[1]!)) return { name: parts[0]!, entryPort: parts[1] };
   return { name: entry };
 }
+
+const LOOPBACK = ['127.0.0.0/8', '::1/128', '::ffff:127.0.0.0/104'];
 
 function inCidr(host: string, cidr: string): boolean {
   const [base, bits] = cidr.split('/');
@@ -113,10 +125,10 @@ export function describeProxy(proxy: URL): string {
 }
 
 /**
- * An https agent whose connections are CONNECT tunnels through a proxy. The
- * pooled, kept-alive sockets are TLS sessions with the cloud inside the
- * tunnel; the TLS options (CA, client certificate, verification) are the
- * agent's, applied to the cloud's certificate as without a proxy.
+ * An https agent whose connections are CONNECT tunnels through an http://
+ * proxy. The pooled, kept-alive sockets are TLS sessions with the cloud
+ * inside the tunnel; the TLS options (CA, client certificate, verification)
+ * are the agent's, applied to the cloud's certificate as without a proxy.
  */
 export class TunnelAgent extends https.Agent {
   constructor(
@@ -129,27 +141,45 @@ export class TunnelAgent extends https.Agent {
 
   // Node's Agent takes the socket from this callback when it returns nothing.
   override createConnection(options: tls.ConnectionOptions & { host?: string; port?: number }, callback: (err: Error | null, socket?: Duplex) => void): undefined {
-    const authority = `${options.host}:${options.port}`;
-    const connect = (this.proxy.protocol === 'https:' ? https : http).request({
+    const host = options.host ?? '';
+    const authority = `${isIP(host) === 6 ? `[${host}]` : host}:${options.port}`;
+    const connect = http.request({
       host: this.proxy.hostname.replace(/^\[|\]$/g, ''),
-      port: this.proxy.port || (this.proxy.protocol === 'https:' ? 443 : 80),
+      port: this.proxy.port || 80,
       method: 'CONNECT',
       path: authority,
       headers: { host: authority, ...proxyAuthorization(this.proxy) },
       agent: false,
     });
-    const fail = (err: Error) => callback(Object.assign(err, { code: (err as NodeJS.ErrnoException).code ?? 'EPROXY' }));
-    connect.setTimeout(this.connectTimeoutMs, () =>
-      connect.destroy(Object.assign(new Error(`proxy ${describeProxy(this.proxy)} did not open a tunnel to ${authority} within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
-    );
+    let handedOver = false;
+    let session: tls.TLSSocket | undefined;
+    const fail = (err: Error) => {
+      if (handedOver) return;
+      handedOver = true;
+      clearTimeout(timer);
+      callback(Object.assign(err, { code: (err as NodeJS.ErrnoException).code ?? 'EPROXY' }));
+    };
+    // One timer from the first packet to the end of the TLS handshake inside
+    // the tunnel: reaching the proxy, its answer, and the cloud's handshake.
+    const timer = setTimeout(() => {
+      const err = Object.assign(new Error(`no TLS session with ${authority} through proxy ${describeProxy(this.proxy)} within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' });
+      connect.destroy(err);
+      session?.destroy(err);
+      fail(err);
+    }, this.connectTimeoutMs);
     connect.once('error', fail);
-    connect.once('connect', (res, socket) => {
-      connect.setTimeout(0);
-      if (res.statusCode !== 200) {
+    connect.once('connect', (res, socket, head) => {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 299) {
         socket.destroy();
-        return fail(new Error(`proxy ${describeProxy(this.proxy)} refused a tunnel to ${authority}: ${res.statusCode} ${res.statusMessage ?? ''}`.trim()));
+        return fail(new Error(`proxy ${describeProxy(this.proxy)} refused a tunnel to ${authority}: ${status} ${res.statusMessage ?? ''}`.trim()));
       }
-      callback(null, tls.connect({ ...options, socket, servername: options.servername ?? (isIP(options.host ?? '') ? undefined : options.host) }));
+      if (head.length > 0) socket.unshift(head);
+      session = tls.connect({ ...options, socket, servername: options.servername ?? (isIP(host) ? undefined : host) });
+      session.once('secureConnect', () => clearTimeout(timer));
+      session.once('close', () => clearTimeout(timer));
+      handedOver = true;
+      callback(null, session);
     });
     connect.end();
     return undefined;

@@ -4,14 +4,14 @@
 // cloud's own name, end to end) and an absolute-URI request for http.
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fromDocument } from '../../src/config/config';
 import { ConfigError } from '../../src/config/reader';
 import { silentLogger } from '../../src/log';
 import { isOpenStackError } from '../../src/openstack/errors';
-import { HttpClient } from '../../src/openstack/http';
-import { proxyFor, proxySettingsFromEnv, type ProxySettings } from '../../src/openstack/proxy';
+import { exchange, HttpClient } from '../../src/openstack/http';
+import { proxyFor, proxySettingsFromEnv, TunnelAgent, type ProxySettings } from '../../src/openstack/proxy';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { captureLog } from '../helpers/server';
 
@@ -46,17 +46,25 @@ describe('which proxy a URL goes through', () => {
     assert.ok(np('fd00::/8', 'https://[fd00::1]:8776/'));
     assert.ok(np('keystone.cloud:5000', 'https://keystone.cloud:5000/') && !np('keystone.cloud:5000', 'https://keystone.cloud:13000/'));
     assert.ok(np('a.example, b.example c.example', 'https://c.example/'), 'commas and spaces both separate');
+    assert.ok(np('fd00:0::1', 'https://[fd00::1]/'), 'IPv6 addresses compare as addresses');
+    assert.ok(np('cloud.example.', 'https://keystone.cloud.example./'), 'a trailing dot is the same name');
   });
 
   it('loopback always goes direct (a proxy cannot reach this machine, and the simulator listens there)', () => {
-    for (const url of ['http://127.0.0.1:8776/', 'https://localhost:5000/', 'http://[::1]:80/', 'http://127.3.4.5/']) assert.equal(via(url), null, url);
+    for (const url of ['http://127.0.0.1:8776/', 'https://localhost:5000/', 'http://[::1]:80/', 'http://127.3.4.5/', 'http://[::ffff:127.0.0.1]/']) {
+      assert.equal(via(url), null, url);
+    }
   });
 
-  it('a proxy scheme other than http(s) is refused at start-up, without echoing its credentials', () => {
-    assert.throws(
-      () => fromDocument({}, 'the environment', { OS_AUTH_URL: 'https://k/v3', OS_USERNAME: 'u', OS_PASSWORD: 'p', OS_PROJECT_NAME: 'x', https_proxy: 'socks5://me:s3cret@p:1080' }),
-      (e: Error) => e instanceof ConfigError && /https_proxy/.test(e.message) && !e.message.includes('s3cret'),
-    );
+  it('a proxy other than http://, or with malformed credentials, is refused at start-up without echoing them', () => {
+    const cloudEnv = { OS_AUTH_URL: 'https://k/v3', OS_USERNAME: 'u', OS_PASSWORD: 'p', OS_PROJECT_NAME: 'x' };
+    for (const https_proxy of ['socks5://me:s3cret@p:1080', 'https://me:s3cret@p:3128', 'http://me:s3cret%zz@p:3128']) {
+      assert.throws(
+        () => fromDocument({}, 'the environment', { ...cloudEnv, https_proxy }),
+        (e: Error) => e instanceof ConfigError && /https_proxy/.test(e.message) && !e.message.includes('s3cret'),
+        https_proxy.replace(/:[^:@]*@/, ':***@'),
+      );
+    }
     const config = fromDocument({}, 'the environment', { OS_AUTH_URL: 'https://k/v3', OS_USERNAME: 'u', OS_PASSWORD: 'p', OS_PROJECT_NAME: 'x', HTTPS_PROXY: 'http://p:3128', NO_PROXY: '.internal' });
     assert.deepEqual(config.clouds[0]?.proxy, { httpsProxy: 'http://p:3128', httpProxy: undefined, noProxy: '.internal' });
   });
@@ -139,6 +147,36 @@ describe('requests through a proxy', () => {
       await trusting.close();
       await verifying.close();
       await proxy.stop();
+    }
+  });
+
+  it('an IPv6 cloud is asked for as [address]:port in the CONNECT', async () => {
+    const proxy = await startProxy();
+    const client = new HttpClient({ tls: { verify: false }, requestTimeoutMs: 5_000, logger: silentLogger, proxy: { httpsProxy: proxy.url } });
+    try {
+      const url = `https://[fd00::1]:${portOf(tlsSim)}/volume/`;
+      assert.equal((await client.request({ method: 'GET', url, okStatuses: [300] })).status, 300);
+      assert.deepEqual(proxy.seen.map((s) => `${s.method} ${s.target}`), [`CONNECT [fd00::1]:${portOf(tlsSim)}`]);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  it('a proxy that never answers the CONNECT is given up at the connect timeout', async () => {
+    const silent = createNetServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const agent = new TunnelAgent(new URL(`http://127.0.0.1:${(silent.address() as AddressInfo).port}`), 200, { rejectUnauthorized: false });
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        exchange(new URL(`https://cloud.test:${portOf(tlsSim)}/volume/`), { method: 'GET', headers: {}, signal: AbortSignal.timeout(5_000), agent }),
+        (e: NodeJS.ErrnoException) => e.code === 'ETIMEDOUT' && /through proxy http:\/\/127\.0\.0\.1/.test(e.message),
+      );
+      assert.ok(Date.now() - started < 2_000, `gave up after ${Date.now() - started} ms`);
+    } finally {
+      agent.destroy();
+      silent.close();
     }
   });
 
