@@ -84,12 +84,13 @@ export function errorFromResponse(
 
 const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL|HOSTNAME_MISMATCH)/;
 
-/** Whether a network-kind error came from TLS verification (never worth retrying). */
-export function isTlsFailure(err: unknown): boolean {
+/** Whether a network-kind error is one that asking again cannot change: TLS verification, or a proxy's 4xx refusal (407: wrong credentials). */
+export function isPermanentNetworkFailure(err: unknown): boolean {
   let cur: unknown = err;
   for (let i = 0; i < 4 && cur; i++) {
-    const code = (cur as { code?: unknown }).code;
+    const { code, proxyStatus } = cur as { code?: unknown; proxyStatus?: unknown };
     if (typeof code === 'string' && TLS_CODES.test(code)) return true;
+    if (code === 'EPROXY' && typeof proxyStatus === 'number' && proxyStatus >= 400 && proxyStatus < 500) return true;
     cur = (cur as { cause?: unknown }).cause;
   }
   return false;

@@ -172,7 +172,8 @@ export class TunnelAgent extends https.Agent {
       const status = res.statusCode ?? 0;
       if (status < 200 || status > 299) {
         socket.destroy();
-        return fail(new Error(`proxy ${describeProxy(this.proxy)} refused a tunnel to ${authority}: ${status} ${res.statusMessage ?? ''}`.trim()));
+        const refused = new Error(`proxy ${describeProxy(this.proxy)} refused a tunnel to ${authority}: ${status} ${res.statusMessage ?? ''}`.trim());
+        return fail(Object.assign(refused, { code: 'EPROXY', proxyStatus: status }));
       }
       if (head.length > 0) socket.unshift(head);
       session = tls.connect({ ...options, socket, servername: options.servername ?? (isIP(host) ? undefined : host) });

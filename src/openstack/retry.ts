@@ -6,7 +6,7 @@
 // the object, so callers make creates idempotent by looking up by name.
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
-import { isTlsFailure } from './http-errors';
+import { isPermanentNetworkFailure } from './http-errors';
 
 export interface RetryPolicy {
   /** Total attempts, the first one included. */
@@ -32,7 +32,7 @@ export function isRetryable(err: unknown): boolean {
     case 'timeout':
       return true;
     case 'network':
-      return !isTlsFailure(err);
+      return !isPermanentNetworkFailure(err);
     default:
       return false;
   }

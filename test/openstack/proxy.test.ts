@@ -11,6 +11,7 @@ import { ConfigError } from '../../src/config/reader';
 import { silentLogger } from '../../src/log';
 import { isOpenStackError } from '../../src/openstack/errors';
 import { exchange, HttpClient } from '../../src/openstack/http';
+import { withRetry } from '../../src/openstack/retry';
 import { proxyFor, proxySettingsFromEnv, TunnelAgent, type ProxySettings } from '../../src/openstack/proxy';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { captureLog } from '../helpers/server';
@@ -202,8 +203,10 @@ describe('requests through a proxy', () => {
       proxy: { httpsProxy: proxy.url.replace('http://', 'http://ops:pr0xy-pass@'), noProxy: 'direct.test' },
     });
     try {
-      await assert.rejects(client.request({ method: 'GET', url: `https://cloud.test:${portOf(tlsSim)}/volume/` }), (e) => {
+      // Through the retry policy: a 407 is the proxy's final word, asked once.
+      await assert.rejects(withRetry(() => client.request({ method: 'GET', url: `https://cloud.test:${portOf(tlsSim)}/volume/` }), { method: 'GET' }), (e) => {
         assert.ok(isOpenStackError(e, 'network'), String(e));
+        assert.equal(proxy.seen.filter((s) => s.method === 'CONNECT').length, 1, 'a 407 was retried');
         assert.match(e.message, /refused a tunnel to cloud\.test:\d+: 407/);
         assert.ok(!e.message.includes('pr0xy-pass'));
         return true;
