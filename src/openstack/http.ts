@@ -20,7 +20,7 @@ import type { Logger } from '../log';
 import type { TlsConfig } from './types';
 import { errorFromException, errorFromResponse, requestIdFrom } from './http-errors';
 import { OpenStackError } from './errors';
-import { describeProxy, parseProxyUrl, proxyAuthorization, proxyFor, TunnelAgent, type ProxySettings } from './proxy';
+import { describeProxy, proxyAuthorization, ProxyRoutes, TunnelAgent, type ProxySettings } from './proxy';
 
 /** A response larger than this is not an OpenStack API answer (a page of 1,000 volumes is a few MiB). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -169,10 +169,9 @@ export function pathOf(url: string): string {
 export class HttpClient {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
-  private readonly httpsAgentOptions: https.AgentOptions;
-  /** One CONNECT-tunnel agent per https proxy, made on first use. */
-  private readonly tunnels = new Map<string, TunnelAgent>();
-  private readonly proxy: ProxySettings | undefined;
+  private readonly proxies: ProxyRoutes;
+  /** The CONNECT-tunnel agent for https:// URLs, when there is an https proxy. */
+  private readonly tunnel: TunnelAgent | undefined;
   private readonly timeoutMs: number;
   private readonly log: Logger;
   private closed = false;
@@ -191,33 +190,31 @@ export class HttpClient {
     // to close is not reused.
     const pool = { keepAlive: true, maxSockets: MAX_SOCKETS_PER_ORIGIN, timeout: opts.keepAliveMs ?? IDLE_SOCKET_MS };
     this.httpAgent = new http.Agent(pool);
-    this.httpsAgentOptions = {
+    const httpsAgentOptions: https.AgentOptions = {
       ...pool,
       rejectUnauthorized: opts.tls.verify,
       ca: opts.tls.caFile ? readFileSync(opts.tls.caFile) : undefined,
       cert: opts.tls.certFile ? readFileSync(opts.tls.certFile) : undefined,
       key: opts.tls.keyFile ? readFileSync(opts.tls.keyFile) : undefined,
     };
-    this.httpsAgent = new https.Agent(this.httpsAgentOptions);
-    this.proxy = opts.proxy;
-    if (opts.proxy) {
-      const { httpsProxy, httpProxy, noProxy } = opts.proxy;
-      const shown = (raw: string | undefined) => (raw ? describeProxy(parseProxyUrl(raw)) : 'none');
-      this.log.info({ httpsProxy: shown(httpsProxy), httpProxy: shown(httpProxy), noProxy: noProxy ?? '' }, 'OpenStack requests go through a proxy (from https_proxy, http_proxy, no_proxy)');
+    this.httpsAgent = new https.Agent(httpsAgentOptions);
+    this.proxies = new ProxyRoutes(opts.proxy);
+    const { httpProxy, httpsProxy } = this.proxies;
+    this.tunnel = httpsProxy ? new TunnelAgent(httpsProxy, CONNECT_TIMEOUT_MS, httpsAgentOptions) : undefined;
+    if (httpProxy || httpsProxy) {
+      const shown = (proxy: URL | undefined) => (proxy ? describeProxy(proxy) : 'none');
+      this.log.info(
+        { httpsProxy: shown(httpsProxy), httpProxy: shown(httpProxy), noProxy: opts.proxy?.noProxy ?? '' },
+        'OpenStack requests go through a proxy (from https_proxy, http_proxy, no_proxy)',
+      );
     }
   }
 
   /** How to reach `url`: the agent, and the proxy an http:// URL is sent to. */
   private route(url: URL): { agent: http.Agent; via?: URL } {
-    const proxy = proxyFor(url, this.proxy);
-    if (url.protocol !== 'https:') return proxy ? { agent: this.httpAgent, via: proxy } : { agent: this.httpAgent };
-    if (!proxy) return { agent: this.httpsAgent };
-    let tunnel = this.tunnels.get(proxy.href);
-    if (!tunnel) {
-      tunnel = new TunnelAgent(proxy, CONNECT_TIMEOUT_MS, this.httpsAgentOptions);
-      this.tunnels.set(proxy.href, tunnel);
-    }
-    return { agent: tunnel };
+    const proxy = this.proxies.for(url);
+    if (url.protocol !== 'https:') return { agent: this.httpAgent, via: proxy ?? undefined };
+    return { agent: proxy && this.tunnel ? this.tunnel : this.httpsAgent };
   }
 
   async request<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
@@ -266,7 +263,7 @@ export class HttpClient {
     this.closed = true;
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
-    for (const tunnel of this.tunnels.values()) tunnel.destroy();
+    this.tunnel?.destroy();
   }
 }
 

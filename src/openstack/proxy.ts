@@ -35,11 +35,24 @@ export function proxySettingsFromEnv(env: NodeJS.ProcessEnv): ProxySettings | un
   return settings.httpProxy || settings.httpsProxy ? settings : undefined;
 }
 
-/** The proxy to send a request for `target` through, or null to go direct. Throws on a proxy URL that is not http(s)://host[:port]. */
-export function proxyFor(target: URL, settings: ProxySettings | undefined): URL | null {
-  const raw = target.protocol === 'https:' ? settings?.httpsProxy : settings?.httpProxy;
-  if (!raw || bypassed(target, settings?.noProxy ?? '')) return null;
-  return parseProxyUrl(raw);
+/** The proxy settings, parsed once: which proxy, if any, a URL goes through. */
+export class ProxyRoutes {
+  readonly httpProxy?: URL;
+  readonly httpsProxy?: URL;
+  private readonly noProxy: string;
+
+  /** Throws on a proxy URL that parseProxyUrl refuses (the config loader has checked them already). */
+  constructor(settings: ProxySettings | undefined) {
+    this.httpProxy = settings?.httpProxy ? parseProxyUrl(settings.httpProxy) : undefined;
+    this.httpsProxy = settings?.httpsProxy ? parseProxyUrl(settings.httpsProxy) : undefined;
+    this.noProxy = settings?.noProxy ?? '';
+  }
+
+  /** The proxy to send a request for `target` through, or null to go direct. */
+  for(target: URL): URL | null {
+    const proxy = target.protocol === 'https:' ? this.httpsProxy : this.httpProxy;
+    return proxy && !bypassed(target, this.noProxy) ? proxy : null;
+  }
 }
 
 /** A proxy URL; one given without a scheme (`proxy:3128`) is an http:// proxy, as curl reads it. Throws a message without the URL's credentials. */

@@ -12,13 +12,13 @@ import { silentLogger } from '../../src/log';
 import { isOpenStackError } from '../../src/openstack/errors';
 import { exchange, HttpClient } from '../../src/openstack/http';
 import { withRetry } from '../../src/openstack/retry';
-import { proxyFor, proxySettingsFromEnv, TunnelAgent, type ProxySettings } from '../../src/openstack/proxy';
+import { ProxyRoutes, proxySettingsFromEnv, TunnelAgent, type ProxySettings } from '../../src/openstack/proxy';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { captureLog } from '../helpers/server';
 
 describe('which proxy a URL goes through', () => {
   const settings: ProxySettings = { httpsProxy: 'http://proxy.corp:3128', httpProxy: 'proxy.corp:8080', noProxy: '' };
-  const via = (url: string, s: ProxySettings = settings) => proxyFor(new URL(url), s)?.href ?? null;
+  const via = (url: string, s: ProxySettings = settings) => new ProxyRoutes(s).for(new URL(url))?.href ?? null;
 
   it('https URLs use https_proxy, http URLs http_proxy; a proxy without a scheme is http://', () => {
     assert.equal(via('https://keystone.cloud:5000/v3'), 'http://proxy.corp:3128/');
