@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promis
 import { statfsSync } from 'node:fs';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { startTestDriver, type TestDriver } from '../helpers/driver';
-import { run } from '../../src/util/exec';
+import { loopDevicesBackedBy } from '../node/loop';
 
 const GiB = 1024 ** 3;
 const root = process.getuid?.() === 0;
@@ -24,22 +24,6 @@ async function mountsUnder(dir: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(' ')[4])
     .filter((p) => p !== undefined && p.startsWith(dir));
-}
-
-/**
- * Loop devices backed by files under dir, once a short grace period has
- * passed: the kernel defers a detach while anyone (udev's probe, a parallel
- * test's blkid) still has the device open.
- */
-async function loopDevicesBackedBy(dir: string, graceMs = 3000): Promise<string[]> {
-  const deadline = Date.now() + graceMs;
-  for (;;) {
-    const out = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE']);
-    const list = (JSON.parse(out.stdout || '{"loopdevices":[]}').loopdevices ?? []) as Array<{ name: string; 'back-file': string | null }>;
-    const backed = list.filter((d) => (d['back-file'] ?? '').startsWith(dir)).map((d) => d.name);
-    if (backed.length === 0 || Date.now() >= deadline) return backed;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 test('a volume goes through its whole life the way Kubernetes drives it', { skip: root ? false : 'needs root: loop devices and mounts', timeout: 240_000 }, async (t) => {

@@ -104,26 +104,6 @@ export class Sandbox {
     return rows.filter((r) => r['back-file'] && ours.has(r['back-file'].trim())).map((r) => r.name);
   }
 
-  /**
-   * Our loop devices still attached. The kernel defers a detach while anyone
-   * holds the device open (udev's probe after an umount, or blkid from a test
-   * running in parallel): losetup --detach then only sets autoclear and
-   * returns. So a device counts as left behind only if it is still attached
-   * after a short grace period.
-   */
-  private async attachedLoops(graceMs = 3000): Promise<string[]> {
-    const deadline = Date.now() + graceMs;
-    for (;;) {
-      const attached: string[] = [];
-      for (const loop of this.loops) {
-        const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME', '--associated', loop.backingFile]);
-        if (stdout.trim()) attached.push(stdout.trim());
-      }
-      if (attached.length === 0 || Date.now() >= deadline) return attached;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
   async cleanup(): Promise<void> {
     // Deepest first, repeatedly: binds may be stacked on one target.
     for (let round = 0; round < 10; round++) {
@@ -137,11 +117,30 @@ export class Sandbox {
       await run('losetup', ['--detach', loop.path]).catch(() => undefined);
     }
     const stillMounted = await this.mountsUnder();
-    const stillAttached = await this.attachedLoops();
+    // Every backing file is under the sandbox's root.
+    const stillAttached = await loopDevicesBackedBy(this.root);
     await rm(this.root, { recursive: true, force: true });
     assert.deepEqual(stillMounted, [], 'mounts left behind by the test');
     assert.deepEqual(views, [], 'read-only loop views left behind by the test');
     assert.deepEqual(stillAttached, [], 'loop devices left attached by the test');
+  }
+}
+
+/**
+ * Loop devices whose backing file is under `dir`, once a short grace period
+ * has passed. The kernel defers a detach while anyone holds the device open
+ * (udev's probe after an umount, or blkid from a test running in parallel):
+ * losetup --detach then only sets autoclear and returns. So a device counts
+ * as left behind only if it is still attached after the grace period.
+ */
+export async function loopDevicesBackedBy(dir: string, graceMs = 3000): Promise<string[]> {
+  const deadline = Date.now() + graceMs;
+  for (;;) {
+    const { stdout } = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE']);
+    const rows = stdout.trim() ? (JSON.parse(stdout) as { loopdevices: { name: string; 'back-file': string | null }[] }).loopdevices : [];
+    const backed = rows.filter((r) => (r['back-file']?.trim() ?? '').startsWith(`${dir}/`)).map((r) => r.name);
+    if (backed.length === 0 || Date.now() >= deadline) return backed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

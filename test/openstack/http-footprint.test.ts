@@ -4,7 +4,7 @@
 // of the module run in a --jitless process (the node plugin's), where V8 has no WebAssembly.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { runJitless } from '../helpers/jitless';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -24,7 +24,6 @@ after(() => {
 test('the OpenStack module loads no undici, and its HTTP client works in a process without WebAssembly', async () => {
   const dir = path.resolve(__dirname, '..', '..', 'src', 'openstack');
   const script = `
-    if (typeof WebAssembly !== 'undefined') throw new Error('expected no WebAssembly under --jitless');
     require(${JSON.stringify(path.join(dir, 'index.js'))});
     const { HttpClient } = require(${JSON.stringify(path.join(dir, 'http.js'))});
     const client = new HttpClient({ tls: { verify: true }, requestTimeoutMs: 2000, logger: require('pino')({ level: 'silent' }) });
@@ -35,12 +34,7 @@ test('the OpenStack module loads no undici, and its HTTP client works in a proce
         const undici = Object.keys(require.cache).filter((k) => k.includes('node_modules/undici/'));
         process.stdout.write(JSON.stringify({ status: res.status, body: res.body, undici }));
       }, (err) => { console.error(err); process.exit(1); });`;
-  const url = await base;
-  const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--jitless', '--no-expose-wasm', '-e', script, url], { timeout: 20_000 }, (err, out, errOut) =>
-      err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
-    ),
-  );
+  const stdout = await runJitless(script, [await base]);
   const out = JSON.parse(stdout);
   assert.equal(out.status, 200);
   assert.deepEqual(out.body, { versions: [] });
