@@ -276,7 +276,8 @@ function flattenHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
-function parseBody(text: string, contentType: string | undefined): unknown {
+/** Parsed JSON when the body is JSON (by its type or its first character), the text otherwise, null when empty. */
+export function parseBody(text: string, contentType: string | undefined): unknown {
   if (text === '') return null;
   if (contentType?.includes('json') || /^\s*[[{]/.test(text)) {
     try {

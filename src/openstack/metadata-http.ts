@@ -3,7 +3,7 @@
 // alone: plain HTTP to a link-local address, no TLS, no token, no pool, one
 // small JSON document. The errors are the same typed OpenStackErrors the rest
 // of the module throws.
-import { exchange } from './http';
+import { exchange, parseBody } from './http';
 import { errorFromException, errorFromResponse } from './http-errors';
 import { OpenStackError } from './errors';
 
@@ -33,16 +33,7 @@ export async function getMetadataJson(url: string, timeoutMs: number, signal?: A
   } catch (err) {
     throw errorFromException('GET', path, err, signal);
   }
-  const body = parseJson(result.text);
+  const body = parseBody(result.text, result.headers['content-type']);
   if (result.status < 200 || result.status >= 300) throw errorFromResponse('GET', path, result.status, result.headers, body);
   return body;
-}
-
-function parseJson(text: string): unknown {
-  if (text === '') return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
