@@ -149,7 +149,7 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );
-    const clients = connect(`unix://${socketPath}`);
+    let clients: ReturnType<typeof connect> | undefined;
     try {
       await until(
         () => {
@@ -163,6 +163,9 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
         20_000,
         'the socket to appear',
       );
+      // Connect only now: a channel whose first attempt found no socket backs off for a second and
+      // fails calls at once meanwhile (seen once in CI).
+      clients = connect(`unix://${socketPath}`);
       assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
       // The launcher execs Node in its own place (same pid), with the node plugin's memory flags.
       assert.deepEqual(nodeFlags(child.pid!), viaLauncher ? ['--jitless', '--single-threaded', '--no-expose-wasm'] : []);
@@ -184,7 +187,7 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
       assert.ok(lines.some((l) => l.msg === 'stopped' && l.outcome === 'graceful'), 'logged a graceful stop');
       assert.equal(stderr, '');
     } finally {
-      clients.close();
+      clients?.close();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     }
