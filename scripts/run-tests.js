@@ -32,6 +32,12 @@ if (files.length === 0) {
 if (process.getuid && process.getuid() !== 0) {
   console.log('note: not root, so the tests that need loop devices and mounts will be skipped');
 }
+if (cloud) {
+  // A freshly started Cinder can refuse every create for a minute or two
+  // (see test/helpers/cloud-ready.ts): wait until it really makes a volume.
+  const ready = spawnSync(process.execPath, [path.join(root, 'helpers', 'cloud-ready.js')], { stdio: 'inherit' });
+  if (ready.status !== 0) process.exit(ready.status ?? 1);
+}
 const result = spawnSync(
   process.execPath,
   ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...files],
