@@ -6,10 +6,20 @@
 // the first match nor drop a signature whose checksum is bad, so it lists
 // every signature on the device with its usage class. Beside it, in-process,
 // the partitions the kernel has already found (sysfs).
+//
+// The fast path skips the fork for a new volume, which reads as zeros. libblkid
+// decides only from the bytes it reads, and where it reads first does not
+// depend on what it finds. So if every byte a given libblkid version reads on an
+// all-zero device is zero on this device too, wipefs would run exactly as on
+// the all-zero device and find nothing. Those places are listed per util-linux
+// version (READ_PLACES, checked by an strace in test/node/probe.test.ts); with
+// any other version, or a device unlike the ones checked, wipefs always runs.
+import { readFileSync } from 'node:fs';
 import { readdir, access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
-import { blockDeviceSize } from './stats';
+import { deviceNumber } from './mount';
+import { sysfsDeviceSectors } from './stats';
 
 export interface DeviceContents {
   /** Filesystem type (a signature of usage "filesystem"), e.g. 'ext4', or null. */
@@ -31,49 +41,128 @@ export interface Signature {
   offset: string;
 }
 
+/** The C locale: output that does not depend on the node's language settings (and no locale files to load). */
+const WIPEFS_ENV = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' });
+
 export async function probeDevice(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<DeviceContents> {
-  // A new Cinder volume reads as zeros. When both ends of the device are
-  // zeros, no prober can find anything, and the fork of wipefs is saved
-  // (both cost a few milliseconds; the fork grows with the plugin's size).
-  const [zero, partitions] = await Promise.all([edgesAreZero(device, sysfsRoot), sysfsPartitions(path.basename(device), sysfsRoot)]);
+  const [zero, partitions] = await Promise.all([readPlacesAreZero(device, sysfsRoot), sysfsPartitions(path.basename(device), sysfsRoot)]);
   if (zero) return classifySignatures([], partitions);
-  const [wipefs] = await Promise.all([
-    run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], {
-      signal,
-      // The C locale: output that does not depend on the node's language settings (and no locale files to load).
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
-    }),
-  ]);
+  const wipefs = await run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], { signal, env: WIPEFS_ENV() });
   return classifySignatures(parseWipefs(wipefs.stdout), partitions);
 }
 
-/**
- * How much of each end of a device to read. Every offset libblkid (and so
- * wipefs) reads lies within these, as an strace of `wipefs --no-act` on a
- * blank device shows: near the start, superblocks and labels (ext at 1 KiB,
- * ISO 9660 and UDF at 32 KiB, btrfs at 64 KiB, ZFS L0/L1, LVM2, MD 1.1/1.2,
- * bcache, the VMFS header at 1 MiB) and, furthest out, the candidate places of
- * a LUKS2 secondary header (16 KiB doubling up to 4 MiB), which libblkid
- * checks when the primary header is gone; near the end, GPT's backup header,
- * MD 0.90/1.0, ZFS L2/L3, DRBD's and nilfs2's backup superblocks (all within
- * the last 1.5 MiB).
- */
-export const HEAD_BYTES = 4 * 1024 * 1024 + 64 * 1024;
-export const TAIL_BYTES = 2 * 1024 * 1024;
+// ---- the fast path -----------------------------------------------------------
 
-/** Reads of this size, PARALLEL_READS at a time on libuv's thread pool: faster than one large read of a cold device. */
-const CHUNK_BYTES = 256 * 1024;
+/** A byte range, from the start of the device or back from its end. */
+export interface ReadPlace {
+  from: 'start' | 'end';
+  /** Bytes from the start, or bytes back from the end to the place's first byte. */
+  offset: number;
+  length: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * Every byte `wipefs --no-act` reads on an all-zero device, by util-linux
+ * version, rounded out to 4 KiB pages. Taken with
+ * `strace -e trace=lseek,read,pread64 wipefs --no-act --json -- DEV` on
+ * sparse loop devices of 1, 10 and 100 GiB (512-byte sectors, not zoned): the
+ * same places on each. What is read there (util-linux 2.38.1): the first
+ * 512.5 KiB (superblocks and labels: ext at 1 KiB, ISO 9660 and UDF at 32 KiB,
+ * btrfs at 64 KiB, ZFS L0/L1, LVM2, MD 1.1/1.2, LUKS2 secondary headers up to
+ * 512 KiB, ...); one sector each at 1, 2 and 4 MiB (VMFS, LUKS2 secondary
+ * headers); 24 bytes 1,543.5 KiB before the end; and the last 512 KiB (GPT's
+ * backup header, MD 0.90/1.0, ZFS L2/L3, DRBD, nilfs2's second superblock).
+ * A version not listed here always runs wipefs.
+ */
+export const READ_PLACES: Readonly<Record<string, readonly ReadPlace[]>> = {
+  '2.38.1': [
+    { from: 'start', offset: 0, length: 516 * KiB },
+    { from: 'start', offset: 1 * MiB, length: 4 * KiB },
+    { from: 'start', offset: 2 * MiB, length: 4 * KiB },
+    { from: 'start', offset: 4 * MiB, length: 4 * KiB },
+    { from: 'end', offset: 1544 * KiB, length: 4 * KiB },
+    { from: 'end', offset: 512 * KiB, length: 512 * KiB },
+  ],
+};
+
+/**
+ * Devices at least this large have every place apart (the checked devices
+ * were 1 GiB and up; a Cinder volume is at least 1 GiB). A smaller one is
+ * probed by wipefs.
+ */
+export const FAST_PATH_MIN_BYTES = 64 * MiB;
+
+/** [position, length] of each place on a device of `size` bytes, in order. */
+export function placeRanges(places: readonly ReadPlace[], size: number): Array<[number, number]> {
+  return places
+    .map((p): [number, number] => [p.from === 'start' ? p.offset : size - p.offset, p.length])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/** "wipefs from util-linux 2.38.1" -> "2.38.1". */
+export function parseUtilLinuxVersion(text: string): string | null {
+  return /util-linux\s+(\d+(?:\.\d+)+)/.exec(text)?.[1] ?? null;
+}
+
+let wipefsVersion: Promise<string | null> | undefined;
+
+/**
+ * The util-linux version of the wipefs on PATH, asked once per process (null
+ * when it cannot be told). The node service asks at start-up, so the first
+ * stage does not wait for it.
+ */
+export function installedWipefsVersion(): Promise<string | null> {
+  wipefsVersion ??= run('wipefs', ['--version'], { env: WIPEFS_ENV(), timeoutMs: 10_000 }).then(
+    (r) => parseUtilLinuxVersion(r.stdout),
+    () => null,
+  );
+  return wipefsVersion;
+}
+
+/**
+ * The places to read on this device for the fast path, or null when wipefs
+ * must run: an unchecked util-linux version, a small device, or a device unlike
+ * the checked ones (other than 512-byte logical sectors, or zoned, where some
+ * probers read elsewhere).
+ */
+export async function fastPathRanges(device: string, sysfsRoot: string, version: string | null): Promise<Array<[number, number]> | null> {
+  const places = version !== null && Object.hasOwn(READ_PLACES, version) ? READ_PLACES[version] : null;
+  if (!places) return null;
+  const majMin = await deviceNumber(device);
+  const sectors = await sysfsDeviceSectors(sysfsRoot, majMin);
+  if (sectors === null || sectors * 512 < FAST_PATH_MIN_BYTES) return null;
+  const queue = path.join(sysfsRoot, 'dev', 'block', majMin, 'queue');
+  if (readSysfs(path.join(queue, 'logical_block_size')) !== '512') return null;
+  const zoned = readSysfs(path.join(queue, 'zoned'));
+  if (zoned !== null && zoned !== 'none') return null;
+  return placeRanges(places, sectors * 512);
+}
+
+function readSysfs(file: string): string | null {
+  try {
+    // sysfs answers from kernel memory: one read() beats a thread-pool round trip.
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Reads of at most this size, PARALLEL_READS at a time on libuv's thread pool. */
+const CHUNK_BYTES = 256 * KiB;
 const PARALLEL_READS = 3;
 
-/** True when the first HEAD_BYTES and last TAIL_BYTES of the device read as zeros. Any read problem answers false. */
-export async function edgesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
+/** True when the fast path applies and every place reads as zeros. Any read problem answers false (wipefs decides). */
+export async function readPlacesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
   let handle;
   try {
-    const size = await blockDeviceSize(device, sysfsRoot);
-    if (size <= 0) return false;
+    const ranges = await fastPathRanges(device, sysfsRoot, await installedWipefsVersion());
+    if (!ranges) return false;
     handle = await open(device, 'r');
     const file = handle;
-    const chunks = edgeChunks(size);
+    const chunks = splitRanges(ranges, CHUNK_BYTES);
     // A few reads at a time (libuv's pool has four threads, shared with every other file call,
     // such as a stats RPC's); stop at the first chunk that is not zeros.
     for (let i = 0; i < chunks.length; i += PARALLEL_READS) {
@@ -93,14 +182,11 @@ export async function edgesAreZero(device: string, sysfsRoot: string): Promise<b
   }
 }
 
-/** [position, length] of every chunk of both edges, each byte once (a small device is read whole). */
-export function edgeChunks(size: number): Array<[number, number]> {
-  const ranges: Array<[number, number]> = [[0, Math.min(HEAD_BYTES, size)]];
-  const tailStart = Math.max(ranges[0][1], size - TAIL_BYTES);
-  if (tailStart < size) ranges.push([tailStart, size - tailStart]);
+/** Ranges cut into chunks of at most `chunk` bytes. */
+export function splitRanges(ranges: ReadonlyArray<[number, number]>, chunk: number): Array<[number, number]> {
   const chunks: Array<[number, number]> = [];
   for (const [start, length] of ranges) {
-    for (let p = start; p < start + length; p += CHUNK_BYTES) chunks.push([p, Math.min(CHUNK_BYTES, start + length - p)]);
+    for (let p = start; p < start + length; p += chunk) chunks.push([p, Math.min(chunk, start + length - p)]);
   }
   return chunks;
 }
