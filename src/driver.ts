@@ -171,6 +171,14 @@ async function nodeHandlers(
   const { createInstanceMetadata } = await import('./openstack/metadata');
   const { createNodeService } = await import('./node/service');
   const { resolveNodeSettings } = await import('./node/settings');
+  const { blkidTools } = await import('./node/blkid-places');
+  // Asked now, so that the first NodeStage does not wait for the two forks.
+  void blkidTools().then(({ wipefs, libblkid, places }) =>
+    logger.info(
+      { util_linux: wipefs, libblkid, blank_check: places ? 'read the places libblkid reads' : 'wipefs on every stage' },
+      places ? 'blank-device check: libblkid version traced; a zero device needs no wipefs' : 'blank-device check: libblkid version not traced; wipefs runs on every stage',
+    ),
+  );
   const metadata = createInstanceMetadata({
     order: config.node.metadataSearchOrder,
     metadataUrl: config.node.metadataUrl,

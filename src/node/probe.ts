@@ -7,18 +7,14 @@
 // every signature on the device with its usage class. Beside it, in-process,
 // the partitions the kernel has already found (sysfs).
 //
-// The fast path skips the fork for a new volume, which reads as zeros. libblkid
-// decides only from the bytes it reads, and where it reads first does not
-// depend on what it finds. So if every byte a given libblkid version reads on an
-// all-zero device is zero on this device too, wipefs would run exactly as on
-// the all-zero device and find nothing. Those places are listed per util-linux
-// version (READ_PLACES, checked by an strace in test/node/probe.test.ts); with
-// any other version, or a device unlike the ones checked, wipefs always runs.
-import { readFileSync } from 'node:fs';
+// The fast path skips the fork for a new volume, which reads as zeros: when
+// every place the installed libblkid reads is zero, wipefs would find nothing
+// (blkid-places.ts says which places, and when that is known).
 import { readdir, access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
-import { deviceNumber } from './mount';
+import { blkidTools, fastPathRanges } from './blkid-places';
+import { formatDeviceNumber } from './mount';
 import { sysfsDeviceSectors } from './stats';
 
 export interface DeviceContents {
@@ -53,114 +49,24 @@ export async function probeDevice(device: string, sysfsRoot: string, signal?: Ab
 
 // ---- the fast path -----------------------------------------------------------
 
-/** A byte range, from the start of the device or back from its end. */
-export interface ReadPlace {
-  from: 'start' | 'end';
-  /** Bytes from the start, or bytes back from the end to the place's first byte. */
-  offset: number;
-  length: number;
-}
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
-
-/**
- * Every byte `wipefs --no-act` reads on an all-zero device, by util-linux
- * version, rounded out to 4 KiB pages. Taken with
- * `strace -e trace=lseek,read,pread64 wipefs --no-act --json -- DEV` on
- * sparse loop devices of 1, 10 and 100 GiB (512-byte sectors, not zoned): the
- * same places on each. What is read there (util-linux 2.38.1): the first
- * 512.5 KiB (superblocks and labels: ext at 1 KiB, ISO 9660 and UDF at 32 KiB,
- * btrfs at 64 KiB, ZFS L0/L1, LVM2, MD 1.1/1.2, LUKS2 secondary headers up to
- * 512 KiB, ...); one sector each at 1, 2 and 4 MiB (VMFS, LUKS2 secondary
- * headers); 24 bytes 1,543.5 KiB before the end; and the last 512 KiB (GPT's
- * backup header, MD 0.90/1.0, ZFS L2/L3, DRBD, nilfs2's second superblock).
- * A version not listed here always runs wipefs.
- */
-export const READ_PLACES: Readonly<Record<string, readonly ReadPlace[]>> = {
-  '2.38.1': [
-    { from: 'start', offset: 0, length: 516 * KiB },
-    { from: 'start', offset: 1 * MiB, length: 4 * KiB },
-    { from: 'start', offset: 2 * MiB, length: 4 * KiB },
-    { from: 'start', offset: 4 * MiB, length: 4 * KiB },
-    { from: 'end', offset: 1544 * KiB, length: 4 * KiB },
-    { from: 'end', offset: 512 * KiB, length: 512 * KiB },
-  ],
-};
-
-/**
- * Devices at least this large have every place apart (the checked devices
- * were 1 GiB and up; a Cinder volume is at least 1 GiB). A smaller one is
- * probed by wipefs.
- */
-export const FAST_PATH_MIN_BYTES = 64 * MiB;
-
-/** [position, length] of each place on a device of `size` bytes, in order. */
-export function placeRanges(places: readonly ReadPlace[], size: number): Array<[number, number]> {
-  return places
-    .map((p): [number, number] => [p.from === 'start' ? p.offset : size - p.offset, p.length])
-    .sort((a, b) => a[0] - b[0]);
-}
-
-/** "wipefs from util-linux 2.38.1" -> "2.38.1". */
-export function parseUtilLinuxVersion(text: string): string | null {
-  return /util-linux\s+(\d+(?:\.\d+)+)/.exec(text)?.[1] ?? null;
-}
-
-let wipefsVersion: Promise<string | null> | undefined;
-
-/**
- * The util-linux version of the wipefs on PATH, asked once per process (null
- * when it cannot be told). The node service asks at start-up, so the first
- * stage does not wait for it.
- */
-export function installedWipefsVersion(): Promise<string | null> {
-  wipefsVersion ??= run('wipefs', ['--version'], { env: WIPEFS_ENV(), timeoutMs: 10_000 }).then(
-    (r) => parseUtilLinuxVersion(r.stdout),
-    () => null,
-  );
-  return wipefsVersion;
-}
-
-/**
- * The places to read on this device for the fast path, or null when wipefs
- * must run: an unchecked util-linux version, a small device, or a device unlike
- * the checked ones (other than 512-byte logical sectors, or zoned, where some
- * probers read elsewhere).
- */
-export async function fastPathRanges(device: string, sysfsRoot: string, version: string | null): Promise<Array<[number, number]> | null> {
-  const places = version !== null && Object.hasOwn(READ_PLACES, version) ? READ_PLACES[version] : null;
-  if (!places) return null;
-  const majMin = await deviceNumber(device);
-  const sectors = await sysfsDeviceSectors(sysfsRoot, majMin);
-  if (sectors === null || sectors * 512 < FAST_PATH_MIN_BYTES) return null;
-  const queue = path.join(sysfsRoot, 'dev', 'block', majMin, 'queue');
-  if (readSysfs(path.join(queue, 'logical_block_size')) !== '512') return null;
-  const zoned = readSysfs(path.join(queue, 'zoned'));
-  if (zoned !== null && zoned !== 'none') return null;
-  return placeRanges(places, sectors * 512);
-}
-
-function readSysfs(file: string): string | null {
-  try {
-    // sysfs answers from kernel memory: one read() beats a thread-pool round trip.
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
-
 /** Reads of at most this size, PARALLEL_READS at a time on libuv's thread pool. */
-const CHUNK_BYTES = 256 * KiB;
+const CHUNK_BYTES = 256 * 1024;
 const PARALLEL_READS = 3;
 
-/** True when the fast path applies and every place reads as zeros. Any read problem answers false (wipefs decides). */
+/** True when the fast path applies and every place reads as zeros. Any problem answers false (wipefs decides). */
 export async function readPlacesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
   let handle;
   try {
-    const ranges = await fastPathRanges(device, sysfsRoot, await installedWipefsVersion());
-    if (!ranges) return false;
+    const tools = await blkidTools();
+    if (!tools.places) return false;
+    // The size and kind of the very device opened, not of whatever the path names later.
     handle = await open(device, 'r');
+    const st = await handle.stat({ bigint: true });
+    if (!st.isBlockDevice()) return false;
+    const majMin = formatDeviceNumber(st.rdev);
+    const sectors = await sysfsDeviceSectors(sysfsRoot, majMin);
+    const ranges = sectors === null ? null : fastPathRanges(tools, sysfsRoot, majMin, sectors * 512);
+    if (!ranges) return false;
     const file = handle;
     const chunks = splitRanges(ranges, CHUNK_BYTES);
     // A few reads at a time (libuv's pool has four threads, shared with every other file call,
@@ -174,7 +80,8 @@ export async function readPlacesAreZero(device: string, sysfsRoot: string): Prom
       const answers = await Promise.allSettled(reads);
       if (!answers.every((a) => a.status === 'fulfilled' && a.value)) return false;
     }
-    return true;
+    // Grown while we read (an online resize): the end places moved.
+    return (await sysfsDeviceSectors(sysfsRoot, majMin)) === sectors;
   } catch {
     return false;
   } finally {

@@ -44,7 +44,7 @@ import {
   unmount,
   unmountAll,
 } from './mount';
-import { describeContents, installedWipefsVersion, isBlank, probeDevice, type DeviceContents } from './probe';
+import { describeContents, isBlank, probeDevice, type DeviceContents } from './probe';
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
 import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsDeviceSectors } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
@@ -68,8 +68,6 @@ export const VOLUME_CONTEXT_RESIZE_REQUIRED = 'resizeRequired';
 export function createNodeService(settings: NodeSettings): NodeService {
   const inflight = new InFlight();
   const store = new StagingStore(settings.stateDir);
-  // Asked once, now, so that the first stage does not wait for the fork (probe.ts's fast path needs it).
-  void installedWipefsVersion();
 
   async function discover(
     volumeId: string,

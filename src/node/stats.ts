@@ -41,19 +41,24 @@ export async function blockDeviceSize(device: string, sysfsRoot: string, signal?
 }
 
 /**
- * Capacity in 512-byte sectors of block device `majMin` from sysfs; null when
- * sysfs has no such device. Read synchronously, like the mount table: sysfs
+ * One attribute of block device `majMin` ("major:minor") in sysfs, trimmed,
+ * or null when there is none. Read synchronously, like the mount table: sysfs
  * answers from kernel memory, so one read() is cheaper than the thread-pool
  * round trips of an asynchronous readFile.
  */
-export async function sysfsDeviceSectors(sysfsRoot: string, majMin: string): Promise<number | null> {
-  let text: string;
+export function sysfsAttribute(sysfsRoot: string, majMin: string, name: string): string | null {
   try {
-    text = readFileSync(path.join(sysfsRoot, 'dev', 'block', majMin, 'size'), 'utf8');
+    return readFileSync(path.join(sysfsRoot, 'dev', 'block', majMin, name), 'utf8').trim();
   } catch {
     return null;
   }
-  const sectors = Number(text.trim());
+}
+
+/** Capacity in 512-byte sectors of block device `majMin` from sysfs; null when sysfs has no such device. */
+export async function sysfsDeviceSectors(sysfsRoot: string, majMin: string): Promise<number | null> {
+  const text = sysfsAttribute(sysfsRoot, majMin, 'size');
+  if (text === null) return null;
+  const sectors = Number(text);
   if (!Number.isSafeInteger(sectors) || sectors < 0) throw new Error(`sysfs size of block device ${majMin} reads ${JSON.stringify(text)}`);
   return sectors;
 }
