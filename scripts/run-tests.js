@@ -31,6 +31,11 @@ if (files.length === 0) {
 }
 if (process.getuid && process.getuid() !== 0) {
   console.log('note: not root, so the tests that need loop devices and mounts will be skipped');
+} else if (!cloud) {
+  // Said once here; each test that needs a missing tool skips with the same advice.
+  const { OPTIONAL_TOOLS, missingTools } = require(path.join(root, 'node', 'loop.js'));
+  const missing = missingTools(OPTIONAL_TOOLS);
+  if (missing) console.log(`note: ${missing.commands.join(', ')} not installed, so the tests that need them will be skipped (${missing.install})`);
 }
 if (cloud) {
   // A freshly started Cinder can refuse every create for a minute or two

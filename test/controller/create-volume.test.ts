@@ -112,15 +112,17 @@ describe('CreateVolume', () => {
   });
 
   it('fails with a retryable code at the deadline, and the retry finds the same volume', async () => {
-    h.driver.sim.control.setDurations({ create: 1500 });
+    // A deadline well past the create request (even on a loaded machine) and well before the volume is ready.
+    h.driver.sim.control.setDurations({ create: 3000 });
     try {
       const req = { name: 'pvc-slow', volume_capabilities: [MOUNT_RWO] };
-      const err = await h.rpc('CreateVolume', req, 400).then(
+      const err = await h.rpc('CreateVolume', req, 1000).then(
         () => assert.fail('the call should not finish before the volume is available'),
         (e) => e,
       );
       assert.ok([Code.DEADLINE_EXCEEDED, Code.ABORTED, Code.UNAVAILABLE].includes(err.code), `retryable code, got ${err.code}`);
       const [creating] = await h.volumesNamed('pvc-slow');
+      assert.ok(creating, 'the volume was created in Cinder before the deadline');
       assert.equal(creating.status, 'creating');
       const res = await h.rpc('CreateVolume', req, 10_000);
       assert.equal(res.volume.volume_id, creating.id);

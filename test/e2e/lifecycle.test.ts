@@ -10,10 +10,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promis
 import { statfsSync } from 'node:fs';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { startTestDriver, type TestDriver } from '../helpers/driver';
-import { loopDevicesBackedBy } from '../node/loop';
+import { loopDevicesBackedBy, toolsSkip } from '../node/loop';
 
 const GiB = 1024 ** 3;
-const root = process.getuid?.() === 0;
 // xfs: it grows online with xfs_growfs; ext4's online resize needs CAP_SYS_RESOURCE,
 // which some sandboxes (this project's CI among them) do not grant even to root.
 const mountCap = { mount: { fs_type: 'xfs', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
@@ -26,7 +25,7 @@ async function mountsUnder(dir: string): Promise<string[]> {
     .filter((p) => p !== undefined && p.startsWith(dir));
 }
 
-test('a volume goes through its whole life the way Kubernetes drives it', { skip: root ? false : 'needs root: loop devices and mounts', timeout: 240_000 }, async (t) => {
+test('a volume goes through its whole life the way Kubernetes drives it', { skip: toolsSkip('mkfs.xfs', 'xfs_growfs'), timeout: 240_000 }, async (t) => {
   const work = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-e2e-'));
   const simDir = path.join(work, 'sim');
   let sim: Simulator | undefined;

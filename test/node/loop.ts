@@ -2,7 +2,7 @@
 // device root with udev-style by-id links, and a cleanup that unmounts and
 // detaches everything the test made, even when the test failed.
 import { mkdtemp, mkdir, open, rm, symlink, truncate, readFile, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -14,6 +14,42 @@ export const ROOT_SKIP_REASON = 'needs root: makes loop devices, filesystems and
 export function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
+
+/** The Debian package of each tool a node test may need beyond the essential ones. */
+const PACKAGE_OF: Record<string, string> = { 'mkfs.xfs': 'xfsprogs', xfs_growfs: 'xfsprogs', strace: 'strace' };
+
+/** Whether `command` is on PATH (or in /usr/sbin, /sbin, where the driver also looks). */
+export function onPath(command: string): boolean {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter(Boolean);
+  return dirs.some((dir) => {
+    try {
+      accessSync(path.join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The optional tools some node tests need. */
+export const OPTIONAL_TOOLS = Object.keys(PACKAGE_OF);
+
+/** Which of `commands` are missing here, and "apt-get install ..." for them; null when none is. */
+export function missingTools(commands: readonly string[]): { commands: string[]; install: string } | null {
+  const missing = commands.filter((c) => !onPath(c));
+  if (missing.length === 0) return null;
+  return { commands: missing, install: `apt-get install ${[...new Set(missing.map((c) => PACKAGE_OF[c] ?? c))].join(' ')}` };
+}
+
+/** Why a test that needs root and these commands cannot run here (naming the packages to install), or false. */
+export function toolsSkip(...commands: string[]): string | false {
+  if (!isRoot()) return ROOT_SKIP_REASON;
+  const missing = missingTools(commands);
+  return missing ? `needs ${missing.commands.join(', ')}, not installed here (${missing.install}; .ci/run installs it)` : false;
+}
+
+/** The xfs tests: mkfs.xfs and xfs_growfs come with xfsprogs, which a fresh machine may lack. */
+export const XFS_SKIP = toolsSkip('mkfs.xfs', 'xfs_growfs');
 
 export interface LoopDevice {
   /** /dev/loopN */

@@ -17,7 +17,7 @@ import {
 } from '../../src/node/blkid-places';
 import { isBlank, probeDevice, readPlacesAreZero, splitRanges } from '../../src/node/probe';
 import { deviceNumber } from '../../src/node/mount';
-import { Sandbox, isRoot, ROOT_SKIP_REASON, type LoopDevice } from './loop';
+import { Sandbox, isRoot, ROOT_SKIP_REASON, toolsSkip, type LoopDevice } from './loop';
 import { run, which } from '../../src/util/exec';
 
 const MiB = 1024 * 1024;
@@ -152,8 +152,9 @@ test('a device with 4 KiB logical sectors goes to wipefs (its places were not tr
 test('wipefs reads nothing outside the places, on devices of 64 MiB to 100 GiB (strace)', async (t) => {
   const skip = await fastPathSkip();
   if (skip) return t.skip(skip);
-  const strace = await which('strace');
-  if (!strace) return t.skip('strace is not installed (.ci/run installs it)');
+  const noStrace = toolsSkip('strace');
+  if (noStrace) return t.skip(noStrace);
+  const strace = (await which('strace'))!;
   const tools = await blkidTools();
   const box = await Sandbox.create(t);
   for (const size of [64 * MiB, 65 * MiB, GiB, 10 * GiB, 100 * GiB]) {

@@ -17,7 +17,7 @@ import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
 import type { VolumeCapability__Output } from '../../src/gen/csi/v1/VolumeCapability';
 import type { NodeStageVolumeRequest__Output } from '../../src/gen/csi/v1/NodeStageVolumeRequest';
 import type { NodePublishVolumeRequest__Output } from '../../src/gen/csi/v1/NodePublishVolumeRequest';
-import { EXT4_ONLINE_RESIZE_SKIP, isRoot, ROOT_SKIP_REASON, Sandbox, writeMbr, type LoopDevice } from './loop';
+import { EXT4_ONLINE_RESIZE_SKIP, isRoot, ROOT_SKIP_REASON, Sandbox, writeMbr, XFS_SKIP, type LoopDevice } from './loop';
 import { rejectsWithCode, testContext } from './context';
 
 const MiB = 1024 ** 2;
@@ -162,7 +162,7 @@ test('a device with a partition table is FAILED_PRECONDITION and is not written'
   assert.equal(await findMountAt(staging), undefined);
 });
 
-test('xfs: formatted and mounted with nouuid', { skip }, async (t) => {
+test('xfs: formatted and mounted with nouuid', { skip: XFS_SKIP }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box, 320 * MiB); // mkfs.xfs wants at least 300 MiB
   const { staging } = await box.volumePaths('pv-xfs');
@@ -301,7 +301,7 @@ async function expandFilesystem(t: Parameters<typeof Sandbox.create>[0], fsType:
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 }
 
-test('online expand grows a mounted xfs filesystem', { skip }, async (t) => {
+test('online expand grows a mounted xfs filesystem', { skip: XFS_SKIP }, async (t) => {
   await expandFilesystem(t, 'xfs', 320 * MiB, 640 * MiB);
 });
 
@@ -338,7 +338,7 @@ async function stageRestoredLarger(t: Parameters<typeof Sandbox.create>[0], fsTy
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 }
 
-test('stage grows an xfs filesystem when the volume context says it was restored larger', { skip }, async (t) => {
+test('stage grows an xfs filesystem when the volume context says it was restored larger', { skip: XFS_SKIP }, async (t) => {
   await stageRestoredLarger(t, 'xfs', 320 * MiB, 640 * MiB);
 });
 
