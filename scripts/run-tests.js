@@ -33,8 +33,15 @@ if (process.getuid && process.getuid() !== 0) {
   console.log('note: not root, so the tests that need loop devices and mounts will be skipped');
 } else if (!cloud) {
   // Said once here; each test that needs a missing tool skips with the same advice.
-  const { OPTIONAL_TOOLS, missingTools } = require(path.join(root, 'node', 'loop.js'));
-  const missing = missingTools(OPTIONAL_TOOLS);
+  let missing;
+  try {
+    const { OPTIONAL_TOOLS, missingTools } = require(path.join(root, 'node', 'loop.js'));
+    missing = missingTools(OPTIONAL_TOOLS);
+  } catch (err) {
+    // loop.js refuses to load when CINDER_CSI_TEST_REQUIRE_TOOLS=1 and a tool is missing.
+    console.error(err.message);
+    process.exit(1);
+  }
   if (missing) console.log(`note: ${missing.commands.join(', ')} not installed, so the tests that need them will be skipped (${missing.install})`);
 }
 if (cloud) {

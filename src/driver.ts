@@ -7,7 +7,7 @@ import type { Logger } from './log';
 import type { Endpoint, Mode } from './cli/args';
 import type { DriverConfig } from './config/config';
 import { CsiServer, StartupError } from './csi/server';
-import { loadCsi, warmCsiCodecs } from './csi/proto';
+import { loadCsi, warmCodecsInBackground } from './csi/proto';
 import { wrapService } from './csi/pipeline';
 import { unavailable } from './csi/errors';
 import type { Handler } from './csi/context';
@@ -120,14 +120,9 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     throw e;
   }
   logger.info({ mode, driver: config.driverName, version: VENDOR_VERSION, clouds: config.clouds.map((c) => c.name) }, 'driver started');
-  // Off the first calls' path: protobufjs would otherwise generate each message's codec during its first RPC.
-  setImmediate(() => {
-    try {
-      warmCsiCodecs(['Identity', ...(runsController ? (['Controller'] as const) : []), ...(runsNode ? (['Node'] as const) : [])]);
-    } catch (err) {
-      logger.warn({ err }, 'could not prepare the message codecs ahead; the first calls will');
-    }
-  });
+  // protobufjs would otherwise generate each message's codec during its first RPC.
+  const served = ['Identity', ...(runsController ? (['Controller'] as const) : []), ...(runsNode ? (['Node'] as const) : [])] as const;
+  warmCodecsInBackground(served, (err) => logger.warn({ err }, 'could not prepare the message codecs ahead; the first calls will'));
 
   return {
     address,

@@ -75,21 +75,16 @@ function deserializer(type: protobuf.Type): (bytes: Buffer) => object {
   return (bytes) => type.toObject(type.decode(bytes), LOADER_OPTIONS as protobuf.IConversionOptions);
 }
 
-/**
- * Generate the codecs of every message the given services' RPCs carry, nested
- * ones included. protobufjs generates a type's encode/decode/fromObject/toObject
- * on its first use, which in the `--jitless` node plugin made the first call of
- * each kind several milliseconds slower (the first NodeStageVolume ~20 ms).
- */
-export function warmCodecs(root: protobuf.Root, services: readonly (typeof CSI_SERVICES)[number][]): number {
-  const done = new Set<protobuf.Type>();
+export type CsiServiceName = (typeof CSI_SERVICES)[number];
+
+/** Every message type the services' RPCs carry, nested ones included (enums are not types). */
+export function messageTypes(root: protobuf.Root, services: readonly CsiServiceName[]): protobuf.Type[] {
+  const found = new Set<protobuf.Type>();
   const visit = (type: protobuf.Type | null | undefined): void => {
-    if (!type || done.has(type)) return;
-    done.add(type);
-    type.setup();
+    if (!type || found.has(type)) return;
+    found.add(type);
     for (const field of type.fieldsArray) {
-      field.resolve();
-      if (field.resolvedType instanceof protobuf.Type) visit(field.resolvedType);
+      if (field.resolve().resolvedType instanceof protobuf.Type) visit(field.resolvedType as protobuf.Type);
     }
   };
   for (const name of services) {
@@ -98,16 +93,46 @@ export function warmCodecs(root: protobuf.Root, services: readonly (typeof CSI_S
       visit(method.resolvedResponseType);
     }
   }
-  return done.size;
+  return [...found];
+}
+
+/** Whether protobufjs has generated this type's codec (it does so on first use, replacing the prototype's stubs). */
+export function codecReady(type: protobuf.Type): boolean {
+  return Object.hasOwn(type, 'encode');
 }
 
 let cached: CsiPackage | undefined;
 let cachedRoot: protobuf.Root | undefined;
 
-/** warmCodecs() for the services of loadCsi()'s package. */
-export function warmCsiCodecs(services: readonly (typeof CSI_SERVICES)[number][]): number {
+/**
+ * Generate, in the background, the codecs of every message the given
+ * services carry. protobufjs generates a type's encode/decode/fromObject/
+ * toObject on its first use, which in the `--jitless` node plugin made the
+ * first call of each kind several milliseconds slower (the first
+ * NodeStageVolume + NodePublishVolume ~12 ms). One type per turn of the event
+ * loop, so a call that arrives meanwhile waits for one type at most.
+ */
+export function warmCodecsInBackground(services: readonly CsiServiceName[], onError: (err: unknown) => void): void {
   loadCsi();
-  return warmCodecs(cachedRoot!, services);
+  const pending = messageTypes(cachedRoot!, services);
+  const next = (): void => {
+    const type = pending.pop();
+    if (!type) return;
+    try {
+      if (!codecReady(type)) type.setup();
+    } catch (err) {
+      onError(err);
+      return;
+    }
+    setImmediate(next);
+  };
+  setImmediate(next);
+}
+
+/** The message types of loadCsi()'s package that `services` carry. */
+export function csiMessageTypes(services: readonly CsiServiceName[]): protobuf.Type[] {
+  loadCsi();
+  return messageTypes(cachedRoot!, services);
 }
 
 export function loadCsi(): CsiPackage {

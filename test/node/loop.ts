@@ -18,10 +18,10 @@ export function isRoot(): boolean {
 /** The Debian package of each tool a node test may need beyond the essential ones. */
 const PACKAGE_OF: Record<string, string> = { 'mkfs.xfs': 'xfsprogs', xfs_growfs: 'xfsprogs', strace: 'strace' };
 
-/** Whether `command` is on PATH (or in /usr/sbin, /sbin, where the driver also looks). */
+/** Whether `command` is on PATH, where the driver's run() (execFile) looks for the tools it runs. */
 export function onPath(command: string): boolean {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter(Boolean);
-  return dirs.some((dir) => {
+  return (process.env.PATH ?? '').split(':').some((dir) => {
+    if (!dir) return false;
     try {
       accessSync(path.join(dir, command), constants.X_OK);
       return true;
@@ -41,11 +41,18 @@ export function missingTools(commands: readonly string[]): { commands: string[];
   return { commands: missing, install: `apt-get install ${[...new Set(missing.map((c) => PACKAGE_OF[c] ?? c))].join(' ')}` };
 }
 
-/** Why a test that needs root and these commands cannot run here (naming the packages to install), or false. */
+/**
+ * Why a test that needs root and these commands cannot run here (naming the
+ * packages to install), or false. CI sets CINDER_CSI_TEST_REQUIRE_TOOLS=1: there
+ * a missing tool is an error, so that no test is skipped unnoticed.
+ */
 export function toolsSkip(...commands: string[]): string | false {
   if (!isRoot()) return ROOT_SKIP_REASON;
   const missing = missingTools(commands);
-  return missing ? `needs ${missing.commands.join(', ')}, not installed here (${missing.install}; .ci/run installs it)` : false;
+  if (!missing) return false;
+  const reason = `needs ${missing.commands.join(', ')}, not installed here (${missing.install}; .ci/run installs them)`;
+  if (process.env.CINDER_CSI_TEST_REQUIRE_TOOLS === '1') throw new Error(`${reason}, and CINDER_CSI_TEST_REQUIRE_TOOLS=1 forbids skipping`);
+  return reason;
 }
 
 /** The xfs tests: mkfs.xfs and xfs_growfs come with xfsprogs, which a fresh machine may lack. */
