@@ -13,7 +13,7 @@
 import { readdir, access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
-import { blkidTools, fastPathRanges } from './blkid-places';
+import { blkidTools, fastPathRanges, UTIL_LINUX_ENV } from './blkid-places';
 import { formatDeviceNumber } from './mount';
 import { sysfsDeviceSectors } from './stats';
 
@@ -37,13 +37,10 @@ export interface Signature {
   offset: string;
 }
 
-/** The C locale: output that does not depend on the node's language settings (and no locale files to load). */
-const WIPEFS_ENV = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' });
-
 export async function probeDevice(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<DeviceContents> {
   const [zero, partitions] = await Promise.all([readPlacesAreZero(device, sysfsRoot), sysfsPartitions(path.basename(device), sysfsRoot)]);
   if (zero) return classifySignatures([], partitions);
-  const wipefs = await run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], { signal, env: WIPEFS_ENV() });
+  const wipefs = await run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], { signal, env: UTIL_LINUX_ENV() });
   return classifySignatures(parseWipefs(wipefs.stdout), partitions);
 }
 
