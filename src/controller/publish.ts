@@ -23,7 +23,9 @@ export const PUBLISH_CONTEXT = {
    * was set for the attach (Cinder records the attachment as 'ro'). The node
    * does not read it: it enforces read-only per target from
    * NodePublishVolume's own readonly, which also covers clouds whose Nova is
-   * handed access_mode 'rw' despite the flag.
+   * handed access_mode 'rw' despite the flag. Where the flag is honoured, the
+   * disk itself is read-only, and the node stages it read-only (or refuses
+   * it when blank: nothing can be formatted on it).
    */
   readonly: 'readonly',
 } as const;

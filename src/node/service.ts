@@ -46,7 +46,7 @@ import {
 } from './mount';
 import { describeContents, isBlank, probeDevice, type DeviceContents } from './probe';
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
-import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsDeviceSectors } from './stats';
+import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
 import { StagingStore, type BlockStaging } from './staging-store';
 import { createReadOnlyView, refreshViewSize, removeReadOnlyView } from './readonly-view';
@@ -144,18 +144,33 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
 
     const contents = await probe;
+    // A read-only disk: the CO published the volume read-only, and the cloud honoured Cinder's
+    // readonly flag (the controller sets it for such a publish). Nothing can be written to it.
+    const readOnlyDevice = sysfsAttribute(settings.sysfsRoot, majMin, 'ro') === '1';
     let fsType: string;
     if (isBlank(contents)) {
+      if (readOnlyDevice) {
+        throw failedPrecondition(
+          `volume ${volumeId} is attached read-only (${device.path}) and holds no filesystem, so none can be made on it: ` +
+            'publish it read-write once to format it, or make read-only volumes from a snapshot or volume that holds data',
+        );
+      }
       fsType = cap.fsType ?? DEFAULT_FS_TYPE;
       ctx.log.info({ device: device.path, fsType }, 'device is blank; making a filesystem');
       await makeFilesystem(device.path, cap.fsType ?? DEFAULT_FS_TYPE);
     } else {
       fsType = existingFilesystem(contents, cap.fsType, device.path, volumeId);
     }
-    await mountFilesystem(device.path, stagingPath, fsType, stagingMountOptions(fsType, cap.mountFlags), signal);
-    ctx.log.info({ device: device.path, stagingPath, fsType }, 'staged volume');
+    // On a read-only disk the staging mount is read-only too, said so rather than left to mount's fallback.
+    const options = stagingMountOptions(fsType, cap.mountFlags);
+    if (readOnlyDevice && !options.includes('ro')) options.push('ro');
+    await mountFilesystem(device.path, stagingPath, fsType, options, signal);
+    ctx.log.info({ device: device.path, stagingPath, fsType, read_only_device: readOnlyDevice || undefined }, 'staged volume');
 
-    if (req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true') {
+    if (readOnlyDevice && req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true') {
+      // It grows the next time it is staged from a read-write attachment.
+      ctx.log.warn({ device: device.path, stagingPath }, 'filesystem not grown to the volume size: the device is read-only');
+    } else if (req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true') {
       try {
         await growFilesystem(device.path, fsType, stagingPath, signal, ctx.log);
       } catch (err) {

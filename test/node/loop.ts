@@ -112,6 +112,20 @@ export class Sandbox {
     return loop;
   }
 
+  /**
+   * The same backing file on another loop device, read-only: a read-only
+   * attachment, as the simulator's hypervisor makes one. (Not `blockdev
+   * --setro`: that flag outlives the loop device's detach and would hand a
+   * read-only disk to the next test that gets the same loop number.)
+   */
+  async readOnlyLoopDevice(of: LoopDevice): Promise<LoopDevice> {
+    const { stdout } = await run('losetup', ['--read-only', '--find', '--show', of.backingFile]);
+    const devicePath = stdout.trim();
+    const loop = { path: devicePath, name: path.basename(devicePath), backingFile: of.backingFile };
+    this.loops.push(loop);
+    return loop;
+  }
+
   /** The by-id link udev would make for a virtio-blk disk with this volume ID as serial. */
   async linkVirtio(volumeId: string, device: LoopDevice): Promise<string> {
     const link = path.join(this.byIdDir, `virtio-${volumeId.slice(0, 20)}`);

@@ -145,6 +145,40 @@ test('a device holding another filesystem is FAILED_PRECONDITION and its data st
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
+// A read-only publish on a cloud that honours Cinder's readonly flag attaches a read-only disk
+// (the simulator does it with a read-only loop device, as here).
+test('a read-only disk: blank is FAILED_PRECONDITION and nothing is written; with a filesystem it stages read-only and serves a read-only pod', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const writable = await box.loopDevice(64 * MiB);
+  const cap = mountCap('', 'SINGLE_NODE_READER_ONLY');
+
+  const blank = await box.readOnlyLoopDevice(writable);
+  const blankId = randomUUID();
+  await box.linkVirtio(blankId, blank);
+  assert.equal((await readFile(`/sys/block/${blank.name}/ro`, 'utf8')).trim(), '1');
+  const first = await box.volumePaths('pv-ro-blank');
+  await rejectsWithCode(node.NodeStageVolume(stageReq(blankId, first.staging, cap), ctx('NodeStageVolume')), status.FAILED_PRECONDITION, /attached read-only .* holds no filesystem/);
+  assert.equal(await findMountAt(first.staging), undefined);
+  assert.equal(await blkidValue(writable.path, 'TYPE'), '', 'nothing was made on it');
+
+  // The volume with data (made while it was writable), attached read-only again.
+  await run('mkfs.ext4', ['-q', writable.path]);
+  const withData = await box.readOnlyLoopDevice(writable);
+  const volumeId = randomUUID();
+  await box.linkVirtio(volumeId, withData);
+  const { staging, target } = await box.volumePaths('pv-ro-data');
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap, { resizeRequired: 'true' }), ctx('NodeStageVolume'));
+  const staged = await findMountAt(staging);
+  assert.equal(staged?.source, withData.path);
+  assert.ok(staged?.vfsOptions.includes('ro'), `staging mount options ${staged?.vfsOptions.join(',')}`);
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap, true), ctx('NodePublishVolume'));
+  await assert.rejects(writeFile(path.join(target, 'x.txt'), 'x'), { code: 'EROFS' });
+  const stats = await node.NodeGetVolumeStats({ volume_id: volumeId, volume_path: target, staging_target_path: staging }, ctx('NodeGetVolumeStats'));
+  assert.equal(stats.volume_condition?.abnormal, false, stats.volume_condition?.message);
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 test('a device with a partition table is FAILED_PRECONDITION and is not written', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box);
