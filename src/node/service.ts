@@ -268,6 +268,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const mounts = await listMounts(signal);
     const staged = mountAt(mounts, stagingPath);
     if (!staged) throw failedPrecondition(`volume ${req.volume_id} is not staged at ${stagingPath}; call NodeStageVolume first`);
+    // A bind mount of a read-only mount is read-only: a read-write publish would quietly not be one.
+    if (!readOnly && isReadOnlyMount(staged)) {
+      throw failedPrecondition(
+        `volume ${req.volume_id} is staged read-only at ${stagingPath} (its disk is attached read-only, or the mount options say 'ro'); ` +
+          'it can be published only read-only',
+      );
+    }
     const existing = mountAt(mounts, targetPath);
     if (existing) {
       if (existing.majMin !== staged.majMin || existing.fsroot !== staged.fsroot) {

@@ -147,7 +147,7 @@ test('a device holding another filesystem is FAILED_PRECONDITION and its data st
 
 // A read-only publish on a cloud that honours Cinder's readonly flag attaches a read-only disk
 // (the simulator does it with a read-only loop device, as here).
-test('a read-only disk: blank is FAILED_PRECONDITION and nothing is written; with a filesystem it stages read-only and serves a read-only pod', { skip }, async (t) => {
+test('a read-only disk: blank is FAILED_PRECONDITION and nothing is written; with a filesystem it stages read-only and is published only read-only', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const writable = await box.loopDevice(64 * MiB);
   const cap = mountCap('', 'SINGLE_NODE_READER_ONLY');
@@ -173,6 +173,9 @@ test('a read-only disk: blank is FAILED_PRECONDITION and nothing is written; wit
   assert.ok(staged?.vfsOptions.includes('ro'), `staging mount options ${staged?.vfsOptions.join(',')}`);
   await node.NodePublishVolume(publishReq(volumeId, staging, target, cap, true), ctx('NodePublishVolume'));
   await assert.rejects(writeFile(path.join(target, 'x.txt'), 'x'), { code: 'EROFS' });
+  const rwTarget = `${target}-rw`;
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, rwTarget, mountCap()), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /staged read-only .* only read-only/);
+  assert.equal(await findMountAt(rwTarget), undefined);
   const stats = await node.NodeGetVolumeStats({ volume_id: volumeId, volume_path: target, staging_target_path: staging }, ctx('NodeGetVolumeStats'));
   assert.equal(stats.volume_condition?.abnormal, false, stats.volume_condition?.message);
   await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
