@@ -167,10 +167,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
     await mountFilesystem(device.path, stagingPath, fsType, options, signal);
     ctx.log.info({ device: device.path, stagingPath, fsType, read_only_device: readOnlyDevice || undefined }, 'staged volume');
 
-    if (readOnlyDevice && req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true') {
+    const resizeRequired = req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true';
+    if (resizeRequired && readOnlyDevice) {
       // It grows the next time it is staged from a read-write attachment.
       ctx.log.warn({ device: device.path, stagingPath }, 'filesystem not grown to the volume size: the device is read-only');
-    } else if (req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true') {
+    } else if (resizeRequired) {
       try {
         await growFilesystem(device.path, fsType, stagingPath, signal, ctx.log);
       } catch (err) {
