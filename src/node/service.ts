@@ -322,6 +322,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if ((await deviceNumber(device.path)) !== record.majMin) {
       throw failedPrecondition(`the device of volume ${volumeId} changed since it was staged; unstage and stage it again`);
     }
+    // A read-only disk (a read-only attachment, see stageFilesystem) would take no writes.
+    if (!readOnly && sysfsAttribute(settings.sysfsRoot, record.majMin, 'ro') === '1') {
+      throw failedPrecondition(`volume ${volumeId} is attached read-only (${device.path}); it can be published only read-only`);
+    }
     const existing = await findMountAt(targetPath, signal);
     if (existing) {
       const published = record.targets.find((t) => t.path === targetPath);

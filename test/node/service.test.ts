@@ -182,6 +182,38 @@ test('a read-only disk: blank is FAILED_PRECONDITION and nothing is written; wit
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
+test('a read-only disk as raw block: published read-only it reads; a read-write publish is FAILED_PRECONDITION', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const writable = await box.loopDevice(64 * MiB);
+  const handle = await open(writable.path, 'r+');
+  try {
+    await handle.write(Buffer.from('block data'), 0, 10, 0);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  const readOnly = await box.readOnlyLoopDevice(writable);
+  const volumeId = randomUUID();
+  await box.linkVirtio(volumeId, readOnly);
+  const { staging, target } = await box.volumePaths('pv-ro-block');
+  const cap = blockCap('SINGLE_NODE_READER_ONLY');
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, blockCap()), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /attached read-only .* only read-only/);
+  assert.equal(await findMountAt(target), undefined);
+
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap, true), ctx('NodePublishVolume'));
+  const fh = await open(target, 'r');
+  try {
+    const { buffer } = await fh.read(Buffer.alloc(10), 0, 10, 0);
+    assert.equal(buffer.toString(), 'block data');
+  } finally {
+    await fh.close();
+  }
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 test('a device with a partition table is FAILED_PRECONDITION and is not written', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box);
