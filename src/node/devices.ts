@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log';
 import { failedPrecondition, notFound } from '../csi/errors';
 import { run, which } from '../util/exec';
-import { deviceNumber, isBlockDevice, listMounts, type MountEntry } from './mount';
+import { deviceNumber, formatDeviceNumber, isBlockDevice, listMounts, type MountEntry, type MountTable } from './mount';
 
 /** The publish_context key the controller puts the device path under (the Go driver's name, kept for compatibility). */
 export const PUBLISH_CONTEXT_DEVICE_PATH = 'DevicePath';
@@ -193,7 +193,7 @@ export async function foreignUse(
   signal?: AbortSignal,
 ): Promise<string | null> {
   const [majMin, mounts] = await Promise.all([deviceNumber(device), listMounts(signal)]);
-  const fsMounts = mounts.filter((m) => m.majMin === majMin);
+  const fsMounts = mounts.ofDevice(majMin);
   if (fsMounts.length > 0 && !fsMounts.some((m) => ownTargets.has(m.target))) {
     return `mounted at ${fsMounts.map((m) => m.target).join(', ')}`;
   }
@@ -210,19 +210,20 @@ export async function foreignUse(
 }
 
 /** Mounts that are a device node (of `majMin`) bound onto a file: what a raw block publish looks like. */
-export async function deviceNodeBinds(mounts: readonly MountEntry[], majMin: string): Promise<MountEntry[]> {
-  const out: MountEntry[] = [];
-  for (const m of mounts) {
-    // Device nodes live on devtmpfs (tmpfs in some containers); stat-ing other mounts could hang on a dead NFS server.
-    if (m.fsroot === '/' || (m.fstype !== 'devtmpfs' && m.fstype !== 'tmpfs')) continue;
-    try {
-      const st = await stat(m.target);
-      if (st.isBlockDevice() && (await deviceNumber(m.target)) === majMin) out.push(m);
-    } catch {
-      // gone or unreadable: not a bind of this device
-    }
-  }
-  return out;
+export async function deviceNodeBinds(mounts: MountTable, majMin: string): Promise<MountEntry[]> {
+  // Device nodes live on devtmpfs (tmpfs in some containers); stat-ing other mounts could hang on a dead NFS server.
+  const candidates = [...mounts.bindsOfType('devtmpfs'), ...mounts.bindsOfType('tmpfs')];
+  const isBind = await Promise.all(
+    candidates.map(async (m) => {
+      try {
+        const st = await stat(m.target, { bigint: true });
+        return st.isBlockDevice() && formatDeviceNumber(st.rdev) === majMin;
+      } catch {
+        return false; // gone or unreadable: not a bind of this device
+      }
+    }),
+  );
+  return candidates.filter((_, i) => isBind[i]);
 }
 
 let udevadmUsable: boolean | undefined;

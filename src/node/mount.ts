@@ -3,9 +3,9 @@
 // Every command goes through run().
 import { stat } from 'node:fs/promises';
 import { run } from '../util/exec';
-import { readMountinfo, type MountEntry } from './mountinfo';
+import { readMountTable, type MountEntry, type MountTable } from './mountinfo';
 
-export type { MountEntry } from './mountinfo';
+export type { MountEntry, MountTable } from './mountinfo';
 
 const MOUNT_TIMEOUT_MS = 60_000;
 
@@ -13,19 +13,14 @@ const MOUNT_TIMEOUT_MS = 60_000;
  * Every mount in this mount namespace, in mount order (a later entry covers an
  * earlier one at the same target). Read afresh on every call, never cached.
  */
-export async function listMounts(signal?: AbortSignal): Promise<MountEntry[]> {
+export async function listMounts(signal?: AbortSignal): Promise<MountTable> {
   signal?.throwIfAborted();
-  return readMountinfo();
+  return readMountTable();
 }
 
 /** The topmost mount at exactly `target`, if any. */
-export function mountAt(mounts: readonly MountEntry[], target: string): MountEntry | undefined {
-  for (let i = mounts.length - 1; i >= 0; i--) if (mounts[i].target === target) return mounts[i];
-  return undefined;
-}
-
 export async function findMountAt(target: string, signal?: AbortSignal): Promise<MountEntry | undefined> {
-  return mountAt(await listMounts(signal), target);
+  return (await listMounts(signal)).at(target);
 }
 
 export function isReadOnlyMount(m: MountEntry): boolean {

@@ -38,7 +38,6 @@ import {
   isBlockDevice,
   isReadOnlyMount,
   listMounts,
-  mountAt,
   mountFilesystem,
   type MountEntry,
   unmount,
@@ -226,9 +225,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
     await inflight.run(volumeId, 'NodeUnstageVolume', req, ctx.signal, async (signal) => {
       const canonical = await canonicalPath(stagingPath);
       const mounts = await listMounts(signal);
-      const staged = mountAt(mounts, canonical);
+      const staged = mounts.at(canonical);
       if (staged) {
-        const stillPublished = mounts.filter((m) => m.majMin === staged.majMin && m.target !== canonical);
+        const stillPublished = mounts.ofDevice(staged.majMin).filter((m) => m.target !== canonical);
         if (stillPublished.length > 0) {
           throw failedPrecondition(
             `volume ${volumeId} is still mounted at ${stillPublished.map((m) => m.target).join(', ')}; unpublish it first`,
@@ -267,7 +266,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx: CallContext,
   ): Promise<void> {
     const mounts = await listMounts(signal);
-    const staged = mountAt(mounts, stagingPath);
+    const staged = mounts.at(stagingPath);
     if (!staged) throw failedPrecondition(`volume ${req.volume_id} is not staged at ${stagingPath}; call NodeStageVolume first`);
     // A bind mount of a read-only mount is read-only: a read-write publish would quietly not be one.
     if (!readOnly && isReadOnlyMount(staged)) {
@@ -276,7 +275,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
           'it can be published only read-only',
       );
     }
-    const existing = mountAt(mounts, targetPath);
+    const existing = mounts.at(targetPath);
     if (existing) {
       if (existing.majMin !== staged.majMin || existing.fsroot !== staged.fsroot) {
         throw alreadyExists(`${targetPath} is already a mount of ${existing.source}, not of volume ${req.volume_id}`);
@@ -288,7 +287,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       return;
     }
     if (allowsOneTargetOnly(cap.mode)) {
-      const others = mounts.filter((m) => m.majMin === staged.majMin && m.target !== stagingPath);
+      const others = mounts.ofDevice(staged.majMin).filter((m) => m.target !== stagingPath);
       if (others.length > 0) {
         throw failedPrecondition(`volume ${req.volume_id} (${cap.mode}) is already published at ${others.map((m) => m.target).join(', ')}`);
       }
@@ -421,12 +420,12 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ]);
     if (!node) throw notFound(`volume_path ${volumePath} does not exist`);
     const mounts = await listMounts(ctx.signal);
-    const mount = mountAt(mounts, volumePath);
+    const mount = mounts.at(volumePath);
     if (!mount) {
       // Nothing mounted here. If the volume is still staged the publish mount has gone away:
       // that is the volume's condition to report, not a missing volume.
       const staging = req.staging_target_path ? validatePath(req.staging_target_path, 'staging_target_path') : null;
-      if (staging && node.isDirectory() && mountAt(mounts, await canonicalPath(staging))) {
+      if (staging && node.isDirectory() && mounts.at(await canonicalPath(staging))) {
         return { usage: [], volume_condition: { abnormal: true, message: `nothing is mounted at ${volumePath} any more; the volume is still staged` } };
       }
       throw notFound(`volume_path ${volumePath} is not a mounted volume path`);
@@ -547,7 +546,7 @@ function targetPaths(record: BlockStaging | null): string[] {
 
 async function mountedTargets(record: BlockStaging, signal: AbortSignal): Promise<string[]> {
   const mounts = await listMounts(signal);
-  return targetPaths(record).filter((t) => mountAt(mounts, t));
+  return targetPaths(record).filter((t) => mounts.at(t));
 }
 
 async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {

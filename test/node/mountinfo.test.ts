@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../src/util/exec';
-import { parseMountinfo, parseMountinfoLine, readMountinfo, unescapeMountinfo } from '../../src/node/mountinfo';
-import { deviceNumber, findMountAt, isReadOnlyMount, listMounts, mountAt } from '../../src/node/mount';
+import { MountTable, escapeMountinfo, parseMountinfo, parseMountinfoLine, readMountinfo, unescapeMountinfo } from '../../src/node/mountinfo';
+import { deviceNumber, findMountAt, isReadOnlyMount, listMounts } from '../../src/node/mount';
 import { blockDeviceSize, sysfsDeviceSectors } from '../../src/node/stats';
 import { probeDevice, classifySignatures, isBlank } from '../../src/node/probe';
 import { isRoot, ROOT_SKIP_REASON, Sandbox, writeMbr } from './loop';
@@ -69,21 +69,87 @@ test('mountinfo: bind mounts show the filesystem root they bind, read-only mount
 });
 
 test('mountinfo: stacked mounts, the later one is on top; malformed lines are skipped, not guessed', () => {
-  const mounts = parseMountinfo(
-    [
-      '300 30 7:1 / /t rw - ext4 /dev/loop1 rw',
-      'garbage',
-      '301 30 7:1 / /u rw no-separator ext4 /dev/loop1 rw',
-      '302 30 x:y / /v rw - ext4 /dev/loop1 rw',
-      '303 30 7:2 / /t rw - xfs /dev/loop2 rw',
-    ].join('\n'),
-  );
+  const text = [
+    '300 30 7:1 / /t rw - ext4 /dev/loop1 rw',
+    'garbage',
+    '301 30 7:1 / /u rw no-separator ext4 /dev/loop1 rw',
+    '302 30 x:y / /v rw - ext4 /dev/loop1 rw',
+    '303 30 7:2 / /t rw - xfs /dev/loop2 rw',
+  ].join('\n');
   assert.deepEqual(
-    mounts.map((m) => m.target),
+    parseMountinfo(text).map((m) => m.target),
     ['/t', '/t'],
   );
-  assert.equal(mountAt(mounts, '/t')?.source, '/dev/loop2');
-  assert.equal(mountAt(mounts, '/u'), undefined);
+  const table = new MountTable(text);
+  assert.equal(table.at('/t')?.source, '/dev/loop2');
+  assert.equal(table.at('/u'), undefined);
+  assert.equal(table.at('/v'), undefined);
+  assert.deepEqual(table.all(), parseMountinfo(text));
+});
+
+test('mount table lookups: each finds exactly the field it asks for, never a look-alike in another field', () => {
+  const text = [
+    // "/a" as a mount point, as the root of a bind, and inside a longer path
+    '400 30 8:1 / /a rw - ext4 /dev/sda1 rw',
+    '401 30 8:1 /a /b rw - ext4 /dev/sda1 rw',
+    '402 30 8:2 / /a/b rw - xfs /dev/sda2 rw',
+    // a device number that is also a mount point's name, and an fstype spelled like a path
+    '403 30 0:41 / /8:2 rw - tmpfs tmpfs rw',
+    '404 30 0:5 /loop3 /pod/block\\040file rw - devtmpfs udev rw',
+    '405 30 7:3 / /staging\\040with\\011tab\\134slash rw - ext4 /dev/loop3 rw',
+    '406 30 8:2 / /a rw - xfs /dev/sda2 rw', // stacked on 400
+    '', // the file ends with a newline
+  ].join('\n');
+  const table = new MountTable(text);
+  assert.equal(table.at('/a')?.source, '/dev/sda2', 'the topmost of two stacked mounts');
+  assert.equal(table.at('/b')?.fsroot, '/a');
+  assert.equal(table.at('/a/b')?.fstype, 'xfs');
+  assert.equal(table.at('/nowhere'), undefined);
+  assert.equal(table.at('/pod/block file')?.fsroot, '/loop3');
+  assert.equal(table.at('/staging with\ttab\\slash')?.majMin, '7:3');
+  assert.deepEqual(
+    table.ofDevice('8:2').map((m) => m.target),
+    ['/a/b', '/a'],
+  );
+  assert.deepEqual(
+    table.ofDevice('8:1').map((m) => m.target),
+    ['/a', '/b'],
+  );
+  assert.deepEqual(table.ofDevice('9:9'), []);
+  assert.deepEqual(
+    table.ofType('tmpfs').map((m) => m.target),
+    ['/8:2'],
+  );
+  assert.deepEqual(
+    table.ofType('devtmpfs').map((m) => m.target),
+    ['/pod/block file'],
+  );
+  assert.deepEqual(
+    table.bindsOfType('devtmpfs').map((m) => m.target),
+    ['/pod/block file'],
+  );
+  assert.deepEqual(table.bindsOfType('tmpfs'), [], 'a whole tmpfs is not a bind of part of one');
+  assert.deepEqual(
+    table.bindsOfType('ext4').map((m) => m.target),
+    ['/b'],
+  );
+  // Every lookup agrees with a scan of the fully parsed table.
+  const all = table.all();
+  for (const m of all) {
+    assert.deepEqual(table.at(m.target), all.filter((x) => x.target === m.target).at(-1));
+    assert.deepEqual(table.ofDevice(m.majMin), all.filter((x) => x.majMin === m.majMin));
+    assert.deepEqual(table.ofType(m.fstype), all.filter((x) => x.fstype === m.fstype));
+    assert.deepEqual(table.bindsOfType(m.fstype), all.filter((x) => x.fstype === m.fstype && x.fsroot !== '/'));
+  }
+});
+
+test('mountinfo escapes: escapeMountinfo writes paths as the kernel does, and unescapeMountinfo reads them back', () => {
+  for (const p of ['/plain', '/with space', '/tab\there', '/new\nline', '/back\\slash', '/all \t\n\\four']) {
+    assert.doesNotMatch(escapeMountinfo(p), /[ \t\n]/);
+    assert.equal(unescapeMountinfo(escapeMountinfo(p)), p);
+  }
+  assert.equal(escapeMountinfo('/a b'), '/a\\040b');
+  assert.equal(escapeMountinfo('/a\\b'), '/a\\134b');
 });
 
 interface FindmntRow {
@@ -133,7 +199,7 @@ test('mountinfo: the live table reads as findmnt reads it, with spaces, binds an
     JSON.stringify([m.target, m.fstype, m.vfsOptions, m.fsOptions, m.fsroot, m.majMin]);
   // Only our own mounts: other test files mount and unmount concurrently, between the two reads.
   const mine = (m: { target: string }) => m.target === box.root || m.target.startsWith(`${box.root}/`);
-  const ourRows = ours.filter(mine).map(key);
+  const ourRows = ours.all().filter(mine).map(key);
   assert.equal(ourRows.length, 4);
   assert.deepEqual(ourRows, theirs.filter(mine).map(key));
 
@@ -151,7 +217,8 @@ test('mountinfo: the live table reads as findmnt reads it, with spaces, binds an
   const file = await findMountAt(fileTarget);
   assert.ok(file, 'a device node bound onto a file is in the table');
   assert.equal(file?.fsroot, `/${loop.name}`);
-  assert.deepEqual((await readMountinfo()).filter(mine), ours.filter(mine));
+  assert.deepEqual((await readMountinfo()).filter(mine), ours.all().filter(mine));
+  for (const m of ours.all().filter(mine)) assert.deepEqual(ours.at(m.target), ours.all().filter((x) => x.target === m.target).at(-1));
 });
 
 test('sysfs reads: device numbers and sizes match lsblk and blockdev on loop devices, and follow a resize', { skip }, async (t) => {
