@@ -19,6 +19,9 @@ export class CsiServer {
   private readonly server = new grpc.Server({
     // Calls are small; a cap keeps a confused client from holding memory.
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    // channelz (per-call counters and traces for a debugging service) is read by
+    // nothing here: no channelz service is served. Off, each call does less.
+    'grpc.enable_channelz': 0,
   });
   private socketPath: string | undefined;
 
