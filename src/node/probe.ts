@@ -47,12 +47,31 @@ export async function probeDevice(device: string, sysfsRoot: string, signal?: Ab
 // ---- the fast path -----------------------------------------------------------
 
 /** Reads of at most this size, PARALLEL_READS at a time on libuv's thread pool. */
-const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 128 * 1024;
 const PARALLEL_READS = 3;
+
+/**
+ * Read buffers kept between checks. Fresh memory for every check would cost a
+ * page fault per 4 KiB as the kernel copies into it (~1.4 ms of a ~4.5 ms
+ * check on a new 1 GiB volume here); one set per concurrent check is kept
+ * (PARALLEL_READS x CHUNK_BYTES = 384 KiB), at most SPARE_SETS of them, and only
+ * once the node has staged a volume.
+ */
+const SPARE_SETS = 2;
+const spareBuffers: Buffer[][] = [];
+
+function takeBuffers(): Buffer[] {
+  return spareBuffers.pop() ?? Array.from({ length: PARALLEL_READS }, () => Buffer.allocUnsafeSlow(CHUNK_BYTES));
+}
+
+function giveBack(set: Buffer[]): void {
+  if (spareBuffers.length < SPARE_SETS) spareBuffers.push(set);
+}
 
 /** True when the fast path applies and every place reads as zeros. Any problem answers false (wipefs decides). */
 export async function readPlacesAreZero(device: string, sysfsRoot: string): Promise<boolean> {
   let handle;
+  let buffers: Buffer[] | undefined;
   try {
     const tools = await blkidTools();
     if (!tools.places) return false;
@@ -66,13 +85,13 @@ export async function readPlacesAreZero(device: string, sysfsRoot: string): Prom
     if (!ranges) return false;
     const file = handle;
     const chunks = splitRanges(ranges, CHUNK_BYTES);
+    const set = (buffers = takeBuffers());
     // A few reads at a time (libuv's pool has four threads, shared with every other file call,
     // such as a stats RPC's); stop at the first chunk that is not zeros.
     for (let i = 0; i < chunks.length; i += PARALLEL_READS) {
-      const reads = chunks.slice(i, i + PARALLEL_READS).map(async ([position, length]) => {
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await file.read(buffer, 0, length, position);
-        return bytesRead === length && isZero(buffer);
+      const reads = chunks.slice(i, i + PARALLEL_READS).map(async ([position, length], j) => {
+        const { bytesRead } = await file.read(set[j], 0, length, position);
+        return bytesRead === length && isZero(set[j], length);
       });
       const answers = await Promise.allSettled(reads);
       if (!answers.every((a) => a.status === 'fulfilled' && a.value)) return false;
@@ -82,6 +101,8 @@ export async function readPlacesAreZero(device: string, sysfsRoot: string): Prom
   } catch {
     return false;
   } finally {
+    // Every read has settled here (allSettled), so no read still writes into these buffers.
+    if (buffers) giveBack(buffers);
     await handle?.close();
   }
 }
@@ -98,9 +119,10 @@ export function splitRanges(ranges: ReadonlyArray<[number, number]>, chunk: numb
 /** A page of zeros to compare against: Buffer.compare is a native memcmp, ~20x a JS loop (and no JIT warm-up on a cold path). */
 const ZEROS = Buffer.alloc(64 * 1024);
 
-function isZero(buffer: Buffer): boolean {
-  for (let offset = 0; offset < buffer.length; offset += ZEROS.length) {
-    const end = Math.min(offset + ZEROS.length, buffer.length);
+/** Whether the first `length` bytes of `buffer` are zeros. */
+function isZero(buffer: Buffer, length: number): boolean {
+  for (let offset = 0; offset < length; offset += ZEROS.length) {
+    const end = Math.min(offset + ZEROS.length, length);
     if (buffer.compare(ZEROS, 0, end - offset, offset, end) !== 0) return false;
   }
   return true;

@@ -101,6 +101,21 @@ test('one non-zero byte at either end of any place sends the probe to wipefs', a
   assert.equal(await readPlacesAreZero(loop.path, '/sys'), true);
 });
 
+test("checks running at once never see one another's data (read buffers are reused between checks)", async (t) => {
+  const skip = await fastPathSkip();
+  if (skip) return t.skip(skip);
+  const box = await Sandbox.create(t);
+  const blank = await box.loopDevice(GiB);
+  const dirty = await box.loopDevice(GiB);
+  const ranges = (await rangesOf(dirty, GiB))!;
+  // Data in the last chunk of every place: a check that shared buffers would see it on the blank device.
+  for (const [start, length] of ranges) await writeByte(dirty.path, start + length - 1);
+  for (let round = 0; round < 3; round++) {
+    const answers = await Promise.all([blank, dirty, blank, dirty, blank].map((d) => readPlacesAreZero(d.path, '/sys')));
+    assert.deepEqual(answers, [true, false, true, false, true], `round ${round}`);
+  }
+});
+
 test('the fast path reads nothing beyond its places', async (t) => {
   const skip = await fastPathSkip();
   if (skip) return t.skip(skip);
