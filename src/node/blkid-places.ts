@@ -88,9 +88,6 @@ export function toolsFor(wipefs: string | null, libblkid: string | null): BlkidT
   return { wipefs, libblkid, places };
 }
 
-/** The environment for util-linux tools: the C locale, so output does not depend on the node's language settings (and no locale files load). */
-export const UTIL_LINUX_ENV = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' });
-
 let known: BlkidTools | undefined;
 let asking: Promise<BlkidTools> | undefined;
 
@@ -103,7 +100,7 @@ export function blkidTools(): Promise<BlkidTools> {
   if (known) return Promise.resolve(known);
   asking ??= (async () => {
     const version = (args: string[], parse: (s: string) => string | null) =>
-      run(args[0], args.slice(1), { env: UTIL_LINUX_ENV(), timeoutMs: 10_000 }).then((r) => parse(r.stdout), () => null);
+      run(args[0], args.slice(1), { timeoutMs: 10_000 }).then((r) => parse(r.stdout), () => null);
     const [wipefs, libblkid] = await Promise.all([
       version(['wipefs', '--version'], parseWipefsVersion),
       version(['blkid', '-V'], parseLibblkidVersion),

@@ -13,7 +13,7 @@
 import { readdir, access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../util/exec';
-import { blkidTools, fastPathRanges, UTIL_LINUX_ENV } from './blkid-places';
+import { blkidTools, fastPathRanges } from './blkid-places';
 import { formatDeviceNumber } from './mount';
 import { sysfsDeviceSectors } from './stats';
 
@@ -40,7 +40,7 @@ export interface Signature {
 export async function probeDevice(device: string, sysfsRoot: string, signal?: AbortSignal): Promise<DeviceContents> {
   const [zero, partitions] = await Promise.all([readPlacesAreZero(device, sysfsRoot), sysfsPartitions(path.basename(device), sysfsRoot)]);
   if (zero) return classifySignatures([], partitions);
-  const wipefs = await run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], { signal, env: UTIL_LINUX_ENV() });
+  const wipefs = await run('wipefs', ['--no-act', '--json', '--output', 'TYPE,USAGE,OFFSET', '--', device], { signal });
   return classifySignatures(parseWipefs(wipefs.stdout), partitions);
 }
 

@@ -12,6 +12,7 @@ export interface RunOptions {
   input?: string;
   /** Exit codes that are not failures (0 always is). */
   okCodes?: number[];
+  /** The command's whole environment; commandEnv() unless given. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -38,13 +39,24 @@ export class CommandError extends Error {
   }
 }
 
+/**
+ * What a command sees of the environment: PATH and the C locale, nothing else.
+ * The locale keeps output and messages that are parsed or logged the same on
+ * every node (and no locale files load). A pod's environment (Kubernetes'
+ * service-link variables, proxies, credentials) has no business in mkfs or
+ * mount, and copying it costs every spawn.
+ */
+export function commandEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+}
+
 export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = execFile(
       command,
       args as string[],
-      { timeout, signal: opts.signal, maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env, encoding: 'utf8' },
+      { timeout, signal: opts.signal, maxBuffer: 64 * 1024 * 1024, env: opts.env ?? commandEnv(), encoding: 'utf8' },
       (err, stdout, stderr) => {
         if (!err) return resolve({ stdout, stderr, code: 0 });
         const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
