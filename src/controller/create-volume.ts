@@ -14,11 +14,11 @@ import { findOneByName } from './by-name';
 import { cloudForSecrets } from './clouds';
 import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
-import { ownedMetadata, parseMutableParams, parseVolumeParams } from './params';
+import { ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
 import { resolveSource, type ResolvedSource } from './source';
 import { chooseVolumeZone } from './topology';
-import { csiVolume } from './views';
+import { csiVolume, sourceBackupId } from './views';
 import { requireVolumeType } from './volume-types';
 
 /** volume_context key telling the node to grow the filesystem: the volume is larger than its source (the Go plugin's key). */
@@ -75,7 +75,10 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
           description: 'Created by cinder-csi',
           volumeType: type?.name,
           availabilityZone: zone,
-          metadata: ownedMetadata(env.settings.clusterId, params.metadata),
+          metadata: {
+            ...ownedMetadata(env.settings.clusterId, params.metadata),
+            ...(source?.kind === 'backup' ? { [SOURCE_BACKUP_METADATA_KEY]: source.id } : {}),
+          },
           snapshotId: source?.kind === 'snapshot' ? source.id : undefined,
           sourceVolumeId: source?.kind === 'volume' ? source.id : undefined,
           backupId: source?.kind === 'backup' ? source.id : undefined,
@@ -107,15 +110,15 @@ interface Wanted {
 function incompatibility(v: Volume, wanted: Wanted): string | null {
   if (!fitsRange(v.size, wanted.size)) return `has ${v.size} GiB, outside the requested capacity range`;
   const src = wanted.source;
-  const has = v.snapshotId ? `snapshot ${v.snapshotId}` : v.sourceVolumeId ? `volume ${v.sourceVolumeId}` : v.backupId ? `backup ${v.backupId}` : 'no source';
+  const backupId = sourceBackupId(v);
+  const has = v.snapshotId ? `snapshot ${v.snapshotId}` : v.sourceVolumeId ? `volume ${v.sourceVolumeId}` : backupId ? `backup ${backupId}` : 'no source';
   if (!src) {
-    if (v.snapshotId || v.sourceVolumeId || v.backupId) return `was made from ${has}, not empty`;
+    if (v.snapshotId || v.sourceVolumeId || backupId) return `was made from ${has}, not empty`;
   } else if (src.kind === 'snapshot' && v.snapshotId !== src.id) {
     return `was made from ${has}, not snapshot ${src.id}`;
   } else if (src.kind === 'volume' && v.sourceVolumeId !== src.id) {
     return `was made from ${has}, not volume ${src.id}`;
-  } else if (src.kind === 'backup' && (v.snapshotId || v.sourceVolumeId || (v.backupId && v.backupId !== src.id))) {
-    // Cinder does not always report backup_id, so an unreported one is taken to match.
+  } else if (src.kind === 'backup' && backupId !== src.id) {
     return `was made from ${has}, not backup ${src.id}`;
   }
   if (wanted.typeName && v.volumeType && v.volumeType !== wanted.typeName && v.volumeType !== wanted.typeId) {

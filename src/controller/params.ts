@@ -33,6 +33,14 @@ import { invalidArgument } from '../csi/errors';
 /** Metadata key carrying the cluster ID, the same key the Go plugin uses. */
 export const CLUSTER_METADATA_KEY = 'cinder.csi.openstack.org/cluster';
 
+/**
+ * Metadata key naming the backup a volume was restored from. Cinder's volume
+ * record has snapshot_id and source_volid but no backup_id, and the
+ * external-provisioner deletes a volume made for a PVC with a data source when
+ * CreateVolume reports no content_source; this key is how the driver knows.
+ */
+export const SOURCE_BACKUP_METADATA_KEY = 'cinder.csi.openstack.org/source-backup';
+
 /** Keys the Kubernetes sidecars add; they become metadata. */
 const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
 

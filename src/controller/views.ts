@@ -7,6 +7,7 @@ import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
 import type { Timestamp } from '../gen/google/protobuf/Timestamp';
 import type { Backup, Snapshot, Volume } from '../openstack/types';
 import { csiId } from './clouds';
+import { SOURCE_BACKUP_METADATA_KEY } from './params';
 import type { ControllerEnv } from './env';
 import { gibToBytes } from './size';
 import { accessibleTopology } from './topology';
@@ -15,9 +16,15 @@ import { accessibleTopology } from './topology';
 export function contentSourceOf(env: ControllerEnv, cloudName: string, v: Volume): VolumeContentSource | null {
   const id = (uuid: string) => csiId(env.clouds, cloudName, uuid);
   if (v.snapshotId) return { type: 'snapshot', snapshot: { snapshot_id: id(v.snapshotId) } };
-  if (v.backupId) return { type: 'snapshot', snapshot: { snapshot_id: id(v.backupId) } };
+  const backupId = sourceBackupId(v);
+  if (backupId) return { type: 'snapshot', snapshot: { snapshot_id: id(backupId) } };
   if (v.sourceVolumeId) return { type: 'volume', volume: { volume_id: id(v.sourceVolumeId) } };
   return null;
+}
+
+/** The backup a volume was restored from: Cinder's backup_id where a cloud reports one, else the driver's own metadata key. */
+export function sourceBackupId(v: Volume): string | null {
+  return v.backupId ?? v.metadata[SOURCE_BACKUP_METADATA_KEY] ?? null;
 }
 
 export function csiVolume(env: ControllerEnv, cloudName: string, v: Volume, volumeContext: Record<string, string> = {}): CsiVolume {

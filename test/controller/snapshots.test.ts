@@ -132,6 +132,23 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
       });
       assert.equal(restored.volume.volume_context.resizeRequired, 'true');
       assert.equal((await h.cloud.blockStorage.getVolume(restored.volume.volume_id)).status, 'available');
+      // The external-provisioner deletes a volume made for a data source when content_source is missing.
+      // Cinder's volume record has no backup_id, so this comes from the driver's own metadata.
+      assert.deepEqual(restored.volume.content_source?.snapshot, { snapshot_id: backup.id });
+      const again = await h.rpc('CreateVolume', {
+        name: 'pvc-from-backup',
+        volume_capabilities: [MOUNT_RWO],
+        capacity_range: { required_bytes: 3 * GiB },
+        volume_content_source: { snapshot: { snapshot_id: backup.id } },
+      });
+      assert.equal(again.volume.volume_id, restored.volume.volume_id);
+      assert.deepEqual(again.volume.content_source?.snapshot, { snapshot_id: backup.id });
+      const empty = await expectCode(
+        h.rpc('CreateVolume', { name: 'pvc-from-backup', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: 3 * GiB } }),
+        Code.ALREADY_EXISTS,
+      );
+      assert.match(empty.details, new RegExp(`made from backup ${backup.id}, not empty`));
+      await h.rpc('DeleteVolume', { volume_id: restored.volume.volume_id });
 
       await h.rpc('DeleteSnapshot', { snapshot_id: backup.id });
       await assert.rejects(h.cloud.blockStorage.getBackup(backup.id), (e) => isNotFound(e));
