@@ -5,11 +5,12 @@ import type { ControllerPublishVolumeRequest__Output } from '../gen/csi/v1/Contr
 import type { ControllerPublishVolumeResponse } from '../gen/csi/v1/ControllerPublishVolumeResponse';
 import type { ControllerUnpublishVolumeRequest__Output } from '../gen/csi/v1/ControllerUnpublishVolumeRequest';
 import type { ControllerUnpublishVolumeResponse } from '../gen/csi/v1/ControllerUnpublishVolumeResponse';
+import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
 import { READONLY_METADATA_KEY, readonlyFlag, type Cloud, type Volume, type WaitSpec } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
-import { capabilityProblem } from './capabilities';
+import { capabilityProblem, isMultiNode } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow, translate } from './os-errors';
@@ -69,7 +70,7 @@ export async function publishVolume(env: ControllerEnv, req: ControllerPublishVo
   const pending = mine ?? (PENDING_ATTACH.includes(volume.status) ? await novaAttachment(pair, op) : undefined);
   if (pending && !flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
   if (!pending && !flagMatches) await setReadonlyFlag(pair, volume, req.readonly, op);
-  const hint = pending ? (pending.device ?? null) : await attach(pair, volume, op);
+  const hint = pending ? (pending.device ?? null) : await attach(pair, volume, cap, op);
   const attached = await waitAttached(env, pair, op);
   return { publish_context: publishContext(attachmentTo(attached, serverId)?.device || hint, req.readonly) };
 }
@@ -140,12 +141,18 @@ function publishContext(device: string | null | undefined, readonly: boolean): R
 }
 
 /** Ask Nova to attach; returns Nova's device hint. */
-async function attach(pair: Pair, volume: Volume, op: Op): Promise<string | null> {
+async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output, op: Op): Promise<string | null> {
   const { cloud, csiId, serverId } = pair;
   const others = publishedNodeIds(volume).filter((n) => n !== serverId);
   if (others.length > 0 && !volume.multiattach) {
     throw failedPrecondition(
       `volume ${csiId} is attached to server ${others.join(', ')} and its volume type is not multiattach; it can be published here once it is unpublished there`,
+    );
+  }
+  // A multiattach volume type allows it, but a single-node access mode (ReadWriteOnce) does not.
+  if (others.length > 0 && !isMultiNode(cap)) {
+    throw failedPrecondition(
+      `volume ${csiId} is published to node ${others.join(', ')} with a single-node access mode; it can be published here once it is unpublished there`,
     );
   }
   if (volume.status !== 'available' && !(volume.multiattach && volume.status === 'in-use')) {

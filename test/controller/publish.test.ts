@@ -111,6 +111,15 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await unpublish(id, nodeA);
   });
 
+  it('refuses a second server for a single-node access mode even when the volume type is multiattach', async () => {
+    const id = await h.createVolume('pvc-publish-rwo-multi', { parameters: { type: 'multiattach' } });
+    await publish(id, nodeA, { volume_capability: MOUNT_RWO });
+    const err = await expectCode(publish(id, nodeB, { volume_capability: MOUNT_RWO }), Code.FAILED_PRECONDITION);
+    assert.match(err.details, new RegExp(`published to node ${nodeA}`));
+    assert.deepEqual(await novaAttachments(nodeB), []);
+    await unpublish(id, nodeA);
+  });
+
   it('attaches a multiattach volume to two servers and detaches one without touching the other', async () => {
     const id = await h.createVolume('pvc-publish-multi', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     await Promise.all([publish(id, nodeA, { volume_capability: BLOCK_RWX }), publish(id, nodeB, { volume_capability: BLOCK_RWX })]);
