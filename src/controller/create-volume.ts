@@ -88,7 +88,11 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       .catch(
         rethrow({
           over_quota: (m) => resourceExhausted(`Cinder refused the ${size} GiB volume: ${m}; free space in the project or raise its quota`),
-          bad_request: (m) => invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's azMap`),
+          bad_request: (m) =>
+            // A zone taken from the node's topology that Cinder does not have: another node may do.
+            zone !== undefined && !fixedZone && /availability.?zone/i.test(m)
+              ? resourceExhausted(`Cinder refused availability zone '${zone}' (from the node's topology): ${m}; map the node's zone with the driver's azMap`)
+              : invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's azMap`),
         }),
       );
   }

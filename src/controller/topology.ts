@@ -5,7 +5,7 @@
 import type { TopologyRequirement__Output } from '../gen/csi/v1/TopologyRequirement';
 import type { Topology } from '../gen/csi/v1/Topology';
 import { TOPOLOGY_ZONE_KEY } from '../csi/constants';
-import { invalidArgument } from '../csi/errors';
+import { resourceExhausted } from '../csi/errors';
 
 export type AzMap = Readonly<Record<string, string>>;
 
@@ -52,9 +52,11 @@ export function chooseVolumeZone(
   const reachable = new Set(requisite.map((z) => volumeZoneFor(z, azMap)));
   if (fixed) {
     if (requisite.length > 0 && !reachable.has(fixed.zone)) {
-      throw invalidArgument(
+      // RESOURCE_EXHAUSTED is the spec's code for a valid topology that cannot be met; under
+      // WaitForFirstConsumer it makes the provisioner reschedule the pod (INVALID_ARGUMENT would not).
+      throw resourceExhausted(
         `${fixed.why} puts the volume in availability zone '${fixed.zone}', which no requisite zone (${requisite.join(', ')}) can attach; ` +
-          `check the StorageClass's availability and allowedTopologies, or the driver's azMap`,
+          `the pod needs a node that can (check the StorageClass's availability and allowedTopologies, or the driver's azMap)`,
       );
     }
     return fixed.zone;

@@ -195,7 +195,7 @@ describe('CreateVolume', () => {
     assert.deepEqual(res.volume.accessible_topology, [{ segments: { [TOPOLOGY_ZONE_KEY]: 'cinder-b' } }, { segments: { [TOPOLOGY_ZONE_KEY]: 'compute-b' } }]);
   });
 
-  it('refuses an availability parameter that no requisite zone can reach', async () => {
+  it('answers RESOURCE_EXHAUSTED when no requisite zone can reach the availability parameter (the CO reschedules)', async () => {
     const err = await expectCode(
       h.rpc('CreateVolume', {
         name: 'pvc-zone-conflict',
@@ -203,10 +203,28 @@ describe('CreateVolume', () => {
         parameters: { availability: 'cinder-b' },
         accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'nova' } }] },
       }),
-      Code.INVALID_ARGUMENT,
+      Code.RESOURCE_EXHAUSTED,
     );
     assert.match(err.details, /cinder-b/);
     assert.deepEqual(await h.volumesNamed('pvc-zone-conflict'), []);
+  });
+
+  it('answers RESOURCE_EXHAUSTED when Cinder has no zone for the node topology, INVALID_ARGUMENT for a bad availability parameter', async () => {
+    const fromTopology = await expectCode(
+      h.rpc('CreateVolume', {
+        name: 'pvc-zone-unknown',
+        volume_capabilities: [MOUNT_RWO],
+        accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'compute-z' } }] },
+      }),
+      Code.RESOURCE_EXHAUSTED,
+    );
+    assert.match(fromTopology.details, /compute-z.*azMap/);
+    const fromClass = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-zone-typo', volume_capabilities: [MOUNT_RWO], parameters: { availability: 'cinder-typo' } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(fromClass.details, /cinder-typo/);
+    assert.deepEqual(await h.volumesNamed('pvc-zone-unknown'), []);
   });
 
   it('clones a volume and restores a snapshot, marking a larger copy for resize', async () => {

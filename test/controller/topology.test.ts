@@ -26,13 +26,13 @@ describe('zones', () => {
     assert.equal(chooseVolumeZone({ requisite: [{ segments: { other: 'x' } }], preferred: [] }, undefined, azMap), undefined);
   });
 
-  it('keeps a fixed zone when a requisite zone reaches it, and refuses it otherwise', () => {
+  it('keeps a fixed zone when a requisite zone reaches it, and otherwise answers RESOURCE_EXHAUSTED (the CO may reschedule)', () => {
     const req = { requisite: [t('compute-1')], preferred: [] };
     assert.equal(chooseVolumeZone(req, { zone: 'nova', why: 'test' }, azMap), 'nova');
     assert.equal(chooseVolumeZone(null, { zone: 'anything', why: 'test' }, azMap), 'anything');
     assert.throws(
       () => chooseVolumeZone(req, { zone: 'ceph-3', why: 'the StorageClass parameter availability=ceph-3' }, azMap),
-      (e: any) => e.code === Code.INVALID_ARGUMENT && /availability=ceph-3.*compute-1/.test(e.message),
+      (e: any) => e.code === Code.RESOURCE_EXHAUSTED && /availability=ceph-3.*compute-1/.test(e.message),
     );
   });
 });
