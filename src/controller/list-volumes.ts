@@ -9,7 +9,7 @@ import type { Volume } from '../openstack/types';
 import { invalidArgument } from '../csi/errors';
 import type { ControllerEnv, Op } from './env';
 import { decodeListToken, encodeListToken } from './list-token';
-import { collect, type Position, type Segment } from './paging';
+import { collectEntries, type Segment } from './paging';
 import { csiVolume, publishedNodeIds, volumeCondition } from './views';
 import { listVolumesEntrySize } from './wire-size';
 
@@ -20,34 +20,12 @@ export async function listVolumes(env: ControllerEnv, req: ListVolumesRequest__O
     cloud: name,
     list: (query, opts) => env.clouds.get(name)!.blockStorage.listVolumes(query, opts),
   }));
-  const limit = req.max_entries > 0 ? req.max_entries : Infinity;
-  const entries: Entry[] = [];
-  const answer = (next: Position | undefined): ListVolumesResponse => ({
-    entries,
-    next_token: next ? encodeListToken({ list: 'volumes', ...next }, key) : '',
+  const start = req.starting_token ? decodeListToken(req.starting_token, 'volumes', key) : undefined;
+  const limits = { limit: req.max_entries > 0 ? req.max_entries : Infinity, pageSize: env.settings.listPageSize, maxBytes: env.settings.listResponseBytes };
+  const toEntry = (segment: Segment<Volume>, item: Volume): Entry => ({
+    volume: csiVolume(env, segment.cloud, item),
+    status: { published_node_ids: publishedNodeIds(item), volume_condition: volumeCondition(item) },
   });
-
-  let position: Position | undefined = req.starting_token ? decodeListToken(req.starting_token, 'volumes', key) : undefined;
-  let bytes = 0;
-  /** Just after the last entry taken. */
-  let last: Position | undefined;
-  for (;;) {
-    const page = await collect(segments, position, Math.min(limit - entries.length, env.settings.listPageSize), op);
-    for (const { segment, item } of page.items) {
-      const entry: Entry = {
-        volume: csiVolume(env, segment.cloud, item),
-        status: { published_node_ids: publishedNodeIds(item), volume_condition: volumeCondition(item) },
-      };
-      const size = listVolumesEntrySize(entry);
-      if (last && bytes + size > env.settings.listResponseBytes) {
-        env.logger.debug({ entries: entries.length, bytes }, 'ListVolumes answer full: the rest follows with next_token');
-        return answer(last);
-      }
-      entries.push(entry);
-      bytes += size;
-      last = { cloud: segment.cloud, collection: segment.collection, marker: item.id };
-    }
-    if (!page.next || entries.length >= limit) return answer(page.next);
-    position = page.next;
-  }
+  const { entries, next } = await collectEntries(segments, start, limits, toEntry, listVolumesEntrySize, op);
+  return { entries, next_token: next ? encodeListToken({ list: 'volumes', ...next }, key) : '' };
 }

@@ -62,3 +62,52 @@ export async function collect<T extends { id: string }>(segments: readonly Segme
   }
   return { items };
 }
+
+export interface EntryLimits {
+  /** Items to take at most (Infinity: every one). */
+  limit: number;
+  /** Items to ask Cinder for per request. */
+  pageSize: number;
+  /** Bytes the answer's entries may take (what a client accepts in one message). */
+  maxBytes: number;
+}
+
+/**
+ * Entries made from the items of `segments`, page after page from `start`,
+ * until `limits.limit` items are taken or one more entry would take the
+ * answer past `limits.maxBytes`; with the position to go on from (absent
+ * when the listing is complete). `toEntry` answers null for an item to leave
+ * out; `sizeOf` tells the bytes an entry adds to the answer.
+ */
+export async function collectEntries<T extends { id: string }, E>(
+  segments: readonly Segment<T>[],
+  start: Position | undefined,
+  limits: EntryLimits,
+  toEntry: (segment: Segment<T>, item: T) => E | null,
+  sizeOf: (entry: E) => number,
+  opts: CallOptions,
+): Promise<{ entries: E[]; next?: Position }> {
+  const entries: E[] = [];
+  let position = start;
+  let taken = 0;
+  let bytes = 0;
+  /** Just after the last item taken. */
+  let last: Position | undefined;
+  for (;;) {
+    const page = await collect(segments, position, Math.min(limits.limit - taken, limits.pageSize), opts);
+    for (const { segment, item } of page.items) {
+      const entry = toEntry(segment, item);
+      if (entry !== null) {
+        const size = sizeOf(entry);
+        // Full: the rest follows with next_token (the spec lets an answer hold fewer than max_entries).
+        if (entries.length > 0 && bytes + size > limits.maxBytes) return { entries, next: last };
+        entries.push(entry);
+        bytes += size;
+      }
+      taken++;
+      last = { cloud: segment.cloud, collection: segment.collection, marker: item.id };
+    }
+    if (!page.next || taken >= limits.limit) return { entries, next: page.next };
+    position = page.next;
+  }
+}

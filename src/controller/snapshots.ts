@@ -10,7 +10,7 @@ import type { CreateSnapshotResponse } from '../gen/csi/v1/CreateSnapshotRespons
 import type { DeleteSnapshotRequest__Output } from '../gen/csi/v1/DeleteSnapshotRequest';
 import type { DeleteSnapshotResponse } from '../gen/csi/v1/DeleteSnapshotResponse';
 import type { ListSnapshotsRequest__Output } from '../gen/csi/v1/ListSnapshotsRequest';
-import type { ListSnapshotsResponse } from '../gen/csi/v1/ListSnapshotsResponse';
+import type { ListSnapshotsResponse, _csi_v1_ListSnapshotsResponse_Entry as Entry } from '../gen/csi/v1/ListSnapshotsResponse';
 import type { GetSnapshotRequest__Output } from '../gen/csi/v1/GetSnapshotRequest';
 import type { GetSnapshotResponse } from '../gen/csi/v1/GetSnapshotResponse';
 import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
@@ -23,7 +23,8 @@ import { locate } from './clouds';
 import { UNINTERRUPTED, type ControllerEnv, type Op } from './env';
 import { decodeListToken, encodeListToken } from './list-token';
 import { rethrow, translate } from './os-errors';
-import { collect, type Segment } from './paging';
+import { collectEntries, type Segment } from './paging';
+import { listSnapshotsEntrySize } from './wire-size';
 import { ownedMetadata, parseSnapshotParams, type SnapshotParams } from './params';
 import { csiSnapshot } from './views';
 
@@ -188,15 +189,12 @@ export async function listSnapshots(env: ControllerEnv, req: ListSnapshotsReques
       { cloud: name, collection: 'backup', list: (q, o) => bs.listBackups({ ...q, volumeId }, o) },
     ];
   });
-  const budget = req.max_entries > 0 ? req.max_entries : env.settings.listPageSize;
-  const page = await collect(segments, start, budget, op);
-  return {
-    entries: page.items
-      // Cinder's volume filter is applied here too, in case a backend ignores it.
-      .filter(({ item }) => !source || item.volumeId === source.id)
-      .map(({ segment, item }) => ({ snapshot: csiSnapshot(env, segment.cloud, item) })),
-    next_token: page.next ? encodeListToken({ list: 'snapshots', ...page.next }, key) : '',
-  };
+  const limits = { limit: req.max_entries > 0 ? req.max_entries : Infinity, pageSize: env.settings.listPageSize, maxBytes: env.settings.listResponseBytes };
+  // Cinder's volume filter is applied here too, in case a backend ignores it.
+  const toEntry = (segment: Segment<Copy>, item: Copy): Entry | null =>
+    source && item.volumeId !== source.id ? null : { snapshot: csiSnapshot(env, segment.cloud, item) };
+  const { entries, next } = await collectEntries(segments, start, limits, toEntry, listSnapshotsEntrySize, op);
+  return { entries, next_token: next ? encodeListToken({ list: 'snapshots', ...next }, key) : '' };
 }
 
 /** ListSnapshots by snapshot_id: that one, or nothing. */

@@ -1,4 +1,4 @@
-// How many bytes a ListVolumes entry adds to the encoded response, computed
+// How many bytes a ListVolumes (or ListSnapshots) entry adds to the encoded response, computed
 // from the message's shape instead of by encoding it (encoding every entry
 // twice, here and in gRPC, costs ~25 us an entry). Counted the way the
 // encoder (protobufjs, under @grpc/proto-loader) writes: every field that is
@@ -9,6 +9,8 @@ import type { _csi_v1_ListVolumesResponse_Entry as Entry } from '../gen/csi/v1/L
 import type { Volume } from '../gen/csi/v1/Volume';
 import type { VolumeContentSource } from '../gen/csi/v1/VolumeContentSource';
 import type { VolumeCondition } from '../gen/csi/v1/VolumeCondition';
+import type { _csi_v1_ListSnapshotsResponse_Entry as SnapshotEntry } from '../gen/csi/v1/ListSnapshotsResponse';
+import type { Snapshot } from '../gen/csi/v1/Snapshot';
 
 /** Bytes of a varint holding n (n >= 0; negative int64 take 10). */
 function varintLength(n: number): number {
@@ -63,4 +65,22 @@ export function listVolumesEntrySize(entry: Entry): number {
     size += delimited(status);
   }
   return delimited(size);
+}
+
+function snapshotSize(s: Snapshot): number {
+  let size = 0;
+  if (s.size_bytes != null) size += 1 + varintLength(Number(s.size_bytes));
+  size += stringField(s.snapshot_id) + stringField(s.source_volume_id);
+  if (s.creation_time) {
+    const { seconds, nanos } = s.creation_time;
+    size += delimited((seconds != null ? 1 + varintLength(Number(seconds)) : 0) + (nanos != null ? 1 + varintLength(nanos) : 0));
+  }
+  if (s.ready_to_use != null) size += 2;
+  size += stringField(s.group_snapshot_id);
+  return size;
+}
+
+/** The bytes `entry` adds to a ListSnapshotsResponse: its own field (tag, length) included. */
+export function listSnapshotsEntrySize(entry: SnapshotEntry): number {
+  return delimited(entry.snapshot ? delimited(snapshotSize(entry.snapshot)) : 0);
 }

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadCsi } from '../../src/csi/proto';
-import { listVolumesEntrySize } from '../../src/controller/wire-size';
+import { listSnapshotsEntrySize, listVolumesEntrySize } from '../../src/controller/wire-size';
+import type { _csi_v1_ListSnapshotsResponse_Entry as SnapshotEntry } from '../../src/gen/csi/v1/ListSnapshotsResponse';
 import type { _csi_v1_ListVolumesResponse_Entry as Entry } from '../../src/gen/csi/v1/ListVolumesResponse';
 
 const ZONE = 'topology.cinder.csi.openstack.org/zone';
@@ -42,5 +43,40 @@ describe('ListVolumes entry wire size', () => {
   it('adds up over several entries', () => {
     const all = Object.values(entries);
     assert.equal(all.reduce((sum, e) => sum + listVolumesEntrySize(e), 0), encoded(all));
+  });
+});
+
+describe('ListSnapshots entry wire size', () => {
+  const serialize = loadCsi().csi.v1.Controller.service.ListSnapshots.responseSerialize;
+  const encoded = (entries: SnapshotEntry[]) => serialize({ entries }).length;
+
+  const entries: Record<string, SnapshotEntry> = {
+    'ready, with a creation time': {
+      snapshot: {
+        snapshot_id: '0a0b0c0d-0000-4000-8000-000000000001',
+        source_volume_id: '5f3c1b7e-0d47-4c1e-9d43-6f2b8a1c0e11',
+        size_bytes: 5 * 2 ** 40,
+        creation_time: { seconds: 1_764_000_000, nanos: 123_000_000 },
+        ready_to_use: true,
+        group_snapshot_id: '',
+      },
+    },
+    'not ready, another cloud, no nanos': {
+      snapshot: { snapshot_id: 'east:b', source_volume_id: 'east:v', size_bytes: 2 ** 30, creation_time: { seconds: 1, nanos: 0 }, ready_to_use: false, group_snapshot_id: 'g' },
+    },
+    'no creation time, no size': {
+      snapshot: { snapshot_id: 's', source_volume_id: 'v', size_bytes: 0, creation_time: null, ready_to_use: false, group_snapshot_id: '' },
+    },
+  };
+
+  for (const [name, entry] of Object.entries(entries)) {
+    it(`matches the encoder: ${name}`, () => {
+      assert.equal(listSnapshotsEntrySize(entry), encoded([entry]));
+    });
+  }
+
+  it('adds up over several entries', () => {
+    const all = Object.values(entries);
+    assert.equal(all.reduce((sum, e) => sum + listSnapshotsEntrySize(e), 0), encoded(all));
   });
 });
