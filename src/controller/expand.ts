@@ -4,7 +4,7 @@ import type { ControllerExpandVolumeRequest__Output } from '../gen/csi/v1/Contro
 import type { ControllerExpandVolumeResponse } from '../gen/csi/v1/ControllerExpandVolumeResponse';
 import { isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, outOfRange, requireField, resourceExhausted } from '../csi/errors';
 import { isBlock } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
@@ -14,6 +14,10 @@ import { gibToBytes, sizeForRange } from './size';
 export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolumeRequest__Output, op: Op): Promise<ControllerExpandVolumeResponse> {
   const csiId = requireField(req.volume_id, 'volume_id');
   const range = requireField(req.capacity_range, 'capacity_range');
+  // The spec: at least one of the two MUST be set (for CreateVolume the whole range may be absent; not here).
+  if (!Number(range.required_bytes) && !Number(range.limit_bytes)) {
+    throw invalidArgument('capacity_range needs required_bytes or limit_bytes: the size to grow the volume to');
+  }
   const size = sizeForRange(range);
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const bs = cloud.blockStorage;
@@ -21,6 +25,10 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
   const answer = (gib: number): ControllerExpandVolumeResponse => ({ capacity_bytes: gibToBytes(gib), node_expansion_required: !isBlock(req.volume_capability) });
 
   let volume = await bs.getVolume(id, op).catch(rethrow({ not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`) }));
+  const limit = Number(range.limit_bytes);
+  if (limit > 0 && gibToBytes(volume.size) > limit) {
+    throw outOfRange(`volume ${csiId} already has ${volume.size} GiB (${gibToBytes(volume.size)} bytes), more than limit_bytes ${limit}; volumes do not shrink`);
+  }
   if (volume.size >= size && volume.status !== 'extending') return answer(volume.size);
 
   if (volume.status === 'in-use') {
@@ -31,6 +39,12 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
           `(needs microversion 3.42): scale the workload down so the volume is detached, and the resize proceeds`,
       );
     }
+  } else if (volume.status.startsWith('error')) {
+    // error_extending and the like are final: Cinder acts on nothing until an operator resets the state.
+    throw failedPrecondition(
+      `volume ${csiId} is '${volume.status}' in Cinder; find why ('openstack volume message list'), then reset its state ` +
+        `('openstack volume set --state available' or 'in-use') and the CO retries`,
+    );
   } else if (volume.status !== 'available' && volume.status !== 'extending') {
     throw aborted(`volume ${csiId} is '${volume.status}'; it can be extended when Cinder has finished`);
   }

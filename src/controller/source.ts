@@ -5,7 +5,7 @@
 import type { VolumeContentSource__Output } from '../gen/csi/v1/VolumeContentSource';
 import type { Cloud } from '../openstack/types';
 import { isNotFound } from '../openstack/errors';
-import { failedPrecondition, invalidArgument, notFound, unavailable } from '../csi/errors';
+import { invalidArgument, notFound, unavailable } from '../csi/errors';
 import { locate } from './clouds';
 import type { ControllerEnv, Op } from './env';
 
@@ -23,7 +23,8 @@ const BUSY_STATES = ['creating', 'backing-up', 'restoring', 'downloading', 'uplo
 
 function notReady(what: string, status: string): Error {
   if (BUSY_STATES.includes(status)) return unavailable(`${what} is '${status}'; the new volume is created once it is available (the CO retries)`);
-  return failedPrecondition(`${what} is '${status}' and cannot be copied; use another source or repair it in Cinder`);
+  // The spec's code for a source the plugin cannot create a volume from.
+  return invalidArgument(`${what} is '${status}' and cannot be copied; use another source or repair it in Cinder`);
 }
 
 export async function resolveSource(
@@ -84,7 +85,7 @@ async function resolveSnapshotOrBackup(env: ControllerEnv, cloud: Cloud, csiId: 
   if (backup.status !== 'available') throw notReady(`backup ${csiId}`, backup.status);
   const features = await bs.features(op);
   if (!features.volumeFromBackup) {
-    throw failedPrecondition(
+    throw invalidArgument(
       `restoring backup ${csiId} needs Cinder API microversion 3.47, but this cloud offers ${features.microversion ?? `v${features.apiVersion}`}; restore it with 'openstack volume backup restore' instead`,
     );
   }

@@ -307,6 +307,35 @@ describe('CreateVolume on a Cinder without user messages (before 3.3)', () => {
   });
 });
 
+describe('CreateVolume from a source the cloud cannot copy', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { maxMicroversion: '3.46' } });
+  });
+  after(() => h.stop());
+
+  it('answers INVALID_ARGUMENT (the spec: source not supported) for a source in an error state and for a backup before 3.47', async () => {
+    const sourceId = await h.createVolume('pvc-broken-source');
+    h.driver.sim.control.setVolumeStatus(sourceId, 'error');
+    const broken = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-from-broken', volume_capabilities: [MOUNT_RWO], volume_content_source: { volume: { volume_id: sourceId } } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(broken.details, /'error' and cannot be copied/);
+    h.driver.sim.control.setVolumeStatus(sourceId, 'available');
+
+    h.driver.sim.control.setDurations({ backup: 0 });
+    const backup = await h.cloud.blockStorage.createBackup({ volumeId: sourceId, name: 'b', force: false, incremental: false });
+    await h.cloud.waiter.backup(backup.id, { target: ['available'], transient: ['creating'] });
+    const old = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-from-backup-old', volume_capabilities: [MOUNT_RWO], volume_content_source: { snapshot: { snapshot_id: backup.id } } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(old.details, /3\.47/);
+    assert.deepEqual(await h.volumesNamed('pvc-from-backup-old'), []);
+  });
+});
+
 describe('CreateVolume on a Cinder with messages but without their filters (3.3, 3.4)', () => {
   let h: ControllerHarness;
   before(async () => {

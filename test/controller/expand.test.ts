@@ -65,6 +65,28 @@ describe('ControllerExpandVolume', () => {
     assert.match(err.details, /quota/);
     assert.equal((await h.cloud.blockStorage.getVolume(id)).size, 1);
   });
+
+  it('answers INVALID_ARGUMENT for a range with neither bound, OUT_OF_RANGE for a limit below the current size', async () => {
+    const id = await h.createVolume('pvc-grow-range', { capacity_range: { required_bytes: 3 * GiB } });
+    const empty = await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: {} }), Code.INVALID_ARGUMENT);
+    assert.match(empty.details, /required_bytes or limit_bytes/);
+    // Already 3 GiB: satisfying required_bytes 1 GiB would still break limit_bytes 2 GiB.
+    const shrink = await expectCode(
+      h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: GiB, limit_bytes: 2 * GiB } }),
+      Code.OUT_OF_RANGE,
+    );
+    assert.match(shrink.details, /3 GiB.*do not shrink/);
+    assert.equal(Number((await expand(id, 2 * GiB)).capacity_bytes), 3 * GiB, 'a smaller required_bytes without a limit is satisfied as it is');
+  });
+
+  it('answers FAILED_PRECONDITION for a volume Cinder left in error_extending, saying how to recover', async () => {
+    const id = await h.createVolume('pvc-grow-failed');
+    h.driver.sim.control.setVolumeStatus(id, 'error_extending');
+    const err = await expectCode(expand(id, 2 * GiB), Code.FAILED_PRECONDITION);
+    assert.match(err.details, /error_extending.*reset its state/);
+    h.driver.sim.control.setVolumeStatus(id, 'available');
+    assert.equal(Number((await expand(id, 2 * GiB)).capacity_bytes), 2 * GiB);
+  });
 });
 
 describe('ControllerExpandVolume on a cloud without online extend', () => {
