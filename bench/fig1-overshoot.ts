@@ -7,12 +7,11 @@
 // first repetition of each T is the unlearned case, the later ones learned).
 import path from 'node:path';
 import { startSimulator, type Simulator } from '../src/sim';
-import { DurationEstimates, PollPlan } from '../src/openstack/poll-schedule';
 import type { Cloud } from '../src/openstack/types';
 import { DriverProcess, rpc } from './driver-process';
 import { FLOCKER, INCUMBENT, scheduleOvershoot } from './incumbent';
 import type { Report } from './report';
-import { GiB, MOUNT_CAP, setupClient, sleep, untilVolumeStatus } from './common';
+import { GiB, MOUNT_CAP, setupClient, untilVolumeStatus } from './common';
 import { SimApi, volumeChangedAt } from './sim-clock';
 import { median, round } from './stats';
 
@@ -30,7 +29,7 @@ const WAIT_KINDS: Record<OpName, string[]> = {
   attach: ['volume:attach'],
   detach: ['volume:detach', 'nova:detach'],
   extend: ['volume:extend'],
-  snapshot: [],
+  snapshot: ['snapshot:create'],
 };
 
 interface Sample {
@@ -51,13 +50,10 @@ export async function figure1(report: Report, work: string, opts: { quick: boole
   try {
     for (const t of T_SECONDS) {
       const driver = await DriverProcess.start({ sim, dir: path.join(work, `fig1-T${t}`), mode: 'controller', logLevel: 'debug' });
-      // CreateSnapshot answers at once; the caller (external-snapshotter) calls again until ready_to_use.
-      // We call again on the driver's own adaptive schedule, learning across repetitions as the waiter does.
-      const snapshotEstimates = new DurationEstimates();
       try {
         const reps = opts.quick ? 1 : REPS[t];
         for (let rep = 0; rep < reps; rep++) {
-          const got = await oneRound(sim, setup, api, driver, t * 1000, snapshotEstimates, `${t}-${rep}`);
+          const got = await oneRound(sim, setup, api, driver, t * 1000, `${t}-${rep}`);
           for (const op of OPS) {
             const key = `${op}|${t}`;
             samples.set(key, [...(samples.get(key) ?? []), got[op]]);
@@ -93,7 +89,6 @@ async function oneRound(
   api: SimApi,
   driver: DriverProcess,
   changeMs: number,
-  snapshotEstimates: DurationEstimates,
   tag: string,
 ): Promise<Record<OpName, Sample>> {
   const server = sim.instances[0].id;
@@ -115,8 +110,8 @@ async function oneRound(
   };
   const createName = `fig1-${tag}-new`;
   let createdId = '';
-  const snap = snapshotUntilReady(driver, forSnapshot.id, `fig1-${tag}-snap`, snapshotEstimates);
-  const [createdAt, attachedAt, detachedAt, extendedAt] = await Promise.all([
+  let snapshotId = '';
+  const [createdAt, attachedAt, detachedAt, extendedAt, snapshottedAt] = await Promise.all([
     timed(async () => {
       const r = await rpc(controller, 'CreateVolume', { name: createName, capacity_range: { required_bytes: GiB }, volume_capabilities: [MOUNT_CAP] });
       createdId = r.volume.volume_id;
@@ -124,8 +119,13 @@ async function oneRound(
     timed(() => rpc(controller, 'ControllerPublishVolume', { volume_id: forAttach.id, node_id: server, volume_capability: MOUNT_CAP, readonly: false })),
     timed(() => rpc(controller, 'ControllerUnpublishVolume', { volume_id: forDetach.id, node_id: server })),
     timed(() => rpc(controller, 'ControllerExpandVolume', { volume_id: forExtend.id, capacity_range: { required_bytes: 2 * GiB }, volume_capability: MOUNT_CAP })),
+    // CreateSnapshot blocks until Cinder has made the snapshot (the spec: until it is cut).
+    timed(async () => {
+      const r = await rpc(controller, 'CreateSnapshot', { name: `fig1-${tag}-snap`, source_volume_id: forSnapshot.id, parameters: {} });
+      if (!r.snapshot.ready_to_use) throw new Error(`CreateSnapshot answered before the snapshot was ready: ${JSON.stringify(r.snapshot)}`);
+      snapshotId = r.snapshot.snapshot_id;
+    }),
   ]);
-  const snapDone = await snap;
 
   const polls = pollsByKind((await driver.logLines()).slice(logMark));
   const sample = (op: OpName, returnedAt: number, changedAt: number): Sample => ({
@@ -137,37 +137,8 @@ async function oneRound(
     attach: sample('attach', attachedAt, volumeChangedAt(sim, forAttach.id)),
     detach: sample('detach', detachedAt, volumeChangedAt(sim, forDetach.id)),
     extend: sample('extend', extendedAt, volumeChangedAt(sim, forExtend.id)),
-    snapshot: { overshootMs: snapDone.readyAt - (await api.snapshotChangedAt(snapDone.id)), polls: snapDone.calls },
+    snapshot: sample('snapshot', snapshottedAt, await api.snapshotChangedAt(snapshotId)),
   };
-}
-
-/** CreateSnapshot, then the same call again on the adaptive schedule until ready_to_use. */
-async function snapshotUntilReady(
-  driver: DriverProcess,
-  volumeId: string,
-  name: string,
-  estimates: DurationEstimates,
-): Promise<{ id: string; readyAt: number; calls: number }> {
-  const req = { name, source_volume_id: volumeId, parameters: {} };
-  const started = performance.now();
-  const plan = new PollPlan(estimates.window('snapshot'));
-  let calls = 0;
-  let lastMiss = 0;
-  let delay = plan.first();
-  let res = await rpc(driver.clients.controller, 'CreateSnapshot', req);
-  while (!res.snapshot.ready_to_use) {
-    await sleep(delay);
-    const at = performance.now() - started;
-    calls++;
-    res = await rpc(driver.clients.controller, 'CreateSnapshot', req);
-    if (res.snapshot.ready_to_use) {
-      estimates.record('snapshot', lastMiss, at);
-      break;
-    }
-    lastMiss = at;
-    delay = plan.next(performance.now() - started);
-  }
-  return { id: res.snapshot.snapshot_id, readyAt: Date.now(), calls };
 }
 
 function pollsByKind(lines: Array<Record<string, unknown>>): Map<string, number> {

@@ -23,7 +23,7 @@
 // | `force-create`                        | `true` / `false` (default false) | Take the snapshot or backup of a volume that is attached (in-use). |
 // | `incremental`                         | `true` / `false` (default false) | Backups only: an incremental backup on top of the volume's last full one. |
 // | `availability`                        | availability zone       | Backups only: the backup service's zone. |
-// | `backup-max-duration-seconds-per-gb`  | integer                 | Accepted for compatibility with the Go plugin; not used: CreateSnapshot returns at once and reports ready_to_use when Cinder is done. |
+// | `backup-max-duration-seconds-per-gb`  | integer                 | Accepted for compatibility with the Go plugin; not used: a backup's CreateSnapshot answers once Cinder accepts it and reports ready_to_use when the upload is done. |
 // | `csi.storage.k8s.io/volumesnapshot/name` ... | set by the external-snapshotter | Every `csi.storage.k8s.io/*` key (with `--extra-create-metadata`) is stored as snapshot or backup metadata. |
 //
 // Any other key is INVALID_ARGUMENT naming it: a typo in a class must not

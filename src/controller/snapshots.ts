@@ -2,9 +2,17 @@
 //
 // A VolumeSnapshot is a Cinder snapshot, or with `type: backup` a Cinder
 // backup whose ID serves as the snapshot ID (as in the Go plugin, so its
-// VolumeSnapshotContents keep working). CreateSnapshot never waits for
-// Cinder to finish: it answers at once with ready_to_use false, and the
-// external-snapshotter calls again (idempotent by name) until it is true.
+// VolumeSnapshotContents keep working).
+//
+// The spec: CreateSnapshot MUST block until the snapshot is cut, and
+// ready_to_use false is for processing after the cut (an upload). A Cinder
+// snapshot is cut somewhere inside 'creating' and there is no telling where,
+// so CreateSnapshot waits for 'available' (a deadline that passes first is
+// DEADLINE_EXCEEDED, and the snapshotter's retry finds the snapshot by name
+// and waits on). ListSnapshots leaves out snapshots still 'creating'. A backup
+// is taken from a volume Cinder holds still ('backing-up'), or from a
+// temporary snapshot when forced: CreateSnapshot answers once Cinder has
+// accepted it, with ready_to_use false until the copy is uploaded.
 import type { CreateSnapshotRequest__Output } from '../gen/csi/v1/CreateSnapshotRequest';
 import type { CreateSnapshotResponse } from '../gen/csi/v1/CreateSnapshotResponse';
 import type { DeleteSnapshotRequest__Output } from '../gen/csi/v1/DeleteSnapshotRequest';
@@ -56,7 +64,20 @@ export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequ
     copy = await startCopy(env, cloud, params, name, volumeId, op);
   }
   if (copy.status.startsWith('error')) await discardFailed(env, cloud, params.kind, copy, op);
+  if (params.kind === 'snapshot' && copy.status !== 'available') copy = await untilCut(env, cloud, copy, op);
   return { snapshot: csiSnapshot(env, cloud.name, copy) };
+}
+
+/** Wait until Cinder has made the snapshot: 'available'. One that fails is deleted, as at the start. */
+async function untilCut(env: ControllerEnv, cloud: Cloud, snapshot: Copy, op: Op): Promise<Copy> {
+  try {
+    const done = await cloud.waiter.snapshot(snapshot.id, WAIT.snapshotAvailable, { kind: 'snapshot:create', signal: op.signal, deadline: op.deadline });
+    if (!done) throw internal(`snapshot ${snapshot.id} of volume ${snapshot.volumeId} was deleted while Cinder was making it; the snapshotter retries`);
+    return done;
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    return discardFailed(env, cloud, 'snapshot', { ...snapshot, status: err.lastState ?? 'error' }, op);
+  }
 }
 
 async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParams, name: string, volumeId: string, op: Op): Promise<Copy> {
@@ -192,16 +213,21 @@ export async function listSnapshots(env: ControllerEnv, req: ListSnapshotsReques
   const limits = { limit: req.max_entries > 0 ? req.max_entries : Infinity, pageSize: env.settings.listPageSize, maxBytes: env.settings.listResponseBytes };
   // Cinder's volume filter is applied here too, in case a backend ignores it.
   const toEntry = (segment: Segment<Copy>, item: Copy): Entry | null =>
-    source && item.volumeId !== source.id ? null : { snapshot: csiSnapshot(env, segment.cloud, item) };
+    (source && item.volumeId !== source.id) || notCutYet(segment.collection, item) ? null : { snapshot: csiSnapshot(env, segment.cloud, item) };
   const { entries, next } = await collectEntries(segments, start, limits, toEntry, listSnapshotsEntrySize, op);
   return { entries, next_token: next ? encodeListToken({ list: 'snapshots', ...next }, key) : '' };
+}
+
+/** The spec: ListSnapshots SHALL NOT list a snapshot being created and not cut yet (a Cinder snapshot still 'creating'). */
+function notCutYet(collection: Segment<Copy>['collection'], item: Copy): boolean {
+  return collection === 'snapshot' && item.status === 'creating';
 }
 
 /** ListSnapshots by snapshot_id: that one, or nothing. */
 async function oneSnapshot(env: ControllerEnv, req: ListSnapshotsRequest__Output, op: Op): Promise<CsiSnapshot[]> {
   const { cloud, id } = locate(env.clouds, req.snapshot_id, req.secrets);
   const found = await findCopy(cloud, id, op);
-  if (!found) return [];
+  if (!found || notCutYet(found.kind, found.copy)) return [];
   if (req.source_volume_id) {
     const source = locate(env.clouds, req.source_volume_id, req.secrets);
     if (source.cloud.name !== cloud.name || source.id !== found.copy.volumeId) return [];

@@ -16,25 +16,57 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
   const snapshot = (name: string, extra: Record<string, unknown> = {}) =>
     h.rpc('CreateSnapshot', { name, source_volume_id: volumeId, ...extra }).then((r) => r.snapshot);
 
-  it('answers at once with ready_to_use false while Cinder works, and true once it is available', async () => {
-    h.driver.sim.control.setDurations({ snapshot: 1500 });
+  it('blocks until Cinder has made the snapshot (the spec: until it is cut), then answers ready_to_use true', async () => {
+    h.driver.sim.control.setDurations({ snapshot: 1200 });
     try {
       const started = Date.now();
-      const first = await snapshot('snap-async', { parameters: { 'csi.storage.k8s.io/volumesnapshot/name': 'nightly' } });
-      assert.ok(Date.now() - started < 1000, 'CreateSnapshot does not wait for Cinder');
-      assert.equal(first.ready_to_use, false);
+      const first = await snapshot('snap-sync', { parameters: { 'csi.storage.k8s.io/volumesnapshot/name': 'nightly' } });
+      assert.ok(Date.now() - started >= 1100, 'CreateSnapshot answered before Cinder had made the snapshot');
+      assert.equal(first.ready_to_use, true);
       assert.equal(first.source_volume_id, volumeId);
       assert.equal(Number(first.size_bytes), 2 * GiB);
       assert.ok(Number(first.creation_time.seconds) > 1_700_000_000);
       const stored = await h.cloud.blockStorage.getSnapshot(first.snapshot_id);
+      assert.equal(stored.status, 'available');
       assert.equal(stored.metadata[CLUSTER_METADATA_KEY], 'kubernetes');
       assert.equal(stored.metadata['csi.storage.k8s.io/volumesnapshot/name'], 'nightly');
-      await h.cloud.waiter.snapshot(first.snapshot_id, { target: ['available'], transient: ['creating'] });
-      const again = await snapshot('snap-async', { parameters: { 'csi.storage.k8s.io/volumesnapshot/name': 'nightly' } });
+      const again = await snapshot('snap-sync', { parameters: { 'csi.storage.k8s.io/volumesnapshot/name': 'nightly' } });
       assert.equal(again.snapshot_id, first.snapshot_id);
       assert.equal(again.ready_to_use, true);
-      const all = await h.cloud.blockStorage.listSnapshots({ name: 'snap-async' });
+      const all = await h.cloud.blockStorage.listSnapshots({ name: 'snap-sync' });
       assert.equal(all.items.length, 1);
+    } finally {
+      h.driver.sim.control.setDurations({ snapshot: 50 });
+    }
+  });
+
+  it('a deadline that passes first is DEADLINE_EXCEEDED, and the retry waits on for the same snapshot', async () => {
+    h.driver.sim.control.setDurations({ snapshot: 1500 });
+    try {
+      await expectCode(h.rpc('CreateSnapshot', { name: 'snap-slow', source_volume_id: volumeId }, 500), Code.DEADLINE_EXCEEDED);
+      const [made] = (await h.cloud.blockStorage.listSnapshots({ name: 'snap-slow' })).items;
+      assert.equal(made.status, 'creating');
+      const retry = await snapshot('snap-slow');
+      assert.equal(retry.snapshot_id, made.id);
+      assert.equal(retry.ready_to_use, true);
+      assert.equal((await h.cloud.blockStorage.listSnapshots({ name: 'snap-slow' })).items.length, 1);
+    } finally {
+      h.driver.sim.control.setDurations({ snapshot: 50 });
+    }
+  });
+
+  it('ListSnapshots leaves out a snapshot Cinder is still making (the spec: not before it is cut)', async () => {
+    h.driver.sim.control.setDurations({ snapshot: 1000 });
+    try {
+      const making = await h.cloud.blockStorage.createSnapshot({ volumeId, name: 'snap-in-progress', force: false });
+      const listed = async () => {
+        const all = await h.rpc('ListSnapshots', { source_volume_id: volumeId });
+        const byId = await h.rpc('ListSnapshots', { snapshot_id: making.id });
+        return [all.entries.some((e: any) => e.snapshot.snapshot_id === making.id), byId.entries.length === 1];
+      };
+      assert.deepEqual(await listed(), [false, false]);
+      await h.cloud.waiter.snapshot(making.id, { target: ['available'], transient: ['creating'] });
+      assert.deepEqual(await listed(), [true, true]);
     } finally {
       h.driver.sim.control.setDurations({ snapshot: 50 });
     }
@@ -99,11 +131,12 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
   it('deletes idempotently, waiting for a snapshot that is still being made', async () => {
     h.driver.sim.control.setDurations({ snapshot: 500 });
     try {
-      const snap = await snapshot('snap-delete-early');
-      assert.equal(snap.ready_to_use, false);
-      await h.rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
-      await assert.rejects(h.cloud.blockStorage.getSnapshot(snap.snapshot_id), (e) => isNotFound(e));
-      await h.rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
+      // Left 'creating' by a CreateSnapshot whose deadline passed.
+      const snap = await h.cloud.blockStorage.createSnapshot({ volumeId, name: 'snap-delete-early', force: false });
+      assert.equal(snap.status, 'creating');
+      await h.rpc('DeleteSnapshot', { snapshot_id: snap.id });
+      await assert.rejects(h.cloud.blockStorage.getSnapshot(snap.id), (e) => isNotFound(e));
+      await h.rpc('DeleteSnapshot', { snapshot_id: snap.id });
       await h.rpc('DeleteSnapshot', { snapshot_id: '00000000-0000-4000-8000-000000000000' });
       await expectCode(h.rpc('DeleteSnapshot', {}), Code.INVALID_ARGUMENT);
     } finally {
