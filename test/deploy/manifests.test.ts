@@ -191,7 +191,10 @@ const NEEDS: Record<string, { cluster: Array<[string, string, string[]]>; namesp
       ['', 'persistentvolumeclaims', ['get', 'list', 'watch', 'update']],
       ['storage.k8s.io', 'storageclasses', ['get', 'list', 'watch']],
       ['', 'events', ['list', 'watch', 'create', 'update', 'patch']],
-      ['snapshot.storage.k8s.io', 'volumesnapshots', ['get', 'list']],
+      // v6.1.1+ puts its own snapshot-as-source finalizer on the source
+      // VolumeSnapshot (update, patch), and v6.3 sweeps orphaned ones from an
+      // informer over all VolumeSnapshots (list, watch).
+      ['snapshot.storage.k8s.io', 'volumesnapshots', ['get', 'list', 'watch', 'update', 'patch']],
       ['snapshot.storage.k8s.io', 'volumesnapshotcontents', ['get', 'list']],
       ['storage.k8s.io', 'csinodes', ['get', 'list', 'watch']],
       ['', 'nodes', ['get', 'list', 'watch']],
