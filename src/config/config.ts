@@ -1,7 +1,8 @@
 // The one configuration loader. A YAML file (js-yaml) and the OS_* environment
 // variables are read once at start-up and validated into one typed object;
-// any unknown key, wrong type or missing value is a ConfigError naming the key
-// and the file, and `cinder-csi serve` exits with that one line.
+// any unknown key, wrong type, missing value or unreadable TLS file is a
+// ConfigError naming the key and the file, and `cinder-csi serve` exits with
+// that one line.
 //
 // Three ways to describe a cloud, in this order of precedence:
 //   (a) a Flocker-style `dataset:` stanza (one cloud, named 'default');
@@ -16,6 +17,7 @@ import type { AuthPlugin, CloudConfig, CloudCredentials, EndpointInterface } fro
 import { parseProxyUrl, proxySettingsFromEnv, type ProxySettings } from '../openstack/proxy';
 import { DEFAULT_DRIVER_NAME } from '../csi/constants';
 import { ConfigError, Section } from './reader';
+import { requireReadableFile } from './files';
 
 export { ConfigError };
 
@@ -181,6 +183,20 @@ function absolutePath(s: Section, key: string): string | undefined {
   return v;
 }
 
+/** A CA bundle, client certificate or key named in a section: it must be a readable file now (see files.ts). */
+function tlsFile(s: Section, key: string): string | undefined {
+  const file = s.string(key);
+  if (file) requireReadableFile(file, `'${s.keyPath(key)}' in ${s.source}`);
+  return file || undefined;
+}
+
+/** The same for OS_CACERT, OS_CERT and OS_KEY. */
+function envTlsFile(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const file = env[name];
+  if (file) requireReadableFile(file, `${name} in the environment`);
+  return file || undefined;
+}
+
 function metadataOrder(node: Section): MetadataSource[] {
   const list = node.stringList('metadata_search_order');
   if (!list) return DEFAULTS.metadataSearchOrder;
@@ -227,9 +243,9 @@ function datasetCloud(s: Section): CloudConfig {
     interface: s.oneOf('interface', INTERFACES) ?? 'public',
     tls: {
       verify: verifyPeer ?? true,
-      caFile: s.string('verify_ca_path'),
-      certFile: s.string('client_cert_path'),
-      keyFile: s.string('client_key_path'),
+      caFile: tlsFile(s, 'verify_ca_path'),
+      certFile: tlsFile(s, 'client_cert_path'),
+      keyFile: tlsFile(s, 'client_key_path'),
     },
     blockStorageApiVersion: blockStorageVersion(s, 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
@@ -355,9 +371,9 @@ function oneCloud(name: string, s: Section): CloudConfig {
     interface: s.oneOf('interface', INTERFACES) ?? 'public',
     tls: {
       verify: verify ?? (insecure === undefined ? true : !insecure),
-      caFile: s.string('cacert'),
-      certFile: s.string('cert'),
-      keyFile: s.string('key'),
+      caFile: tlsFile(s, 'cacert'),
+      certFile: tlsFile(s, 'cert'),
+      keyFile: tlsFile(s, 'key'),
     },
     blockStorageApiVersion: blockStorageVersion(s, s.has('volume_api_version') ? 'volume_api_version' : 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
@@ -417,9 +433,9 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
         : 'public',
       tls: {
         verify: !(env.OS_INSECURE === 'true' || env.OS_INSECURE === '1'),
-        caFile: env.OS_CACERT,
-        certFile: env.OS_CERT,
-        keyFile: env.OS_KEY,
+        caFile: envTlsFile(env, 'OS_CACERT'),
+        certFile: envTlsFile(env, 'OS_CERT'),
+        keyFile: envTlsFile(env, 'OS_KEY'),
       },
       blockStorageApiVersion: 'auto',
       requestTimeoutMs: DEFAULTS.requestTimeoutMs,

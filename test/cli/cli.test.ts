@@ -55,6 +55,11 @@ test('serve with a broken config prints one line naming the key and the file, an
     { text: 'dataset:\n  password: pw\n  username: alice\n', key: /'dataset\.auth_url' .* is required/ },
     { text: 'driver:\n  node:\n    max_volumes_per_node: many\n', key: /'driver\.node\.max_volumes_per_node' .* must be a whole number/ },
     { text: 'dataset: [1, 2\n', key: /is not valid YAML/ },
+    // A CA bundle that is not there: the config error, not the HTTPS client's ENOENT with exit 1.
+    {
+      text: 'clouds:\n  east:\n    auth: { auth_url: https://k/v3, username: a, password: b }\n    cacert: /nonexistent/east-ca.pem\n',
+      key: /'clouds\.east\.cacert' .* names \/nonexistent\/east-ca\.pem, which does not exist$/m,
+    },
   ];
   for (const { text, key } of cases) {
     const file = configFile(text);

@@ -6,11 +6,17 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { ConfigError, DEFAULTS, loadConfig, type DriverConfig } from '../../src/config/config';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A CA bundle, client certificate and key that exist, for the keys that name files. */
+const CA = path.join(dir, 'ca.pem');
+const CERT = path.join(dir, 'client.pem');
+const KEY = path.join(dir, 'client.key');
+for (const f of [CA, CERT, KEY]) writeFileSync(f, '-----BEGIN CERTIFICATE-----\n');
 
 let fileCount = 0;
 /** Write a config file and return its path. */
@@ -108,9 +114,9 @@ test('token auth takes a token', () => {
 test('verify_peer false turns certificate checks off; verify_ca_path names the CA bundle', () => {
   const off = load(`${DATASET_PASSWORD}  verify_peer: false\n`);
   assert.equal(off.clouds[0].tls.verify, false);
-  const ca = load(`${DATASET_PASSWORD}  verify_peer: true\n  verify_ca_path: /etc/ssl/certs/openstack-ca.pem\n`);
+  const ca = load(`${DATASET_PASSWORD}  verify_peer: true\n  verify_ca_path: ${CA}\n  client_cert_path: ${CERT}\n  client_key_path: ${KEY}\n`);
   assert.equal(ca.clouds[0].tls.verify, true);
-  assert.equal(ca.clouds[0].tls.caFile, '/etc/ssl/certs/openstack-ca.pem');
+  assert.deepEqual(ca.clouds[0].tls, { verify: true, caFile: CA, certFile: CERT, keyFile: KEY });
 });
 
 // ----------------------------------------------------------- clouds:
@@ -128,7 +134,7 @@ clouds:
     region_name: east-1
     interface: internal
     identity_api_version: 3
-    cacert: /etc/ssl/east.pem
+    cacert: ${CA}
   west:
     auth_type: v3applicationcredential
     auth:
@@ -147,7 +153,7 @@ test('clouds.yaml: every cloud is configured, the first listed is the default', 
   assert.equal(east.interface, 'internal');
   assert.equal(east.auth.identityApiVersion, '3');
   assert.equal(east.auth.password, 'pw-east');
-  assert.equal(east.tls.caFile, '/etc/ssl/east.pem');
+  assert.equal(east.tls.caFile, CA);
   assert.equal(east.tls.verify, true);
   assert.equal(west.auth.authPlugin, 'v3applicationcredential');
   assert.equal(west.auth.applicationCredentialSecret, 'acs-west');
@@ -181,7 +187,7 @@ test('without a file, the OS_* variables describe the cloud', () => {
       OS_PROJECT_DOMAIN_ID: 'default',
       OS_REGION_NAME: 'RegionTwo',
       OS_INTERFACE: 'internal',
-      OS_CACERT: '/etc/ca.pem',
+      OS_CACERT: CA,
       OS_IDENTITY_API_VERSION: '3',
     },
   });
@@ -198,7 +204,7 @@ test('without a file, the OS_* variables describe the cloud', () => {
   assert.equal(cloud.auth.identityApiVersion, '3');
   assert.equal(cloud.region, 'RegionTwo');
   assert.equal(cloud.interface, 'internal');
-  assert.equal(cloud.tls.caFile, '/etc/ca.pem');
+  assert.equal(cloud.tls.caFile, CA);
   assert.equal(cloud.tls.verify, true);
 });
 
@@ -374,5 +380,60 @@ test('an unreadable OS_CLIENT_CONFIG_FILE is named', () => {
   assert.throws(
     () => loadConfig({ env: { OS_CLIENT_CONFIG_FILE: missing, OS_CLOUD: 'x' } }),
     (e) => e instanceof ConfigError && e.message.includes(missing),
+  );
+});
+
+// ----------------------------------------------------------- files the config names
+
+// The HTTPS client reads these files when it builds a cloud, after the config
+// was accepted; a missing one must stop the driver here, as a config error
+// naming the key and the path, not later as a bare ENOENT.
+test('every key that names a TLS file must name a readable file', () => {
+  const missing = path.join(dir, 'missing.pem');
+  const clouds = (key: string) => CLOUDS.replace(`cacert: ${CA}`, `${key}: ${missing}`);
+  const cases: Array<[string, string]> = [
+    [`${DATASET_PASSWORD}  verify_ca_path: ${missing}\n`, 'dataset.verify_ca_path'],
+    [`${DATASET_PASSWORD}  client_cert_path: ${missing}\n  client_key_path: ${KEY}\n`, 'dataset.client_cert_path'],
+    [`${DATASET_PASSWORD}  client_cert_path: ${CERT}\n  client_key_path: ${missing}\n`, 'dataset.client_key_path'],
+    [clouds('cacert'), 'clouds.east.cacert'],
+    [clouds('cert'), 'clouds.east.cert'],
+    [clouds('key'), 'clouds.east.key'],
+  ];
+  for (const [text, key] of cases) {
+    const msg = configError(text);
+    assert.ok(msg.startsWith(`'${key}' in `), `names ${key}: ${msg}`);
+    assert.ok(msg.endsWith(` names ${missing}, which does not exist`), `names the path: ${msg}`);
+  }
+});
+
+test('a TLS file key naming a directory is a config error too', () => {
+  const sub = path.join(dir, 'certs.d');
+  mkdirSync(sub, { recursive: true });
+  assert.match(configError(CLOUDS.replace(`cacert: ${CA}`, `cacert: ${sub}`)), /^'clouds\.east\.cacert' in \S+ names \S+certs\.d, which is not a regular file$/);
+});
+
+test('a missing CA file is an error even with verification off (the client still loads it)', () => {
+  const missing = path.join(dir, 'gone.pem');
+  assert.match(configError(`${DATASET_PASSWORD}  verify_peer: false\n  verify_ca_path: ${missing}\n`), /'dataset\.verify_ca_path' .* does not exist/);
+});
+
+test('OS_CACERT, OS_CERT and OS_KEY must name readable files', () => {
+  const missing = path.join(dir, 'env-missing.pem');
+  const env = { OS_AUTH_URL: 'https://k/v3', OS_USERNAME: 'u', OS_PASSWORD: 'p', OS_CACERT: CA, OS_CERT: CERT, OS_KEY: KEY };
+  assert.deepEqual(loadConfig({ env }).clouds[0].tls, { verify: true, caFile: CA, certFile: CERT, keyFile: KEY });
+  for (const name of ['OS_CACERT', 'OS_CERT', 'OS_KEY']) {
+    assert.throws(
+      () => loadConfig({ env: { ...env, [name]: missing } }),
+      (e) => e instanceof ConfigError && e.message === `${name} in the environment names ${missing}, which does not exist`,
+    );
+  }
+});
+
+test("a cloud read through OS_CLIENT_CONFIG_FILE has its cacert checked, named by that file", () => {
+  const missing = path.join(dir, 'sdk-missing.pem');
+  const cloudsFile = file(CLOUDS.replace(`cacert: ${CA}`, `cacert: ${missing}`), 'clouds-missing-ca.yaml');
+  assert.throws(
+    () => loadConfig({ env: { OS_CLIENT_CONFIG_FILE: cloudsFile, OS_CLOUD: 'east' } }),
+    (e) => e instanceof ConfigError && e.message === `'clouds.east.cacert' in ${cloudsFile} names ${missing}, which does not exist`,
   );
 });
