@@ -307,15 +307,15 @@ test('every plugin container passes only flags our CLI accepts, in the right mod
     assert.equal(opts.mode, mode);
     assert.equal(opts.sim, false, 'a cluster deployment never runs the simulator');
     assert.ok(opts.config, `${w.metadata.name} passes --config`);
-    // The config file is the key of the mounted Secret.
+    // The config file is the key cloud.yaml of the mounted Secret, and the
+    // whole Secret is mounted: a CA bundle or client certificate stored beside
+    // cloud.yaml is a file next to it, where the config can name it.
     const { mount, rest } = volumeFor(c, opts.config);
     const secret = volume(w, mount.name).secret;
     assert.ok(secret, `${opts.config} comes from a Secret`);
     assert.equal(secret.secretName, 'cinder-csi-config');
-    assert.ok(
-      (secret.items ?? [{ key: rest, path: rest }]).some((i) => i.key === 'cloud.yaml' && i.path === rest),
-      `${opts.config} is the Secret's cloud.yaml`,
-    );
+    assert.equal(rest, 'cloud.yaml', `${opts.config} is the Secret's cloud.yaml`);
+    assert.equal(secret.items, undefined, `${w.metadata.name} mounts every key of the Secret, not only cloud.yaml`);
     assert.equal(mount.readOnly, true);
     if (opts.driverName !== undefined) assert.equal(opts.driverName, DEFAULT_DRIVER_NAME);
   }
@@ -599,6 +599,28 @@ test('the example Secret holds a cloud.yaml with a clouds: stanza, in the namesp
   const all = await docs(t);
   if (!all) return;
   assert.equal(secret.metadata.namespace, workloads(all).controller.metadata.namespace);
+});
+
+test('README: every TLS file its config examples name is a key of the config Secret, where both plugins read it', async (t) => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const named = [...readme.matchAll(/^\s*(?:verify_ca_path|client_cert_path|client_key_path|cacert|cert|key):\s*(\/\S+)/gm)].map((m) => m[1]!);
+  assert.ok(named.length >= 2, 'the dataset: and clouds: examples name a CA file');
+  const fromFiles = [...readme.matchAll(/--from-file=([^=\s]+)=/g)].map((m) => m[1]!);
+  const all = await docs(t);
+  if (!all) return;
+  const { controller, node } = workloads(all);
+  for (const w of [controller, node]) {
+    const plugin = pluginContainer(w);
+    const configDir = path.posix.dirname(parseServeArgs(plugin.args ?? [], {}).config!);
+    for (const file of named) {
+      assert.equal(path.posix.dirname(file), configDir, `${file} is in ${configDir}, where ${w.metadata.name} mounts the Secret`);
+      const { mount, rest } = volumeFor(plugin, file);
+      const secret = volume(w, mount.name).secret;
+      assert.equal(secret?.secretName, 'cinder-csi-config');
+      assert.ok(!secret.items || secret.items.some((i) => i.path === rest), `${w.metadata.name} projects the key ${rest}`);
+      assert.ok(fromFiles.includes(rest), `the README puts ${rest} in the Secret (--from-file=${rest}=...)`);
+    }
+  }
 });
 
 test('examples are not resources of the base', () => {
