@@ -4,12 +4,12 @@
 // ConfigError naming the key and the file, and `cinder-csi serve` exits with
 // that one line.
 //
-// Three ways to describe a cloud, in this order of precedence:
+// Three ways to describe a cloud; a file uses at most one of the first two:
 //   (a) a Flocker-style `dataset:` stanza (one cloud, named 'default');
 //   (b) an openstacksdk-style `clouds:` map (many clouds; `cloud:` or OS_CLOUD
 //       picks the default); the file may also be a plain clouds.yaml, or
 //       OS_CLIENT_CONFIG_FILE may point at one;
-//   (c) the standard OS_* environment variables.
+//   (c) the standard OS_* environment variables, when the file has neither.
 // Driver settings live under `driver:` in the same file.
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
@@ -111,13 +111,21 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
   const top = Section.of(doc, '', source);
   const clouds: CloudConfig[] = [];
 
+  // Both at once would leave it unclear which cloud is the default (the
+  // dataset's 'default', or the one `cloud:` names) and could give two clouds
+  // one name, so a file describes its clouds one way only.
+  if (top.has('dataset') && top.has('clouds')) {
+    throw new ConfigError(
+      `'dataset' and 'clouds' in ${source} both describe clouds; keep one: 'dataset' for a single cloud, or 'clouds' (with 'cloud' naming the default) for one or more`,
+    );
+  }
   if (top.has('dataset')) clouds.push(datasetCloud(top.section('dataset')));
   if (top.has('clouds')) {
     const all = cloudsYaml(top.section('clouds'));
     const wanted = top.string('cloud') ?? env.OS_CLOUD;
     clouds.push(...orderWithDefault(all, wanted, `'cloud' in ${source}`));
-  } else {
-    top.string('cloud');
+  } else if (top.string('cloud') !== undefined) {
+    throw new ConfigError(`'cloud' in ${source} names the default among 'clouds', but the file has no 'clouds' section`);
   }
   if (clouds.length === 0) {
     const fromEnv = envClouds(env);

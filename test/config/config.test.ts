@@ -174,6 +174,22 @@ test('a cloud that is not listed is an error naming it', () => {
   assert.match(msg, /'cloud' in .* names cloud 'north', which is not under 'clouds'/);
 });
 
+test('a file with both dataset: and clouds: is refused, naming both and what to keep', () => {
+  // Kept together, the dataset cloud would silently stay the default whatever
+  // `cloud:` says, and a clouds entry named 'default' would share its name.
+  for (const text of [`${DATASET_PASSWORD}${CLOUDS}`, `cloud: west\n${DATASET_PASSWORD}${CLOUDS}`, `${DATASET_PASSWORD}${CLOUDS.replace('east:', 'default:')}`]) {
+    assert.match(
+      configError(text),
+      /^'dataset' and 'clouds' in \S+ both describe clouds; keep one: 'dataset' for a single cloud, or 'clouds' \(with 'cloud' naming the default\) for one or more$/,
+    );
+  }
+});
+
+test('`cloud:` without a clouds: section is refused rather than ignored', () => {
+  assert.match(configError(`cloud: east\n${DATASET_PASSWORD}`), /^'cloud' in \S+ names the default among 'clouds', but the file has no 'clouds' section$/);
+  assert.match(configError('cloud: east\n'), /'cloud' in .* has no 'clouds' section/);
+});
+
 // ----------------------------------------------------------- OS_* environment
 
 test('without a file, the OS_* variables describe the cloud', () => {
