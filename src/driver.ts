@@ -107,6 +107,9 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     driverName: config.driverName,
     vendorVersion: VENDOR_VERSION,
     controller: runsController,
+    // Both halves read the same config, so the controller and the node plugin
+    // tell the sidecars the same thing.
+    topology: config.controller.topology,
     onlineExpansion: () => onlineExpansion,
     readiness,
   });

@@ -15,6 +15,13 @@ export interface IdentityOptions {
   driverName: string;
   vendorVersion: string;
   controller: boolean;
+  /**
+   * Whether the driver reports and honours zones (`driver.controller.topology`
+   * in the parsed config). Off, VOLUME_ACCESSIBILITY_CONSTRAINTS is not
+   * offered, so the external-provisioner sends no topology and does not
+   * require a zone key on each node's CSINode.
+   */
+  topology: boolean;
   /** Whether volumes can be expanded while published (Cinder 3.42); false means offline only. */
   onlineExpansion: () => boolean;
   /** Answers from cached state only: Probe must never wait on OpenStack. */
@@ -36,7 +43,7 @@ export function createIdentityService(opts: IdentityOptions): IdentityService {
     async GetPluginCapabilities() {
       const capabilities: PluginCapability[] = [];
       if (opts.controller) capabilities.push({ service: { type: 'CONTROLLER_SERVICE' } });
-      capabilities.push({ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } });
+      if (opts.topology) capabilities.push({ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } });
       capabilities.push({ volume_expansion: { type: opts.onlineExpansion() ? 'ONLINE' : 'OFFLINE' } });
       return { capabilities };
     },

@@ -19,6 +19,7 @@ async function identityServer(opts: Partial<IdentityOptions>): Promise<TestServe
     driverName: DEFAULT_DRIVER_NAME,
     vendorVersion: PACKAGE_VERSION,
     controller: true,
+    topology: true,
     onlineExpansion: () => true,
     readiness: () => ({ ready: true }),
     ...opts,
@@ -68,6 +69,23 @@ test('GetPluginCapabilities offers the controller service only when the controll
     'service:VOLUME_ACCESSIBILITY_CONSTRAINTS',
     'expansion:ONLINE',
   ]);
+});
+
+test('with topology off, GetPluginCapabilities does not offer VOLUME_ACCESSIBILITY_CONSTRAINTS', async () => {
+  // The external-provisioner asks for a zone key on the chosen node's CSINode
+  // whenever this capability is offered ("no topology key found on CSINode"
+  // with WaitForFirstConsumer); `topology: false` is for nodes without one.
+  for (const controller of [true, false]) {
+    const srv = await identityServer({ controller, topology: false });
+    try {
+      const caps = names(await call(srv.clients.identity, 'GetPluginCapabilities', {}));
+      assert.ok(!caps.includes('service:VOLUME_ACCESSIBILITY_CONSTRAINTS'), `controller=${controller}: ${caps.join(', ')}`);
+      assert.equal(caps.includes('service:CONTROLLER_SERVICE'), controller);
+      assert.ok(caps.includes('expansion:ONLINE'));
+    } finally {
+      await srv.stop();
+    }
+  }
 });
 
 test('GetPluginCapabilities offers offline expansion when the cloud cannot extend in-use volumes', async () => {
