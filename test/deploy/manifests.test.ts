@@ -148,6 +148,28 @@ function volumeFor(c: Container, file: string): { mount: VolumeMount; rest: stri
   return { mount, rest: path.posix.relative(mount.mountPath, file) };
 }
 
+/** The port number of `host:port` or `:port`. */
+function portOf(endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
+}
+
+/** The TCP ports a container's process listens on, from its flags: the sidecars' health and diagnostics servers. */
+function listenPorts(c: Container): number[] {
+  const ports: number[] = [];
+  if (c.image.startsWith('registry.k8s.io/sig-storage/livenessprobe:')) ports.push(Number(flag(c.args, 'health-port') ?? '9808'));
+  for (const name of ['http-endpoint', 'metrics-address']) {
+    const endpoint = flag(c.args, name);
+    if (endpoint) ports.push(portOf(endpoint));
+  }
+  return ports;
+}
+
+/** A probe's port as a number: named ports are looked up in every container of the pod. */
+function probePort(w: Workload, port: string | number): number | undefined {
+  if (typeof port === 'number') return port;
+  return w.spec.template.spec.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === port)?.containerPort;
+}
+
 function volume(w: Workload, name: string): Volume {
   const v = (w.spec.template.spec.volumes ?? []).find((x) => x.name === name);
   assert.ok(v, `${w.metadata.name} defines volume ${name}`);
@@ -370,9 +392,49 @@ test('node: registrar, livenessprobe and kubelet registration path agree with th
   assert.equal(flag(registrar.args, 'kubelet-registration-path'), hostSocket, 'kubelet is told the host path of the same socket');
   const reg = volumeFor(registrar, '/registration');
   assert.equal(volume(node, reg.mount.name).hostPath?.path, '/var/lib/kubelet/plugins_registry');
-  // The registrar's own probe checks the same path.
-  const probe = registrar.livenessProbe?.exec?.command ?? [];
-  if (probe.length > 0) assert.equal(flag(probe, 'kubelet-registration-path'), hostSocket);
+});
+
+test('node: the registrar is probed on its own /healthz, not with the deprecated exec probe', async (t) => {
+  const all = await docs(t);
+  if (!all) return;
+  const { node } = workloads(all);
+  const registrar = sidecar(node, 'csi-node-driver-registrar');
+  // --mode=kubelet-registration-probe is deprecated: it exits 0 without checking anything.
+  assert.equal(registrar.livenessProbe?.exec, undefined, 'no exec probe');
+  const endpoint = flag(registrar.args, 'http-endpoint');
+  assert.ok(endpoint, 'the registrar serves /healthz (--http-endpoint)');
+  const probe = registrar.livenessProbe?.httpGet;
+  assert.ok(probe, 'the registrar has an HTTP liveness probe');
+  assert.equal(probe.path, '/healthz');
+  assert.equal(probePort(node, probe.port), portOf(endpoint), 'the probe targets --http-endpoint');
+});
+
+test('each pod: every port a container listens on is its own, and every HTTP probe hits one of them', async (t) => {
+  const all = await docs(t);
+  if (!all) return;
+  const { controller, node } = workloads(all);
+  assert.equal(node.spec.template.spec.hostNetwork, true, 'the node pod shares the host network, so its ports are host ports');
+  for (const w of [controller, node]) {
+    const containers = w.spec.template.spec.containers;
+    const listening = containers.flatMap((c) => listenPorts(c).map((port) => ({ port, by: c.name })));
+    assert.ok(listening.length > 0);
+    for (const { port, by } of listening) {
+      const others = listening.filter((l) => l.port === port && l.by !== by).map((l) => l.by);
+      assert.deepEqual(others, [], `${w.metadata.name}: ${by} and ${others.join(', ')} both listen on ${port}`);
+    }
+    for (const c of containers) {
+      const probe = c.livenessProbe?.httpGet;
+      if (!probe) continue;
+      const port = probePort(w, probe.port);
+      assert.ok(listening.some((l) => l.port === port), `${w.metadata.name}: ${c.name}'s probe port ${port} is served`);
+    }
+  }
+  // The check itself notices a clash.
+  const clash: Container[] = [
+    { name: 'a', image: 'registry.k8s.io/sig-storage/livenessprobe:v2', args: ['--health-port=9810'] },
+    { name: 'b', image: 'registry.k8s.io/sig-storage/csi-node-driver-registrar:v2', args: ['--http-endpoint=:9810'] },
+  ];
+  assert.deepEqual(clash.flatMap(listenPorts), [9810, 9810]);
 });
 
 test('liveness: each plugin container probes the livenessprobe sidecar port of its pod', async (t) => {
@@ -386,8 +448,7 @@ test('liveness: each plugin container probes the livenessprobe sidecar port of i
     const probe = plugin.livenessProbe?.httpGet;
     assert.ok(probe, `${w.metadata.name}: the plugin has an HTTP liveness probe`);
     assert.equal(probe.path, '/healthz');
-    const resolved = typeof probe.port === 'number' ? probe.port : plugin.ports?.find((p) => p.name === probe.port)?.containerPort;
-    assert.equal(String(resolved), port, `${w.metadata.name}: probe port is the livenessprobe --health-port`);
+    assert.equal(String(probePort(w, probe.port)), port, `${w.metadata.name}: probe port is the livenessprobe --health-port`);
     ports.add(port);
   }
 });
