@@ -429,6 +429,11 @@ test('each pod: every port a container listens on is its own, and every HTTP pro
       assert.ok(listening.some((l) => l.port === port), `${w.metadata.name}: ${c.name}'s probe port ${port} is served`);
     }
   }
+  // The README's Requirements name the node pod's host ports, which must be free on every node.
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const said = /host ports ([\d, and]+) free/.exec(readme)?.[1]?.match(/\d+/g)?.map(Number) ?? [];
+  const hostPorts = node.spec.template.spec.containers.flatMap(listenPorts);
+  assert.deepEqual([...said].sort(), [...hostPorts].sort(), 'the README names the node pod\'s host ports');
   // The check itself notices a clash.
   const clash: Container[] = [
     { name: 'a', image: 'registry.k8s.io/sig-storage/livenessprobe:v2', args: ['--health-port=9810'] },
