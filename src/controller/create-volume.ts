@@ -17,7 +17,7 @@ import { rethrow } from './os-errors';
 import { ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
 import { resolveSource, type ResolvedSource } from './source';
-import { chooseVolumeZone } from './topology';
+import { chooseVolumeZone, zoneMismatch } from './topology';
 import { csiVolume, sourceBackupId } from './views';
 import { requireVolumeType } from './volume-types';
 
@@ -63,7 +63,13 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
 
   let volume = await findOneByName((q, o) => bs.listVolumes(q, o), name, 'volume', op);
   if (volume) {
-    const mismatch = incompatibility(volume, { size: req.capacity_range, source, typeName: type?.name, typeId: type?.id });
+    // The spec: the same name is OK only when the volume is compatible and accessible from accessibility_requirements.
+    const mismatch =
+      incompatibility(volume, { size: req.capacity_range, source, typeName: type?.name, typeId: type?.id }) ??
+      (params.availability && volume.availabilityZone !== params.availability
+        ? `is in availability zone '${volume.availabilityZone}', not in '${params.availability}' (the StorageClass's availability)`
+        : null) ??
+      (env.settings.topology ? zoneMismatch(volume.availabilityZone, req.accessibility_requirements, env.settings.azMap) : null);
     if (mismatch) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but ${mismatch}`);
     env.logger.debug({ volume_id: volume.id, name }, 'CreateVolume found the volume of this name');
   } else {

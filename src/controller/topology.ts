@@ -67,3 +67,14 @@ export function chooseVolumeZone(
   }
   return requisite.length > 0 ? volumeZoneFor(requisite[0], azMap) : undefined;
 }
+
+/**
+ * Why a volume in `volumeZone` does not meet the request's requisite zones
+ * (none can attach it), or null when it does or nothing is required.
+ */
+export function zoneMismatch(volumeZone: string | null | undefined, requirement: TopologyRequirement__Output | null | undefined, azMap: AzMap): string | null {
+  const requisite = zonesOf(requirement?.requisite);
+  if (requisite.length === 0) return null;
+  if (volumeZone && requisite.some((z) => volumeZoneFor(z, azMap) === volumeZone)) return null;
+  return `is in availability zone '${volumeZone ?? 'unknown'}', which no requisite zone (${requisite.join(', ')}) can attach`;
+}

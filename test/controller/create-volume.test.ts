@@ -195,6 +195,28 @@ describe('CreateVolume', () => {
     assert.deepEqual(res.volume.accessible_topology, [{ segments: { [TOPOLOGY_ZONE_KEY]: 'cinder-b' } }, { segments: { [TOPOLOGY_ZONE_KEY]: 'compute-b' } }]);
   });
 
+  it('answers ALREADY_EXISTS when the volume of that name is in a zone the retry cannot use', async () => {
+    const inNova = { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'nova' } }] };
+    const first = await h.rpc('CreateVolume', { name: 'pvc-zone-retry', volume_capabilities: [MOUNT_RWO], accessibility_requirements: inNova });
+    const again = await h.rpc('CreateVolume', { name: 'pvc-zone-retry', volume_capabilities: [MOUNT_RWO], accessibility_requirements: inNova });
+    assert.equal(again.volume.volume_id, first.volume.volume_id);
+    const elsewhere = await expectCode(
+      h.rpc('CreateVolume', {
+        name: 'pvc-zone-retry',
+        volume_capabilities: [MOUNT_RWO],
+        accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'compute-b' } }] },
+      }),
+      Code.ALREADY_EXISTS,
+    );
+    assert.match(elsewhere.details, /zone 'nova', which no requisite zone \(compute-b\)/);
+    const otherClass = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-zone-retry', volume_capabilities: [MOUNT_RWO], parameters: { availability: 'cinder-b' } }),
+      Code.ALREADY_EXISTS,
+    );
+    assert.match(otherClass.details, /zone 'nova', not in 'cinder-b'/);
+    assert.equal((await h.volumesNamed('pvc-zone-retry')).length, 1);
+  });
+
   it('answers RESOURCE_EXHAUSTED when no requisite zone can reach the availability parameter (the CO reschedules)', async () => {
     const err = await expectCode(
       h.rpc('CreateVolume', {
