@@ -7,8 +7,11 @@
 // device path says nothing about which volume it holds, so it is accepted only
 // when the device's own serial names this volume.
 //
-// A device that is already mounted somewhere that is not this volume's own
-// staging or target path is never returned: mounting it again is how data
+// Finding the device and deciding whether we may take it are two steps. A
+// repeat stage or publish of a volume we already hold is answered from our own
+// state (the staging mount, the staging record) and needs no use check; a
+// first stage refuses a device in use anywhere that is not this volume's own
+// staging or target path (refuseForeignUse): mounting it again is how data
 // gets corrupted.
 import { readdir, readFile, realpath, writeFile, lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -34,14 +37,15 @@ export interface DiscoveryOptions {
   timeoutMs: number;
   signal: AbortSignal;
   log: Logger;
+}
+
+/** What is this volume's own, for refuseForeignUse. */
+export interface Ownership {
   /** Mount targets that belong to this volume (its staging path, its published targets). */
   ownTargets: ReadonlySet<string>;
-  /**
-   * Called with the device path as soon as it is found, before the check that
-   * nothing else uses it: a caller may start read-only work on it (the content
-   * probe) meanwhile, and must not act on that work unless the check passes.
-   */
-  onLocated?: (device: string) => void;
+  sysfsRoot: string;
+  /** kubelet's root directory: its binds of our raw block publishes live under it. */
+  kubeletRoot: string;
 }
 
 export interface FoundDevice {
@@ -71,8 +75,8 @@ export function serialMatches(serial: string, volumeId: string): boolean {
 }
 
 /**
- * Wait for the volume's device to appear and return it. NOT_FOUND when it does
- * not appear in time; FAILED_PRECONDITION when it is in use by something else.
+ * Wait for the volume's device to appear and return it; NOT_FOUND when it does
+ * not appear in time. It says nothing about who else uses it (refuseForeignUse).
  */
 export async function findVolumeDevice(opts: DiscoveryOptions): Promise<FoundDevice> {
   const started = Date.now();
@@ -80,13 +84,6 @@ export async function findVolumeDevice(opts: DiscoveryOptions): Promise<FoundDev
   for (let attempt = 1; ; attempt++) {
     const found = await lookOnce(opts);
     if (found) {
-      opts.onLocated?.(found.path);
-      const foreign = await foreignUse(found.path, opts.ownTargets, opts.sysfsRoot, opts.signal);
-      if (foreign) {
-        throw failedPrecondition(
-          `device ${found.path} of volume ${opts.volumeId} (${found.evidence}) is in use elsewhere: ${foreign}; refusing to use it`,
-        );
-      }
       opts.log.debug({ device: found.path, evidence: found.evidence, attempt }, 'found volume device');
       return found;
     }
@@ -179,34 +176,52 @@ export async function resolveBlockDevice(p: string): Promise<string | null> {
   }
 }
 
+/** FAILED_PRECONDITION when the volume's device is in use by anything but this volume (foreignUse). */
+export async function refuseForeignUse(found: FoundDevice, volumeId: string, own: Ownership, signal?: AbortSignal): Promise<void> {
+  const foreign = await foreignUse(found.path, own, signal);
+  if (foreign) {
+    throw failedPrecondition(`device ${found.path} of volume ${volumeId} (${found.evidence}) is in use elsewhere: ${foreign}; refusing to use it`);
+  }
+}
+
 /**
  * Why `device` is in use by something other than this volume, or null.
  * Filesystem mounts of the device: ours when one of them is at one of our
  * targets (the others are then binds of it, our publishes). Device nodes bound
- * onto files (raw block publishes): each must be one of our targets.
- * Holders (device-mapper, md): never ours.
+ * onto files (raw block publishes): each must be one of our targets, or
+ * kubelet's map of one of them (isKubeletBlockMap). Holders (device-mapper,
+ * md): never ours.
  */
-export async function foreignUse(
-  device: string,
-  ownTargets: ReadonlySet<string>,
-  sysfsRoot: string,
-  signal?: AbortSignal,
-): Promise<string | null> {
+export async function foreignUse(device: string, own: Ownership, signal?: AbortSignal): Promise<string | null> {
   const [majMin, mounts] = await Promise.all([deviceNumber(device), listMounts(signal)]);
   const fsMounts = mounts.ofDevice(majMin);
-  if (fsMounts.length > 0 && !fsMounts.some((m) => ownTargets.has(m.target))) {
+  if (fsMounts.length > 0 && !fsMounts.some((m) => own.ownTargets.has(m.target))) {
     return `mounted at ${fsMounts.map((m) => m.target).join(', ')}`;
   }
   const nodeBinds = await deviceNodeBinds(mounts, majMin);
-  const foreignBinds = nodeBinds.filter((m) => !ownTargets.has(m.target));
+  const foreignBinds = nodeBinds.filter((m) => !own.ownTargets.has(m.target) && !isKubeletBlockMap(m.target, own.kubeletRoot));
   if (foreignBinds.length > 0) return `bound onto ${foreignBinds.map((m) => m.target).join(', ')}`;
   try {
-    const holders = await readdir(path.join(sysfsRoot, 'block', path.basename(device), 'holders'));
+    const holders = await readdir(path.join(own.sysfsRoot, 'block', path.basename(device), 'holders'));
     if (holders.length > 0) return `held by ${holders.join(', ')}`;
   } catch {
     // no holders directory: nothing holds it
   }
   return null;
+}
+
+/**
+ * Whether `target` is where kubelet maps a raw block volume for a pod:
+ * <kubelet-root>/plugins/kubernetes.io/csi/volumeDevices/<pv>/dev/<podUID>.
+ * After our NodePublishVolume, kubelet's MapBlockVolume binds the published
+ * device file there (and keeps a loop device open on it), so every published
+ * raw block volume has one such bind per pod, of the very disk we published.
+ */
+export function isKubeletBlockMap(target: string, kubeletRoot: string): boolean {
+  const root = path.join(kubeletRoot, 'plugins', 'kubernetes.io', 'csi', 'volumeDevices');
+  const rel = path.relative(root, target);
+  const parts = rel.split(path.sep);
+  return parts.length === 3 && parts[0] !== '..' && parts[1] === 'dev';
 }
 
 /** Mounts that are a device node (of `majMin`) bound onto a file: what a raw block publish looks like. */

@@ -29,7 +29,7 @@ import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
 import { canonicalPath, isMissing, lookupPath, validatePath } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, stagingMountOptions, type ParsedCapability } from './capability';
-import { findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, type FoundDevice } from './devices';
+import { findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
 import {
   bindMount,
   deviceNumber,
@@ -71,11 +71,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
   async function discover(
     volumeId: string,
     publishContext: Record<string, string> | undefined,
-    ownTargets: Iterable<string>,
     signal: AbortSignal,
     ctx: CallContext,
     timeoutMs = settings.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
-    onLocated?: (device: string) => void,
   ): Promise<FoundDevice> {
     const found = await findVolumeDevice({
       volumeId,
@@ -85,11 +83,20 @@ export function createNodeService(settings: NodeSettings): NodeService {
       timeoutMs,
       signal,
       log: ctx.log,
-      ownTargets: new Set(ownTargets),
-      onLocated,
     });
     ctx.annotate({ device: found.path });
     return found;
+  }
+
+  /**
+   * Only a first stage asks this. A repeat is answered from what we made (the
+   * staging mount, the staging record) before it is asked: by then the volume
+   * is in use by its own publishes and by kubelet's maps of them, and a repeat
+   * NodeStage or NodePublish with the same arguments must still answer OK.
+   */
+  async function refuseIfInUse(device: FoundDevice, volumeId: string, ownTargets: Iterable<string>, signal: AbortSignal): Promise<void> {
+    const own = { ownTargets: new Set(ownTargets), sysfsRoot: settings.sysfsRoot, kubeletRoot: settings.kubeletRoot };
+    await refuseForeignUse(device, volumeId, own, signal);
   }
 
   // ---- NodeStageVolume -------------------------------------------------------
@@ -107,29 +114,20 @@ export function createNodeService(settings: NodeSettings): NodeService {
       throw failedPrecondition(`staging_target_path ${stagingPath} is not an existing directory (the CO creates it)`);
     }
     if (blockRecord) throw alreadyExists(`volume ${volumeId} is staged for raw block access, not as a filesystem`);
-    // The probe only reads the device, so its fork starts as soon as the device is found,
-    // beside the in-process checks (nothing else uses the device, nothing is mounted here yet);
-    // its answer is used only once they have passed.
-    const early: { device?: string; probe?: Promise<DeviceContents> } = {};
-    const startProbe = (dev: string): Promise<DeviceContents> => {
-      const p = probeDevice(dev, settings.sysfsRoot, signal);
-      p.catch(() => undefined); // handled here so a failure while the checks run is not an unhandled rejection; awaited below
-      early.device = dev;
-      early.probe = p;
-      return p;
-    };
-    let device: FoundDevice;
+    const device = await discover(volumeId, req.publish_context, signal, ctx);
+    // The probe only reads the device, so its fork starts now, beside the in-process checks
+    // (is it staged here already; if not, does anything else use it); its answer is used only once they have passed.
+    const probe = probeDevice(device.path, settings.sysfsRoot, signal);
+    probe.catch(() => undefined); // handled here so a failure while the checks run is not an unhandled rejection; awaited below
     let majMin: string;
     let existing: MountEntry | undefined;
     try {
-      device = await discover(volumeId, req.publish_context, [stagingPath], signal, ctx, undefined, startProbe);
       [majMin, existing] = await Promise.all([deviceNumber(device.path), findMountAt(stagingPath, signal)]);
+      if (!existing) await refuseIfInUse(device, volumeId, [stagingPath], signal);
     } catch (err) {
-      await early.probe?.catch(() => undefined); // never leave the probe running behind the answer
+      await probe.catch(() => undefined); // never leave the probe running behind the answer
       throw err;
     }
-    // The device the probe read must be the device we act on.
-    const probe = early.probe && early.device === device.path ? early.probe : startProbe(device.path);
     if (existing) {
       await probe.catch(() => undefined); // not needed: the device is mounted here already
       if (existing.majMin !== majMin) {
@@ -190,7 +188,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (await findMountAt(stagingPath, signal)) {
       throw alreadyExists(`${stagingPath} holds a mounted filesystem; volume ${volumeId} was not staged there for raw block access`);
     }
-    const device = await discover(volumeId, req.publish_context, [stagingPath, ...targetPaths(previous)], signal, ctx);
+    const device = await discover(volumeId, req.publish_context, signal, ctx);
     const majMin = await deviceNumber(device.path);
     if (previous && previous.majMin === majMin && previous.device === device.path) {
       ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
@@ -199,6 +197,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (previous && (await mountedTargets(previous, signal)).length > 0) {
       throw alreadyExists(`volume ${volumeId} is staged from ${previous.device}, which is still published; not restaging from ${device.path}`);
     }
+    await refuseIfInUse(device, volumeId, [stagingPath, ...targetPaths(previous)], signal);
     await store.put({ volumeId, device: device.path, majMin, stagingPath, targets: [] });
     ctx.log.info({ device: device.path, stagingPath }, 'staged raw block volume');
   }
@@ -316,8 +315,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (!record || record.stagingPath !== stagingPath) {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
-    // The device name was remembered at stage time; make sure it still is this volume's disk.
-    const device = await discover(volumeId, req.publish_context, [stagingPath, targetPath, ...targetPaths(record)], signal, ctx, 0);
+    // The device was remembered at stage time (which refused a disk in use elsewhere); make sure
+    // the disk that carries this volume's serial now still is that device. Nothing more: by now
+    // the volume is in use by its own publishes and kubelet's maps of them.
+    const device = await discover(volumeId, req.publish_context, signal, ctx, 0);
     if ((await deviceNumber(device.path)) !== record.majMin) {
       throw failedPrecondition(`the device of volume ${volumeId} changed since it was staged; unstage and stage it again`);
     }

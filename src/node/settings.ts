@@ -15,6 +15,8 @@ export interface NodeSettings {
   sysfsRoot: string;
   /** Where we remember block-mode staging (there is no mount to remember it by). */
   stateDir: string;
+  /** kubelet's root directory (its --root-dir): kubelet's own binds of our raw block publishes are under it. */
+  kubeletRoot: string;
   /** How long NodeStageVolume waits for the attached disk to appear (also bounded by the caller's deadline). */
   discoveryTimeoutMs?: number;
 }
@@ -33,6 +35,7 @@ export const DEFAULT_DISCOVERY_TIMEOUT_MS = 30_000;
 export const DEFAULT_DEVICE_ROOT = '/dev';
 export const DEFAULT_SYSFS_ROOT = '/sys';
 export const DEFAULT_STATE_DIR = '/var/lib/cinder-csi';
+export const DEFAULT_KUBELET_ROOT = '/var/lib/kubelet';
 
 export type NodeSettingsInput = Pick<NodeSettings, 'nodeId'> & Partial<Omit<NodeSettings, 'nodeId'>>;
 
@@ -50,6 +53,7 @@ export function resolveNodeSettings(input: NodeSettingsInput): NodeSettings {
     deviceRoot: input.deviceRoot ?? DEFAULT_DEVICE_ROOT,
     sysfsRoot: input.sysfsRoot ?? DEFAULT_SYSFS_ROOT,
     stateDir: input.stateDir ?? DEFAULT_STATE_DIR,
+    kubeletRoot: input.kubeletRoot ?? DEFAULT_KUBELET_ROOT,
     discoveryTimeoutMs: input.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
   };
 }

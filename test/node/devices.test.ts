@@ -9,7 +9,7 @@ import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { run } from '../../src/util/exec';
 import { silentLogger } from '../../src/log';
-import { findVolumeDevice, type DiscoveryOptions } from '../../src/node/devices';
+import { findVolumeDevice, refuseForeignUse, type DiscoveryOptions, type Ownership } from '../../src/node/devices';
 import { isRoot, ROOT_SKIP_REASON, Sandbox, type LoopDevice } from './loop';
 import { rejectsWithCode } from './context';
 
@@ -24,9 +24,12 @@ function options(box: Sandbox, volumeId: string, extra: Partial<DiscoveryOptions
     timeoutMs: 300,
     signal: AbortSignal.timeout(30_000),
     log: silentLogger,
-    ownTargets: new Set(),
     ...extra,
   };
+}
+
+function ownership(box: Sandbox, ownTargets: string[] = []): Ownership {
+  return { ownTargets: new Set(ownTargets), sysfsRoot: '/sys', kubeletRoot: box.kubeletDir };
 }
 
 /** A fake sysfs entry for a real loop device: serial plus the real "major:minor", and its node under deviceRoot. */
@@ -125,7 +128,7 @@ test('discovery: waits for a device that appears while it polls', { skip }, asyn
   assert.equal((await pending).path, loop.path);
 });
 
-test('discovery: a device mounted for something else is never returned', { skip }, async (t) => {
+test('use check: a device mounted for something else is refused', { skip }, async (t) => {
   const box = await Sandbox.create(t);
   const loop = await box.loopDevice(32 * MiB);
   const volumeId = randomUUID();
@@ -136,7 +139,8 @@ test('discovery: a device mounted for something else is never returned', { skip 
   await mkdir(ours);
   await run('mount', [loop.path, elsewhere]);
   try {
-    await rejectsWithCode(findVolumeDevice(options(box, volumeId, { ownTargets: new Set([ours]) })), status.FAILED_PRECONDITION, /in use elsewhere: mounted at/);
+    const found = await findVolumeDevice(options(box, volumeId));
+    await rejectsWithCode(refuseForeignUse(found, volumeId, ownership(box, [ours])), status.FAILED_PRECONDITION, /in use elsewhere: mounted at/);
   } finally {
     await run('umount', [elsewhere]);
     await rm(elsewhere, { recursive: true });
@@ -144,8 +148,39 @@ test('discovery: a device mounted for something else is never returned', { skip 
   // Mounted at our own staging path: that is this volume, already staged.
   await run('mount', [loop.path, ours]);
   try {
-    assert.equal((await findVolumeDevice(options(box, volumeId, { ownTargets: new Set([ours]) }))).path, loop.path);
+    await refuseForeignUse(await findVolumeDevice(options(box, volumeId)), volumeId, ownership(box, [ours]));
   } finally {
     await run('umount', [ours]);
   }
+});
+
+/** A file bound onto by the device node, as a raw block publish makes one. */
+async function bindDeviceOnto(loop: LoopDevice, file: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, '');
+  await run('mount', ['--bind', loop.path, file]);
+}
+
+test('use check: kubelet mapping a raw block publish is not foreign use; the device bound anywhere else is', { skip }, async (t) => {
+  const box = await Sandbox.create(t);
+  const loop = await box.loopDevice(16 * MiB);
+  const volumeId = randomUUID();
+  await box.linkVirtio(volumeId, loop);
+  const found = await findVolumeDevice(options(box, volumeId));
+  const volumeDevices = path.join(box.kubeletDir, 'plugins', 'kubernetes.io', 'csi', 'volumeDevices');
+  // <kubelet-root>/plugins/kubernetes.io/csi/volumeDevices/<pv>/dev/<podUID>, where MapBlockVolume binds our target.
+  await bindDeviceOnto(loop, path.join(volumeDevices, 'pv-1', 'dev', randomUUID()));
+  await refuseForeignUse(found, volumeId, ownership(box));
+  // Another file under kubelet's tree (here where kubelet would ask another driver to publish) is not a map.
+  const elsewhere = path.join(volumeDevices, 'publish', 'pv-2', randomUUID());
+  await bindDeviceOnto(loop, elsewhere);
+  await rejectsWithCode(refuseForeignUse(found, volumeId, ownership(box)), status.FAILED_PRECONDITION, /bound onto .*publish\/pv-2/);
+  // Unless it is one of this volume's own targets.
+  await refuseForeignUse(found, volumeId, ownership(box, [elsewhere]));
+  // With kubelet's root elsewhere, the map is not kubelet's either.
+  await rejectsWithCode(
+    refuseForeignUse(found, volumeId, { ...ownership(box, [elsewhere]), kubeletRoot: path.join(box.root, 'other-kubelet') }),
+    status.FAILED_PRECONDITION,
+    /bound onto .*volumeDevices\/pv-1\/dev\//,
+  );
 });

@@ -306,6 +306,48 @@ test('raw block: publish binds the device, reads and writes reach it; a read-onl
   await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
 });
 
+/**
+ * What kubelet's MapBlockVolume does after our NodePublishVolume of a raw block volume:
+ * bind the published device file onto <kubelet-root>/plugins/kubernetes.io/csi/volumeDevices/<pv>/dev/<podUID>.
+ */
+async function kubeletMapBlock(kubeletRoot: string, pv: string, target: string): Promise<string> {
+  const dir = path.join(kubeletRoot, 'plugins', 'kubernetes.io', 'csi', 'volumeDevices', pv, 'dev');
+  await mkdir(dir, { recursive: true });
+  const mapPath = path.join(dir, randomUUID());
+  await writeFile(mapPath, '');
+  await run('mount', ['--bind', target, mapPath]);
+  return mapPath;
+}
+
+test('raw block mapped by kubelet: a repeat NodeStage and NodePublish with the same arguments are OK, and a multi-writer volume publishes to a second target', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-mapped');
+  const second = `${target}-2`;
+  const cap = blockCap('SINGLE_NODE_MULTI_WRITER');
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  const mapPath = await kubeletMapBlock(box.kubeletDir, 'pv-mapped', target);
+
+  // kubelet retries, and reconstructs after a restart (of itself or of this plugin: a new service, the same state).
+  const restarted = createNodeService(resolveNodeSettings({ nodeId: 'instance-1', deviceRoot: box.deviceRoot, stateDir: box.stateDir, discoveryTimeoutMs: 1_000 }));
+  for (const service of [node, restarted]) {
+    await service.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+    await service.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  }
+  // A second pod on this node.
+  await node.NodePublishVolume(publishReq(volumeId, staging, second, cap), ctx('NodePublishVolume'));
+  assert.equal((await stat(second)).rdev, (await stat(target)).rdev, 'the second target is the same disk');
+
+  await run('umount', [mapPath]); // kubelet unmaps before it asks to unpublish
+  for (const p of [target, second]) {
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+    await assert.rejects(stat(p), { code: 'ENOENT' });
+  }
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
+});
+
 test('stats match statfs; NOT_FOUND for paths that are not mounted volumes; abnormal when the filesystem goes read-only or the mount goes away', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId } = await attach(box);
