@@ -2,10 +2,12 @@
 //
 // Nova gives the disk the volume ID as its serial: virtio-blk keeps the first
 // 20 characters, virtio-scsi the whole ID. udev turns the serial into
-// /dev/disk/by-id links; without udev we read the serials from sysfs. The
-// controller's publish_context hint (a device path) is only a shortcut: a
-// device path says nothing about which volume it holds, so it is accepted only
-// when the device's own serial names this volume.
+// /dev/disk/by-id links; without udev we read the serials from sysfs. A link
+// is only as fresh as udev, and virtio-blk reuses names after a detach and
+// attach, so a link is not taken when sysfs shows its disk's serial naming
+// another volume. The controller's publish_context hint (a device path) is
+// only a shortcut: a device path says nothing about which volume it holds, so
+// it is accepted only when the device's own serial names this volume.
 //
 // Finding the device and deciding whether we may take it are two steps. A
 // repeat stage or publish of a volume we already hold is answered from our own
@@ -105,7 +107,13 @@ async function lookOnce(opts: DiscoveryOptions): Promise<FoundDevice | null> {
   for (const name of byIdLinkNames(opts.volumeId)) {
     const link = path.join(byIdDir, name);
     const real = await resolveBlockDevice(link);
-    if (real) return { path: real, evidence: `by-id link ${name}` };
+    if (!real) continue;
+    // A link can be stale: virtio-blk reuses names after a detach and attach, and udev may not have
+    // caught up. The disk's own serial decides when sysfs has one (SCSI disks and loop devices have none).
+    const serial = await readSerial(opts.sysfsRoot, path.basename(real));
+    if (serial === null) return { path: real, evidence: `by-id link ${name}` };
+    if (serialMatches(serial, opts.volumeId)) return { path: real, evidence: `by-id link ${name} to a disk with serial ${serial}` };
+    opts.log.warn({ link, resolved: real, serial }, 'ignoring a by-id link to a disk whose serial names another volume');
   }
   if (opts.hint) {
     const real = await resolveBlockDevice(opts.hint);

@@ -51,6 +51,22 @@ test('discovery: the virtio by-id link resolves to the real device', { skip }, a
   assert.match(found.evidence, /by-id link virtio-/);
 });
 
+test('discovery: a by-id link is taken only when the disk it resolves to has no serial or its serial names the volume', { skip }, async (t) => {
+  const box = await Sandbox.create(t);
+  const loop = await box.loopDevice(16 * MiB);
+  const volumeId = randomUUID();
+  await box.linkVirtio(volumeId, loop);
+  // A loop device has no serial, like a disk whose bus has none: the link alone decides.
+  await fakeSysfsDisk(box, loop, null);
+  assert.equal((await findVolumeDevice(options(box, volumeId))).path, loop.path);
+  // A stale link (udev has not caught up with a detach and attach that reused the name): another volume's disk.
+  const serialFile = path.join(box.root, 'sys', 'block', loop.name, 'serial');
+  await writeFile(serialFile, randomUUID().slice(0, 20));
+  await rejectsWithCode(findVolumeDevice(options(box, volumeId)), status.NOT_FOUND, /is it attached/);
+  await writeFile(serialFile, volumeId.slice(0, 20));
+  assert.equal((await findVolumeDevice(options(box, volumeId))).path, loop.path);
+});
+
 test('discovery: SCSI and WWN links work too', { skip }, async (t) => {
   const box = await Sandbox.create(t);
   const loop = await box.loopDevice(16 * MiB);
