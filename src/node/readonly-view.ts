@@ -5,7 +5,11 @@
 // read-only (BLKROSET) would affect every other publish of it on this node.
 // A read-only loop device over the disk is enforced by the kernel (writes fail
 // with EPERM) and belongs to this one target.
+import path from 'node:path';
 import { run } from '../util/exec';
+import { deviceNumber, isBlockDevice } from './mount';
+import { deviceNameOf } from './resize';
+import { sysfsAttribute } from './stats';
 
 // losetup (like blockdev) does not accept '--'; every path we pass is absolute, so none reads as an option.
 
@@ -24,6 +28,19 @@ export async function viewBackingDevice(view: string, signal?: AbortSignal): Pro
   if (result.code !== 0 || !result.stdout.trim()) return null;
   const row = (JSON.parse(result.stdout) as LosetupList).loopdevices?.[0];
   return row?.['back-file']?.trim() ?? null;
+}
+
+/**
+ * The read-only view of `device` that block device `majMin` is, or null. A
+ * publish that bound a view and died before recording it leaves one at its
+ * target; the retry finds it by the number of the device node bound there.
+ */
+export async function readOnlyViewOf(majMin: string, device: string, sysfsRoot: string, signal?: AbortSignal): Promise<string | null> {
+  const name = await deviceNameOf(majMin, sysfsRoot);
+  if (!name || sysfsAttribute(sysfsRoot, majMin, 'ro') !== '1') return null;
+  const view = path.join('/dev', name); // where losetup makes its devices
+  if (!(await isBlockDevice(view)) || (await deviceNumber(view)) !== majMin) return null;
+  return (await viewBackingDevice(view, signal)) === device ? view : null;
 }
 
 /** Detach our view, after checking it still is a view of `device` (loop numbers are reused). */

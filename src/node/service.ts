@@ -47,8 +47,8 @@ import { describeContents, isBlank, probeDevice, type DeviceContents } from './p
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
 import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
-import { StagingStore, type BlockStaging } from './staging-store';
-import { createReadOnlyView, refreshViewSize, removeReadOnlyView } from './readonly-view';
+import { StagingStore, type BlockStaging, type PublishedTarget } from './staging-store';
+import { createReadOnlyView, readOnlyViewOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
 
 export interface NodeService {
   NodeStageVolume: Handler<NodeStageVolumeRequest__Output, NodeStageVolumeResponse>;
@@ -328,9 +328,18 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     const existing = await findMountAt(targetPath, signal);
     if (existing) {
-      const published = record.targets.find((t) => t.path === targetPath);
-      const expected = published?.readOnlyView ?? device.path;
       const target = await statOrNull(targetPath);
+      let published = record.targets.find((t) => t.path === targetPath);
+      if (!published && target?.isBlockDevice()) {
+        published = await unrecordedPublish(targetPath, record, signal);
+        if (published) {
+          // Recorded before anything else is checked, so that NodeUnpublishVolume detaches its view.
+          record.targets = [...record.targets, published];
+          await store.put(record);
+          ctx.log.warn({ targetPath, view: published.readOnlyView }, 'found a publish of this volume that was never recorded; recorded it');
+        }
+      }
+      const expected = published?.readOnlyView ?? device.path;
       if (!published || !target?.isBlockDevice() || (await deviceNumber(targetPath)) !== (await deviceNumber(expected))) {
         throw alreadyExists(`${targetPath} is already a mount of ${existing.source}, not of volume ${volumeId}`);
       }
@@ -345,17 +354,34 @@ export function createNodeService(settings: NodeSettings): NodeService {
       if (others.length > 0) throw failedPrecondition(`volume ${volumeId} (${cap.mode}) is already published at ${others.join(', ')}`);
     }
     const created = await ensureFile(targetPath);
-    const view = readOnly ? await createReadOnlyView(device.path, signal) : null;
+    let view: string | null = null;
+    let bound = false;
     try {
+      if (readOnly) view = await createReadOnlyView(device.path, signal);
       await bindMount(view ?? device.path, targetPath, readOnly, signal);
+      bound = true;
+      record.targets = [...record.targets.filter((t) => t.path !== targetPath), { path: targetPath, readOnlyView: view }];
+      await store.put(record);
     } catch (err) {
+      // Unrecorded, a bind and a view would outlive NodeUnpublishVolume, which knows a view only from the record.
+      if (bound) await unmount(targetPath).catch(() => undefined);
       if (view) await removeReadOnlyView(view, device.path).catch(() => undefined);
       if (created) await unlink(targetPath).catch(() => undefined);
       throw err;
     }
-    record.targets = [...record.targets.filter((t) => t.path !== targetPath), { path: targetPath, readOnlyView: view }];
-    await store.put(record);
     ctx.log.info({ device: device.path, targetPath, readOnly, view }, 'published raw block volume');
+  }
+
+  /**
+   * What a publish that died after binding and before saving its record left
+   * at `targetPath`: the staged disk itself, or a read-only view of it.
+   * Nothing when the device bound there is neither.
+   */
+  async function unrecordedPublish(targetPath: string, record: BlockStaging, signal: AbortSignal): Promise<PublishedTarget | undefined> {
+    const bound = await deviceNumber(targetPath);
+    if (bound === record.majMin) return { path: targetPath, readOnlyView: null };
+    const view = await readOnlyViewOf(bound, record.device, settings.sysfsRoot, signal);
+    return view ? { path: targetPath, readOnlyView: view } : undefined;
   }
 
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {

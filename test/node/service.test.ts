@@ -348,6 +348,41 @@ test('raw block mapped by kubelet: a repeat NodeStage and NodePublish with the s
   await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
 });
 
+test('raw block publish: a record that cannot be saved undoes the bind and the view; a bind made before a crash is recognised and recorded on retry', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-unsaved');
+  const roTarget = `${target}-ro`;
+  const cap = blockCap();
+  // The state directory's filesystem has room for the staging record and no more.
+  const records = path.join(box.stateDir, 'block-staging');
+  await mkdir(records);
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', records]);
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+
+  for (const [p, readonly] of [[target, false], [roTarget, true]] as const) {
+    await assert.rejects(node.NodePublishVolume(publishReq(volumeId, staging, p, cap, readonly), ctx('NodePublishVolume')), { code: 'ENOSPC' });
+    assert.equal(await findMountAt(p), undefined, 'the bind was undone');
+    await assert.rejects(stat(p), { code: 'ENOENT' }, 'the target file we made was removed');
+    assert.deepEqual(await box.viewsOfOurLoops(), [], 'no read-only view was left behind');
+  }
+  await run('mount', ['-o', 'remount,size=1m', records]);
+
+  // The plugin died after binding and before saving the record: the binds are there, unrecorded.
+  await writeFile(target, '');
+  await run('mount', ['--bind', loop.path, target]);
+  const view = (await run('losetup', ['--read-only', '--find', '--show', loop.path])).stdout.trim();
+  await writeFile(roTarget, '');
+  await run('mount', ['--bind', view, roTarget]);
+  await run('mount', ['-o', 'remount,bind,ro', roTarget]);
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, roTarget, cap, true), ctx('NodePublishVolume'));
+  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published at .*pod\/mount, .*pod\/mount-ro/);
+  for (const p of [target, roTarget]) await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+  assert.deepEqual(await box.viewsOfOurLoops(), [], 'the recorded view was detached at unpublish');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 test('stats match statfs; NOT_FOUND for paths that are not mounted volumes; abnormal when the filesystem goes read-only or the mount goes away', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId } = await attach(box);
