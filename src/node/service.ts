@@ -128,6 +128,23 @@ export function createNodeService(settings: NodeSettings): NodeService {
       await probe.catch(() => undefined); // never leave the probe running behind the answer
       throw err;
     }
+    // A read-only disk: the CO published the volume read-only, and the cloud honoured Cinder's
+    // readonly flag (the controller sets it for such a publish). Nothing can be written to it.
+    const readOnlyDevice = sysfsAttribute(settings.sysfsRoot, majMin, 'ro') === '1';
+    // A volume restored larger than its source has a filesystem smaller than its disk. It is grown on
+    // every stage, not only the one that mounts: a stage whose mount command failed after mount(2) had
+    // succeeded (a timeout), or that died before growing, is retried and finds the volume already staged.
+    // resize2fs and xfs_growfs do nothing when the filesystem already fills the device.
+    const resizeRequired = req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true';
+    const growIfRequired = async (fsType: string, readOnly: boolean): Promise<void> => {
+      if (!resizeRequired) return;
+      if (readOnly) {
+        // It grows the next time it is staged read-write.
+        ctx.log.warn({ device: device.path, stagingPath }, 'filesystem not grown to the volume size: it is mounted read-only');
+        return;
+      }
+      await growFilesystem(device.path, fsType, stagingPath, signal, ctx.log);
+    };
     if (existing) {
       await probe.catch(() => undefined); // not needed: the device is mounted here already
       if (existing.majMin !== majMin) {
@@ -137,13 +154,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
         throw alreadyExists(`volume ${volumeId} is staged at ${stagingPath} as ${existing.fstype}, not ${cap.fsType}`);
       }
       ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
+      await growIfRequired(existing.fstype, readOnlyDevice || isReadOnlyMount(existing));
       return;
     }
 
     const contents = await probe;
-    // A read-only disk: the CO published the volume read-only, and the cloud honoured Cinder's
-    // readonly flag (the controller sets it for such a publish). Nothing can be written to it.
-    const readOnlyDevice = sysfsAttribute(settings.sysfsRoot, majMin, 'ro') === '1';
     let fsType: string;
     if (isBlank(contents)) {
       if (readOnlyDevice) {
@@ -163,20 +178,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (readOnlyDevice && !options.includes('ro')) options.push('ro');
     await mountFilesystem(device.path, stagingPath, fsType, options, signal);
     ctx.log.info({ device: device.path, stagingPath, fsType, read_only_device: readOnlyDevice || undefined }, 'staged volume');
-
-    const resizeRequired = req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true';
-    if (resizeRequired && readOnlyDevice) {
-      // It grows the next time it is staged from a read-write attachment.
-      ctx.log.warn({ device: device.path, stagingPath }, 'filesystem not grown to the volume size: the device is read-only');
-    } else if (resizeRequired) {
-      try {
-        await growFilesystem(device.path, fsType, stagingPath, signal, ctx.log);
-      } catch (err) {
-        // Unstaged, a retry grows again; left staged, the retry would find it "already staged" and skip the growth.
-        await unmount(stagingPath).catch(() => undefined);
-        throw err;
-      }
-    }
+    await growIfRequired(fsType, readOnlyDevice);
   }
 
   async function stageBlock(req: NodeStageVolumeRequest__Output, stagingPath: string, signal: AbortSignal, ctx: CallContext): Promise<void> {

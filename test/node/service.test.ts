@@ -471,16 +471,33 @@ test('expand of a raw block volume reports the new size, through a read-only vie
   await node.NodeUnstageVolume({ volume_id: block.volumeId, staging_target_path: paths.staging }, ctx('NodeUnstageVolume'));
 });
 
-/** A volume restored from a smaller snapshot: its filesystem is smaller than its disk until stage grows it. */
-async function stageRestoredLarger(t: Parameters<typeof Sandbox.create>[0], fsType: 'ext4' | 'xfs', fromBytes: number, toBytes: number): Promise<void> {
+/**
+ * A volume restored from a smaller snapshot: its filesystem is smaller than its disk until stage grows it.
+ * `firstAttemptMounted`: a stage before this one mounted it and then failed (its mount command timed
+ * out after mount(2) had succeeded) or died before growing, so this stage finds it already staged.
+ */
+async function stageRestoredLarger(
+  t: Parameters<typeof Sandbox.create>[0],
+  fsType: 'ext4' | 'xfs',
+  fromBytes: number,
+  toBytes: number,
+  firstAttemptMounted = false,
+): Promise<void> {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box, fromBytes);
   await run(`mkfs.${fsType}`, ['-q', loop.path]);
   await box.grow(loop, toBytes);
   const { staging } = await box.volumePaths('pv-restored');
-  await node.NodeStageVolume(stageReq(volumeId, staging, mountCap(fsType), { resizeRequired: 'true' }), ctx('NodeStageVolume'));
+  if (firstAttemptMounted) {
+    await run('mount', ['-t', fsType, ...(fsType === 'xfs' ? ['-o', 'nouuid'] : []), loop.path, staging]);
+    const before = await statfs(staging);
+    assert.ok(before.blocks * before.bsize <= fromBytes, 'the first attempt did not grow it');
+  }
+  const req = stageReq(volumeId, staging, mountCap(fsType), { resizeRequired: 'true' });
+  await node.NodeStageVolume(req, ctx('NodeStageVolume'));
   const s = await statfs(staging);
   assert.ok(s.blocks * s.bsize > fromBytes * 1.5, `filesystem is ${s.blocks * s.bsize} bytes on a ${toBytes}-byte disk`);
+  await node.NodeStageVolume(req, ctx('NodeStageVolume'));
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 }
 
@@ -490,6 +507,14 @@ test('stage grows an xfs filesystem when the volume context says it was restored
 
 test('stage grows an ext4 filesystem when the volume context says it was restored larger', { skip: EXT4_ONLINE_RESIZE_SKIP }, async (t) => {
   await stageRestoredLarger(t, 'ext4', 256 * MiB, 512 * MiB);
+});
+
+test('a retried stage grows an xfs filesystem that the first attempt mounted but did not grow', { skip: XFS_SKIP }, async (t) => {
+  await stageRestoredLarger(t, 'xfs', 320 * MiB, 640 * MiB, true);
+});
+
+test('a retried stage grows an ext4 filesystem that the first attempt mounted but did not grow', { skip: EXT4_ONLINE_RESIZE_SKIP }, async (t) => {
+  await stageRestoredLarger(t, 'ext4', 256 * MiB, 512 * MiB, true);
 });
 
 test('a different operation on a volume in flight is ABORTED; an identical retry joins it', { skip }, async (t) => {
