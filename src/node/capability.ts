@@ -60,3 +60,15 @@ export function stagingMountOptions(fsType: string, mountFlags: readonly string[
   if (fsType === 'xfs' && !options.includes('nouuid')) options.push('nouuid');
   return options;
 }
+
+/**
+ * What a filesystem on a read-only disk is mounted with, beside the staging options: 'ro', said
+ * rather than left to mount's fallback; and no journal replay. A volume cloned from a snapshot of a
+ * volume in use has a journal that needs recovery, which a disk that takes no writes cannot have,
+ * and ext3/ext4 and xfs then refuse even a read-only mount. Without the replay the filesystem is
+ * seen as of its last checkpoint, without the journal's last transactions.
+ */
+export function readOnlyDeviceMountOptions(fsType: string, options: readonly string[]): string[] {
+  const extra = ['ro', fsType === 'xfs' ? 'norecovery' : fsType === 'ext3' || fsType === 'ext4' ? 'noload' : null];
+  return extra.filter((o): o is string => o !== null && !options.includes(o));
+}

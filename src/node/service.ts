@@ -28,7 +28,7 @@ import type { NodeGetInfoResponse } from '../gen/csi/v1/NodeGetInfoResponse';
 import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
 import { canonicalPath, isMissing, lookupPath, validatePath } from './paths';
-import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, stagingMountOptions, type ParsedCapability } from './capability';
+import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, readOnlyDeviceMountOptions, stagingMountOptions, type ParsedCapability } from './capability';
 import { findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
 import {
   bindMount,
@@ -173,11 +173,16 @@ export function createNodeService(settings: NodeSettings): NodeService {
     } else {
       fsType = existingFilesystem(contents, cap.fsType, device.path, volumeId);
     }
-    // On a read-only disk the staging mount is read-only too, said so rather than left to mount's fallback.
     const options = stagingMountOptions(fsType, cap.mountFlags);
-    if (readOnlyDevice && !options.includes('ro')) options.push('ro');
+    if (readOnlyDevice) options.push(...readOnlyDeviceMountOptions(fsType, options));
     await mountFilesystem(device.path, stagingPath, fsType, options, signal);
-    ctx.log.info({ device: device.path, stagingPath, fsType, read_only_device: readOnlyDevice || undefined }, 'staged volume');
+    ctx.log.info({ device: device.path, stagingPath, fsType, options, read_only_device: readOnlyDevice || undefined }, 'staged volume');
+    if (readOnlyDevice) {
+      ctx.log.info(
+        { device: device.path, stagingPath },
+        'the disk is read-only, so its journal was not replayed: the volume shows its filesystem as of the last checkpoint, without any transactions the journal still held',
+      );
+    }
     await growIfRequired(fsType, readOnlyDevice);
   }
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { validatePath } from '../../src/node/paths';
-import { parseCapability, stagingMountOptions } from '../../src/node/capability';
+import { parseCapability, readOnlyDeviceMountOptions, stagingMountOptions } from '../../src/node/capability';
 import { parseFsType } from '../../src/node/format';
 import { resolveNodeSettings, DEFAULT_MAX_VOLUMES_PER_NODE } from '../../src/node/settings';
 import { byIdLinkNames, serialMatches } from '../../src/node/devices';
@@ -57,6 +57,12 @@ test('parseFsType: empty means "ours to choose", others INVALID_ARGUMENT', async
 test('xfs is always mounted with nouuid; other filesystems get just the requested flags', () => {
   assert.deepEqual(stagingMountOptions('xfs', ['noatime']), ['noatime', 'nouuid']);
   assert.deepEqual(stagingMountOptions('ext4', ['noatime']), ['noatime']);
+});
+
+test('a read-only disk is mounted ro and without journal replay: noload for ext3/ext4, norecovery for xfs', () => {
+  assert.deepEqual(readOnlyDeviceMountOptions('ext4', ['noatime']), ['ro', 'noload']);
+  assert.deepEqual(readOnlyDeviceMountOptions('ext3', []), ['ro', 'noload']);
+  assert.deepEqual(readOnlyDeviceMountOptions('xfs', ['nouuid', 'ro']), ['norecovery']);
 });
 
 test('settings: documented defaults, never a zero attach limit', () => {
