@@ -500,8 +500,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
         if (record) {
           const name = await deviceNameOf(record.majMin, settings.sysfsRoot);
           if (name) await refreshDeviceSize(name, settings.sysfsRoot, ctx.log);
-          const view = record.targets.find((t) => t.path === target)?.readOnlyView;
-          if (view) await refreshViewSize(view, signal);
+          // Every view: kubelet expands once, through one target, and a view does not follow its disk by itself.
+          for (const { readOnlyView } of record.targets) if (readOnlyView) await refreshViewSize(readOnlyView, signal);
         }
         const size = await blockDeviceSize(target, settings.sysfsRoot, signal);
         requireGrown(size, required, volumeId);

@@ -514,6 +514,30 @@ test('expand of a raw block volume reports the new size, through a read-only vie
   await node.NodeUnstageVolume({ volume_id: block.volumeId, staging_target_path: paths.staging }, ctx('NodeUnstageVolume'));
 });
 
+test('expand of a raw block volume through one target grows every read-only view of it', { skip }, async (t) => {
+  // kubelet expands a volume once, through one of its targets; the pods reading it elsewhere see the new size too.
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-expand-views');
+  const roTargets = [`${target}-ro-1`, `${target}-ro-2`];
+  const cap = blockCap('SINGLE_NODE_MULTI_WRITER');
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  for (const p of roTargets) await node.NodePublishVolume(publishReq(volumeId, staging, p, cap, true), ctx('NodePublishVolume'));
+  await box.grow(loop, 32 * MiB);
+  const res = await node.NodeExpandVolume(
+    { volume_id: volumeId, volume_path: target, staging_target_path: staging, capacity_range: null, volume_capability: cap, secrets: {} },
+    ctx('NodeExpandVolume'),
+  );
+  assert.equal(res.capacity_bytes, 32 * MiB);
+  for (const p of roTargets) {
+    const stats = await node.NodeGetVolumeStats({ volume_id: volumeId, volume_path: p, staging_target_path: staging }, ctx('NodeGetVolumeStats'));
+    assert.deepEqual(stats.usage, [{ unit: 'BYTES', total: 32 * MiB }], p);
+  }
+  for (const p of [target, ...roTargets]) await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 /**
  * A volume restored from a smaller snapshot: its filesystem is smaller than its disk until stage grows it.
  * `firstAttemptMounted`: a stage before this one mounted it and then failed (its mount command timed
