@@ -33,12 +33,22 @@ export function lookupPath(value: string | null | undefined, field: string, volu
   }
 }
 
-/** The path with symlinks resolved, as the mount table shows it; the path itself when it does not exist. */
+/**
+ * The path with symlinks resolved, as the mount table shows it. A path that
+ * does not exist yet (a raw block target before its file is made) gets its
+ * parent resolved: the kernel mounts at the resolved path, and the path we
+ * record must be the one we later find there. The path itself when its
+ * parent does not exist either.
+ */
 export async function canonicalPath(p: string): Promise<string> {
   try {
     return await realpath(p);
   } catch {
-    return p;
+    try {
+      return path.join(await realpath(path.dirname(p)), path.basename(p));
+    } catch {
+      return p;
+    }
   }
 }
 

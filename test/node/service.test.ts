@@ -5,7 +5,7 @@
 // fails if anything was left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, open, readFile, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, statfs, symlink, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -423,6 +423,24 @@ test('raw block publish: a record that cannot be saved undoes the bind and the v
   await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published at .*pod\/mount, .*pod\/mount-ro/);
   for (const p of [target, roTarget]) await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
   assert.deepEqual(await box.viewsOfOurLoops(), [], 'the recorded view was detached at unpublish');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('raw block publish to a target path under a symlinked directory is recorded by the path the mount table shows', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-linked');
+  const linked = path.join(box.kubeletDir, 'pods-link');
+  await symlink(path.dirname(target), linked);
+  const linkedTarget = path.join(linked, path.basename(target));
+  const cap = blockCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, linkedTarget, cap, true), ctx('NodePublishVolume'));
+  assert.ok(await findMountAt(target), 'the kernel mounted at the resolved path');
+  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published/);
+  await node.NodePublishVolume(publishReq(volumeId, staging, linkedTarget, cap, true), ctx('NodePublishVolume'));
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: linkedTarget }, ctx('NodeUnpublishVolume'));
+  assert.deepEqual(await box.viewsOfOurLoops(), [], 'the read-only view was detached');
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 

@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import { validatePath } from '../../src/node/paths';
+import { mkdir, mkdtemp, realpath, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { canonicalPath, validatePath } from '../../src/node/paths';
 import { parseCapability, readOnlyDeviceMountOptions, stagingMountOptions } from '../../src/node/capability';
 import { parseFsType } from '../../src/node/format';
 import { resolveNodeSettings, DEFAULT_MAX_VOLUMES_PER_NODE } from '../../src/node/settings';
@@ -23,6 +26,16 @@ test('validatePath rejects missing, relative, dotted, doubled-slash and NUL path
   for (const bad of ['', 'relative/path', '/a/../b', '/a/./b', '/a//b', '/a\0b', '/', '..']) {
     await rejectsWithCode(Promise.resolve().then(() => validatePath(bad, 'staging_target_path')), status.INVALID_ARGUMENT, /staging_target_path/);
   }
+});
+
+test('canonicalPath resolves symlinks, also in the parent of a path that does not exist yet (a raw block target before publish)', async (t) => {
+  const root = await realpath(await mkdtemp(path.join(tmpdir(), 'cinder-csi-paths-')));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await mkdir(path.join(root, 'real'));
+  await symlink(path.join(root, 'real'), path.join(root, 'link'));
+  assert.equal(await canonicalPath(path.join(root, 'link')), path.join(root, 'real'));
+  assert.equal(await canonicalPath(path.join(root, 'link', 'target')), path.join(root, 'real', 'target'));
+  assert.equal(await canonicalPath(path.join(root, 'missing', 'target')), path.join(root, 'missing', 'target'), 'nothing to resolve');
 });
 
 const mountCap = (fs_type: string, mode = 'SINGLE_NODE_WRITER', mount_flags: string[] = []): VolumeCapability__Output =>
