@@ -203,6 +203,7 @@ async function nodeHandlers(
       deviceRoot: config.node.deviceRoot,
       sysfsRoot: config.node.sysfsRoot,
       stateDir: config.node.stateDir,
+      kubeletRoot: config.node.kubeletRoot,
     })) as unknown as Record<string, Handler<any, any>>;
     logger.info({ node_id: id.instanceId, zone: id.availabilityZone, source: id.source }, 'node identity known');
   };

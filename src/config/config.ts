@@ -32,6 +32,8 @@ export interface NodeConfig {
   deviceRoot: string;
   sysfsRoot: string;
   stateDir: string;
+  /** kubelet's --root-dir: kubelet's own binds of raw block volumes are under it. */
+  kubeletRoot: string;
   metadataSearchOrder: MetadataSource[];
   metadataUrl: string;
 }
@@ -62,6 +64,7 @@ export const DEFAULTS = {
   deviceRoot: '/dev',
   sysfsRoot: '/sys',
   stateDir: '/var/lib/cinder-csi',
+  kubeletRoot: '/var/lib/kubelet',
   metadataSearchOrder: ['configDrive', 'metadataService'] as MetadataSource[],
   metadataUrl: 'http://169.254.169.254',
   requestTimeoutMs: 30_000,
@@ -155,6 +158,7 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
       deviceRoot: absolutePath(node, 'device_root') ?? DEFAULTS.deviceRoot,
       sysfsRoot: absolutePath(node, 'sysfs_root') ?? DEFAULTS.sysfsRoot,
       stateDir: absolutePath(node, 'state_dir') ?? DEFAULTS.stateDir,
+      kubeletRoot: absolutePath(node, 'kubelet_root') ?? DEFAULTS.kubeletRoot,
       metadataSearchOrder: metadataOrder(node),
       metadataUrl: node.string('metadata_url') ?? DEFAULTS.metadataUrl,
     },

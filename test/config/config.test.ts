@@ -269,6 +269,7 @@ test('driver settings: defaults when absent', () => {
   assert.equal(c.node.deviceRoot, '/dev');
   assert.equal(c.node.sysfsRoot, '/sys');
   assert.equal(c.node.stateDir, '/var/lib/cinder-csi');
+  assert.equal(c.node.kubeletRoot, '/var/lib/kubelet');
   assert.deepEqual(c.node.metadataSearchOrder, ['configDrive', 'metadataService']);
   assert.equal(c.node.metadataUrl, 'http://169.254.169.254');
 });
@@ -290,6 +291,7 @@ driver:
     device_root: /host/dev
     sysfs_root: /host/sys
     state_dir: /var/lib/kubelet/plugins/cinder
+    kubelet_root: /var/snap/microk8s/common/var/lib/kubelet
     metadata_search_order: [metadata_service, config_drive]
     metadata_url: http://169.254.169.254:8080
 `);
@@ -303,6 +305,7 @@ driver:
     deviceRoot: '/host/dev',
     sysfsRoot: '/host/sys',
     stateDir: '/var/lib/kubelet/plugins/cinder',
+    kubeletRoot: '/var/snap/microk8s/common/var/lib/kubelet',
     metadataSearchOrder: ['metadataService', 'configDrive'],
     metadataUrl: 'http://169.254.169.254:8080',
   });
