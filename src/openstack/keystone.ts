@@ -6,6 +6,7 @@
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
 import type { HttpClient } from './http';
+import { raceSignal } from './race-signal';
 import { withRetry } from './retry';
 import { chooseEndpoint, parseV2Catalog, parseV3Catalog, substituteProject, type CatalogEndpoint } from './catalog';
 import type { CallOptions, CloudConfig, CloudCredentials, IdentityHealth } from './types';
@@ -147,7 +148,7 @@ export class Identity {
         this.inflight = null;
       });
     }
-    return raceSignal(this.inflight, opts.signal);
+    return raceSignal(this.inflight, opts.signal, 'keystone');
   }
 
   /** After a 401: forget this token (if it is still the current one) so the next call authenticates. */
@@ -240,28 +241,4 @@ export class Identity {
       identityVersion: '2',
     };
   }
-}
-
-/** `promise`, or a timeout error as soon as `signal` fires. */
-export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function abortError(): OpenStackError {
-  return new OpenStackError('timeout', "the caller's deadline passed while waiting for keystone");
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../log';
 import { run } from '../util/exec';
 import { OpenStackError } from './errors';
 import { getMetadataJson } from './metadata-http';
-import { raceSignal } from './keystone';
+import { raceSignal } from './race-signal';
 import { sleep } from './retry';
 import type { CallOptions, InstanceIdentity } from './types';
 
@@ -123,7 +123,7 @@ export function createInstanceMetadata(opts: InstanceMetadataOptions): InstanceM
           cached = null;
         });
       }
-      return raceSignal(cached, callOpts.signal);
+      return raceSignal(cached, callOpts.signal, "this instance's identity");
     },
   };
 }
