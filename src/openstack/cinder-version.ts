@@ -3,7 +3,7 @@
 // {"versions": [...]}): v3 with a negotiated microversion, else v2, else v1.
 // The catalog's URL may be versioned (/v3/{project_id}) or not; both work.
 import type { Logger } from '../log';
-import { isOpenStackError } from './errors';
+import { isOpenStackError, OpenStackError } from './errors';
 import type { HttpClient } from './http';
 import { negotiate } from './microversion';
 
@@ -67,6 +67,21 @@ export function chooseFromVersions(
   return null;
 }
 
+/** The config keys that force the API (cloud.conf, clouds.yaml), for messages. */
+const FORCE_KEYS = 'block_storage_api_version (volume_api_version in clouds.yaml)';
+
+function forcedVersionMissing(forced: '3' | '2' | '1', versions: VersionEntry[], root: string): OpenStackError {
+  const offered = versions
+    .filter((v) => (v.status ?? '').toUpperCase() !== 'DELETED')
+    .map((v) => `${v.id ?? '?'}${v.status ? ` (${v.status})` : ''}`);
+  // Not not_found: no caller may take a missing API for a missing volume.
+  return new OpenStackError(
+    'bad_request',
+    `${FORCE_KEYS} forces Cinder API v${forced}, but Cinder at ${root} does not offer it; it offers ${offered.join(', ') || 'no API'}. ` +
+      'Set it to auto or to a version offered.',
+  );
+}
+
 export async function detectCinderApi(opts: {
   http: HttpClient;
   catalogUrl: string;
@@ -102,6 +117,10 @@ export async function detectCinderApi(opts: {
   if (chosen) {
     return { ...chosen, baseUrl: apiBaseUrl(opts.catalogUrl, chosen.apiVersion, opts.projectId) };
   }
+  // Cinder said which APIs it serves, and the forced one is not among them:
+  // every call to it would be a 404, which callers read as "already gone"
+  // (a DeleteVolume would report success and delete nothing). Refuse instead.
+  if (versions && opts.forced !== 'auto') throw forcedVersionMissing(opts.forced, versions, root);
   const fallback = opts.forced !== 'auto' ? opts.forced : (versionFromCatalog(opts.catalogUrl, opts.serviceType) ?? '1');
   return {
     apiVersion: fallback,

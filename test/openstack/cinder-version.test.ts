@@ -1,0 +1,69 @@
+// Choosing the Cinder API against a live (simulated) Cinder: what a forced
+// version does when Cinder does not offer it, and when the version document
+// can be read at all.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../../src/log';
+import { createCloud } from '../../src/openstack/cloud';
+import { isOpenStackError } from '../../src/openstack/errors';
+import { startSimulator, type Simulator } from '../../src/sim';
+import type { Cloud, CloudConfig } from '../../src/openstack/types';
+
+const durations = { create: 5, delete: 5 };
+/** The unversioned root, where Cinder serves its version document. */
+const ROOT = '^/volume/?$';
+
+describe('a forced Cinder API version', () => {
+  let sim: Simulator;
+  const clouds: Cloud[] = [];
+  const open = (overrides: Partial<CloudConfig>) => {
+    const c = createCloud(sim.cloudConfig(overrides), silentLogger);
+    clouds.push(c);
+    return c;
+  };
+  before(async () => {
+    // A Cinder from Xena on: v3 only.
+    sim = await startSimulator({ hypervisor: false, durations, cinderVersions: ['v3'] });
+  });
+  after(async () => {
+    for (const c of clouds) await c.close();
+    await sim.stop();
+  });
+
+  it('that Cinder does not offer fails every call, naming the setting and what Cinder offers', async () => {
+    const cloud = open({ blockStorageApiVersion: '2' });
+    await assert.rejects(cloud.blockStorage.features(), (e) => {
+      assert.ok(isOpenStackError(e, 'bad_request'), String(e));
+      assert.match(e.message, /block_storage_api_version \(volume_api_version in clouds\.yaml\) forces Cinder API v2/);
+      assert.match(e.message, /it offers v3\.0 \(CURRENT\)/);
+      return true;
+    });
+  });
+
+  it('never makes a delete of a volume that exists look like success', async () => {
+    const good = open({});
+    const v = await good.blockStorage.createVolume({ name: 'forced-v2-delete', size: 1 });
+    const forced = open({ blockStorageApiVersion: '2' });
+    await assert.rejects(forced.blockStorage.deleteVolume(v.id), (e) => isOpenStackError(e, 'bad_request'));
+    assert.equal((await good.blockStorage.getVolume(v.id)).id, v.id, 'the volume is still there');
+  });
+
+  it('that Cinder offers is used', async () => {
+    const cloud = open({ blockStorageApiVersion: '3' });
+    assert.equal((await cloud.blockStorage.features()).apiVersion, '3');
+  });
+
+  it('is trusted when the version document cannot be read at all', async () => {
+    const only2 = await startSimulator({ hypervisor: false, durations, cinderVersions: ['v2'] });
+    const cloud = createCloud(only2.cloudConfig({ blockStorageApiVersion: '2' }), silentLogger);
+    try {
+      only2.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, status: 404, times: Infinity });
+      const f = await cloud.blockStorage.features();
+      assert.equal(f.apiVersion, '2');
+      assert.deepEqual((await cloud.blockStorage.listVolumes({})).items, []);
+    } finally {
+      await cloud.close();
+      await only2.stop();
+    }
+  });
+});
