@@ -6,6 +6,7 @@ import type { Logger } from '../log';
 import { isOpenStackError, OpenStackError } from './errors';
 import type { HttpClient } from './http';
 import { negotiate } from './microversion';
+import { isRetryable, withRetry } from './retry';
 
 /** The newest Cinder microversion whose request and response shapes this module knows. */
 export const CINDER_MAX_MICROVERSION = '3.60';
@@ -93,26 +94,7 @@ export async function detectCinderApi(opts: {
   logger: Logger;
 }): Promise<CinderApi> {
   const root = unversionedRoot(opts.catalogUrl);
-  let versions: VersionEntry[] | null = null;
-  try {
-    const res = await opts.http.request<{ versions?: VersionEntry[] | { values?: VersionEntry[] } }>({
-      method: 'GET',
-      url: `${root}/`,
-      headers: { 'x-auth-token': opts.token },
-      signal: opts.signal,
-      okStatuses: [200, 300],
-    });
-    const v = res.body?.versions;
-    versions = Array.isArray(v) ? v : (v?.values ?? null);
-  } catch (err) {
-    if (opts.signal?.aborted) throw err;
-    // Some deployments hide the root behind a proxy; the catalog still says
-    // which API it points at.
-    opts.logger.warn(
-      { url: root, err: isOpenStackError(err) ? err.message : String(err) },
-      'cinder version document unavailable; using the version the catalog names',
-    );
-  }
+  const versions = await readVersionDocument(root, opts);
   const chosen = versions ? chooseFromVersions(versions, opts.forced) : null;
   if (chosen) {
     return { ...chosen, baseUrl: apiBaseUrl(opts.catalogUrl, chosen.apiVersion, opts.projectId) };
@@ -127,4 +109,49 @@ export async function detectCinderApi(opts: {
     microversion: fallback === '3' ? '3.0' : null,
     baseUrl: apiBaseUrl(opts.catalogUrl, fallback, opts.projectId),
   };
+}
+
+type Versions = { versions?: VersionEntry[] | { values?: VersionEntry[] } };
+
+/**
+ * The version document's entries; null when Cinder (or a proxy in front of
+ * it) answered that there is none (some deployments hide the root), which is
+ * as definitive as a document. A failure that may pass (5xx, reset, timeout)
+ * is retried with the module's retry policy and then thrown: answering the
+ * catalog's bare API for it would switch microversion features off until
+ * the process restarts, since the answer is kept.
+ */
+async function readVersionDocument(
+  root: string,
+  opts: { http: HttpClient; token: string; signal?: AbortSignal; logger: Logger },
+): Promise<VersionEntry[] | null> {
+  let body: Versions | null;
+  try {
+    const res = await withRetry(
+      () =>
+        opts.http.request<Versions | null>({
+          method: 'GET',
+          url: `${root}/`,
+          headers: { 'x-auth-token': opts.token },
+          signal: opts.signal,
+          okStatuses: [200, 300],
+        }),
+      { method: 'GET', signal: opts.signal, logger: opts.logger },
+    );
+    body = res.body;
+  } catch (err) {
+    if (!answeredWithoutDocument(err)) throw err;
+    opts.logger.warn({ url: root, err: err.message }, 'cinder version document unavailable; using the version the catalog names');
+    return null;
+  }
+  // A proxy's HTML page or an empty answer: no document either.
+  const v = typeof body === 'object' ? body?.versions : undefined;
+  const entries = Array.isArray(v) ? v : (v?.values ?? null);
+  if (!entries) opts.logger.warn({ url: root }, 'cinder answered without a version document; using the version the catalog names');
+  return entries;
+}
+
+/** A 4xx that is not worth another try: the root has no document for us, and will not have one on the next call either. */
+function answeredWithoutDocument(err: unknown): err is OpenStackError {
+  return isOpenStackError(err) && err.status !== undefined && err.status < 500 && !isRetryable(err);
 }

@@ -67,3 +67,54 @@ describe('a forced Cinder API version', () => {
     }
   });
 });
+
+describe('reading the version document', () => {
+  let sim: Simulator;
+  const clouds: Cloud[] = [];
+  const open = () => {
+    const c = createCloud(sim.cloudConfig(), silentLogger);
+    clouds.push(c);
+    return c;
+  };
+  const rootReads = () => Object.entries(sim.control.counters()).filter(([k]) => /^GET \/volume\/?$/.test(k)).reduce((n, [, v]) => n + v, 0);
+  before(async () => {
+    sim = await startSimulator({ hypervisor: false, durations });
+  });
+  after(async () => {
+    for (const c of clouds) await c.close();
+    await sim.stop();
+  });
+
+  it('retries a failed read, so one 503 does not cost the microversion', async () => {
+    sim.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, status: 503 });
+    const f = await open().blockStorage.features();
+    assert.equal(f.microversion, '3.60');
+    assert.equal(f.inUseExtend, true);
+  });
+
+  it('keeps no answer from a read that kept failing: the next call reads the document again', async () => {
+    sim.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, status: 503, times: Infinity });
+    const cloud = open();
+    try {
+      await assert.rejects(cloud.blockStorage.features(), (e) => isOpenStackError(e, 'unavailable'));
+    } finally {
+      sim.control.clearFaults();
+    }
+    const f = await cloud.blockStorage.features();
+    assert.equal(f.microversion, '3.60');
+    assert.equal(f.volumeFromBackup, true);
+  });
+
+  it('takes a 404 at the root for "no document": the catalog names the API, and the root is not asked again', async () => {
+    sim.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, status: 404, times: Infinity });
+    sim.control.resetCounters();
+    const cloud = open();
+    try {
+      assert.deepEqual(await cloud.blockStorage.features().then((f) => [f.apiVersion, f.microversion]), ['3', '3.0']);
+      await cloud.blockStorage.listVolumes({ limit: 1 });
+      assert.equal(rootReads(), 1);
+    } finally {
+      sim.control.clearFaults();
+    }
+  });
+});
