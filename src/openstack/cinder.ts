@@ -10,6 +10,7 @@ import { VOLUME_SERVICE_TYPES } from './catalog';
 import { detectCinderApi, type CinderApi } from './cinder-version';
 import { nextMarker, toAvailabilityZone, toBackup, toQuotaUsage, toSnapshot, toUserMessage, toVolume, toVolumeType } from './cinder-mapping';
 import { atLeast } from './microversion';
+import { raceSignal } from './race-signal';
 import { ServiceClient, type ServiceRequest } from './service';
 import type {
   AvailabilityZone,
@@ -34,6 +35,13 @@ import type {
 
 type Json = Record<string, unknown>;
 
+/**
+ * How long one detection of the Cinder API may take, retries included: long
+ * enough for the retry policy to ride out a restart of the API behind a
+ * load balancer, and no longer tied to whichever caller asked first.
+ */
+export const DETECTION_TIMEOUT_MS = 60_000;
+
 /** v1 has no paging: one list returns at most this many (Cinder's osapi_max_limit default). */
 export const V1_LIST_CAP = 1000;
 
@@ -50,28 +58,34 @@ export class Cinder implements BlockStorage {
     this.svc = new ServiceClient(identity, http, async (auth, opts) => (await this.detect(auth, opts)).baseUrl, log);
   }
 
-  /** Detected once; a failed detection is tried again on the next call. */
+  /**
+   * Detected once and shared; a failed detection is forgotten, so the next
+   * call detects again. The detection runs on its own clock: each caller
+   * waits for it only until its own deadline, and a caller that gives up
+   * does not fail the others waiting on it.
+   */
   private detect(auth: AuthState, opts: CallOptions): Promise<CinderApi> {
     if (!this.api) {
       const { url, serviceType } = this.identity.endpoint(auth, VOLUME_SERVICE_TYPES, this.config.endpointOverrides?.volume);
-      this.api = detectCinderApi({
+      const api = detectCinderApi({
         http: this.http,
         catalogUrl: url,
         serviceType,
         projectId: auth.projectId,
         token: auth.token,
         forced: this.config.blockStorageApiVersion,
-        signal: opts.signal,
+        signal: AbortSignal.timeout(DETECTION_TIMEOUT_MS),
         logger: this.log,
-      }).then((api) => {
-        this.log.info({ apiVersion: api.apiVersion, microversion: api.microversion, baseUrl: api.baseUrl }, 'cinder API chosen');
-        return api;
+      }).then((chosen) => {
+        this.log.info({ apiVersion: chosen.apiVersion, microversion: chosen.microversion, baseUrl: chosen.baseUrl }, 'cinder API chosen');
+        return chosen;
       });
-      this.api.catch(() => {
-        this.api = null;
+      this.api = api;
+      api.catch(() => {
+        if (this.api === api) this.api = null;
       });
     }
-    return this.api;
+    return raceSignal(this.api, opts.signal, 'the Cinder version document');
   }
 
   private async current(opts: CallOptions): Promise<CinderApi> {

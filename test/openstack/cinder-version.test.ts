@@ -118,3 +118,20 @@ describe('reading the version document', () => {
     }
   });
 });
+
+describe('callers sharing one detection', () => {
+  it('a caller whose deadline passes fails alone; the others get the answer', async (t) => {
+    const sim = await startSimulator({ hypervisor: false, durations });
+    const cloud = createCloud(sim.cloudConfig(), silentLogger);
+    t.after(async () => {
+      await cloud.close();
+      await sim.stop();
+    });
+    await cloud.authenticate();
+    sim.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, delayMs: 300 });
+    const impatient = cloud.blockStorage.features({ signal: AbortSignal.timeout(50) });
+    const patient = cloud.blockStorage.features();
+    await assert.rejects(impatient, (e) => isOpenStackError(e, 'timeout') && /waiting for the Cinder version document/.test(e.message));
+    assert.equal((await patient).microversion, '3.60');
+  });
+});
