@@ -24,6 +24,12 @@ export interface AuthState {
 /** Refresh when less than this share of the token's life is left (at most five minutes). */
 const REFRESH_FRACTION = 0.2;
 const MAX_REFRESH_MARGIN_MS = 5 * 60_000;
+/**
+ * While the current token has more than this left, a refresh runs in the
+ * background and calls go on with the current token; closer to the end they
+ * wait for the new one.
+ */
+export const KEEP_USING_MS = 30_000;
 
 export function identityVersion(auth: CloudCredentials): '2' | '3' {
   if (auth.authPlugin === 'rackspace') return '2';
@@ -140,15 +146,37 @@ export class Identity {
 
   /** A valid token and catalog: the cached one, or one fresh authentication shared with every concurrent caller. */
   async auth(opts: CallOptions = {}): Promise<AuthState> {
-    if (this.state && !this.needsRefresh(this.state)) return this.state;
+    const current = this.state;
+    if (current && !this.needsRefresh(current)) return current;
+    const fresh = this.refresh();
+    // Keystone briefly down must not fail the calls the current token still
+    // serves: while it has time left, they use it and the refresh goes on
+    // without them (tried again by the next call if it fails).
+    if (current && current.expiresAt.getTime() - Date.now() > KEEP_USING_MS) return current;
+    return raceSignal(fresh, opts.signal, 'keystone');
+  }
+
+  /** The one authentication under way, started if there is none. */
+  private refresh(): Promise<AuthState> {
     if (!this.inflight) {
       // The shared authentication is bounded by its own timeouts, not by the
       // first caller's deadline: one impatient caller must not fail the rest.
-      this.inflight = this.authenticateOnce().finally(() => {
+      const inflight = this.authenticateOnce().finally(() => {
         this.inflight = null;
       });
+      this.inflight = inflight;
+      // A background refresh may have no one waiting on it: its failure ends here.
+      inflight.catch(() => {
+        const s = this.state;
+        if (s && s.expiresAt.getTime() > Date.now()) {
+          this.log.warn(
+            { cloud: this.config.name, expiresAt: s.expiresAt.toISOString() },
+            'keystone token refresh failed; the current token is used while it lasts',
+          );
+        }
+      });
     }
-    return raceSignal(this.inflight, opts.signal, 'keystone');
+    return this.inflight;
   }
 
   /** After a 401: forget this token (if it is still the current one) so the next call authenticates. */

@@ -1,0 +1,87 @@
+// The shared Keystone token: when it is refreshed, and what a refresh that
+// fails does to the calls the current token still serves. Keystone is a fake
+// here, on a mocked clock.
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { silentLogger } from '../../src/log';
+import { OpenStackError } from '../../src/openstack/errors';
+import type { HttpClient, HttpRequest, HttpResponse } from '../../src/openstack/http';
+import { Identity, KEEP_USING_MS } from '../../src/openstack/keystone';
+import type { CloudConfig } from '../../src/openstack/types';
+
+const T0 = Date.parse('2030-01-01T00:00:00Z');
+const HOUR = 3_600_000;
+
+const config: CloudConfig = {
+  name: 'fake',
+  auth: { authUrl: 'http://keystone.invalid/v3', authPlugin: 'password', username: 'u', password: 'p', projectId: 'p1', identityApiVersion: '3' },
+  interface: 'public',
+  tls: { verify: true },
+  blockStorageApiVersion: 'auto',
+  requestTimeoutMs: 1_000,
+};
+
+/** A Keystone issuing tokens of `lifetimeMs`; `down` makes it answer 503. */
+function fakeKeystone(lifetimeMs: number) {
+  const k = {
+    down: false,
+    issued: 0,
+    async request<T>(_req: HttpRequest): Promise<HttpResponse<T>> {
+      if (k.down) throw new OpenStackError('unavailable', 'POST /v3/auth/tokens: 503 Service Unavailable', { status: 503 });
+      const now = Date.now();
+      k.issued++;
+      const body = { token: { expires_at: new Date(now + lifetimeMs).toISOString(), project: { id: 'p1' }, catalog: [] } };
+      return { status: 201, headers: { 'x-subject-token': `token-${k.issued}`, date: new Date(now).toUTCString() }, body: body as T };
+    },
+  };
+  return k;
+}
+
+function identityWith(t: TestContext, keystone: ReturnType<typeof fakeKeystone>): Identity {
+  t.mock.timers.enable({ apis: ['Date'], now: T0 });
+  return new Identity(config, keystone as unknown as HttpClient, silentLogger);
+}
+
+/** Until the refresh under way has settled (a failing one spends a few seconds in retries). */
+async function settled(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(done(), 'the refresh did not settle');
+}
+
+describe('keystone token refresh', () => {
+  it('in the refresh window, a Keystone that is down does not fail calls the current token still serves', async (t) => {
+    const keystone = fakeKeystone(HOUR);
+    const id = identityWith(t, keystone);
+    assert.equal((await id.auth()).token, 'token-1');
+    // Four minutes left: inside the five-minute refresh window.
+    t.mock.timers.setTime(T0 + HOUR - 4 * 60_000);
+    keystone.down = true;
+    assert.equal((await id.auth()).token, 'token-1');
+    await settled(() => id.health().lastError !== undefined);
+    const h = id.health();
+    assert.equal(h.ready, true, 'the current token is still good');
+    assert.match(h.lastError ?? '', /503/, 'health says the refresh failed');
+    assert.equal((await id.auth()).token, 'token-1');
+  });
+
+  it('in the refresh window, calls go on with the current token while the new one is fetched', async (t) => {
+    const keystone = fakeKeystone(HOUR);
+    const id = identityWith(t, keystone);
+    await id.auth();
+    t.mock.timers.setTime(T0 + HOUR - 4 * 60_000);
+    assert.equal((await id.auth()).token, 'token-1');
+    await settled(() => id.authentications === 2);
+    assert.equal((await id.auth()).token, 'token-2');
+  });
+
+  it(`with ${KEEP_USING_MS / 1000} s or less left, calls wait for the new token, and fail if Keystone does`, async (t) => {
+    const keystone = fakeKeystone(HOUR);
+    const id = identityWith(t, keystone);
+    await id.auth();
+    t.mock.timers.setTime(T0 + HOUR - KEEP_USING_MS + 1_000);
+    assert.equal((await id.auth()).token, 'token-2');
+    t.mock.timers.setTime(T0 + 2 * HOUR - KEEP_USING_MS + 1_000);
+    keystone.down = true;
+    await assert.rejects(id.auth(), (e) => e instanceof OpenStackError && e.kind === 'unavailable');
+  });
+});
