@@ -2,7 +2,9 @@
 // v2.0 (password, token, Rackspace RAX-KSKEY api key). One cached token per
 // cloud, shared by every call, refreshed before it expires; concurrent callers
 // share one authentication (single-flight); a 401 from a service invalidates
-// the token so the next call authenticates once more.
+// the token so the next call authenticates once more. The token's lifetime is
+// read on Keystone's clock (expires_at less its Date header), so a skewed
+// local clock neither re-authenticates on every call nor uses a dead token.
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
 import type { HttpClient } from './http';
@@ -13,9 +15,12 @@ import type { CallOptions, CloudConfig, CloudCredentials, IdentityHealth } from 
 
 export interface AuthState {
   token: string;
+  /** Keystone's expires_at, on Keystone's clock. */
   expiresAt: Date;
-  /** Local clock when the token arrived: the lifetime is measured from here. */
+  /** Local clock when the token was asked for: the lifetime is measured from here. */
   obtainedAt: number;
+  /** Local clock when the token expires (see localExpiry). */
+  validUntil: number;
   projectId?: string;
   catalog: CatalogEndpoint[];
   identityVersion: '2' | '3';
@@ -30,6 +35,17 @@ const MAX_REFRESH_MARGIN_MS = 5 * 60_000;
  * wait for the new one.
  */
 export const KEEP_USING_MS = 30_000;
+
+/**
+ * When a token expires by the local clock. Keystone states expires_at on its
+ * own clock; less its Date header (whole seconds, so one more second off) that
+ * is the lifetime, counted here from when the token was asked for: a little
+ * early, never late. Without a usable Date, expires_at as it stands.
+ */
+export function localExpiry(expiresAt: Date, dateHeader: string | undefined, askedAt: number): number {
+  const lifetime = expiresAt.getTime() - (dateHeader ? Date.parse(dateHeader) + 1000 : NaN);
+  return Number.isFinite(lifetime) && lifetime > 0 ? askedAt + lifetime : expiresAt.getTime();
+}
 
 export function identityVersion(auth: CloudCredentials): '2' | '3' {
   if (auth.authPlugin === 'rackspace') return '2';
@@ -152,7 +168,7 @@ export class Identity {
     // Keystone briefly down must not fail the calls the current token still
     // serves: while it has time left, they use it and the refresh goes on
     // without them (tried again by the next call if it fails).
-    if (current && current.expiresAt.getTime() - Date.now() > KEEP_USING_MS) return current;
+    if (current && current.validUntil - Date.now() > KEEP_USING_MS) return current;
     return raceSignal(fresh, opts.signal, 'keystone');
   }
 
@@ -168,7 +184,7 @@ export class Identity {
       // A background refresh may have no one waiting on it: its failure ends here.
       inflight.catch(() => {
         const s = this.state;
-        if (s && s.expiresAt.getTime() > Date.now()) {
+        if (s && s.validUntil > Date.now()) {
           this.log.warn(
             { cloud: this.config.name, expiresAt: s.expiresAt.toISOString() },
             'keystone token refresh failed; the current token is used while it lasts',
@@ -186,7 +202,7 @@ export class Identity {
 
   health(): IdentityHealth {
     const s = this.state;
-    const ready = s !== null && s.expiresAt.getTime() > Date.now();
+    const ready = s !== null && s.validUntil > Date.now();
     return { ready, lastError: this.lastError, projectId: s?.projectId, tokenExpiresAt: s?.expiresAt };
   }
 
@@ -199,9 +215,9 @@ export class Identity {
   }
 
   private needsRefresh(s: AuthState): boolean {
-    const lifetime = s.expiresAt.getTime() - s.obtainedAt;
+    const lifetime = s.validUntil - s.obtainedAt;
     const margin = Math.min(MAX_REFRESH_MARGIN_MS, lifetime * REFRESH_FRACTION);
-    return Date.now() >= s.expiresAt.getTime() - margin;
+    return Date.now() >= s.validUntil - margin;
   }
 
   private async authenticateOnce(): Promise<AuthState> {
@@ -230,6 +246,7 @@ export class Identity {
   }
 
   private async authV3(base: string): Promise<AuthState> {
+    const askedAt = Date.now();
     const res = await this.http.request<V3TokenBody>({
       method: 'POST',
       url: `${base}/auth/tokens`,
@@ -240,10 +257,12 @@ export class Identity {
     if (!token || !body?.expires_at) {
       throw new OpenStackError('unavailable', 'keystone v3 answered without a token or an expiry', { method: 'POST', path: '/auth/tokens' });
     }
+    const expiresAt = new Date(body.expires_at);
     return {
       token,
-      expiresAt: new Date(body.expires_at),
-      obtainedAt: Date.now(),
+      expiresAt,
+      obtainedAt: askedAt,
+      validUntil: localExpiry(expiresAt, res.headers.date, askedAt),
       projectId: body.project?.id,
       catalog: parseV3Catalog(body.catalog),
       identityVersion: '3',
@@ -251,6 +270,7 @@ export class Identity {
   }
 
   private async authV2(base: string): Promise<AuthState> {
+    const askedAt = Date.now();
     const res = await this.http.request<V2TokenBody>({
       method: 'POST',
       url: `${base}/tokens`,
@@ -260,10 +280,12 @@ export class Identity {
     if (!access?.token?.id || !access.token.expires) {
       throw new OpenStackError('unavailable', 'keystone v2.0 answered without a token or an expiry', { method: 'POST', path: '/tokens' });
     }
+    const expiresAt = new Date(access.token.expires);
     return {
       token: access.token.id,
-      expiresAt: new Date(access.token.expires),
-      obtainedAt: Date.now(),
+      expiresAt,
+      obtainedAt: askedAt,
+      validUntil: localExpiry(expiresAt, res.headers.date, askedAt),
       projectId: access.token.tenant?.id,
       catalog: parseV2Catalog(access.serviceCatalog),
       identityVersion: '2',

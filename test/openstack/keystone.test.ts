@@ -1,12 +1,13 @@
-// The shared Keystone token: when it is refreshed, and what a refresh that
-// fails does to the calls the current token still serves. Keystone is a fake
-// here, on a mocked clock.
+// The shared Keystone token: when it is refreshed, what a refresh that fails
+// does to the calls the current token still serves, and how its lifetime is
+// read when the local clock and Keystone's disagree. Keystone is a fake here
+// (the clock is mocked, so Keystone's Date header is whatever the test says).
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../src/log';
 import { OpenStackError } from '../../src/openstack/errors';
 import type { HttpClient, HttpRequest, HttpResponse } from '../../src/openstack/http';
-import { Identity, KEEP_USING_MS } from '../../src/openstack/keystone';
+import { Identity, KEEP_USING_MS, localExpiry } from '../../src/openstack/keystone';
 import type { CloudConfig } from '../../src/openstack/types';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -21,14 +22,14 @@ const config: CloudConfig = {
   requestTimeoutMs: 1_000,
 };
 
-/** A Keystone issuing tokens of `lifetimeMs`; `down` makes it answer 503. */
-function fakeKeystone(lifetimeMs: number) {
+/** A Keystone issuing tokens of `lifetimeMs` on a clock `skewMs` ahead of the local one; `down` makes it answer 503. */
+function fakeKeystone(lifetimeMs: number, skewMs = 0) {
   const k = {
     down: false,
     issued: 0,
     async request<T>(_req: HttpRequest): Promise<HttpResponse<T>> {
       if (k.down) throw new OpenStackError('unavailable', 'POST /v3/auth/tokens: 503 Service Unavailable', { status: 503 });
-      const now = Date.now();
+      const now = Date.now() + skewMs;
       k.issued++;
       const body = { token: { expires_at: new Date(now + lifetimeMs).toISOString(), project: { id: 'p1' }, catalog: [] } };
       return { status: 201, headers: { 'x-subject-token': `token-${k.issued}`, date: new Date(now).toUTCString() }, body: body as T };
@@ -83,5 +84,35 @@ describe('keystone token refresh', () => {
     t.mock.timers.setTime(T0 + 2 * HOUR - KEEP_USING_MS + 1_000);
     keystone.down = true;
     await assert.rejects(id.auth(), (e) => e instanceof OpenStackError && e.kind === 'unavailable');
+  });
+});
+
+describe('keystone token lifetime on a skewed clock', () => {
+  it('a local clock two hours ahead of Keystone does not re-authenticate on every call', async (t) => {
+    const keystone = fakeKeystone(HOUR, -2 * HOUR);
+    const id = identityWith(t, keystone);
+    await id.auth();
+    await id.auth();
+    t.mock.timers.setTime(T0 + 30 * 60_000);
+    await id.auth();
+    assert.equal(keystone.issued, 1);
+    assert.equal(id.health().ready, true);
+  });
+
+  it('a local clock two hours behind Keystone refreshes before the token dies', async (t) => {
+    const keystone = fakeKeystone(HOUR, 2 * HOUR);
+    const id = identityWith(t, keystone);
+    await id.auth();
+    // Keystone's clock says the token is dead; expires_at read on the local clock would say it has two hours left.
+    t.mock.timers.setTime(T0 + HOUR);
+    assert.equal(id.health().ready, false);
+    assert.equal((await id.auth()).token, 'token-2');
+  });
+
+  it('reads the lifetime as expires_at less Date, a second short for its whole seconds, and trusts expires_at without a Date', () => {
+    const expires = new Date('2030-01-01T01:00:00.000Z');
+    assert.equal(localExpiry(expires, 'Tue, 01 Jan 2030 00:00:00 GMT', 5_000), 5_000 + HOUR - 1_000);
+    assert.equal(localExpiry(expires, undefined, 5_000), expires.getTime());
+    assert.equal(localExpiry(expires, 'not a date', 5_000), expires.getTime());
   });
 });
