@@ -1,6 +1,7 @@
 // Nova compute v2.1: servers (read only) and their volume attachments, with
 // the microversion rules that matter to a CSI driver (2.60 for multiattach,
 // 2.70 tag, 2.79 delete_on_termination, 2.89 attachment and BDM IDs).
+import { randomUUID } from 'node:crypto';
 import { httpError, objectField, str, type Reply, type RequestContext, type Route } from './http';
 import { atLeast, negotiate, type Microversion } from './microversion';
 import type { AttachmentRecord, CloudState, InstanceRecord } from './state';
@@ -20,6 +21,15 @@ export function deviceName(index: number): string {
     n = Math.floor(n / 26) - 1;
   } while (n >= 0);
   return `/dev/vd${s}`;
+}
+
+/**
+ * The volume states Cinder reserves an attachment from (volume API
+ * _attachment_reserve). Not 'reserved': a multiattach volume being attached
+ * elsewhere takes no second attachment until that one is done.
+ */
+function reservable(vol: { multiattach: boolean }): string[] {
+  return vol.multiattach ? ['available', 'in-use', 'downloading'] : ['available', 'downloading'];
 }
 
 export class NovaApi {
@@ -165,10 +175,15 @@ export class NovaApi {
       throw httpError('compute', 400, 'Multiattach volumes are only supported starting with compute API version 2.60.');
     }
     if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} is already attached to instances: ${inst.id}`);
-    const reservable = vol.multiattach ? ['available', 'in-use', 'reserved', 'downloading'] : ['available', 'downloading'];
-    if (!reservable.includes(vol.status)) {
-      // Cinder refuses the attachment; Nova reports Cinder's reason as invalid input.
-      throw httpError('compute', 400, `Invalid input received: Invalid volume: Volume ${vol.id} status must be available or downloading to reserve, but the current status is ${vol.status}. (HTTP 400)`);
+    if (!reservable(vol).includes(vol.status)) {
+      // Cinder refuses the attachment (InvalidVolume, 400); Nova wraps
+      // cinderclient's text for it in InvalidInput and answers 400.
+      throw httpError(
+        'compute',
+        400,
+        `Invalid input received: Invalid volume: Volume ${vol.id} status must be ${reservable(vol).join(' or ')} to reserve, ` +
+          `but the current status is ${vol.status}. (HTTP 400) (Request-ID: req-${randomUUID()})`,
+      );
     }
     // Nova's [cinder] cross_az_attach defaults to True, so zones are not compared here.
     if (inst.attachments.size >= this.opts.maxVolumesPerInstance) {

@@ -401,8 +401,9 @@ export class CloudState {
 
   /**
    * Nova's attach flow as Cinder sees it: the attachment is reserved at once
-   * ('reserved'), the compute host connects it ('attaching') and completes it
-   * ('in-use'). A multiattach volume already in use stays 'in-use'.
+   * ('reserved', even for a multiattach volume already in use, as Cinder's
+   * conditional update does), the compute host connects it ('attaching') and
+   * completes it ('in-use').
    */
   attach(vol: VolumeRecord, inst: InstanceRecord, device: string): AttachmentRecord {
     const a: AttachmentRecord = {
@@ -418,13 +419,12 @@ export class CloudState {
     };
     vol.attachments.push(a);
     inst.attachments.set(vol.id, a);
-    const wasInUse = vol.status === 'in-use';
-    if (!wasInUse) this.setVolumeStatus(vol, 'reserved');
+    this.setVolumeStatus(vol, 'reserved');
     const total = this.durations.attach;
     this.after(Math.floor(total / 2), () => {
       if (a.state !== 'reserved') return;
       a.state = 'attaching';
-      if (!wasInUse && vol.status === 'reserved') this.setVolumeStatus(vol, 'attaching');
+      if (vol.status === 'reserved') this.setVolumeStatus(vol, 'attaching');
     });
     this.change(total, () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot, a.accessMode === 'ro'), () => {
       a.state = 'attached';
@@ -433,7 +433,6 @@ export class CloudState {
     }, () => {
       // Nova rolls a failed attach back: the mapping and the attachment go away.
       this.dropAttachment(vol, inst, a);
-      this.setVolumeStatus(vol, vol.attachments.some((x) => x.state === 'attached') ? 'in-use' : 'available');
     });
     return a;
   }
@@ -441,10 +440,7 @@ export class CloudState {
   detach(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
     a.state = 'detaching';
     this.setVolumeStatus(vol, 'detaching');
-    const finish = (): void => {
-      this.dropAttachment(vol, inst, a);
-      this.setVolumeStatus(vol, vol.attachments.some((x) => x.state === 'attached') ? 'in-use' : 'available');
-    };
+    const finish = (): void => this.dropAttachment(vol, inst, a);
     this.change(this.durations.detach, () => this.hypervisor.detach(vol.id, inst.id), finish, finish);
   }
 
@@ -453,15 +449,21 @@ export class CloudState {
     for (const a of [...inst.attachments.values()]) {
       const vol = this.volumes.get(a.volumeId);
       await this.hypervisor.detach(a.volumeId, inst.id).catch((err: unknown) => this.logger.error({ err }, 'sim: detach on instance delete failed'));
-      if (!vol) continue;
-      this.dropAttachment(vol, inst, a);
-      this.setVolumeStatus(vol, vol.attachments.some((x) => x.state === 'attached') ? 'in-use' : 'available');
+      if (vol) this.dropAttachment(vol, inst, a);
     }
   }
 
+  /**
+   * An attachment removed: the volume takes the status of the furthest one
+   * left, as Cinder's attachment_delete does (attached > attaching >
+   * detaching > reserved), else 'available'.
+   */
   private dropAttachment(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
     vol.attachments = vol.attachments.filter((x) => x !== a);
     if (inst.attachments.get(vol.id) === a) inst.attachments.delete(vol.id);
+    const left = new Set(vol.attachments.map((x) => x.state));
+    const furthest = (['attached', 'attaching', 'detaching', 'reserved'] as const).find((st) => left.has(st));
+    this.setVolumeStatus(vol, furthest === undefined ? 'available' : furthest === 'attached' ? 'in-use' : furthest);
   }
 
   // -------------------------------------------------------------- timing

@@ -91,6 +91,28 @@ describe('sim nova', () => {
     await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
   });
 
+  it("a multiattach volume is 'reserved' while each attach is made, from in-use too; a second one meanwhile gets Cinder's refusal", async () => {
+    const id = await availableVolume(s, { size: 1, volume_type: 'multiattach' });
+    const other = sim.instances[1].id;
+    assert.equal((await attach(id, '2.60')).status, 200);
+    assert.equal(await volumeStatus(s, id), 'reserved');
+    const meanwhile = await attach(id, '2.60', other);
+    assert.equal(meanwhile.status, 400);
+    assert.match(
+      meanwhile.body.badRequest.message,
+      new RegExp(`^Invalid input received: Invalid volume: Volume ${id} status must be available or in-use or downloading to reserve, but the current status is reserved\\. \\(HTTP 400\\) \\(Request-ID: req-[0-9a-f-]{36}\\)$`),
+    );
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+    assert.equal((await attach(id, '2.60', other)).status, 200);
+    assert.equal(await volumeStatus(s, id), 'reserved', 'Cinder reserves an in-use multiattach volume too');
+    await waitFor(async () => (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume, (v) => v.attachments.length === 2 && v.status === 'in-use');
+    for (const srv of [server, other]) {
+      assert.equal((await call('DELETE', `${s.compute}/servers/${srv}/os-volume_attachments/${id}`, { token: s.token })).status, 202);
+      await waitFor(() => volumeStatus(s, id), (st) => st !== 'detaching');
+    }
+    assert.equal(await volumeStatus(s, id), 'available');
+  });
+
   it('detaching while still attaching is refused; over the per-instance limit is 403', async () => {
     const ids = [await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 })];
     const devices: string[] = [];
