@@ -14,6 +14,7 @@ import { capabilityProblem, isMultiNode } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow, translate } from './os-errors';
+import { OneAtATime } from './one-at-a-time';
 import { publishedNodeIds } from './views';
 
 /** publish_context keys. DevicePath is the Go plugin's key; the node treats it as a hint and verifies the disk's serial. */
@@ -42,12 +43,31 @@ interface Pair {
   serverId: string;
 }
 
+/**
+ * Publishes of one volume run one at a time. Cinder refuses to reserve a
+ * multiattach volume while another attach of it is under way (Nova answers
+ * 400, "...the current status is reserved"), so publishing one volume to
+ * several nodes at once would fail all but the first.
+ */
+const publishing = new OneAtATime();
+
 export async function publishVolume(env: ControllerEnv, req: ControllerPublishVolumeRequest__Output, op: Op): Promise<ControllerPublishVolumeResponse> {
   const csiId = requireField(req.volume_id, 'volume_id');
   const serverId = requireField(req.node_id, 'node_id');
   const cap = requireField(req.volume_capability, 'volume_capability');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const pair: Pair = { cloud, csiId, volumeId: id, serverId };
+  return publishing.run(`${cloud.name}/${id}`, op.signal, `the other publishes of volume ${csiId}`, () => publishOnce(env, req, pair, cap, op));
+}
+
+async function publishOnce(
+  env: ControllerEnv,
+  req: ControllerPublishVolumeRequest__Output,
+  pair: Pair,
+  cap: VolumeCapability__Output,
+  op: Op,
+): Promise<ControllerPublishVolumeResponse> {
+  const { cloud, csiId, volumeId: id, serverId } = pair;
 
   // No look at the server first: Nova's attach answers 404 for an unknown
   // server (see attach()), and an attachment already there proves it exists.
@@ -119,6 +139,9 @@ async function setReadonlyFlag(pair: Pair, volume: Volume, readonly: boolean, op
   );
 }
 
+/** Cinder's reserve refusal for a volume in the middle of another attach or a detach (not anchored: Nova appends a request ID). */
+const MID_CHANGE = /to reserve, but the current status is (reserved|attaching|detaching)\b/;
+
 /** Volume states of an attach under way. */
 const PENDING_ATTACH = ['reserved', 'attaching'];
 
@@ -169,7 +192,12 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output,
     throw translate(err, {
       over_quota: (m) => resourceExhausted(`server ${serverId} cannot take more volumes: ${m}; schedule the pod elsewhere or detach volumes`),
       forbidden: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
-      bad_request: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
+      bad_request: (m) =>
+        refusedForRoom(m) ??
+        // Cinder's reserve refuses a volume mid-attach or mid-detach (someone else's, outside this driver): it passes.
+        (MID_CHANGE.test(m)
+          ? aborted(`volume ${csiId} is being attached or detached elsewhere: ${m}; the CO retries`)
+          : failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`)),
       // Nova answers 409 while the server is busy (building, migrating, another attach).
       conflict: (m) => aborted(`Nova cannot attach to server ${serverId} right now: ${m}; the CO retries`),
       // The volume was just read from Cinder, so what Nova cannot find is the server.

@@ -120,7 +120,7 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await unpublish(id, nodeA);
   });
 
-  it('attaches a multiattach volume to two servers and detaches one without touching the other', async () => {
+  it('attaches a multiattach volume to two servers at once (one after the other: Cinder reserves one attach at a time)', async () => {
     const id = await h.createVolume('pvc-publish-multi', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     await Promise.all([publish(id, nodeA, { volume_capability: BLOCK_RWX }), publish(id, nodeB, { volume_capability: BLOCK_RWX })]);
     let v = await h.cloud.blockStorage.getVolume(id);
@@ -131,6 +131,37 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeB]);
     await unpublish(id, nodeB);
     assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+  });
+
+  it('answers ABORTED (the CO retries) while someone else is attaching the multiattach volume', async () => {
+    const id = await h.createVolume('pvc-publish-busy', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    h.driver.sim.control.setDurations({ attach: 800 });
+    try {
+      // Another actor (not this driver) attaches it to server B: Cinder holds it 'reserved', then 'attaching'.
+      await h.cloud.compute.attachVolume(nodeB, id, { multiattach: true });
+      const err = await expectCode(publish(id, nodeA, { volume_capability: BLOCK_RWX }), Code.ABORTED);
+      assert.match(err.details, /is '(reserved|attaching)'; it can be attached when Cinder has finished/);
+      await h.cloud.waiter.volume(id, { target: ['in-use'], transient: ['reserved', 'attaching'] });
+      // Had the other attach begun between the driver's look and its request, Nova's answer is Cinder's refusal to reserve.
+      h.driver.sim.control.addFault({
+        service: 'compute',
+        method: 'POST',
+        pathPattern: 'os-volume_attachments$',
+        status: 400,
+        body: {
+          badRequest: {
+            code: 400,
+            message: `Invalid input received: Invalid volume: Volume ${id} status must be available or in-use or downloading to reserve, but the current status is attaching. (HTTP 400) (Request-ID: req-1)`,
+          },
+        },
+      });
+      const raced = await expectCode(publish(id, nodeA, { volume_capability: BLOCK_RWX }), Code.ABORTED);
+      assert.match(raced.details, /being attached or detached elsewhere/);
+      await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+    } finally {
+      h.driver.sim.control.setDurations({ attach: 50 });
+    }
+    await unpublish(id, '');
   });
 
   it('answers RESOURCE_EXHAUSTED when the server has no free disk slot', async () => {
