@@ -171,6 +171,9 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
       // Connect only now: a channel whose first attempt found no socket backs off for a second and
       // fails calls at once meanwhile (seen once in CI).
       clients = connect(`unix://${socketPath}`);
+      // The socket file exists from bind(); listen() follows a moment later, and a connect in between is refused.
+      const identity = clients.identity;
+      await new Promise<void>((resolve, reject) => identity.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
       assert.deepEqual(await call(clients.identity, 'Probe', {}, { deadlineMs: 5000 }), { ready: { value: true } });
       // The launcher execs Node in its own place (same pid), with the node plugin's memory flags.
       assert.deepEqual(nodeFlags(child.pid!), viaLauncher ? ['--jitless', '--single-threaded', '--no-expose-wasm'] : []);

@@ -126,9 +126,9 @@ describe('sim hypervisor (loop devices)', { skip: notRoot }, () => {
 
   it('stop() frees every loop device and removes its state', async () => {
     // Left attached by the previous test on purpose: stop() must clean them up.
-    const before = loopsBackedUnder(stateDir);
+    assert.ok(loopsBackedUnder(stateDir).length > 0, 'the previous test left loop devices attached');
     await sim.stop();
-    for (const dev of before) assert.equal(existsSync(`/sys/block/${path.basename(dev)}/loop/backing_file`), false, `${dev} still bound`);
+    // By backing file, not by name: other tests may bind a freed loop number again at once.
     assert.deepEqual(loopsBackedUnder(stateDir), []);
     assert.equal(existsSync(stateDir), false);
   });
