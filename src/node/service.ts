@@ -360,6 +360,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const others = (await mountedTargets(record, signal)).filter((t) => t !== targetPath);
       if (others.length > 0) throw failedPrecondition(`volume ${volumeId} (${cap.mode}) is already published at ${others.join(', ')}`);
     }
+    // A recorded publish here whose bind has gone (unmounted by someone else): its view goes with it.
+    const stale = record.targets.find((t) => t.path === targetPath);
+    if (stale?.readOnlyView) await removeReadOnlyView(stale.readOnlyView, record.device, signal);
     const created = await ensureFile(targetPath);
     let view: string | null = null;
     let bound = false;
@@ -391,6 +394,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
     return view ? { path: targetPath, readOnlyView: view } : undefined;
   }
 
+  /** The read-only view of the record's disk bound at `target` (a block device node there), or null. */
+  async function unrecordedView(target: string, record: BlockStaging, signal: AbortSignal): Promise<string | null> {
+    const node = await bigStatOrNull(target);
+    if (!node?.isBlockDevice() || !(await findMountAt(target, signal))) return null;
+    return readOnlyViewOf(formatDeviceNumber(node.rdev), record.device, settings.sysfsRoot, signal);
+  }
+
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
     const volumeId = requireField(req.volume_id, 'volume_id');
     const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
@@ -414,6 +424,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx.annotate({ volume_id: volumeId, target_path: targetPath });
     await inflight.run(volumeId, 'NodeUnpublishVolume', req, ctx.signal, async (signal) => {
       const target = await canonicalPath(targetPath);
+      const record = await store.get(volumeId);
+      const published = record?.targets.find((t) => t.path === target);
+      // A read-only view bound here by a publish that died before recording it: found by the device bound here.
+      const stray = record && !published ? await unrecordedView(target, record, signal) : null;
       const unmounted = await unmountAll(target, signal);
       const left = await lstatOrNull(target);
       if (left?.isDirectory()) {
@@ -425,12 +439,14 @@ export function createNodeService(settings: NodeSettings): NodeService {
         }
         await unlink(target);
       }
-      const record = await store.get(volumeId);
-      const published = record?.targets.find((t) => t.path === target);
       if (record && published) {
         if (published.readOnlyView) await removeReadOnlyView(published.readOnlyView, record.device, signal);
         record.targets = record.targets.filter((t) => t !== published);
         await store.put(record);
+      }
+      if (stray) {
+        await removeReadOnlyView(stray, record!.device, signal);
+        ctx.log.warn({ targetPath: target, view: stray }, 'detached a read-only view that a publish left unrecorded');
       }
       if (unmounted || left) ctx.log.info({ targetPath: target }, 'unpublished volume');
     });

@@ -1,6 +1,6 @@
 // Raw block staging leaves no mount to find later, so we remember it: one
 // small JSON file per volume under the state directory, replaced atomically.
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isMissing } from './paths';
@@ -44,12 +44,35 @@ export class StagingStore {
     }
   }
 
+  /**
+   * Replace the record: written to a temporary file and flushed to disk before
+   * the rename, and the directory flushed after it, so a node that loses power
+   * has the old record or the new one, never an empty file. A failed write
+   * leaves no temporary file behind.
+   */
   async put(record: BlockStaging): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.file(record.volumeId);
     const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(record, null, 2), { mode: 0o600 });
-    await rename(tmp, file);
+    try {
+      const handle = await open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(record, null, 2));
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const dir = await open(this.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
   }
 
   async remove(volumeId: string): Promise<void> {

@@ -5,7 +5,7 @@
 // fails if anything was left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, open, readFile, stat, statfs, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, statfs, symlink, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -408,6 +408,7 @@ test('raw block publish: a record that cannot be saved undoes the bind and the v
     assert.equal(await findMountAt(p), undefined, 'the bind was undone');
     await assert.rejects(stat(p), { code: 'ENOENT' }, 'the target file we made was removed');
     assert.deepEqual(await box.viewsOfOurLoops(), [], 'no read-only view was left behind');
+    assert.deepEqual((await readdir(records)).filter((f) => f.endsWith('.tmp')), [], 'no half-written record was left behind');
   }
   await run('mount', ['-o', 'remount,size=1m', records]);
 
@@ -423,6 +424,40 @@ test('raw block publish: a record that cannot be saved undoes the bind and the v
   await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published at .*pod\/mount, .*pod\/mount-ro/);
   for (const p of [target, roTarget]) await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
   assert.deepEqual(await box.viewsOfOurLoops(), [], 'the recorded view was detached at unpublish');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('raw block unpublish detaches a read-only view a crashed publish bound and never recorded', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-stray-view');
+  const cap = blockCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  // The plugin died after binding a view and before saving the record; kubelet then unpublishes instead of retrying.
+  const view = (await run('losetup', ['--read-only', '--find', '--show', loop.path])).stdout.trim();
+  await writeFile(target, '');
+  await run('mount', ['--bind', view, target]);
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await assert.rejects(stat(target), { code: 'ENOENT' });
+  assert.deepEqual(await box.viewsOfOurLoops(), [], 'the unrecorded view was detached');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('raw block publish again at a target whose bind someone removed replaces its read-only view, leaking none', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-republish');
+  const cap = blockCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap, true), ctx('NodePublishVolume'));
+  const [first] = await box.viewsOfOurLoops();
+  assert.ok(first);
+  await run('umount', [target]); // not through the driver
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap, true), ctx('NodePublishVolume'));
+  const views = await box.viewsOfOurLoops();
+  assert.equal(views.length, 1, `one view, not ${JSON.stringify(views)}`);
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  assert.deepEqual(await box.viewsOfOurLoops(), []);
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
