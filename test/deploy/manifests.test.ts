@@ -46,6 +46,7 @@ interface Volume {
   name: string;
   hostPath?: { path: string };
   secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
+  configMap?: { name: string };
   emptyDir?: Obj;
 }
 interface PodSpec {
@@ -329,18 +330,42 @@ test('every plugin container passes only flags our CLI accepts, in the right mod
     assert.equal(opts.mode, mode);
     assert.equal(opts.sim, false, 'a cluster deployment never runs the simulator');
     assert.ok(opts.config, `${w.metadata.name} passes --config`);
-    // The config file is the key cloud.yaml of the mounted Secret, and the
-    // whole Secret is mounted: a CA bundle or client certificate stored beside
-    // cloud.yaml is a file next to it, where the config can name it.
     const { mount, rest } = volumeFor(c, opts.config);
-    const secret = volume(w, mount.name).secret;
-    assert.ok(secret, `${opts.config} comes from a Secret`);
-    assert.equal(secret.secretName, 'cinder-csi-config');
-    assert.equal(rest, 'cloud.yaml', `${opts.config} is the Secret's cloud.yaml`);
-    assert.equal(secret.items, undefined, `${w.metadata.name} mounts every key of the Secret, not only cloud.yaml`);
     assert.equal(mount.readOnly, true);
+    if (mode === 'controller') {
+      // The config file is the key cloud.yaml of the mounted Secret, and the
+      // whole Secret is mounted: a CA bundle or client certificate stored beside
+      // cloud.yaml is a file next to it, where the config can name it.
+      const secret = volume(w, mount.name).secret;
+      assert.ok(secret, `${opts.config} comes from a Secret`);
+      assert.equal(secret.secretName, 'cinder-csi-config');
+      assert.equal(rest, 'cloud.yaml', `${opts.config} is the Secret's cloud.yaml`);
+      assert.equal(secret.items, undefined, `${w.metadata.name} mounts every key of the Secret, not only cloud.yaml`);
+    } else {
+      // The node plugin never calls Cinder or Nova: no credentials on the nodes.
+      const configMap = volume(w, mount.name).configMap;
+      assert.ok(configMap, `${opts.config} comes from a ConfigMap`);
+      assert.equal(configMap.name, 'cinder-csi-node-config');
+      const cm = all.find((d) => d.kind === 'ConfigMap' && d.metadata.name === configMap.name) as (K8s & { data: Record<string, string> }) | undefined;
+      assert.ok(cm, 'the base holds the node ConfigMap');
+      const loaded = fromDocument(yaml.load(cm.data[rest]), `ConfigMap ${configMap.name}`, {});
+      assert.deepEqual(loaded.clouds, [], 'the node config names no cloud');
+    }
     if (opts.driverName !== undefined) assert.equal(opts.driverName, DEFAULT_DRIVER_NAME);
   }
+});
+
+test('no node plugin pod can read the cloud credentials Secret', async (t) => {
+  const all = await docs(t);
+  if (!all) return;
+  const { node } = workloads(all);
+  const volumes = (node.spec.template.spec.volumes ?? []) as Array<{ name: string; secret?: { secretName: string } }>;
+  assert.deepEqual(
+    volumes.filter((v) => v.secret?.secretName === 'cinder-csi-config').map((v) => v.name),
+    [],
+  );
+  const env = JSON.stringify(node.spec.template.spec.containers);
+  assert.doesNotMatch(env, /cinder-csi-config/, 'nor through an env var');
 });
 
 test('the arg check rejects what the CLI would reject', () => {
@@ -667,15 +692,15 @@ test('the example Secret holds a cloud.yaml with a clouds: stanza, in the namesp
   assert.equal(secret.metadata.namespace, workloads(all).controller.metadata.namespace);
 });
 
-test('README: every TLS file its config examples name is a key of the config Secret, where both plugins read it', async (t) => {
+test('README: every TLS file its config examples name is a key of the config Secret, where the controller reads it', async (t) => {
   const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const named = [...readme.matchAll(/^\s*(?:verify_ca_path|client_cert_path|client_key_path|cacert|cert|key):\s*(\/\S+)/gm)].map((m) => m[1]!);
   assert.ok(named.length >= 2, 'the dataset: and clouds: examples name a CA file');
   const fromFiles = [...readme.matchAll(/--from-file=([^=\s]+)=/g)].map((m) => m[1]!);
   const all = await docs(t);
   if (!all) return;
-  const { controller, node } = workloads(all);
-  for (const w of [controller, node]) {
+  const { controller } = workloads(all);
+  for (const w of [controller]) {
     const plugin = pluginContainer(w);
     const configDir = path.posix.dirname(parseServeArgs(plugin.args ?? [], {}).config!);
     for (const file of named) {
