@@ -403,9 +403,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
 
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
     const volumeId = requireField(req.volume_id, 'volume_id');
-    const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
     const targetPath = validatePath(req.target_path, 'target_path');
     const cap = parseCapability(req.volume_capability);
+    // The spec's code when a plugin with STAGE_UNSTAGE_VOLUME gets no staging path (after the required fields).
+    if (!req.staging_target_path) {
+      throw failedPrecondition(`staging_target_path is missing: this plugin stages volumes (STAGE_UNSTAGE_VOLUME); stage the volume and pass its staging path`);
+    }
+    const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
     const readOnly = req.readonly || isReadOnlyMode(cap.mode);
     ctx.annotate({ volume_id: volumeId, target_path: targetPath, access_type: cap.access, readonly: readOnly });
     await inflight.run(volumeId, 'NodePublishVolume', req, ctx.signal, async (signal) => {

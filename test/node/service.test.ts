@@ -695,7 +695,7 @@ test('required fields are INVALID_ARGUMENT naming the field', async () => {
     [node.NodeUnstageVolume({ volume_id: '', staging_target_path: '/s' }, ctx('NodeUnstageVolume')), /volume_id/],
     [node.NodeUnstageVolume({ volume_id: 'v', staging_target_path: '' }, ctx('NodeUnstageVolume')), /staging_target_path/],
     [node.NodePublishVolume(publishReq('', '/s', '/t', cap), ctx('NodePublishVolume')), /volume_id/],
-    [node.NodePublishVolume(publishReq('v', '', '/t', cap), ctx('NodePublishVolume')), /staging_target_path/],
+    [node.NodePublishVolume(publishReq('v', 'relative', '/t', cap), ctx('NodePublishVolume')), /staging_target_path/],
     [node.NodePublishVolume(publishReq('v', '/s', '', cap), ctx('NodePublishVolume')), /target_path/],
     [node.NodePublishVolume(publishReq('v', '/s', '/a/../t', cap), ctx('NodePublishVolume')), /target_path/],
     [node.NodePublishVolume({ ...publishReq('v', '/s', '/t', cap), volume_capability: null }, ctx('NodePublishVolume')), /volume_capability/],
@@ -707,6 +707,14 @@ test('required fields are INVALID_ARGUMENT naming the field', async () => {
     [node.NodeExpandVolume({ volume_id: 'v', volume_path: '', staging_target_path: '', capacity_range: null, volume_capability: null, secrets: {} }, ctx('NodeExpandVolume')), /volume_path/],
   ];
   for (const [call, field] of cases) await rejectsWithCode(call, status.INVALID_ARGUMENT, field);
+});
+
+test('NodePublishVolume without a staging path is FAILED_PRECONDITION (the spec, for a plugin that stages), after the required fields', async () => {
+  const node = createNodeService(resolveNodeSettings({ nodeId: 'instance-1', stateDir: '/nonexistent/state' }));
+  const cap = mountCap();
+  await rejectsWithCode(node.NodePublishVolume(publishReq('v', '', '/t', cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /staging_target_path is missing/);
+  await rejectsWithCode(node.NodePublishVolume(publishReq('v', '', '', cap), ctx('NodePublishVolume')), status.INVALID_ARGUMENT, /target_path/);
+  await rejectsWithCode(node.NodePublishVolume({ ...publishReq('v', '', '/t', cap), volume_capability: null }, ctx('NodePublishVolume')), status.INVALID_ARGUMENT, /volume_capability/);
 });
 
 test('NodeGetInfo and NodeGetCapabilities', async () => {
