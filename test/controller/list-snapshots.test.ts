@@ -20,7 +20,13 @@ describe('ListSnapshots across pages', () => {
     const volume = await bs.createVolume({ name: 'pvc-list-snapshots', size: 1 });
     await h.cloud.waiter.volume(volume.id, { target: ['available'], transient: ['creating'] });
     for (let i = 0; i < 7; i++) ids.push((await bs.createSnapshot({ volumeId: volume.id, name: `snap-${i}`, force: false })).id);
-    for (let i = 0; i < 4; i++) ids.push((await bs.createBackup({ volumeId: volume.id, name: `backup-${i}`, force: false, incremental: false })).id);
+    for (let i = 0; i < 4; i++) {
+      // One at a time: Cinder backs up a volume that is not already 'backing-up'.
+      const backup = await bs.createBackup({ volumeId: volume.id, name: `backup-${i}`, force: false, incremental: false });
+      await h.cloud.waiter.backup(backup.id, { target: ['available'], transient: ['creating'] });
+      await h.cloud.waiter.volume(volume.id, { target: ['available'], transient: ['backing-up'] });
+      ids.push(backup.id);
+    }
   });
   after(() => h.stop());
 
