@@ -62,8 +62,13 @@ export function capabilitiesProblem(caps: readonly VolumeCapability__Output[], m
   return null;
 }
 
-/** Cinder marks multiattach volume types with this extra spec. */
-export function isMultiattachType(type: VolumeType): boolean {
+/**
+ * Cinder marks multiattach volume types with this extra spec. Undefined when
+ * Cinder does not show this user the type's extra specs (before Xena): then
+ * only the volume it makes tells.
+ */
+export function isMultiattachType(type: VolumeType): boolean | undefined {
+  if (type.extraSpecs === null) return undefined;
   const spec = type.extraSpecs.multiattach;
   return typeof spec === 'string' && /^\s*<is>\s+true\s*$/i.test(spec);
 }

@@ -35,7 +35,7 @@ export async function getCapacity(env: ControllerEnv, req: GetCapacityRequest__O
   const bs = cloud.blockStorage;
   const typeName = params.volumeType ?? env.settings.defaultVolumeType;
   const type = typeName ? await requireVolumeType(cloud, typeName, 'the StorageClass (or driver default)', op) : undefined;
-  if (req.volume_capabilities.length > 0 && capabilitiesProblem(req.volume_capabilities, type ? isMultiattachType(type) : false)) {
+  if (req.volume_capabilities.length > 0 && capabilitiesProblem(req.volume_capabilities, type ? (isMultiattachType(type) ?? true) : false)) {
     return NOTHING;
   }
 

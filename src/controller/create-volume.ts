@@ -39,7 +39,9 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   if (!type && caps.some(isMultiNode)) {
     throw invalidArgument(`multi-node access modes need a Cinder volume type with multiattach="<is> True": set the StorageClass parameter 'type'`);
   }
-  const problem = capabilitiesProblem(caps, type ? isMultiattachType(type) : false);
+  // Unknown when Cinder hides the type's extra specs from this user (before Xena): the volume made tells.
+  const multiattachType = type ? isMultiattachType(type) : false;
+  const problem = capabilitiesProblem(caps, multiattachType ?? true);
   if (problem) throw invalidArgument(problem);
 
   const source = await resolveSource(env, cloud, req.volume_content_source, op);
@@ -62,6 +64,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     : params.availability;
 
   let volume = await findOneByName((q, o) => bs.listVolumes(q, o), name, 'volume', op);
+  const made = !volume;
   if (volume) {
     // The spec: the same name is OK only when the volume is compatible and accessible from accessibility_requirements.
     const mismatch =
@@ -103,6 +106,16 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       );
   }
   volume = await awaitAvailable(env, cloud, volume, source, op);
+  if (multiattachType === undefined && caps.some(isMultiNode) && !volume.multiattach) {
+    if (!made) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but is not multiattach, which multi-node access modes need`);
+    await bs.deleteVolume(volume.id, UNINTERRUPTED).catch((err: unknown) => {
+      if (!isNotFound(err)) env.logger.warn({ volume_id: volume!.id, error: (err as Error).message }, 'could not delete a volume made with a type that is not multiattach');
+    });
+    throw invalidArgument(
+      `volume type '${type?.name}' is not multiattach, which multi-node access modes need (this cloud shows volume types' extra specs to admins only, ` +
+        `so it showed on the volume made, ${volume.id}, which was deleted); use a type with multiattach="<is> True"`,
+    );
+  }
 
   const context: Record<string, string> = {};
   if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';

@@ -73,7 +73,7 @@ export function toBackup(b: Json): Backup {
 
 export function toVolumeType(t: Json): VolumeType {
   const isPublic = t.is_public ?? t['os-volume-type-access:is_public'] ?? true;
-  return { id: str(t.id), name: str(t.name), isPublic: isPublic === true || isPublic === 'true', extraSpecs: stringMap(t.extra_specs) };
+  return { id: str(t.id), name: str(t.name), isPublic: isPublic === true || isPublic === 'true', extraSpecs: t.extra_specs == null ? null : stringMap(t.extra_specs) };
 }
 
 export function toAvailabilityZone(z: Json): AvailabilityZone {

@@ -200,7 +200,8 @@ export interface VolumeType {
   id: string;
   name: string;
   isPublic: boolean;
-  extraSpecs: Record<string, string>;
+  /** null: Cinder does not show this user the type's extra specs (before Xena they are for admins only). */
+  extraSpecs: Record<string, string> | null;
 }
 
 /** One quota resource (gigabytes, volumes, gigabytes_<type>, per_volume_gigabytes, ...). -1 means unlimited. */

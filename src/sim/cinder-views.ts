@@ -153,16 +153,27 @@ export function backupDetail(v: ViewContext, b: BackupRecord): Record<string, un
   return out;
 }
 
-export function typeView(t: VolumeTypeRecord): unknown {
-  return {
+/** Extra specs Cinder shows a project member since Xena (cinder/api/v3/types: the user-visible ones). */
+const USER_VISIBLE_EXTRA_SPECS = ['multiattach', 'RESKEY:availability_zones', 'replication_enabled'];
+
+/**
+ * A volume type as a project member sees it (the sim's user is one): since
+ * Xena with the user-visible extra specs only; before Xena
+ * (`showUserExtraSpecs` false) with no extra_specs key at all, as Cinder then
+ * shows them to admins only. qos_specs_id is for admins only.
+ */
+export function typeView(t: VolumeTypeRecord, showUserExtraSpecs = true): unknown {
+  const view: Record<string, unknown> = {
     id: t.id,
     name: t.name,
     description: t.description,
     is_public: t.isPublic,
     'os-volume-type-access:is_public': t.isPublic,
-    // qos_specs_id is for admins only; the sim's user is a project member.
-    extra_specs: t.extraSpecs,
   };
+  if (showUserExtraSpecs) {
+    view.extra_specs = Object.fromEntries(Object.entries(t.extraSpecs).filter(([k]) => USER_VISIBLE_EXTRA_SPECS.includes(k)));
+  }
+  return view;
 }
 
 /** A user message as cinder/api/v3/views/messages.py shows it (guaranteed_until is the record's expiry). */

@@ -14,6 +14,8 @@ import type { CinderApiVersion } from './types';
 export interface CinderOptions {
   versions: CinderApiVersion[];
   maxMicroversion: string;
+  /** false: a Cinder before Xena, which shows volume types' extra specs to admins only. */
+  showUserExtraSpecs: boolean;
   baseUrl: () => string;
 }
 
@@ -203,8 +205,8 @@ export class CinderApi {
       }
       add('GET', '/os-quota-sets/{id}', (a) => this.quotaSet(a, a.ctx.query.get('usage')?.toLowerCase() === 'true'));
       add('GET', '/os-quota-sets/{id}/defaults', (a) => this.quotaSet(a, false));
-      add('GET', '/types', () => ({ status: 200, body: { volume_types: [...this.state.types.values()].map(typeView) } }));
-      add('GET', '/types/{id}', (a) => ({ status: 200, body: { volume_type: typeView(this.type(a.ctx.params.id)) } }));
+      add('GET', '/types', () => ({ status: 200, body: { volume_types: [...this.state.types.values()].map((t) => typeView(t, this.opts.showUserExtraSpecs)) } }));
+      add('GET', '/types/{id}', (a) => ({ status: 200, body: { volume_type: typeView(this.type(a.ctx.params.id), this.opts.showUserExtraSpecs) } }));
       add('GET', '/types/{id}/extra_specs', (a) => ({ status: 200, body: { extra_specs: this.type(a.ctx.params.id).extraSpecs } }));
       add('GET', '/os-availability-zone', () => ({
         status: 200,

@@ -101,7 +101,12 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     cinderVersions,
     onAuth: () => counters.inc('identity.auth'),
   });
-  const cinder = new CinderApi(state, { versions: cinderVersions, maxMicroversion: opts.maxMicroversion ?? '3.70', baseUrl });
+  const cinder = new CinderApi(state, {
+    versions: cinderVersions,
+    maxMicroversion: opts.maxMicroversion ?? '3.70',
+    showUserExtraSpecs: opts.showUserExtraSpecs ?? true,
+    baseUrl,
+  });
   const nova = new NovaApi(state, { maxMicroversion: opts.maxComputeMicroversion ?? '2.96', maxVolumesPerInstance: opts.maxVolumesPerInstance ?? 26, baseUrl });
 
   const instances: SimInstance[] = [];

@@ -48,6 +48,8 @@ export interface SimOptions {
   /** Quota limits by resource name; unset resources are unlimited (-1). */
   quotas?: Partial<Record<string, number>>;
   volumeTypes?: Array<{ name: string; extraSpecs?: Record<string, string> }>;
+  /** false emulates a Cinder before Xena: a project member sees no extra_specs on volume types (default true). */
+  showUserExtraSpecs?: boolean;
   maxVolumesPerInstance?: number;
   tokenLifetimeSeconds?: number;
   /** Faults active from the start (e.g. read with loadFaultsFile). */

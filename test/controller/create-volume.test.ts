@@ -329,6 +329,29 @@ describe('CreateVolume on a Cinder without user messages (before 3.3)', () => {
   });
 });
 
+describe('CreateVolume on a Cinder that shows extra specs to admins only (before Xena)', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { showUserExtraSpecs: false } });
+  });
+  after(() => h.stop());
+
+  it('makes a multi-node volume of a multiattach type it cannot see as one', async () => {
+    const res = await h.rpc('CreateVolume', { name: 'pvc-rwx-old', volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    assert.equal((await h.cloud.blockStorage.getVolume(res.volume.volume_id)).multiattach, true);
+  });
+
+  it('refuses a multi-node volume of a type that turns out not to be multiattach, and deletes what it made', async () => {
+    const err = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-rwx-plain', volume_capabilities: [BLOCK_RWX], parameters: { type: '__DEFAULT__' } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(err.details, /'__DEFAULT__' is not multiattach.*was deleted/);
+    const left = await h.volumesNamed('pvc-rwx-plain');
+    assert.ok(left.every((v) => v.status === 'deleting'), `left behind: ${JSON.stringify(left.map((v) => v.status))}`);
+  });
+});
+
 describe('CreateVolume from a source the cloud cannot copy', () => {
   let h: ControllerHarness;
   before(async () => {

@@ -295,6 +295,9 @@ describe('sim cinder', () => {
     const types = await call('GET', `${s.volume}/types`, { token: s.token });
     const multi = types.body.volume_types.find((t: { name: string }) => t.name === 'multiattach');
     assert.deepEqual(multi.extra_specs, { multiattach: '<is> True' });
+    // A project member sees only the user-visible extra specs (since Xena), never the backend's name.
+    const hidden = types.body.volume_types.find((t: { name: string }) => t.name === 'no-backend');
+    assert.deepEqual(hidden.extra_specs, {});
     const one = await call('GET', `${s.volume}/types/${multi.id}`, { token: s.token });
     assert.equal(one.body.volume_type.name, 'multiattach');
     const azs = await call('GET', `${s.volume}/os-availability-zone`, { token: s.token });
