@@ -252,6 +252,24 @@ export async function deviceNodeBinds(mounts: MountTable, majMin: string): Promi
 let udevadmUsable: boolean | undefined;
 
 /**
+ * A change event for whole disks on the buses Nova attaches volumes to
+ * (virtio-blk, SCSI, NVMe, Xen), the only devices a new volume can be: not
+ * for every block device, which on a busy node would re-run udev's rules
+ * (and its blkid probe) for every partition, loop and device-mapper device
+ * at every poll.
+ */
+export const UDEV_TRIGGER_ARGS = [
+  'trigger',
+  '--action=change',
+  '--subsystem-match=block',
+  '--property-match=DEVTYPE=disk',
+  '--sysname-match=vd*',
+  '--sysname-match=sd*',
+  '--sysname-match=nvme*',
+  '--sysname-match=xvd*',
+];
+
+/**
  * Nudge the kernel and udev between polls: a SCSI host rescan finds LUNs the
  * hypervisor added without an event; udevadm trigger/settle makes the by-id
  * links. Failures are logged, never fatal: the next poll looks again.
@@ -272,7 +290,7 @@ async function rescan(sysfsRoot: string, signal: AbortSignal, log: Logger): Prom
   if (udevadmUsable === undefined) udevadmUsable = (await which('udevadm')) !== null;
   if (!udevadmUsable) return;
   try {
-    await run('udevadm', ['trigger', '--subsystem-match=block', '--action=change'], { timeoutMs: 10_000, signal });
+    await run('udevadm', UDEV_TRIGGER_ARGS, { timeoutMs: 10_000, signal });
     await run('udevadm', ['settle', '--timeout=5'], { timeoutMs: 10_000, signal });
   } catch (err) {
     if (signal.aborted) throw err;
