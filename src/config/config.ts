@@ -396,6 +396,22 @@ function oneCloud(name: string, s: Section): CloudConfig {
 
 // ------------------------------------------------------------ (c) OS_* vars
 
+/** OS_INTERFACE as the OpenStack clients take it: public, internal, admin, or their old publicURL-style names. */
+function envInterface(value: string | undefined): EndpointInterface {
+  if (value === undefined || value === '') return 'public';
+  const name = value.replace(/URL$/, '');
+  if ((INTERFACES as readonly string[]).includes(name)) return name as EndpointInterface;
+  throw new ConfigError(`OS_INTERFACE must be public, internal or admin, not '${value}'`);
+}
+
+/** OS_INSECURE: a yes or a no, in the spellings the OpenStack clients accept; anything else is a mistake, not a default. */
+function envInsecure(value: string | undefined): boolean {
+  const v = (value ?? '').trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(`OS_INSECURE must be true or false, not '${value}'`);
+}
+
 function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
   if (env.OS_CLIENT_CONFIG_FILE && env.OS_CLOUD) {
     const file = env.OS_CLIENT_CONFIG_FILE;
@@ -440,11 +456,9 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
       name: 'default',
       auth,
       region: env.OS_REGION_NAME,
-      interface: (INTERFACES as readonly string[]).includes(env.OS_INTERFACE ?? '')
-        ? (env.OS_INTERFACE as EndpointInterface)
-        : 'public',
+      interface: envInterface(env.OS_INTERFACE),
       tls: {
-        verify: !(env.OS_INSECURE === 'true' || env.OS_INSECURE === '1'),
+        verify: !envInsecure(env.OS_INSECURE),
         caFile: envTlsFile(env, 'OS_CACERT'),
         certFile: envTlsFile(env, 'OS_CERT'),
         keyFile: envTlsFile(env, 'OS_KEY'),

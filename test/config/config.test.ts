@@ -232,6 +232,20 @@ test('OS_AUTH_TYPE and OS_INSECURE are honoured', () => {
   assert.equal(c.clouds[0].tls.verify, false);
 });
 
+test('OS_INTERFACE and OS_INSECURE take the clients\' spellings, and anything else is a config error, not a silent default', () => {
+  const base = { OS_AUTH_URL: 'https://k/v3', OS_AUTH_TYPE: 'token', OS_TOKEN: 't' };
+  const cloud = (more: Record<string, string>) => loadConfig({ env: { ...base, ...more } }).clouds[0];
+  assert.equal(cloud({ OS_INTERFACE: 'internalURL' }).interface, 'internal');
+  assert.equal(cloud({ OS_INTERFACE: 'admin' }).interface, 'admin');
+  assert.equal(cloud({}).interface, 'public');
+  assert.throws(() => cloud({ OS_INTERFACE: 'private' }), (e: Error) => e instanceof ConfigError && /OS_INTERFACE must be public, internal or admin, not 'private'/.test(e.message));
+  assert.equal(cloud({ OS_INSECURE: 'True' }).tls.verify, false);
+  assert.equal(cloud({ OS_INSECURE: 'yes' }).tls.verify, false);
+  assert.equal(cloud({ OS_INSECURE: 'false' }).tls.verify, true);
+  assert.equal(cloud({ OS_INSECURE: '0' }).tls.verify, true);
+  assert.throws(() => cloud({ OS_INSECURE: 'maybe' }), (e: Error) => e instanceof ConfigError && /OS_INSECURE must be true or false/.test(e.message));
+});
+
 test('a file without a cloud falls back to the OS_* variables; with no cloud anywhere the list is empty', () => {
   const c = load('driver:\n  cluster_id: c1\n', { OS_AUTH_URL: 'https://k/v3', OS_AUTH_TYPE: 'token', OS_TOKEN: 't' });
   assert.equal(c.clouds[0].auth.token, 't');
