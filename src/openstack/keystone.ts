@@ -36,6 +36,9 @@ const MAX_REFRESH_MARGIN_MS = 5 * 60_000;
  */
 export const KEEP_USING_MS = 30_000;
 
+/** After a failed refresh in the background, the next one waits this long (calls meanwhile use the current token). */
+export const REFRESH_RETRY_MS = 15_000;
+
 /**
  * When a token expires by the local clock. Keystone states expires_at on its
  * own clock; less its Date header (whole seconds, so one more second off) that
@@ -147,6 +150,8 @@ export class Identity {
   private state: AuthState | null = null;
   private inflight: Promise<AuthState> | null = null;
   private lastError: string | undefined;
+  /** No refresh in the background before this time (set after one fails). */
+  private nextBackgroundRefresh = 0;
   private authCount = 0;
 
   constructor(
@@ -164,12 +169,15 @@ export class Identity {
   async auth(opts: CallOptions = {}): Promise<AuthState> {
     const current = this.state;
     if (current && !this.needsRefresh(current)) return current;
-    const fresh = this.refresh();
     // Keystone briefly down must not fail the calls the current token still
     // serves: while it has time left, they use it and the refresh goes on
-    // without them (tried again by the next call if it fails).
-    if (current && current.validUntil - Date.now() > KEEP_USING_MS) return current;
-    return raceSignal(fresh, opts.signal, 'keystone');
+    // without them; after a failed one, the next waits REFRESH_RETRY_MS, so
+    // an outage does not get one refresh after another from every call.
+    if (current && current.validUntil - Date.now() > KEEP_USING_MS) {
+      if (Date.now() >= this.nextBackgroundRefresh) void this.refresh().catch(() => undefined);
+      return current;
+    }
+    return raceSignal(this.refresh(), opts.signal, 'keystone');
   }
 
   /** The one authentication under way, started if there is none. */
@@ -183,6 +191,7 @@ export class Identity {
       this.inflight = inflight;
       // A background refresh may have no one waiting on it: its failure ends here.
       inflight.catch(() => {
+        this.nextBackgroundRefresh = Date.now() + REFRESH_RETRY_MS;
         const s = this.state;
         if (s && s.validUntil > Date.now()) {
           this.log.warn(

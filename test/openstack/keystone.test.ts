@@ -7,7 +7,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../src/log';
 import { OpenStackError } from '../../src/openstack/errors';
 import type { HttpClient, HttpRequest, HttpResponse } from '../../src/openstack/http';
-import { Identity, KEEP_USING_MS, localExpiry } from '../../src/openstack/keystone';
+import { Identity, KEEP_USING_MS, localExpiry, REFRESH_RETRY_MS } from '../../src/openstack/keystone';
 import type { CloudConfig } from '../../src/openstack/types';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -27,7 +27,9 @@ function fakeKeystone(lifetimeMs: number, skewMs = 0) {
   const k = {
     down: false,
     issued: 0,
+    asked: 0,
     async request<T>(_req: HttpRequest): Promise<HttpResponse<T>> {
+      k.asked++;
       if (k.down) throw new OpenStackError('unavailable', 'POST /v3/auth/tokens: 503 Service Unavailable', { status: 503 });
       const now = Date.now() + skewMs;
       k.issued++;
@@ -63,6 +65,25 @@ describe('keystone token refresh', () => {
     assert.equal(h.ready, true, 'the current token is still good');
     assert.match(h.lastError ?? '', /503/, 'health says the refresh failed');
     assert.equal((await id.auth()).token, 'token-1');
+  });
+
+  it(`after a failed refresh, calls in the next ${REFRESH_RETRY_MS / 1000} s start no other one (an outage is not hammered)`, async (t) => {
+    const keystone = fakeKeystone(HOUR);
+    const id = identityWith(t, keystone);
+    await id.auth();
+    t.mock.timers.setTime(T0 + HOUR - 4 * 60_000);
+    keystone.down = true;
+    await id.auth();
+    await settled(() => id.health().lastError !== undefined);
+    const askedByOneRefresh = keystone.asked - 1;
+    for (let i = 0; i < 20; i++) assert.equal((await id.auth()).token, 'token-1');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(keystone.asked - 1, askedByOneRefresh, 'no refresh started within the pause');
+    keystone.down = false;
+    t.mock.timers.setTime(T0 + HOUR - 4 * 60_000 + REFRESH_RETRY_MS);
+    assert.equal((await id.auth()).token, 'token-1');
+    await settled(() => id.authentications === 2);
+    assert.equal((await id.auth()).token, 'token-2');
   });
 
   it('in the refresh window, calls go on with the current token while the new one is fetched', async (t) => {
