@@ -54,7 +54,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     const { createCloud } = await import('./openstack/cloud');
     const { createControllerService } = await import('./controller/service');
     const { createCloudSet } = await import('./controller/clouds');
-    const clouds: Cloud[] = config.clouds.map((c) => createCloud(c, logger.child({ cloud: c.name })));
+    // createCloud names the cloud on every line it logs.
+    const clouds: Cloud[] = config.clouds.map((c) => createCloud(c, logger));
     closers.push(async () => {
       await Promise.all(clouds.map((c) => c.close()));
     });

@@ -33,3 +33,39 @@ test("the Identity service offers zone topology as the parsed config's driver.co
   assert.ok(!(await caps(false, 'controller')).includes('VOLUME_ACCESSIBILITY_CONSTRAINTS'), 'controller, topology: false');
   assert.ok(!(await caps(false, 'node')).includes('VOLUME_ACCESSIBILITY_CONSTRAINTS'), 'node, topology: false');
 });
+
+/** Keys that appear more than once at the top level of a JSON object text (JSON.parse keeps only the last). */
+function repeatedTopLevelKeys(text: string): string[] {
+  const seen = new Set<string>();
+  const repeated: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const isKey = depth === 1 && /^\s*:/.test(text.slice(end + 1, end + 3));
+      const key = text.slice(i + 1, end);
+      if (isKey && seen.has(key)) repeated.push(key);
+      if (isKey) seen.add(key);
+      i = end;
+    }
+  }
+  return repeated;
+}
+
+test('no log line names a field twice (a child logger and its call both adding the cloud, say)', async (t) => {
+  assert.deepEqual(repeatedTopLevelKeys('{"a":1,"b":{"a":2},"c":"a\\":","a":3}'), ['a']);
+  const driver = await startTestDriver({ mode: 'all', sim: { hypervisor: false }, logLevel: 'debug' });
+  t.after(() => driver.stop());
+  const res = await driver.call(driver.controller, 'CreateVolume', {
+    name: 'pvc-log-keys',
+    volume_capabilities: [{ mount: { fs_type: 'ext4', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
+  });
+  await driver.call(driver.controller, 'DeleteVolume', { volume_id: res.volume.volume_id });
+  assert.ok(driver.rawLogs.length > 5);
+  const twice = driver.rawLogs.filter((line) => repeatedTopLevelKeys(line).length > 0);
+  assert.deepEqual(twice, []);
+});

@@ -17,8 +17,16 @@ import { CommandError } from '../util/exec';
  */
 const ROUTINE_METHODS = new Set(['Probe', 'NodeGetVolumeStats', 'GetPluginInfo', 'GetPluginCapabilities', 'NodeGetCapabilities', 'ControllerGetCapabilities']);
 
-/** Request fields worth a place on the info line. */
-const ID_FIELDS = ['volume_id', 'node_id', 'snapshot_id', 'source_volume_id', 'name', 'target_path', 'staging_target_path'] as const;
+/** Request fields worth a place on the info line, by the key they get there ('name' is pino's logger name). */
+const ID_FIELDS = [
+  ['volume_id', 'volume_id'],
+  ['node_id', 'node_id'],
+  ['snapshot_id', 'snapshot_id'],
+  ['source_volume_id', 'source_volume_id'],
+  ['name', 'request_name'],
+  ['target_path', 'target_path'],
+  ['staging_target_path', 'staging_target_path'],
+] as const;
 
 const OPENSTACK_CODES: Record<OpenStackErrorKind, grpc.status> = {
   not_found: grpc.status.NOT_FOUND,
@@ -102,8 +110,8 @@ async function handle(
   const requestId = randomUUID().slice(0, 8);
   const fields: Record<string, unknown> = { method, request_id: requestId };
   const request = call.request ?? {};
-  for (const key of ID_FIELDS) {
-    const v = request[key];
+  for (const [field, key] of ID_FIELDS) {
+    const v = request[field];
     if (typeof v === 'string' && v !== '') fields[key] = v;
   }
   // The child logger is made on first use: most calls never log beyond their

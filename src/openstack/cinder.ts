@@ -326,7 +326,7 @@ export class Cinder implements BlockStorage {
   /** v1 returns everything in one list, at most V1_LIST_CAP: say so when the cap is hit. */
   private capV1<T>(items: T[], limit: number | undefined, what: string): T[] {
     if (items.length >= V1_LIST_CAP) {
-      this.log.warn({ cloud: this.config.name, count: items.length }, `cinder v1 cannot page: ${what} beyond the first ${V1_LIST_CAP} are not listed`);
+      this.log.warn({ count: items.length }, `cinder v1 cannot page: ${what} beyond the first ${V1_LIST_CAP} are not listed`);
     }
     return limit !== undefined ? items.slice(0, limit) : items;
   }

@@ -195,7 +195,7 @@ export class Identity {
         const s = this.state;
         if (s && s.validUntil > Date.now()) {
           this.log.warn(
-            { cloud: this.config.name, expiresAt: s.expiresAt.toISOString() },
+            { expiresAt: s.expiresAt.toISOString() },
             'keystone token refresh failed; the current token is used while it lasts',
           );
         }
@@ -243,13 +243,13 @@ export class Identity {
       this.lastError = undefined;
       this.authCount++;
       this.log.debug(
-        { cloud: this.config.name, identityVersion: version, projectId: state.projectId, expiresAt: state.expiresAt.toISOString() },
+        { identityVersion: version, projectId: state.projectId, expiresAt: state.expiresAt.toISOString() },
         'authenticated with keystone',
       );
       return state;
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
-      this.log.warn({ cloud: this.config.name, err: this.lastError }, 'keystone authentication failed');
+      this.log.warn({ err: this.lastError }, 'keystone authentication failed');
       throw err;
     }
   }

@@ -119,7 +119,7 @@ test('OpenStack error kinds map to gRPC codes, with the OpenStack request ID in 
   for (const [kind, code] of Object.entries(expected)) {
     const err = await expectCode(create(`openstack:${kind}`), status[code]);
     assert.equal(err.details, `Cinder refused: ${kind} (OpenStack request req-0123abcd)`, kind);
-    const [line] = summaryLines('CreateVolume', 'name', `openstack:${kind}`);
+    const [line] = summaryLines('CreateVolume', 'request_name', `openstack:${kind}`);
     assert.equal(line.level, 'info', `an OpenStack ${kind} is an expected outcome, logged at info`);
     assert.equal(line.code, code);
   }
@@ -131,7 +131,7 @@ test('an unexpected exception is INTERNAL with a short message; the stack is onl
   assert.ok(m, `short message, got: ${err.details}`);
   assert.doesNotMatch(err.details, /kaboom|\n\s+at /);
 
-  const lines = summaryLines('CreateVolume', 'name', 'boom');
+  const lines = summaryLines('CreateVolume', 'request_name', 'boom');
   assert.equal(lines.length, 1);
   const [line] = lines;
   assert.equal(line.level, 'error');
@@ -165,7 +165,7 @@ test('every RPC writes exactly one info line with method, request ID, volume ID,
   const byRequest = new Map<unknown, Array<Record<string, unknown>>>();
   for (const l of lines) if (l.request_id) byRequest.set(l.request_id, [...(byRequest.get(l.request_id) ?? []), l]);
 
-  const createLines = summaryLines('CreateVolume', 'name', 'pvc-logged');
+  const createLines = summaryLines('CreateVolume', 'request_name', 'pvc-logged');
   assert.equal(createLines.length, 1);
   const c = createLines[0];
   assert.equal(c.level, 'info');
@@ -179,7 +179,7 @@ test('every RPC writes exactly one info line with method, request ID, volume ID,
   assert.equal(d.code, 'OK');
   assert.notEqual(d.request_id, c.request_id, 'each call has its own request ID');
 
-  const [nf] = summaryLines('CreateVolume', 'name', 'csi:NOT_FOUND');
+  const [nf] = summaryLines('CreateVolume', 'request_name', 'csi:NOT_FOUND');
   assert.equal(nf.code, 'NOT_FOUND');
   assert.equal(nf.error, 'handler says NOT_FOUND');
   assert.equal(byRequest.get(nf.request_id)?.length, 1);
@@ -228,8 +228,8 @@ test("the handler's signal aborts at the caller's deadline", async () => {
   const { abortedAfterMs } = deadlineSeen.get('wait-deadline')!;
   assert.ok(abortedAfterMs >= 200 && abortedAfterMs < 3000, `aborted after ${abortedAfterMs} ms`);
   assert.equal(ctx.signal.aborted, true);
-  await until(() => summaryLines('CreateVolume', 'name', 'wait-deadline').length === 1, 2000, 'the log line');
-  assert.equal(summaryLines('CreateVolume', 'name', 'wait-deadline')[0].code, 'DEADLINE_EXCEEDED');
+  await until(() => summaryLines('CreateVolume', 'request_name', 'wait-deadline').length === 1, 2000, 'the log line');
+  assert.equal(summaryLines('CreateVolume', 'request_name', 'wait-deadline')[0].code, 'DEADLINE_EXCEEDED');
 });
 
 test('identical CreateVolume calls at once run the work once and get the same volume; DeleteVolume on the key meanwhile is ABORTED', async () => {

@@ -37,6 +37,8 @@ export interface TestDriver {
   node: grpc.Client;
   /** Every log line the driver wrote, parsed. */
   logs: Array<Record<string, unknown>>;
+  /** The same lines as written (JSON.parse hides a key written twice). */
+  rawLogs: string[];
   call<Res = any>(client: grpc.Client, method: string, request: unknown, opts?: CallOptions): Promise<Res>;
   stop(): Promise<void>;
 }
@@ -51,9 +53,14 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   opts.configure?.(config);
 
   const logs: Array<Record<string, unknown>> = [];
+  const rawLogs: string[] = [];
   const destination = new Writable({
     write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+      for (const line of String(chunk).split('\n')) {
+        if (!line) continue;
+        rawLogs.push(line);
+        logs.push(JSON.parse(line));
+      }
       cb();
     },
   });
@@ -73,6 +80,7 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     sim,
     config,
     driver,
+    rawLogs,
     identity: clients.identity,
     controller: clients.controller,
     node: clients.node,
