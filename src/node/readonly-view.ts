@@ -49,7 +49,8 @@ export async function removeReadOnlyView(view: string, device: string, signal?: 
   await run('losetup', ['--detach', view], { signal });
 }
 
-/** A loop view does not follow its backing device's growth by itself. */
-export async function refreshViewSize(view: string, signal?: AbortSignal): Promise<void> {
+/** A loop view does not follow its backing device's growth by itself. Only our view of `device` is touched (loop numbers are reused). */
+export async function refreshViewSize(view: string, device: string, signal?: AbortSignal): Promise<void> {
+  if ((await viewBackingDevice(view, signal)) !== device) return;
   await run('losetup', ['--set-capacity', view], { signal });
 }

@@ -521,7 +521,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
           const name = await deviceNameOf(record.majMin, settings.sysfsRoot);
           if (name) await refreshDeviceSize(name, settings.sysfsRoot, ctx.log);
           // Every view: kubelet expands once, through one target, and a view does not follow its disk by itself.
-          for (const { readOnlyView } of record.targets) if (readOnlyView) await refreshViewSize(readOnlyView, signal);
+          for (const { readOnlyView } of record.targets) if (readOnlyView) await refreshViewSize(readOnlyView, record.device, signal);
         }
         const size = await blockDeviceSize(target, settings.sysfsRoot, signal);
         requireGrown(size, required, volumeId);
