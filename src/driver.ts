@@ -108,8 +108,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     driverName: config.driverName,
     vendorVersion: VENDOR_VERSION,
     controller: runsController,
-    // Both halves read the same config, so the controller and the node plugin
-    // tell the sidecars the same thing.
+    // The controller's and the node plugins' configs must agree on this
+    // (the README says to set it in both), so both tell the sidecars the same.
     topology: config.controller.topology,
     onlineExpansion: () => onlineExpansion,
     readiness,
