@@ -160,7 +160,7 @@ export class Cinder implements BlockStorage {
     let items = (body.volumes ?? []).map(toVolume);
     if (!v1) return { items, next: nextMarker(body.volumes_links) };
     if (query.metadata) items = items.filter((v) => matchesMetadata(v.metadata, query.metadata!));
-    return { items: this.capV1(items, query.limit, 'volumes') };
+    return { items: this.capV1(items, query.limit, 'volumes'), partial: true };
   }
 
   async deleteVolume(id: string, opts: CallOptions = {}): Promise<void> {
@@ -231,7 +231,7 @@ export class Cinder implements BlockStorage {
     });
     const items = (body.snapshots ?? []).map(toSnapshot);
     if (!v1) return { items, next: nextMarker(body.snapshots_links) };
-    return { items: this.capV1(items, query.limit, 'snapshots') };
+    return { items: this.capV1(items, query.limit, 'snapshots'), partial: true };
   }
 
   async deleteSnapshot(id: string, opts: CallOptions = {}): Promise<void> {

@@ -201,8 +201,8 @@ export class StatusBatcher<T extends { id: string }> {
       this.arm();
     }
     const found = new Map(page.items.map((x) => [x.id, x]));
-    // No next page and not cut at the page size: this is the project's whole list.
-    const whole = !page.next && page.items.length < limit;
+    // No next page, not cut at the page size, not a list the service may have cut (v1): the project's whole list.
+    const whole = !page.next && !page.partial && page.items.length < limit;
     for (const [id, when] of this.listed) if (at - when > LISTED_TTL_MS) this.listed.delete(id);
     const missing: Array<Entry<T>> = [];
     for (const e of round) {

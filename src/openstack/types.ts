@@ -134,6 +134,12 @@ export interface Page<T> {
   items: T[];
   /** Marker for the next page; absent on the last page. */
   next?: string;
+  /**
+   * The service may have cut the list with no way to go on (Cinder v1 has no
+   * paging and stops at its osapi_max_limit): no next page does not mean
+   * these are all the objects.
+   */
+  partial?: boolean;
 }
 
 export interface Snapshot {

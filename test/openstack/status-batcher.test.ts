@@ -13,7 +13,7 @@ interface Obj {
 }
 
 /** Objects whose status turns 'available' at a given time; counts gets and lists. */
-function fakeSource(opts: { ids: string[]; readyAt?: (id: string) => number; latencyMs?: number; pageSize?: number }) {
+function fakeSource(opts: { ids: string[]; readyAt?: (id: string) => number; latencyMs?: number; pageSize?: number; partial?: boolean }) {
   const calls = { gets: 0, lists: 0 };
   const listQueries: Array<{ limit: number; recentlyUpdatedFirst?: boolean }> = [];
   const gone = new Set<string>();
@@ -33,7 +33,8 @@ function fakeSource(opts: { ids: string[]; readyAt?: (id: string) => number; lat
       calls.lists++;
       await pause();
       const items = opts.ids.filter((id) => !gone.has(id)).map(view);
-      return { items: items.slice(0, limit), next: items.length > limit ? items[limit - 1]!.id : undefined };
+      const page = { items: items.slice(0, limit), next: items.length > limit ? items[limit - 1]!.id : undefined };
+      return opts.partial ? { ...page, partial: true } : page;
     },
   };
   return { source, calls, gone, t0, listQueries };
@@ -171,6 +172,21 @@ describe('status batcher', () => {
     assert.ok('error' in looks[0]! && isOpenStackError(looks[0].error, 'not_found'));
     assert.ok('error' in looks[3]! && isOpenStackError(looks[3].error, 'not_found'));
     assert.deepEqual(f.calls, { lists: 2, gets: 1 }, 'only the never-listed x is asked for');
+  });
+
+  it('absent from a list the service may have cut (Cinder v1) is not gone: it is asked for with a GET', async () => {
+    const f = fakeSource({ ids: ['a', 'b', 'c'], partial: true });
+    const b = new StatusBatcher(f.source, 'volume', { logger: silentLogger });
+    const round = (ids: string[]) => {
+      const due = performance.now();
+      return Promise.all(ids.map((id) => b.look(id, due)));
+    };
+    await round(['a', 'b', 'c']);
+    // 'a' still exists, but a v1 list cut at osapi_max_limit no longer shows it.
+    f.source.list = async () => ({ items: [{ id: 'b', status: 'available' }, { id: 'c', status: 'available' }], partial: true });
+    const looks = await round(['a', 'b', 'c']);
+    assert.ok('item' in looks[0]!, 'a is still there: its GET says so');
+    assert.deepEqual(f.calls.gets, 1);
   });
 
   it('objects beyond the first page are asked for with GETs, not by paging', async () => {
