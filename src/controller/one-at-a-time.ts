@@ -18,7 +18,11 @@ export class OneAtATime {
       return await work();
     } finally {
       done();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
+      // Forget the key only once everything queued before is done too: a caller that gave up
+      // waiting must not leave the next one free to start beside a piece still running.
+      void tail.then(() => {
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+      });
     }
   }
 
