@@ -106,6 +106,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       );
   }
   volume = await awaitAvailable(env, cloud, volume, source, op);
+  if (source?.kind === 'backup' && sourceBackupId(volume) !== source.id) volume = await markRestored(env, cloud, volume, source.id, params.metadata);
   if (multiattachType === undefined && caps.some(isMultiNode) && !volume.multiattach) {
     if (!made) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but is not multiattach, which multi-node access modes need`);
     await bs.deleteVolume(volume.id, UNINTERRUPTED).catch((err: unknown) => {
@@ -120,6 +121,17 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   const context: Record<string, string> = {};
   if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';
   return { volume: csiVolume(env, cloud.name, volume, context) };
+}
+
+/**
+ * Cinder's restore replaces the new volume's metadata with the one the
+ * backed-up volume had (the backup drivers store it with the data), which
+ * drops this driver's keys, the backup's ID among them: write them again.
+ */
+async function markRestored(env: ControllerEnv, cloud: Cloud, volume: Volume, backupId: string, extra: Record<string, string>): Promise<Volume> {
+  const metadata = { ...ownedMetadata(env.settings.clusterId, extra), [SOURCE_BACKUP_METADATA_KEY]: backupId };
+  await cloud.blockStorage.setVolumeMetadata(volume.id, metadata, UNINTERRUPTED);
+  return { ...volume, metadata: { ...volume.metadata, ...metadata } };
 }
 
 interface Wanted {
@@ -141,7 +153,9 @@ function incompatibility(v: Volume, wanted: Wanted): string | null {
     return `was made from ${has}, not snapshot ${src.id}`;
   } else if (src.kind === 'volume' && v.sourceVolumeId !== src.id) {
     return `was made from ${has}, not volume ${src.id}`;
-  } else if (src.kind === 'backup' && backupId !== src.id) {
+  } else if (src.kind === 'backup' && (v.snapshotId || v.sourceVolumeId || (backupId !== null && backupId !== src.id))) {
+    // A restore replaces the volume's metadata with the backed-up volume's (see createVolume), so a
+    // retry that finds it before its key is written again cannot tell: an unmarked volume matches.
     return `was made from ${has}, not backup ${src.id}`;
   }
   if (wanted.typeName && v.volumeType && v.volumeType !== wanted.typeName && v.volumeType !== wanted.typeId) {

@@ -91,6 +91,12 @@ export interface BackupRecord extends Stored {
   availabilityZone: string | null;
   incremental: boolean;
   metadata: Record<string, string>;
+  /**
+   * The backed-up volume's metadata: Cinder's backup drivers store it with
+   * the data, and a restore replaces the target volume's metadata with it
+   * (chunked drivers' put_metadata -> volume_metadata_update(..., delete=True)).
+   */
+  volumeMetadata: Record<string, string>;
   createdAt: string;
   updatedAt: string | null;
   projectId: string;
@@ -228,7 +234,11 @@ export class CloudState {
       copy = () => hv.copy({ kind: 'backups', id: vol.backupId! }, { kind: 'volumes', id: vol.id }, vol.size);
     }
     this.change(duration, copy, () => {
-      if (vol.backupId) this.setBackupStatus(vol.backupId, 'available');
+      if (vol.backupId) {
+        const backup = this.backups.get(vol.backupId);
+        if (backup) vol.metadata = { ...backup.volumeMetadata };
+        this.setBackupStatus(vol.backupId, 'available');
+      }
       this.setVolumeStatus(vol, 'available');
     }, () => {
       if (vol.backupId) this.setBackupStatus(vol.backupId, 'available');
@@ -351,7 +361,7 @@ export class CloudState {
 
   createBackup(vol: VolumeRecord, b: { name: string; description: string; incremental: boolean; snapshotId: string | null; availabilityZone: string | null; metadata: Record<string, string> }): BackupRecord {
     const backup: BackupRecord = {
-      id: randomUUID(), seq: this.nextSeq(), ...b, volumeId: vol.id, size: vol.size, status: 'creating',
+      id: randomUUID(), seq: this.nextSeq(), ...b, volumeId: vol.id, size: vol.size, status: 'creating', volumeMetadata: { ...vol.metadata },
       createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId,
     };
     this.backups.add(backup);
@@ -382,6 +392,7 @@ export class CloudState {
     this.setBackupStatus(backup.id, 'restoring');
     this.setVolumeStatus(vol, 'restoring-backup');
     this.change(this.durations.restore, () => this.hypervisor.copy({ kind: 'backups', id: backup.id }, { kind: 'volumes', id: vol.id }, vol.size), () => {
+      vol.metadata = { ...backup.volumeMetadata };
       this.setBackupStatus(backup.id, 'available');
       this.setVolumeStatus(vol, 'available');
     }, () => {
