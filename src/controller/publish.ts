@@ -80,8 +80,10 @@ async function publishOnce(
   // The volume GET tells the readonly flag: publishing read-write a volume
   // never flagged costs no request more.
   const flagMatches = readonlyFlag(volume) === req.readonly;
+  // Cinder lists an attachment once it is complete: whatever the volume is doing meanwhile (another
+  // node's attach or detach of a multiattach volume, an extend), this node's is done.
   const mine = attachmentTo(volume, serverId);
-  if (mine && volume.status === 'in-use') {
+  if (mine) {
     if (!flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
     return { publish_context: publishContext(mine.device, req.readonly) };
   }

@@ -133,6 +133,25 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
   });
 
+  it('a repeat publish to a node already attached answers at once while another node attaches the volume', async () => {
+    const id = await h.createVolume('pvc-publish-repeat-busy', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    const first = await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+    h.driver.sim.control.setDurations({ attach: 1500 });
+    try {
+      await h.cloud.compute.attachVolume(nodeB, id, { multiattach: true }); // someone else's, still under way
+      assert.notEqual((await h.cloud.blockStorage.getVolume(id)).status, 'in-use');
+      const started = Date.now();
+      const again = await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+      assert.ok(Date.now() - started < 700, `answered after ${Date.now() - started} ms: it waited for the other node's attach`);
+      assert.deepEqual(again, first);
+      assert.deepEqual((await novaAttachments(nodeA)).map((a) => a.volumeId), [id], 'the attachment to A is left alone');
+      await h.cloud.waiter.volume(id, { target: ['in-use'], transient: ['reserved', 'attaching'] });
+    } finally {
+      h.driver.sim.control.setDurations({ attach: 50 });
+    }
+    await unpublish(id, '');
+  });
+
   it('answers ABORTED (the CO retries) while someone else is attaching the multiattach volume', async () => {
     const id = await h.createVolume('pvc-publish-busy', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     h.driver.sim.control.setDurations({ attach: 800 });
