@@ -14,7 +14,7 @@ import { findOneByName } from './by-name';
 import { cloudForSecrets } from './clouds';
 import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
-import { ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY } from './params';
+import { CLUSTER_METADATA_KEY, ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
 import { resolveSource, type ResolvedSource } from './source';
 import { chooseVolumeZone, zoneMismatch } from './topology';
@@ -108,7 +108,10 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   volume = await awaitAvailable(env, cloud, volume, source, op);
   if (source?.kind === 'backup' && sourceBackupId(volume) !== source.id) volume = await markRestored(env, cloud, volume, source.id, params.metadata);
   if (multiattachType === undefined && caps.some(isMultiNode) && !volume.multiattach) {
-    if (!made) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but is not multiattach, which multi-node access modes need`);
+    // One found by name is an earlier attempt of this very call (which ran out of time) when it carries this
+    // cluster's mark and is attached nowhere: the provisioner never learnt its ID, so nobody else would delete it.
+    const ours = made || (volume.metadata[CLUSTER_METADATA_KEY] === env.settings.clusterId && volume.attachments.length === 0);
+    if (!ours) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but is not multiattach, which multi-node access modes need`);
     await bs.deleteVolume(volume.id, UNINTERRUPTED).catch((err: unknown) => {
       if (!isNotFound(err)) env.logger.warn({ volume_id: volume!.id, error: (err as Error).message }, 'could not delete a volume made with a type that is not multiattach');
     });

@@ -350,6 +350,27 @@ describe('CreateVolume on a Cinder that shows extra specs to admins only (before
     const left = await h.volumesNamed('pvc-rwx-plain');
     assert.ok(left.every((v) => v.status === 'deleting'), `left behind: ${JSON.stringify(left.map((v) => v.status))}`);
   });
+
+  it('the retry of an attempt that ran out of time deletes what that attempt made; a volume not ours is ALREADY_EXISTS', async () => {
+    const bs = h.cloud.blockStorage;
+    // What a first attempt leaves when its deadline passes while Cinder makes the volume.
+    const earlier = await bs.createVolume({ name: 'pvc-rwx-retry', size: 1, volumeType: '__DEFAULT__', metadata: { [CLUSTER_METADATA_KEY]: 'kubernetes' } });
+    await h.cloud.waiter.volume(earlier.id, { target: ['available'], transient: ['creating'] });
+    const retry = await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-rwx-retry', volume_capabilities: [BLOCK_RWX], parameters: { type: '__DEFAULT__' } }),
+      Code.INVALID_ARGUMENT,
+    );
+    assert.match(retry.details, new RegExp(`${earlier.id}, which was deleted`));
+    assert.ok((await h.volumesNamed('pvc-rwx-retry')).every((v) => v.status === 'deleting'));
+
+    const foreign = await bs.createVolume({ name: 'pvc-rwx-foreign', size: 1, volumeType: '__DEFAULT__' });
+    await h.cloud.waiter.volume(foreign.id, { target: ['available'], transient: ['creating'] });
+    await expectCode(
+      h.rpc('CreateVolume', { name: 'pvc-rwx-foreign', volume_capabilities: [BLOCK_RWX], parameters: { type: '__DEFAULT__' } }),
+      Code.ALREADY_EXISTS,
+    );
+    assert.equal((await bs.getVolume(foreign.id)).status, 'available', 'a volume not ours is left alone');
+  });
 });
 
 describe('CreateVolume from a source the cloud cannot copy', () => {
