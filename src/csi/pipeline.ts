@@ -40,6 +40,7 @@ const OPENSTACK_CODES: Record<OpenStackErrorKind, grpc.status> = {
   timeout: grpc.status.DEADLINE_EXCEEDED,
   network: grpc.status.UNAVAILABLE,
   state: grpc.status.INTERNAL,
+  config: grpc.status.FAILED_PRECONDITION,
 };
 
 export interface StatusAnswer {

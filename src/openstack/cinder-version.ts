@@ -77,7 +77,7 @@ function forcedVersionMissing(forced: '3' | '2' | '1', versions: VersionEntry[],
     .map((v) => `${v.id ?? '?'}${v.status ? ` (${v.status})` : ''}`);
   // Not not_found: no caller may take a missing API for a missing volume.
   return new OpenStackError(
-    'bad_request',
+    'config',
     `${FORCE_KEYS} forces Cinder API v${forced}, but Cinder at ${root} does not offer it; it offers ${offered.join(', ') || 'no API'}. ` +
       'Set it to auto or to a version offered.',
   );

@@ -14,7 +14,8 @@ export type OpenStackErrorKind =
   | 'rate_limited' // 429 (or 413 with Retry-After)
   | 'timeout' // the caller's deadline or a socket timeout
   | 'network' // connection refused or reset, DNS, TLS
-  | 'state'; // a waited-for resource reached a failure state or went backwards
+  | 'state' // a waited-for resource reached a failure state or went backwards
+  | 'config'; // the cloud cannot serve what the configuration asks for (no call-level translation applies)
 
 export interface OpenStackErrorDetails {
   method?: string;

@@ -107,6 +107,7 @@ test('OpenStack error kinds map to gRPC codes, with the OpenStack request ID in 
     not_found: 'NOT_FOUND',
     conflict: 'FAILED_PRECONDITION',
     bad_request: 'FAILED_PRECONDITION',
+    config: 'FAILED_PRECONDITION',
     over_quota: 'RESOURCE_EXHAUSTED',
     forbidden: 'PERMISSION_DENIED',
     unauthorized: 'UNAUTHENTICATED',
