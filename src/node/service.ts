@@ -29,7 +29,7 @@ import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
 import { canonicalPath, isMissing, lookupPath, validatePath } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, readOnlyDeviceMountOptions, stagingMountOptions, type ParsedCapability } from './capability';
-import { findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
+import { deviceNodeBinds, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
 import {
   bindMount,
   deviceNumber,
@@ -198,6 +198,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const device = await discover(volumeId, req.publish_context, signal, ctx);
     const majMin = await deviceNumber(device.path);
     if (previous && previous.majMin === majMin && previous.device === device.path) {
+      await forgetUnboundTargets(previous, signal, ctx);
       ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
       return;
     }
@@ -207,6 +208,24 @@ export function createNodeService(settings: NodeSettings): NodeService {
     await refuseIfInUse(device, volumeId, [stagingPath, ...targetPaths(previous)], signal);
     await store.put({ volumeId, device: device.path, majMin, stagingPath, targets: [] });
     ctx.log.info({ device: device.path, stagingPath }, 'staged raw block volume');
+  }
+
+  /**
+   * Drop the record's publishes whose bind is gone (a reboot clears them all, and
+   * kubelet stages again after one): their view names would later be taken for
+   * whatever loop device has that number now. A view is detached only when no
+   * live publish names it or has it bound (viewOnlyAt).
+   */
+  async function forgetUnboundTargets(record: BlockStaging, signal: AbortSignal, ctx: CallContext): Promise<void> {
+    const mounts = await listMounts(signal);
+    const unbound = record.targets.filter((t) => !mounts.at(t.path));
+    if (unbound.length === 0) return;
+    for (const t of unbound) {
+      if (t.readOnlyView && (await viewOnlyAt(t.readOnlyView, t.path, record, signal))) await removeReadOnlyView(t.readOnlyView, record.device, signal);
+    }
+    record.targets = record.targets.filter((t) => !unbound.includes(t));
+    await store.put(record);
+    ctx.log.warn({ targets: unbound.map((t) => t.path) }, 'forgot raw block publishes whose bind has gone');
   }
 
   const NodeStageVolume: NodeService['NodeStageVolume'] = async (req, ctx) => {
@@ -362,7 +381,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     // A recorded publish here whose bind has gone (unmounted by someone else): its view goes with it.
     const stale = record.targets.find((t) => t.path === targetPath);
-    if (stale?.readOnlyView) await removeReadOnlyView(stale.readOnlyView, record.device, signal);
+    if (stale?.readOnlyView && (await viewOnlyAt(stale.readOnlyView, targetPath, record, signal))) {
+      await removeReadOnlyView(stale.readOnlyView, record.device, signal);
+    }
     const created = await ensureFile(targetPath);
     let view: string | null = null;
     let bound = false;
@@ -394,11 +415,33 @@ export function createNodeService(settings: NodeSettings): NodeService {
     return view ? { path: targetPath, readOnlyView: view } : undefined;
   }
 
-  /** The read-only view of the record's disk bound at `target` (a block device node there), or null. */
-  async function unrecordedView(target: string, record: BlockStaging, signal: AbortSignal): Promise<string | null> {
+  /**
+   * The read-only view of the record's disk bound at `target`, or null: the
+   * recorded one when it is what is bound there, else the view found by the
+   * number of the device node bound there (a publish that died before
+   * recording it, or a record whose view name is stale).
+   */
+  async function viewBoundAt(target: string, record: BlockStaging, recorded: string | null, signal: AbortSignal): Promise<string | null> {
     const node = await bigStatOrNull(target);
     if (!node?.isBlockDevice() || !(await findMountAt(target, signal))) return null;
-    return readOnlyViewOf(formatDeviceNumber(node.rdev), record.device, settings.sysfsRoot, signal);
+    const bound = formatDeviceNumber(node.rdev);
+    const recordedNode = recorded ? await bigStatOrNull(recorded) : null;
+    if (recorded && recordedNode?.isBlockDevice() && formatDeviceNumber(recordedNode.rdev) === bound) return recorded;
+    return readOnlyViewOf(bound, record.device, settings.sysfsRoot, signal);
+  }
+
+  /**
+   * Whether `view` may be detached for `target`: no other publish of the record
+   * names it and nothing but `target` has it bound. Loop numbers restart at
+   * reboot and staging records survive one, so a view name recorded for one
+   * target can now be another target's live view of the same disk.
+   */
+  async function viewOnlyAt(view: string, target: string, record: BlockStaging, signal: AbortSignal): Promise<boolean> {
+    if (record.targets.some((t) => t.path !== target && t.readOnlyView === view)) return false;
+    const node = await bigStatOrNull(view);
+    if (!node?.isBlockDevice()) return false; // nothing there to detach
+    const binds = await deviceNodeBinds(await listMounts(signal), formatDeviceNumber(node.rdev));
+    return binds.every((m) => m.target === target);
   }
 
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
@@ -430,8 +473,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const target = await canonicalPath(targetPath);
       const record = await store.get(volumeId);
       const published = record?.targets.find((t) => t.path === target);
-      // A read-only view bound here by a publish that died before recording it: found by the device bound here.
-      const stray = record && !published ? await unrecordedView(target, record, signal) : null;
+      // Only the view bound here is detached: not a recorded name that no longer is what is bound here (after a
+      // reboot it can be another target's view); a view bound here that the record does not name is one a publish
+      // died before recording, or a stale record's.
+      const view = record ? await viewBoundAt(target, record, published?.readOnlyView ?? null, signal) : null;
       const unmounted = await unmountAll(target, signal);
       const left = await lstatOrNull(target);
       if (left?.isDirectory()) {
@@ -443,14 +488,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
         }
         await unlink(target);
       }
+      if (record && view && (await viewOnlyAt(view, target, record, signal))) {
+        await removeReadOnlyView(view, record.device, signal);
+        if (view !== published?.readOnlyView) ctx.log.warn({ targetPath: target, view }, 'detached a read-only view that the record did not name');
+      }
       if (record && published) {
-        if (published.readOnlyView) await removeReadOnlyView(published.readOnlyView, record.device, signal);
         record.targets = record.targets.filter((t) => t !== published);
         await store.put(record);
-      }
-      if (stray) {
-        await removeReadOnlyView(stray, record!.device, signal);
-        ctx.log.warn({ targetPath: target, view: stray }, 'detached a read-only view that a publish left unrecorded');
       }
       if (unmounted || left) ctx.log.info({ targetPath: target }, 'unpublished volume');
     });

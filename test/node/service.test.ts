@@ -461,6 +461,72 @@ test('raw block publish again at a target whose bind someone removed replaces it
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
+/** Point the recorded view of `target` at `view`, as a record written before a reboot renumbered the loop devices would. */
+async function recordViewName(stateDir: string, target: string, view: string): Promise<void> {
+  const dir = path.join(stateDir, 'block-staging');
+  const [file] = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+  const record = JSON.parse(await readFile(path.join(dir, file!), 'utf8')) as { targets: { path: string; readOnlyView: string | null }[] };
+  const entry = record.targets.find((t) => t.path === target);
+  assert.ok(entry, `no record of ${target}`);
+  entry.readOnlyView = view;
+  await writeFile(path.join(dir, file!), JSON.stringify(record));
+}
+
+async function readsBlock(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    const { bytesRead } = await fh.read(Buffer.alloc(4096), 0, 4096, 0);
+    assert.equal(bytesRead, 4096, `${p} reads`);
+  } finally {
+    await fh.close();
+  }
+}
+
+test('raw block: a recorded view name that is now another target\'s view (loop numbers restart at reboot) is never detached', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box, 16 * MiB);
+  const { staging, target: a } = await box.volumePaths('pv-renumbered');
+  const b = `${a}-b`;
+  const cap = blockCap('MULTI_NODE_READER_ONLY');
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, staging, a, cap, true), ctx('NodePublishVolume'));
+  const [viewA] = await box.viewsOfOurLoops();
+  await node.NodePublishVolume(publishReq(volumeId, staging, b, cap, true), ctx('NodePublishVolume'));
+  const viewB = (await box.viewsOfOurLoops()).find((v) => v !== viewA);
+  assert.ok(viewA && viewB);
+
+  // A's bind and view are gone (a reboot), and A's record names the number B's view has now.
+  await run('umount', [a]);
+  await run('losetup', ['--detach', viewA]);
+  await recordViewName(box.stateDir, a, viewB);
+  await node.NodePublishVolume(publishReq(volumeId, staging, a, cap, true), ctx('NodePublishVolume'));
+  await readsBlock(b);
+  assert.ok((await box.viewsOfOurLoops()).includes(viewB), 'republishing A left B\'s view attached');
+
+  // A is bound to its own view again, and its record names B's.
+  await recordViewName(box.stateDir, a, viewB);
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: a }, ctx('NodeUnpublishVolume'));
+  await readsBlock(b);
+  assert.deepEqual(await box.viewsOfOurLoops(), [viewB], 'unpublishing A detached its own view and not B\'s');
+
+  // After a reboot kubelet stages again: a publish whose bind has gone is forgotten, its view name with it.
+  await node.NodePublishVolume(publishReq(volumeId, staging, a, cap, true), ctx('NodePublishVolume'));
+  const viewA2 = (await box.viewsOfOurLoops()).find((v) => v !== viewB)!;
+  await run('umount', [a]);
+  await run('losetup', ['--detach', viewA2]);
+  await recordViewName(box.stateDir, a, viewB);
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  await readsBlock(b);
+  const dir = path.join(box.stateDir, 'block-staging');
+  const [file] = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+  const record = JSON.parse(await readFile(path.join(dir, file!), 'utf8')) as { targets: { path: string; readOnlyView: string | null }[] };
+  assert.deepEqual(record.targets, [{ path: b, readOnlyView: viewB }], 'A was forgotten, B kept');
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: a }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: b }, ctx('NodeUnpublishVolume'));
+  assert.deepEqual(await box.viewsOfOurLoops(), [], 'B\'s view was detached with B');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 test('raw block publish to a target path under a symlinked directory is recorded by the path the mount table shows', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId } = await attach(box, 16 * MiB);
