@@ -183,7 +183,14 @@ export function createNodeService(settings: NodeSettings): NodeService {
         'the disk is read-only, so its journal was not replayed: the volume shows its filesystem as of the last checkpoint, without any transactions the journal still held',
       );
     }
-    await growIfRequired(fsType, readOnlyDevice);
+    try {
+      await growIfRequired(fsType, readOnlyDevice);
+    } catch (err) {
+      // A failed growth is final for kubelet (INTERNAL), which then never unstages: this stage undoes its mount.
+      // (Only a first stage: an already-staged volume may be published.)
+      await unmount(stagingPath).catch(() => undefined);
+      throw err;
+    }
   }
 
   async function stageBlock(req: NodeStageVolumeRequest__Output, stagingPath: string, signal: AbortSignal, ctx: CallContext): Promise<void> {

@@ -703,6 +703,24 @@ test('a retried stage grows an ext4 filesystem that the first attempt mounted bu
   await stageRestoredLarger(t, 'ext4', 256 * MiB, 512 * MiB, true);
 });
 
+test('a first stage whose filesystem growth fails leaves the volume unstaged', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 64 * MiB);
+  await run('mkfs.ext4', ['-q', loop.path]);
+  const { staging } = await box.volumePaths('pv-grow-fails');
+  const bin = path.join(box.root, 'bin');
+  await mkdir(bin);
+  await writeFile(path.join(bin, 'resize2fs'), '#!/bin/sh\necho "resize2fs: simulated failure" >&2\nexit 1\n', { mode: 0o755 });
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${bin}:${savedPath}`;
+  try {
+    await assert.rejects(node.NodeStageVolume(stageReq(volumeId, staging, mountCap('ext4'), { resizeRequired: 'true' }), ctx('NodeStageVolume')), /simulated failure/);
+  } finally {
+    process.env.PATH = savedPath;
+  }
+  assert.equal(await findMountAt(staging), undefined, 'the staging mount was undone');
+});
+
 test('a different operation on a volume in flight is ABORTED; an identical retry joins it', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const loop = await box.loopDevice(64 * MiB);
