@@ -349,8 +349,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
     // The device was remembered at stage time (which refused a disk in use elsewhere); make sure
-    // the disk that carries this volume's serial now still is that device. Nothing more: by now
-    // the volume is in use by its own publishes and kubelet's maps of them.
+    // the disk that carries this volume's serial now still is that device. Whether anything else
+    // uses it is asked only of a first publish to a target (below): a repeat is answered first.
     const device = await discover(volumeId, req.publish_context, signal, ctx, 0);
     if ((await deviceNumber(device.path)) !== record.majMin) {
       throw failedPrecondition(`the device of volume ${volumeId} changed since it was staged; unstage and stage it again`);
@@ -386,6 +386,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const others = (await mountedTargets(record, signal)).filter((t) => t !== targetPath);
       if (others.length > 0) throw failedPrecondition(`volume ${volumeId} (${cap.mode}) is already published at ${others.join(', ')}`);
     }
+    // Since staging, something else may have mounted or taken the disk. Its own publishes, and
+    // kubelet's maps of them (refuseForeignUse), are not a use by anything else.
+    await refuseIfInUse(device, volumeId, [stagingPath, targetPath, ...targetPaths(record)], signal);
     // A recorded publish here whose bind has gone (unmounted by someone else): its view goes with it.
     const stale = record.targets.find((t) => t.path === targetPath);
     if (stale?.readOnlyView && (await viewOnlyAt(stale.readOnlyView, targetPath, record, signal))) {

@@ -54,6 +54,7 @@ async function fixture(t: Parameters<typeof Sandbox.create>[0]): Promise<Fixture
       deviceRoot: box.deviceRoot,
       sysfsRoot: '/sys',
       stateDir: box.stateDir,
+      kubeletRoot: box.kubeletDir, // where kubeletMapBlock maps raw block volumes
       discoveryTimeoutMs: 1_000,
     }),
   );
@@ -373,7 +374,7 @@ test('raw block mapped by kubelet: a repeat NodeStage and NodePublish with the s
   const mapPath = await kubeletMapBlock(box.kubeletDir, 'pv-mapped', target);
 
   // kubelet retries, and reconstructs after a restart (of itself or of this plugin: a new service, the same state).
-  const restarted = createNodeService(resolveNodeSettings({ nodeId: 'instance-1', deviceRoot: box.deviceRoot, stateDir: box.stateDir, discoveryTimeoutMs: 1_000 }));
+  const restarted = createNodeService(resolveNodeSettings({ nodeId: 'instance-1', deviceRoot: box.deviceRoot, stateDir: box.stateDir, kubeletRoot: box.kubeletDir, discoveryTimeoutMs: 1_000 }));
   for (const service of [node, restarted]) {
     await service.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
     await service.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
@@ -458,6 +459,25 @@ test('raw block publish again at a target whose bind someone removed replaces it
   assert.equal(views.length, 1, `one view, not ${JSON.stringify(views)}`);
   await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
   assert.deepEqual(await box.viewsOfOurLoops(), []);
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('raw block: a first publish to a new target is FAILED_PRECONDITION while the disk is mounted elsewhere', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 16 * MiB);
+  await run('mkfs.ext4', ['-q', loop.path]);
+  const { staging, target } = await box.volumePaths('pv-used-after-stage');
+  const cap = blockCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  const scratch = path.join(box.root, 'scratch');
+  await mkdir(scratch);
+  await run('mount', [loop.path, scratch]);
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /in use elsewhere: mounted at .*scratch/);
+  assert.equal(await findMountAt(target), undefined, 'nothing was bound');
+  await assert.rejects(stat(target), { code: 'ENOENT' });
+  await run('umount', [scratch]);
+  await node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
