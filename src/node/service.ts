@@ -405,6 +405,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
       await store.put(record);
     } catch (err) {
       // Unrecorded, a bind and a view would outlive NodeUnpublishVolume, which knows a view only from the record.
+      // mount can fail (a timeout, an abort) after the bind was made: a bind of what we bound is undone too, or
+      // the busy view would not detach nor the target unlink, and every retry would find the target taken.
+      if (!bound) bound = await isBoundAt(targetPath, view ?? device.path).catch(() => false);
       if (bound) await unmount(targetPath).catch(() => undefined);
       if (view) await removeReadOnlyView(view, device.path).catch(() => undefined);
       if (created) await unlink(targetPath).catch(() => undefined);
@@ -655,6 +658,13 @@ function targetPaths(record: BlockStaging | null): string[] {
 async function mountedTargets(record: BlockStaging, signal: AbortSignal): Promise<string[]> {
   const mounts = await listMounts(signal);
   return targetPaths(record).filter((t) => mounts.at(t));
+}
+
+/** Whether device node `source` is what is mounted at `target`. */
+async function isBoundAt(target: string, source: string): Promise<boolean> {
+  if (!(await findMountAt(target))) return false;
+  const [here, wanted] = await Promise.all([bigStatOrNull(target), bigStatOrNull(source)]);
+  return !!here?.isBlockDevice() && !!wanted?.isBlockDevice() && here.rdev === wanted.rdev;
 }
 
 async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {

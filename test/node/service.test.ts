@@ -76,6 +76,25 @@ async function blkidValue(device: string, tag: string): Promise<string> {
 
 const ctx = (method: string) => testContext(method);
 
+/**
+ * A shell script named `name` in a directory of the sandbox; the function returned runs `fn` with that
+ * directory first on PATH (the node service's commands look it up at each run), and restores PATH after.
+ */
+async function fakeCommand(box: Sandbox, name: string, script: string): Promise<(fn: () => Promise<void>) => Promise<void>> {
+  const bin = path.join(box.root, `bin-${name}`);
+  await mkdir(bin);
+  await writeFile(path.join(bin, name), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
+  return async (fn) => {
+    const saved = process.env.PATH;
+    process.env.PATH = `${bin}:${saved}`;
+    try {
+      await fn();
+    } finally {
+      process.env.PATH = saved;
+    }
+  };
+}
+
 test('filesystem lifecycle: blank device formatted as ext4, published rw and ro, data survives unpublish, unstage and restage; every call idempotent', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box);
@@ -428,6 +447,26 @@ test('raw block publish: a record that cannot be saved undoes the bind and the v
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
+test('raw block publish whose mount command fails after binding undoes the bind, the view and the target file', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box, 16 * MiB);
+  const { staging, target } = await box.volumePaths('pv-late-mount-failure');
+  const cap = blockCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  // A mount that binds, then fails (as one that timed out after mount(2) had succeeded).
+  const realMount = (await run('sh', ['-c', 'command -v mount'])).stdout.trim();
+  const lateFailure = await fakeCommand(box, 'mount', `${realMount} "$@" || exit $?\necho "mount: simulated timeout" >&2\nexit 1`);
+  for (const readonly of [false, true]) {
+    await lateFailure(() => assert.rejects(node.NodePublishVolume(publishReq(volumeId, staging, target, cap, readonly), ctx('NodePublishVolume')), /simulated timeout/));
+    assert.equal(await findMountAt(target), undefined, 'the bind was undone');
+    await assert.rejects(stat(target), { code: 'ENOENT' }, 'the target file we made was removed');
+    assert.deepEqual(await box.viewsOfOurLoops(), [], 'no read-only view was left behind');
+    await node.NodePublishVolume(publishReq(volumeId, staging, target, cap, readonly), ctx('NodePublishVolume'));
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  }
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 test('raw block unpublish detaches a read-only view a crashed publish bound and never recorded', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box, 16 * MiB);
@@ -728,16 +767,10 @@ test('a first stage whose filesystem growth fails leaves the volume unstaged', {
   const { volumeId, loop } = await attach(box, 64 * MiB);
   await run('mkfs.ext4', ['-q', loop.path]);
   const { staging } = await box.volumePaths('pv-grow-fails');
-  const bin = path.join(box.root, 'bin');
-  await mkdir(bin);
-  await writeFile(path.join(bin, 'resize2fs'), '#!/bin/sh\necho "resize2fs: simulated failure" >&2\nexit 1\n', { mode: 0o755 });
-  const savedPath = process.env.PATH;
-  process.env.PATH = `${bin}:${savedPath}`;
-  try {
-    await assert.rejects(node.NodeStageVolume(stageReq(volumeId, staging, mountCap('ext4'), { resizeRequired: 'true' }), ctx('NodeStageVolume')), /simulated failure/);
-  } finally {
-    process.env.PATH = savedPath;
-  }
+  const failing = await fakeCommand(box, 'resize2fs', 'echo "resize2fs: simulated failure" >&2\nexit 1');
+  await failing(() =>
+    assert.rejects(node.NodeStageVolume(stageReq(volumeId, staging, mountCap('ext4'), { resizeRequired: 'true' }), ctx('NodeStageVolume')), /simulated failure/),
+  );
   assert.equal(await findMountAt(staging), undefined, 'the staging mount was undone');
 });
 
