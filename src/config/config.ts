@@ -422,8 +422,11 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
       throw new ConfigError(`cannot read OS_CLIENT_CONFIG_FILE ${file}: ${(e as Error).message.split('\n')[0]}`);
     }
     const top = Section.of(doc, '', file);
-    const all = cloudsYaml(top.section('clouds'));
-    return orderWithDefault(all, env.OS_CLOUD, `OS_CLOUD`).slice(0, 1);
+    // Only OS_CLOUD's cloud is kept, so only it is read: the other clouds' cacert, cert and key files
+    // (checked as a cloud is read) need not exist here.
+    const clouds = top.section('clouds');
+    if (!clouds.keys().includes(env.OS_CLOUD)) throw new ConfigError(`OS_CLOUD names cloud '${env.OS_CLOUD}', which is not under 'clouds'`);
+    return [oneCloud(env.OS_CLOUD, clouds.section(env.OS_CLOUD))];
   }
   if (!env.OS_AUTH_URL) return [];
   const flat: Record<string, string | undefined> = {

@@ -462,6 +462,17 @@ test('OS_CACERT, OS_CERT and OS_KEY must name readable files', () => {
   }
 });
 
+test('OS_CLIENT_CONFIG_FILE with OS_CLOUD checks the TLS files of that cloud only', () => {
+  const missing = path.join(dir, 'other-cloud-missing.pem');
+  const cloudsFile = file(CLOUDS.replace(`cacert: ${CA}`, `cacert: ${missing}`), 'clouds-other-missing-ca.yaml');
+  const c = loadConfig({ env: { OS_CLIENT_CONFIG_FILE: cloudsFile, OS_CLOUD: 'west' } });
+  assert.deepEqual(c.clouds.map((x) => x.name), ['west']);
+  assert.throws(
+    () => loadConfig({ env: { OS_CLIENT_CONFIG_FILE: cloudsFile, OS_CLOUD: 'north' } }),
+    (e) => e instanceof ConfigError && e.message === `OS_CLOUD names cloud 'north', which is not under 'clouds'`,
+  );
+});
+
 test("a cloud read through OS_CLIENT_CONFIG_FILE has its cacert checked, named by that file", () => {
   const missing = path.join(dir, 'sdk-missing.pem');
   const cloudsFile = file(CLOUDS.replace(`cacert: ${CA}`, `cacert: ${missing}`), 'clouds-missing-ca.yaml');
