@@ -300,6 +300,17 @@ test('deploy/ renders with kubectl kustomize into the expected objects', async (
   assert.deepEqual([...namespaces], ['kube-system']);
 });
 
+test('each file of the base names kube-system for every namespaced object, so that kubectl apply -f deploy/ puts none in default', () => {
+  const k = yaml.load(readFileSync(path.join(DEPLOY, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
+  const clusterScoped = new Set(['CSIDriver', 'ClusterRole', 'ClusterRoleBinding', 'StorageClass', 'VolumeSnapshotClass']);
+  for (const file of k.resources) {
+    const objects = (yaml.loadAll(readFileSync(path.join(DEPLOY, file), 'utf8')) as Array<K8s | null>).filter((d): d is K8s => d !== null);
+    for (const d of objects.filter((o) => !clusterScoped.has(o.kind))) {
+      assert.equal(d.metadata.namespace, 'kube-system', `${d.kind} ${d.metadata.name} in ${file}`);
+    }
+  }
+});
+
 test('CSIDriver: name, attachRequired, fsGroupPolicy, Persistent only', async (t) => {
   const all = await docs(t);
   if (!all) return;
