@@ -63,16 +63,17 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     ? chooseVolumeZone(req.accessibility_requirements, fixedZone, env.settings.azMap)
     : params.availability;
 
+  /** Why the volume's zone does not serve this request (the StorageClass's availability, the requisite zones), or null. */
+  const placementProblem = (v: Volume): string | null =>
+    (params.availability && v.availabilityZone !== params.availability
+      ? `is in availability zone '${v.availabilityZone}', not in '${params.availability}' (the StorageClass's availability)`
+      : null) ?? (env.settings.topology ? zoneMismatch(v.availabilityZone, req.accessibility_requirements, env.settings.azMap) : null);
+
   let volume = await findOneByName((q, o) => bs.listVolumes(q, o), name, 'volume', op);
   const made = !volume;
   if (volume) {
     // The spec: the same name is OK only when the volume is compatible and accessible from accessibility_requirements.
-    const mismatch =
-      incompatibility(volume, { size: req.capacity_range, source, typeName: type?.name, typeId: type?.id }) ??
-      (params.availability && volume.availabilityZone !== params.availability
-        ? `is in availability zone '${volume.availabilityZone}', not in '${params.availability}' (the StorageClass's availability)`
-        : null) ??
-      (env.settings.topology ? zoneMismatch(volume.availabilityZone, req.accessibility_requirements, env.settings.azMap) : null);
+    const mismatch = incompatibility(volume, { size: req.capacity_range, source, typeName: type?.name, typeId: type?.id }) ?? placementProblem(volume);
     if (mismatch) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but ${mismatch}`);
     env.logger.debug({ volume_id: volume.id, name }, 'CreateVolume found the volume of this name');
   } else {
@@ -106,6 +107,16 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       );
   }
   volume = await awaitAvailable(env, cloud, volume, source, op);
+  // Cinder may put a volume elsewhere than asked (allow_availability_zone_fallback, a type's
+  // RESKEY:availability_zones): the first answer must agree with what a retry would find.
+  const misplaced = made ? placementProblem(volume) : null;
+  if (misplaced) {
+    const id = volume.id;
+    await bs.deleteVolume(id, UNINTERRUPTED).catch((err: unknown) => {
+      if (!isNotFound(err)) env.logger.warn({ volume_id: id, error: (err as Error).message }, 'could not delete a volume Cinder placed in another zone');
+    });
+    throw resourceExhausted(`Cinder made volume ${id} but it ${misplaced}; it was deleted (check Cinder's zone fallback and the volume type's zones)`);
+  }
   if (source?.kind === 'backup' && sourceBackupId(volume) !== source.id) volume = await markRestored(env, cloud, volume, source.id, params.metadata);
   if (multiattachType === undefined && caps.some(isMultiNode) && !volume.multiattach) {
     // One found by name is an earlier attempt of this very call (which ran out of time) when it carries this

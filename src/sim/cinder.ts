@@ -16,6 +16,8 @@ export interface CinderOptions {
   maxMicroversion: string;
   /** false: a Cinder before Xena, which shows volume types' extra specs to admins only. */
   showUserExtraSpecs: boolean;
+  /** cinder.conf allow_availability_zone_fallback: an unknown zone gets the default one instead of a 400. */
+  availabilityZoneFallback: boolean;
   baseUrl: () => string;
 }
 
@@ -291,8 +293,12 @@ export class CinderApi {
     }
     const typeRef = str(body.volume_type);
     const type = typeRef !== undefined ? s.findType(typeRef) ?? notFound(`Volume type with name ${typeRef} could not be found.`) : sourceTypeId ? s.types.get(sourceTypeId)! : s.findType('__DEFAULT__') ?? [...s.types.values()][0];
-    const az = str(body.availability_zone) ?? sourceAz ?? s.availabilityZones[0];
-    if (!s.availabilityZones.includes(az)) bad(`Invalid input received: Availability zone '${az}' is invalid.`);
+    let az = str(body.availability_zone) ?? sourceAz ?? s.availabilityZones[0];
+    if (!s.availabilityZones.includes(az)) {
+      // cinder.conf allow_availability_zone_fallback: the default zone instead of a refusal.
+      if (this.opts.availabilityZoneFallback) az = s.availabilityZones[0];
+      else bad(`Invalid input received: Availability zone '${az}' is invalid.`);
+    }
     if (sourceAz && az !== sourceAz) bad('Invalid input received: Volume must be in the same availability zone as the source.');
     const exceeded = s.quotas.check(s.volumeQuotaDeltas(type.id, size), size);
     if (exceeded) overQuota(exceeded);

@@ -105,6 +105,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     versions: cinderVersions,
     maxMicroversion: opts.maxMicroversion ?? '3.70',
     showUserExtraSpecs: opts.showUserExtraSpecs ?? true,
+    availabilityZoneFallback: opts.availabilityZoneFallback ?? false,
     baseUrl,
   });
   const nova = new NovaApi(state, { maxMicroversion: opts.maxComputeMicroversion ?? '2.96', maxVolumesPerInstance: opts.maxVolumesPerInstance ?? 26, baseUrl });

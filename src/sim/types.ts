@@ -50,6 +50,8 @@ export interface SimOptions {
   volumeTypes?: Array<{ name: string; extraSpecs?: Record<string, string> }>;
   /** false emulates a Cinder before Xena: a project member sees no extra_specs on volume types (default true). */
   showUserExtraSpecs?: boolean;
+  /** Emulates cinder.conf allow_availability_zone_fallback = True: an unknown zone gets the default one (default false). */
+  availabilityZoneFallback?: boolean;
   maxVolumesPerInstance?: number;
   tokenLifetimeSeconds?: number;
   /** Faults active from the start (e.g. read with loadFaultsFile). */

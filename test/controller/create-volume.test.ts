@@ -329,6 +329,34 @@ describe('CreateVolume on a Cinder without user messages (before 3.3)', () => {
   });
 });
 
+describe('CreateVolume on a Cinder that falls back to its default zone (allow_availability_zone_fallback)', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { availabilityZones: ['nova', 'cinder-b'], availabilityZoneFallback: true } });
+  });
+  after(() => h.stop());
+
+  it('a volume Cinder puts in a zone the requisite zones cannot reach is deleted and the call is RESOURCE_EXHAUSTED', async () => {
+    const err = await expectCode(
+      h.rpc('CreateVolume', {
+        name: 'pvc-fallback',
+        volume_capabilities: [MOUNT_RWO],
+        accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'compute-z' } }] },
+      }),
+      Code.RESOURCE_EXHAUSTED,
+    );
+    assert.match(err.details, /availability zone 'nova', which no requisite zone \(compute-z\) can attach; it was deleted/);
+    assert.ok((await h.volumesNamed('pvc-fallback')).every((v) => v.status === 'deleting'));
+    // Where the zone reached is one the pod can use, the volume is kept.
+    const ok = await h.rpc('CreateVolume', {
+      name: 'pvc-fallback-ok',
+      volume_capabilities: [MOUNT_RWO],
+      accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_ZONE_KEY]: 'nova' } }] },
+    });
+    assert.ok(ok.volume.volume_id);
+  });
+});
+
 describe('CreateVolume on a Cinder that shows extra specs to admins only (before Xena)', () => {
   let h: ControllerHarness;
   before(async () => {
