@@ -44,10 +44,12 @@ interface Pair {
 }
 
 /**
- * Publishes of one volume run one at a time. Cinder refuses to reserve a
- * multiattach volume while another attach of it is under way (Nova answers
- * 400, "...the current status is reserved"), so publishing one volume to
- * several nodes at once would fail all but the first.
+ * Publishes and unpublishes of one volume run one at a time. Cinder refuses
+ * to reserve a multiattach volume while another attach of it is under way
+ * (Nova answers 400, "...the current status is reserved"), and to begin a
+ * detach unless the volume is 'in-use', so publishing one volume to several
+ * nodes at once, or unpublishing it from one while publishing it to another,
+ * would fail all but the first.
  */
 const publishing = new OneAtATime();
 
@@ -260,6 +262,18 @@ const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], go
 export async function unpublishVolume(env: ControllerEnv, req: ControllerUnpublishVolumeRequest__Output, op: Op): Promise<ControllerUnpublishVolumeResponse> {
   const csiId = requireField(req.volume_id, 'volume_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
+  // In the same queue as publishes: Cinder refuses a detach while another attach of the volume is under way.
+  return publishing.run(`${cloud.name}/${id}`, op.signal, `the other publishes of volume ${csiId}`, () => unpublishOnce(env, req, csiId, cloud, id, op));
+}
+
+async function unpublishOnce(
+  env: ControllerEnv,
+  req: ControllerUnpublishVolumeRequest__Output,
+  csiId: string,
+  cloud: Cloud,
+  id: string,
+  op: Op,
+): Promise<ControllerUnpublishVolumeResponse> {
   if (req.node_id) {
     await detach(env, { cloud, csiId, volumeId: id, serverId: req.node_id }, op);
     return {};

@@ -201,7 +201,9 @@ export class NovaApi {
     const a = this.bdm(inst, ctx.params.volume);
     const vol = this.state.volumes.get(a.volumeId);
     if (!vol) throw httpError('compute', 404, `Volume ${a.volumeId} could not be found.`);
-    if (a.state !== 'attached') {
+    // Nova asks Cinder's begin_detaching first: a conditional update that wants the volume 'in-use' (so
+    // not while another attach of a multiattach volume holds it 'reserved' or 'attaching', nor mid-detach).
+    if (a.state !== 'attached' || vol.status !== 'in-use') {
       throw httpError('compute', 400, "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.");
     }
     this.state.detach(vol, inst, a);

@@ -152,6 +152,20 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await unpublish(id, '');
   });
 
+  it('unpublishes from one node while publishing to another, one after the other (Cinder detaches only an in-use volume)', async () => {
+    const id = await h.createVolume('pvc-publish-swap', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+    h.driver.sim.control.setDurations({ attach: 400 });
+    try {
+      await Promise.all([publish(id, nodeB, { volume_capability: BLOCK_RWX }), unpublish(id, nodeA)]);
+    } finally {
+      h.driver.sim.control.setDurations({ attach: 50 });
+    }
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeB]);
+    await unpublish(id, nodeB);
+  });
+
   it('answers ABORTED (the CO retries) while someone else is attaching the multiattach volume', async () => {
     const id = await h.createVolume('pvc-publish-busy', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     h.driver.sim.control.setDurations({ attach: 800 });
