@@ -157,21 +157,16 @@ function nthSpace(line: string, n: number): number {
   return at;
 }
 
-/** Read this process's mount table (see readMountinfo for why synchronously). */
+/**
+ * Read the mount table of this process's mount namespace. The read is
+ * synchronous on purpose: procfs builds the text from kernel memory (no disk,
+ * no network), so it cannot stall the way a filesystem can, and one read()
+ * here costs less than the five thread-pool round trips (open, fstat, read,
+ * read, close) of an asynchronous readFile, which is what a stats call under
+ * load waits on.
+ */
 export function readMountTable(file = PROC_MOUNTINFO): MountTable {
   return new MountTable(readFileSync(file, 'utf8'));
-}
-
-/**
- * Read and parse the mount table of this process's mount namespace. The read
- * is synchronous on purpose: procfs builds the text from kernel memory (no
- * disk, no network), so it cannot stall the way a filesystem can, and one
- * read() here costs less than the five thread-pool round trips (open, fstat,
- * read, read, close) of an asynchronous readFile, which is what a stats call
- * under load waits on.
- */
-export async function readMountinfo(file = PROC_MOUNTINFO): Promise<MountEntry[]> {
-  return parseMountinfo(readFileSync(file, 'utf8'));
 }
 
 function splitOptions(value: string): string[] {
