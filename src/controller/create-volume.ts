@@ -5,7 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CreateVolumeRequest__Output } from '../gen/csi/v1/CreateVolumeRequest';
 import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
-import { NO_BACKEND_EVENT_ID, type Cloud, type UserMessage, type Volume } from '../openstack/types';
+import { NO_BACKEND_EVENT_ID, type CallOptions, type Cloud, type UserMessage, type Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { alreadyExists, internal, invalidArgument, outOfRange, requireField, resourceExhausted } from '../csi/errors';
@@ -111,11 +111,8 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   // RESKEY:availability_zones): the first answer must agree with what a retry would find.
   const misplaced = made ? placementProblem(volume) : null;
   if (misplaced) {
-    const id = volume.id;
-    await bs.deleteVolume(id, UNINTERRUPTED).catch((err: unknown) => {
-      if (!isNotFound(err)) env.logger.warn({ volume_id: id, error: (err as Error).message }, 'could not delete a volume Cinder placed in another zone');
-    });
-    throw resourceExhausted(`Cinder made volume ${id} but it ${misplaced}; it was deleted (check Cinder's zone fallback and the volume type's zones)`);
+    await discard(env, cloud, volume.id, 'it is in a zone the request cannot use', UNINTERRUPTED);
+    throw resourceExhausted(`Cinder made volume ${volume.id} but it ${misplaced}; it was deleted (check Cinder's zone fallback and the volume type's zones)`);
   }
   if (source?.kind === 'backup' && sourceBackupId(volume) !== source.id) volume = await markRestored(env, cloud, volume, source.id, params.metadata);
   if (multiattachType === undefined && caps.some(isMultiNode) && !volume.multiattach) {
@@ -123,9 +120,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     // cluster's mark and is attached nowhere: the provisioner never learnt its ID, so nobody else would delete it.
     const ours = made || (volume.metadata[CLUSTER_METADATA_KEY] === env.settings.clusterId && volume.attachments.length === 0);
     if (!ours) throw alreadyExists(`volume '${name}' already exists (${volume.id}) but is not multiattach, which multi-node access modes need`);
-    await bs.deleteVolume(volume.id, UNINTERRUPTED).catch((err: unknown) => {
-      if (!isNotFound(err)) env.logger.warn({ volume_id: volume!.id, error: (err as Error).message }, 'could not delete a volume made with a type that is not multiattach');
-    });
+    await discard(env, cloud, volume.id, 'its type is not multiattach', UNINTERRUPTED);
     throw invalidArgument(
       `volume type '${type?.name}' is not multiattach, which multi-node access modes need (this cloud shows volume types' extra specs to admins only, ` +
         `so it showed on the volume made, ${volume.id}, which was deleted); use a type with multiattach="<is> True"`,
@@ -146,6 +141,13 @@ async function markRestored(env: ControllerEnv, cloud: Cloud, volume: Volume, ba
   const metadata = { ...ownedMetadata(env.settings.clusterId, extra), [SOURCE_BACKUP_METADATA_KEY]: backupId };
   await cloud.blockStorage.setVolumeMetadata(volume.id, metadata, UNINTERRUPTED);
   return { ...volume, metadata: { ...volume.metadata, ...metadata } };
+}
+
+/** Delete a volume this call made and cannot answer with; a failure is logged (the next attempt finds it by name). */
+async function discard(env: ControllerEnv, cloud: Cloud, id: string, why: string, op: CallOptions): Promise<void> {
+  await cloud.blockStorage.deleteVolume(id, op).catch((err: unknown) => {
+    if (!isNotFound(err)) env.logger.warn({ volume_id: id, why, error: (err as Error).message }, 'could not delete a volume CreateVolume cannot answer with');
+  });
 }
 
 interface Wanted {
@@ -207,9 +209,7 @@ async function awaitAvailable(env: ControllerEnv, cloud: Cloud, volume: Volume, 
   }
   // Deleted first, whatever else happens (the caller's deadline may be near); Cinder keeps its
   // messages about a volume after the volume is gone, so why it failed is read afterwards.
-  await bs.deleteVolume(volume.id, op).catch((e) => {
-    if (!isNotFound(e)) env.logger.warn({ volume_id: volume.id, error: (e as Error).message }, 'could not delete the failed volume; the next attempt will');
-  });
+  await discard(env, cloud, volume.id, 'it failed in Cinder', op);
   const reason = await failureMessage(env, cloud, volume.id, op);
   if (reason?.eventId === NO_BACKEND_EVENT_ID) {
     // CSI's answer for "no room to provision": RESOURCE_EXHAUSTED, which the provisioner reports and retries.
