@@ -152,7 +152,7 @@ export function rpc<Res = any>(client: grpc.Client, method: string, request: unk
   });
 }
 
-async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+export async function waitForFile(file: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await stat(file).then(() => true, () => false)) return;
@@ -162,7 +162,7 @@ async function waitForFile(file: string, timeoutMs: number): Promise<void> {
 }
 
 /** Probe until it says ready: the socket may not exist yet, and readiness needs a token. */
-async function waitReady(identity: grpc.Client, timeoutMs: number): Promise<void> {
+export async function waitReady(identity: grpc.Client, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < until) {

@@ -1,0 +1,119 @@
+// The node plugin as its own process, started as the DaemonSet starts it
+// (`bin/cinder-csi serve --mode node --config FILE`, a config holding only a
+// `driver:` section), and crashed as a pod dies: SIGKILL to its whole process
+// group, so the mkfs or mount it is running dies with it, as every process of
+// a container dies with it. A restart with the same directory keeps the
+// state directory and the socket path, as a restarted pod does.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import type { SimInstance } from '../../src/sim';
+import { waitForFile, waitReady } from '../../bench/driver-process';
+import { call, connect, type CsiClients } from './grpc';
+
+export interface NodePluginOptions {
+  instance: SimInstance;
+  /** Config, socket, log and state directory; the same one for a restart. */
+  dir: string;
+  /** Directories put first on the plugin's PATH (for test doubles of the commands it runs). */
+  pathPrefix?: string[];
+}
+
+export class NodePluginProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly exited: Promise<void>,
+    private readonly clients: CsiClients,
+    readonly logFile: string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get stateDir(): string {
+    return path.join(path.dirname(this.logFile), 'node-state');
+  }
+
+  static async start(opts: NodePluginOptions): Promise<NodePluginProcess> {
+    await mkdir(opts.dir, { recursive: true });
+    const config = path.join(opts.dir, 'node.yaml');
+    const node = {
+      instance_id: opts.instance.id,
+      availability_zone: opts.instance.availabilityZone,
+      device_root: opts.instance.deviceRoot,
+      state_dir: path.join(opts.dir, 'node-state'),
+      metadata_search_order: ['metadataService'],
+      metadata_url: opts.instance.metadataUrl,
+    };
+    await writeFile(config, yaml.dump({ driver: { node } }));
+    const socket = path.join(opts.dir, 'csi.sock');
+    const logFile = path.join(opts.dir, 'plugin.log');
+    const launcher = path.resolve(__dirname, '..', '..', '..', 'bin', 'cinder-csi');
+    const out = openSync(logFile, 'a');
+    const PATH = [...(opts.pathPrefix ?? []), path.dirname(process.execPath), process.env.PATH ?? ''].join(':');
+    // detached: its own process group, so that crash() takes its children with it.
+    const child = spawn(launcher, ['serve', '--endpoint', `unix://${socket}`, '--mode', 'node', '--config', config, '--log-level', 'debug'], {
+      stdio: ['ignore', out, out],
+      env: { PATH, HOME: process.env.HOME },
+      detached: true,
+    });
+    closeSync(out);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const died = exited.then(() => {
+      throw new Error(`the node plugin exited during start-up; see ${logFile}`);
+    });
+    died.catch(() => undefined);
+    let clients: CsiClients | undefined;
+    try {
+      await Promise.race([waitForFile(socket, 30_000), died]);
+      clients = connect(`unix://${socket}`);
+      await Promise.race([waitReady(clients.identity, 30_000), died]);
+    } catch (e) {
+      clients?.close();
+      killGroup(child, 'SIGKILL');
+      throw e;
+    }
+    return new NodePluginProcess(child, exited, clients, logFile);
+  }
+
+  /** A Node RPC; rejects with the gRPC error. */
+  call<Res = any>(method: string, request: unknown, deadlineMs = 60_000): Promise<Res> {
+    return call<Res>(this.clients.node, method, request, { deadlineMs });
+  }
+
+  /** SIGKILL the plugin and everything it started, and wait until it is gone. */
+  async crash(): Promise<void> {
+    this.closeClients();
+    killGroup(this.child, 'SIGKILL');
+    await this.exited;
+  }
+
+  /** A clean stop (SIGTERM), or a crash if that takes too long. Safe to call twice. */
+  async stop(): Promise<void> {
+    this.closeClients();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    killGroup(this.child, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(this.child, 'SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async log(): Promise<string> {
+    return readFile(this.logFile, 'utf8');
+  }
+
+  private closeClients(): void {
+    this.clients.close();
+  }
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // already gone
+  }
+}
