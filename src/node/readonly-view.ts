@@ -22,12 +22,24 @@ export async function createReadOnlyView(device: string, signal?: AbortSignal): 
   return stdout.trim();
 }
 
+/** losetup's rows: every loop device, or only `view`'s (none when it is not an attached loop device). */
+async function loopRows(view?: string, signal?: AbortSignal): Promise<NonNullable<LosetupList['loopdevices']>> {
+  const args = ['--list', '--json', '--output', 'NAME,BACK-FILE,RO'];
+  const result = await run('losetup', view ? [...args, view] : args, { signal, okCodes: [1] });
+  if (result.code !== 0 || !result.stdout.trim()) return [];
+  return (JSON.parse(result.stdout) as LosetupList).loopdevices ?? [];
+}
+
 /** The device a loop view reads from, or null when `view` is not an attached loop device. */
 export async function viewBackingDevice(view: string, signal?: AbortSignal): Promise<string | null> {
-  const result = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE,RO', view], { signal, okCodes: [1] });
-  if (result.code !== 0 || !result.stdout.trim()) return null;
-  const row = (JSON.parse(result.stdout) as LosetupList).loopdevices?.[0];
+  const [row] = await loopRows(view, signal);
   return row?.['back-file']?.trim() ?? null;
+}
+
+/** Every read-only loop device that reads from `device`: the views of it, whoever made them. */
+export async function readOnlyViewsOf(device: string, signal?: AbortSignal): Promise<string[]> {
+  const rows = await loopRows(undefined, signal);
+  return rows.filter((r) => r['back-file']?.trim() === device && (r.ro === true || r.ro === '1')).map((r) => r.name);
 }
 
 /**

@@ -48,7 +48,7 @@ import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
 import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
 import { StagingStore, type BlockStaging, type PublishedTarget } from './staging-store';
-import { createReadOnlyView, readOnlyViewOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
+import { createReadOnlyView, readOnlyViewOf, readOnlyViewsOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
 
 export interface NodeService {
   NodeStageVolume: Handler<NodeStageVolumeRequest__Output, NodeStageVolumeResponse>;
@@ -279,6 +279,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
         if ((await isBlockDevice(record.device)) && (await deviceNumber(record.device)) === record.majMin) {
           await flushBuffers(record.device, signal);
         }
+        await detachUnusedViews(record, signal, ctx);
         await store.remove(volumeId);
         ctx.log.info({ stagingPath: canonical, device: record.device }, 'unstaged raw block volume');
       }
@@ -389,11 +390,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
     // Since staging, something else may have mounted or taken the disk. Its own publishes, and
     // kubelet's maps of them (refuseForeignUse), are not a use by anything else.
     await refuseIfInUse(device, volumeId, [stagingPath, targetPath, ...targetPaths(record)], signal);
-    // A recorded publish here whose bind has gone (unmounted by someone else): its view goes with it.
-    const stale = record.targets.find((t) => t.path === targetPath);
-    if (stale?.readOnlyView && (await viewOnlyAt(stale.readOnlyView, targetPath, record, signal))) {
-      await removeReadOnlyView(stale.readOnlyView, record.device, signal);
-    }
+    // A recorded publish here whose bind has gone (unmounted by someone else), or one that died before binding:
+    // its view goes.
+    await detachUnusedViews(record, signal, ctx);
     const created = await ensureFile(targetPath);
     let view: string | null = null;
     let bound = false;
@@ -457,6 +456,29 @@ export function createNodeService(settings: NodeSettings): NodeService {
     return binds.every((m) => m.target === target);
   }
 
+  /**
+   * Detach every read-only view of the record's disk that nothing uses: no
+   * mount of it, no bind of its device node. A publish makes its view before
+   * binding it and an unpublish detaches it after unbinding, so a plugin that
+   * dies in between leaves a view that no record names and no bind shows. Run
+   * only while this volume's operation holds InFlight, so no publish of ours
+   * is between making its view and binding it.
+   */
+  async function detachUnusedViews(record: BlockStaging, signal: AbortSignal, ctx: CallContext): Promise<void> {
+    if (!(await isBlockDevice(record.device)) || (await deviceNumber(record.device)) !== record.majMin) return; // another disk has its name now
+    const views = await readOnlyViewsOf(record.device, signal);
+    if (views.length === 0) return;
+    const mounts = await listMounts(signal);
+    for (const view of views) {
+      const node = await bigStatOrNull(view);
+      if (!node?.isBlockDevice()) continue;
+      const majMin = formatDeviceNumber(node.rdev);
+      if (mounts.ofDevice(majMin).length > 0 || (await deviceNodeBinds(mounts, majMin)).length > 0) continue;
+      await removeReadOnlyView(view, record.device, signal);
+      ctx.log.warn({ view, device: record.device }, 'detached a read-only view of the disk that nothing used (left by a publish or unpublish that died)');
+    }
+  }
+
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
     const volumeId = requireField(req.volume_id, 'volume_id');
     const targetPath = validatePath(req.target_path, 'target_path');
@@ -509,6 +531,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
         record.targets = record.targets.filter((t) => t !== published);
         await store.put(record);
       }
+      // A retry after a plugin died between the unmount and the detach: the view is no longer bound here.
+      if (record) await detachUnusedViews(record, signal, ctx);
       if (unmounted || left) ctx.log.info({ targetPath: target }, 'unpublished volume');
     });
     return {};

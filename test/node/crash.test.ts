@@ -14,7 +14,7 @@
 // killed with the plugin.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +32,7 @@ const skip = toolsSkip('losetup', 'strace');
 const xfsSkip = skip || toolsSkip('mkfs.xfs', 'xfs_repair');
 
 const mountCap = (fs_type: string) => ({ mount: { fs_type, mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } });
+const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' } };
 
 let work: string;
 let sim: Simulator | undefined;
@@ -176,6 +177,11 @@ async function viewsOf(device: string): Promise<string[]> {
   const { stdout } = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE']);
   const rows = stdout.trim() ? (JSON.parse(stdout) as { loopdevices: { name: string; 'back-file': string | null }[] }).loopdevices : [];
   return rows.filter((r) => r['back-file']?.trim() === device).map((r) => r.name);
+}
+
+/** The device number of the device node bound at a raw block target. */
+async function boundDevice(target: string): Promise<string> {
+  return deviceNumber(target);
 }
 
 async function blkid(device: string, tag: string): Promise<string> {
@@ -345,3 +351,76 @@ for (const fsType of ['ext4', 'xfs']) {
     },
   );
 }
+
+// ---- raw block ---------------------------------------------------------------------
+
+test(
+  'raw block: crashes in publish (after the bind; after making the read-only view), unpublish and unstage; each retry ends with one bind per target, and no view, record or mount is left, even of a publish never retried',
+  { skip, timeout: 60_000 },
+  async (t) => {
+    const s = await scenario(t, 'block');
+    const { vol } = s;
+    const roTarget = `${vol.target}-ro`;
+    const bind = await stand('mount', vol.target, 'after');
+    let plugin = await s.plugin(bind);
+    await untilOk(plugin, 'NodeStageVolume', stageRequest(vol, blockCap));
+
+    // A read-write publish, crashed after the bind and before the record was written.
+    const view = await stand('losetup', '--read-only', 'after');
+    plugin = await crashAt(s, plugin, bind, 'NodePublishVolume', publishRequest(vol, blockCap), view);
+    await untilOk(plugin, 'NodePublishVolume', publishRequest(vol, blockCap));
+    assert.equal((await mountsAt(vol.target)).length, 1, 'one bind at the target');
+    assert.equal(await boundDevice(vol.target), vol.majMin, 'of the disk itself');
+
+    // A read-only publish, crashed after its view was made and before it was bound.
+    const unbindRo = await stand('umount', roTarget, 'after');
+    plugin = await crashAt(s, plugin, view, 'NodePublishVolume', publishRequest(vol, blockCap, roTarget, true), unbindRo);
+    await untilOk(plugin, 'NodePublishVolume', publishRequest(vol, blockCap, roTarget, true));
+    assert.equal((await mountsAt(roTarget)).length, 1, 'one bind at the read-only target');
+    const views = await viewsOf(vol.device);
+    assert.equal(views.length, 1, `one read-only view of the disk, not ${views.join(', ')}`);
+    assert.equal(await boundDevice(roTarget), await deviceNumber(views[0]), 'the view is what is bound there');
+
+    const payload = Buffer.from('written through the read-write target');
+    await writeFile(vol.target, payload, { flag: 'r+' });
+    const back = Buffer.alloc(payload.length);
+    const fh = await open(roTarget, 'r');
+    try {
+      await fh.read(back, 0, back.length, 0);
+    } finally {
+      await fh.close();
+    }
+    assert.deepEqual(back, payload, 'the read-only target reads the disk');
+
+    // NodeUnpublishVolume of the read-only target, crashed after the unmount and before the view was detached.
+    const abandonedView = await stand('losetup', '--read-only', 'after');
+    plugin = await crashAt(s, plugin, unbindRo, 'NodeUnpublishVolume', { volume_id: vol.id, target_path: roTarget }, abandonedView);
+    await untilOk(plugin, 'NodeUnpublishVolume', { volume_id: vol.id, target_path: roTarget });
+    assert.deepEqual(await mountsAt(roTarget), []);
+    assert.deepEqual(await viewsOf(vol.device), [], 'the view went with its target');
+    await untilOk(plugin, 'NodeUnpublishVolume', { volume_id: vol.id, target_path: vol.target });
+
+    // A read-only publish for a pod deleted meanwhile, crashed after making its view: kubelet does not retry
+    // it, nor unpublish what never answered OK; it unstages. NodeUnstageVolume, crashed after flushing and
+    // before the record was removed.
+    const flush = await stand('blockdev', '--flushbufs', 'after');
+    plugin = await crashAt(s, plugin, abandonedView, 'NodePublishVolume', publishRequest(vol, blockCap, `${vol.target}-abandoned`, true), flush);
+    assert.equal((await viewsOf(vol.device)).length, 1, 'the crash left a view');
+    plugin = await crashAt(s, plugin, flush, 'NodeUnstageVolume', { volume_id: vol.id, staging_target_path: vol.staging });
+    await untilOk(plugin, 'NodeUnstageVolume', { volume_id: vol.id, staging_target_path: vol.staging });
+    for (let i = 0; i < 2; i++) {
+      for (const target of [vol.target, roTarget]) await plugin.call('NodeUnpublishVolume', { volume_id: vol.id, target_path: target });
+      await plugin.call('NodeUnstageVolume', { volume_id: vol.id, staging_target_path: vol.staging });
+    }
+    await assertNothingMounted(vol);
+    assert.deepEqual(await stagingRecords(s), []);
+    const disk = Buffer.alloc(payload.length);
+    const dh = await open(vol.device, 'r');
+    try {
+      await dh.read(disk, 0, disk.length, 0);
+    } finally {
+      await dh.close();
+    }
+    assert.deepEqual(disk, payload, 'the data is on the disk');
+  },
+);
