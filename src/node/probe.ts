@@ -196,3 +196,26 @@ async function sysfsPartitions(name: string, sysfsRoot: string): Promise<string[
   }
   return found;
 }
+
+/** An xfs superblock: its magic, and sb_inprogress, which mkfs.xfs sets in its first superblock write and clears when it has finished. */
+const XFS_MAGIC = Buffer.from('XFSB');
+const XFS_SB_INPROGRESS_OFFSET = 126;
+
+/**
+ * Whether `device` starts with an xfs superblock that mkfs.xfs never finished
+ * (it was interrupted): libblkid calls it xfs, but it is not a filesystem yet,
+ * and the kernel refuses to mount it.
+ */
+export async function isUnfinishedXfs(device: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(device, 'r');
+    const sb = Buffer.alloc(512);
+    const { bytesRead } = await handle.read(sb, 0, sb.length, 0);
+    return bytesRead === sb.length && sb.subarray(0, XFS_MAGIC.length).equals(XFS_MAGIC) && sb[XFS_SB_INPROGRESS_OFFSET] !== 0;
+  } catch {
+    return false;
+  } finally {
+    await handle?.close();
+  }
+}

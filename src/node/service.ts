@@ -43,7 +43,7 @@ import {
   unmount,
   unmountAll,
 } from './mount';
-import { describeContents, isBlank, probeDevice, type DeviceContents } from './probe';
+import { describeContents, isBlank, isUnfinishedXfs, probeDevice, type DeviceContents } from './probe';
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
 import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
@@ -175,7 +175,20 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     const options = stagingMountOptions(fsType, cap.mountFlags);
     if (readOnlyDevice) options.push(...readOnlyDeviceMountOptions(fsType, options));
-    await mountFilesystem(device.path, stagingPath, fsType, options, signal);
+    try {
+      await mountFilesystem(device.path, stagingPath, fsType, options, signal);
+    } catch (err) {
+      // An mkfs.xfs that was interrupted (this plugin killed while formatting the volume, say) leaves a superblock
+      // that says so: the kernel will not mount it, and it is never formatted over. Say what it is, and the way out.
+      if (fsType === 'xfs' && (await isUnfinishedXfs(device.path))) {
+        throw failedPrecondition(
+          `device ${device.path} of volume ${volumeId} holds an xfs filesystem whose mkfs never finished (its superblock says mkfs is in progress: ` +
+            'an mkfs.xfs was interrupted, as by a crash of this plugin while it formatted the volume); the kernel will not mount it, and it is ' +
+            `never formatted over. If the volume holds no data, wipe it on this node (wipefs --all ${device.path}) and the next stage formats it`,
+        );
+      }
+      throw err;
+    }
     ctx.log.info({ device: device.path, stagingPath, fsType, options, read_only_device: readOnlyDevice || undefined }, 'staged volume');
     if (readOnlyDevice) {
       ctx.log.info(

@@ -352,6 +352,42 @@ for (const fsType of ['ext4', 'xfs']) {
   );
 }
 
+test(
+  'xfs: a crash that leaves mkfs.xfs unfinished after its superblock is refused on every retry, saying so and how to recover; nothing formats it until the operator wipes it',
+  { skip: xfsSkip, timeout: 60_000 },
+  async (t) => {
+    const s = await scenario(t, 'xfs-unfinished');
+    const { vol } = s;
+    const cap = mountCap('xfs');
+    // mkfs.xfs writes its primary superblock marked "in progress" at its 3rd write and clears the mark at the end.
+    const mkfs = await mkfsDiesAt(vol.device, 'xfs', 10);
+    const plugin = await crashAt(s, await s.plugin(mkfs), mkfs, 'NodeStageVolume', stageRequest(vol, cap));
+    assert.equal(await blkid(vol.device, 'TYPE'), 'xfs', 'libblkid calls the unfinished superblock xfs');
+    const uuid = await blkid(vol.device, 'UUID');
+
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const err = await plugin.call('NodeStageVolume', stageRequest(vol, cap)).then(
+        () => assert.fail('an unfinished filesystem was staged'),
+        (e: ServiceError) => e,
+      );
+      assert.equal(status[err.code], 'FAILED_PRECONDITION', err.details);
+      assert.match(err.details, /mkfs .*never finished/);
+      assert.match(err.details, new RegExp(`wipefs --all ${vol.device}`));
+      assert.deepEqual(await mountsAt(vol.staging), []);
+      assert.equal(await blkid(vol.device, 'UUID'), uuid, 'not formatted');
+    }
+
+    // The operator, told the volume never held data, wipes it: the next stage formats it.
+    await run('wipefs', ['--all', '--quiet', vol.device]);
+    await untilOk(plugin, 'NodeStageVolume', stageRequest(vol, cap));
+    await assertStagedOnce(vol, 'xfs');
+    assert.notEqual(await blkid(vol.device, 'UUID'), uuid);
+    await plugin.call('NodeUnstageVolume', { volume_id: vol.id, staging_target_path: vol.staging });
+    await assertNothingMounted(vol);
+    await assertClean(vol.device, 'xfs');
+  },
+);
+
 // ---- raw block ---------------------------------------------------------------------
 
 test(
