@@ -75,20 +75,11 @@ export class DriverProcess {
     closeSync(out);
     live.add(child);
     child.once('exit', () => live.delete(child));
-    const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code, signal) => reject(new Error(`driver exited during start-up (code ${code}, signal ${signal}); see ${logFile}`))),
-    );
-    exited.catch(() => undefined);
-    let clients: CsiClients | undefined;
+    let clients: CsiClients;
     try {
-      // Connect only once the socket exists: a gRPC channel that fails to connect backs off
-      // for a second, which would be counted as the driver's start-up time.
-      await Promise.race([waitForFile(socketPath, 30_000), exited]);
-      clients = connect(`unix://${socketPath}`);
-      await Promise.race([waitReady(clients.identity, 30_000), exited]);
+      clients = await whenServing(child, socketPath, logFile, connect, closeClients);
     } catch (e) {
       child.kill('SIGKILL');
-      if (clients) closeClients(clients);
       throw e;
     }
     return new DriverProcess(child, socketPath, logFile, clients, performance.now() - started);
@@ -125,6 +116,35 @@ export class DriverProcess {
   }
 }
 
+/**
+ * Wait until a driver just spawned serves on `socketPath` (Probe answers ready) and return clients
+ * opened on it; rejects if the process exits first (the caller kills it on a rejection).
+ */
+export async function whenServing<C extends { identity: grpc.Client }>(
+  child: ChildProcess,
+  socketPath: string,
+  logFile: string,
+  open: (address: string) => C,
+  close: (clients: C) => void,
+): Promise<C> {
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code, signal) => reject(new Error(`driver exited during start-up (code ${code}, signal ${signal}); see ${logFile}`))),
+  );
+  exited.catch(() => undefined);
+  let clients: C | undefined;
+  try {
+    // Connect only once the socket exists: a gRPC channel that fails to connect backs off
+    // for a second, which would be counted as the driver's start-up time.
+    await Promise.race([waitForFile(socketPath, 30_000), exited]);
+    clients = open(`unix://${socketPath}`);
+    await Promise.race([waitReady(clients.identity, 30_000), exited]);
+    return clients;
+  } catch (e) {
+    if (clients) close(clients);
+    throw e;
+  }
+}
+
 export function connect(address: string): CsiClients {
   const csi = loadCsi().csi.v1;
   const creds = grpc.credentials.createInsecure();
@@ -152,7 +172,7 @@ export function rpc<Res = any>(client: grpc.Client, method: string, request: unk
   });
 }
 
-export async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+async function waitForFile(file: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await stat(file).then(() => true, () => false)) return;
@@ -162,7 +182,7 @@ export async function waitForFile(file: string, timeoutMs: number): Promise<void
 }
 
 /** Probe until it says ready: the socket may not exist yet, and readiness needs a token. */
-export async function waitReady(identity: grpc.Client, timeoutMs: number): Promise<void> {
+async function waitReady(identity: grpc.Client, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < until) {

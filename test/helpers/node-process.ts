@@ -6,11 +6,11 @@
 // state directory and the socket path, as a restarted pod does.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import type { SimInstance } from '../../src/sim';
-import { waitForFile, waitReady } from '../../bench/driver-process';
+import { whenServing } from '../../bench/driver-process';
 import { call, connect, type CsiClients } from './grpc';
 
 export interface NodePluginOptions {
@@ -26,16 +26,9 @@ export class NodePluginProcess {
     private readonly child: ChildProcess,
     private readonly exited: Promise<void>,
     private readonly clients: CsiClients,
+    /** Where its output goes, for a look after a failure. */
     readonly logFile: string,
   ) {}
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get stateDir(): string {
-    return path.join(path.dirname(this.logFile), 'node-state');
-  }
 
   static async start(opts: NodePluginOptions): Promise<NodePluginProcess> {
     await mkdir(opts.dir, { recursive: true });
@@ -62,17 +55,10 @@ export class NodePluginProcess {
     });
     closeSync(out);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const died = exited.then(() => {
-      throw new Error(`the node plugin exited during start-up; see ${logFile}`);
-    });
-    died.catch(() => undefined);
-    let clients: CsiClients | undefined;
+    let clients: CsiClients;
     try {
-      await Promise.race([waitForFile(socket, 30_000), died]);
-      clients = connect(`unix://${socket}`);
-      await Promise.race([waitReady(clients.identity, 30_000), died]);
+      clients = await whenServing(child, socket, logFile, connect, (c) => c.close());
     } catch (e) {
-      clients?.close();
       killGroup(child, 'SIGKILL');
       throw e;
     }
@@ -99,10 +85,6 @@ export class NodePluginProcess {
     const timer = setTimeout(() => killGroup(this.child, 'SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
-  }
-
-  async log(): Promise<string> {
-    return readFile(this.logFile, 'utf8');
   }
 
   private closeClients(): void {

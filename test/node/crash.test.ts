@@ -179,17 +179,12 @@ async function viewsOf(device: string): Promise<string[]> {
   return rows.filter((r) => r['back-file']?.trim() === device).map((r) => r.name);
 }
 
-/** The device number of the device node bound at a raw block target. */
-async function boundDevice(target: string): Promise<string> {
-  return deviceNumber(target);
-}
-
 async function blkid(device: string, tag: string): Promise<string> {
   const { stdout } = await run('blkid', ['-p', '-o', 'value', '-s', tag, '--', device], { okCodes: [2] });
   return stdout.trim();
 }
 
-/** Staging records in the plugin's state directory (raw block volumes), and temporary files a write left. */
+/** What is in the plugin's directory of staging records (raw block volumes): records, and temporary files a write left. */
 async function stagingRecords(s: Scenario): Promise<string[]> {
   return readdir(path.join(s.dir, 'plugin', 'node-state', 'block-staging')).catch(() => []);
 }
@@ -406,7 +401,7 @@ test(
     plugin = await crashAt(s, plugin, bind, 'NodePublishVolume', publishRequest(vol, blockCap), view);
     await untilOk(plugin, 'NodePublishVolume', publishRequest(vol, blockCap));
     assert.equal((await mountsAt(vol.target)).length, 1, 'one bind at the target');
-    assert.equal(await boundDevice(vol.target), vol.majMin, 'of the disk itself');
+    assert.equal(await deviceNumber(vol.target), vol.majMin, 'of the disk itself');
 
     // A read-only publish, crashed after its view was made and before it was bound.
     const unbindRo = await stand('umount', roTarget, 'after');
@@ -415,7 +410,7 @@ test(
     assert.equal((await mountsAt(roTarget)).length, 1, 'one bind at the read-only target');
     const views = await viewsOf(vol.device);
     assert.equal(views.length, 1, `one read-only view of the disk, not ${views.join(', ')}`);
-    assert.equal(await boundDevice(roTarget), await deviceNumber(views[0]), 'the view is what is bound there');
+    assert.equal(await deviceNumber(roTarget), await deviceNumber(views[0]), 'the view is what is bound there');
 
     const payload = Buffer.from('written through the read-write target');
     await writeFile(vol.target, payload, { flag: 'r+' });
