@@ -16,7 +16,7 @@ export function isRoot(): boolean {
 }
 
 /** The Debian package of each tool a node test may need beyond the essential ones. */
-const PACKAGE_OF: Record<string, string> = { 'mkfs.xfs': 'xfsprogs', xfs_growfs: 'xfsprogs', xfs_io: 'xfsprogs', strace: 'strace' };
+const PACKAGE_OF: Record<string, string> = { 'mkfs.xfs': 'xfsprogs', xfs_growfs: 'xfsprogs', xfs_io: 'xfsprogs', xfs_repair: 'xfsprogs', strace: 'strace' };
 
 /** Whether `command` is on PATH, where the driver's run() (execFile) looks for the tools it runs. */
 export function onPath(command: string): boolean {
