@@ -126,6 +126,20 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     counters: () => counters.snapshot(),
     resetCounters: () => counters.reset(),
     volume: (id) => state.volumes.get(id),
+    inventory: () => ({
+      volumes: [...state.volumes.values()].map((v) => ({
+        id: v.id,
+        name: v.name,
+        status: v.status,
+        size: v.size,
+        volumeType: state.typeName(v.volumeTypeId),
+        snapshotId: v.snapshotId,
+        sourceVolId: v.sourceVolId,
+        attachments: v.attachments.map((a) => ({ serverId: a.serverId, state: a.state })),
+      })),
+      snapshots: [...state.snapshots.values()].map((s) => ({ id: s.id, name: s.name, status: s.status, volumeId: s.volumeId })),
+      servers: [...state.instances.values()].map((i) => ({ id: i.id, volumeIds: [...i.attachments.keys()] })),
+    }),
     setVolumeStatus: (id, status) => {
       const v = state.volumes.get(id);
       if (!v) throw new Error(`no volume ${id}`);

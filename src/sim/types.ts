@@ -103,6 +103,25 @@ export interface SimFault {
   times?: number;
 }
 
+/** What the simulated cloud holds, as plain data: what tests check after crashes and races. */
+export interface SimInventory {
+  volumes: Array<{
+    id: string;
+    name: string | null;
+    status: string;
+    size: number;
+    /** The type's name. */
+    volumeType: string;
+    snapshotId: string | null;
+    sourceVolId: string | null;
+    /** Cinder's attachments of the volume, with their attach_status. */
+    attachments: Array<{ serverId: string; state: string }>;
+  }>;
+  snapshots: Array<{ id: string; name: string | null; status: string; volumeId: string }>;
+  /** Nova's side: each server's block device mappings, by volume ID. */
+  servers: Array<{ id: string; volumeIds: string[] }>;
+}
+
 export interface SimControl {
   addFault(f: SimFault): void;
   clearFaults(): void;
@@ -114,6 +133,8 @@ export interface SimControl {
   counters(): Record<string, number>;
   resetCounters(): void;
   volume(id: string): unknown | undefined;
+  /** Every volume, snapshot and attachment, Cinder's and Nova's, as they are now. */
+  inventory(): SimInventory;
   setVolumeStatus(id: string, status: string): void;
   /** The backend's size in GiB for the scheduler's capacity check (null: room for anything, the default). */
   setBackendCapacity(gb: number | null): void;
