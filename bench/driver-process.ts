@@ -3,7 +3,7 @@
 // the launcher picks Node's flags for the mode), so its CPU time and memory are
 // its own. The benchmark talks to it over real gRPC on a unix socket.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { openSync, closeSync, type Stats } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -66,6 +66,8 @@ export class DriverProcess {
     const env: NodeJS.ProcessEnv = { PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: process.env.HOME };
     // NODE_OPTIONS refuses --cpu-prof; the launcher passes these on.
     if (opts.cpuProfileDir) env.CINDER_CSI_NODE_FLAGS = `--cpu-prof --cpu-prof-dir=${opts.cpuProfileDir}`;
+    // A socket left by a driver that was killed: the new one replaces it, and only that one answers.
+    const stale = await socketIdentity(socketPath);
     const started = performance.now();
     const child = spawn(
       launcher,
@@ -77,7 +79,7 @@ export class DriverProcess {
     child.once('exit', () => live.delete(child));
     let clients: CsiClients;
     try {
-      clients = await whenServing(child, socketPath, logFile, connect, closeClients);
+      clients = await whenServing(child, socketPath, logFile, connect, closeClients, stale);
     } catch (e) {
       child.kill('SIGKILL');
       throw e;
@@ -104,6 +106,20 @@ export class DriverProcess {
     return lines;
   }
 
+  /**
+   * SIGKILL, as a crash or an OOM kill: nothing in the driver runs after it.
+   * The signal goes before the clients close, so no call in flight is
+   * cancelled first (a cancel would let the driver stop its work cleanly).
+   */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+      this.child.kill('SIGKILL');
+      await done;
+    }
+    closeClients(this.clients);
+  }
+
   /** SIGTERM and wait for a clean exit (the CPU profile is written then). */
   async stop(): Promise<void> {
     closeClients(this.clients);
@@ -126,6 +142,8 @@ export async function whenServing<C extends { identity: grpc.Client }>(
   logFile: string,
   open: (address: string) => C,
   close: (clients: C) => void,
+  /** socketIdentity() of the socket a killed driver left there, read before the spawn: not the new one. */
+  stale?: string,
 ): Promise<C> {
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code, signal) => reject(new Error(`driver exited during start-up (code ${code}, signal ${signal}); see ${logFile}`))),
@@ -135,7 +153,7 @@ export async function whenServing<C extends { identity: grpc.Client }>(
   try {
     // Connect only once the socket exists: a gRPC channel that fails to connect backs off
     // for a second, which would be counted as the driver's start-up time.
-    await Promise.race([waitForFile(socketPath, 30_000), exited]);
+    await Promise.race([waitForFile(socketPath, 30_000, stale), exited]);
     clients = open(`unix://${socketPath}`);
     await Promise.race([waitReady(clients.identity, 30_000), exited]);
     return clients;
@@ -172,10 +190,19 @@ export function rpc<Res = any>(client: grpc.Client, method: string, request: unk
   });
 }
 
-async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+/** Tells a file made again at the same path from the one before (the inode alone may be reused). */
+const fileIdentity = (s: Stats): string => `${s.ino}:${s.ctimeMs}`;
+
+/** The identity of the socket file at `socketPath` now (undefined when there is none), for whenServing's `stale`. */
+export function socketIdentity(socketPath: string): Promise<string | undefined> {
+  return stat(socketPath).then(fileIdentity, () => undefined);
+}
+
+/** Wait until the file exists (and is not the `stale` one). */
+async function waitForFile(file: string, timeoutMs: number, stale?: string): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (await stat(file).then(() => true, () => false)) return;
+    if (await stat(file).then((s) => fileIdentity(s) !== stale, () => false)) return;
     await new Promise((r) => setTimeout(r, 1));
   }
   throw new Error(`${file} did not appear within ${timeoutMs} ms`);

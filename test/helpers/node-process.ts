@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import type { SimInstance } from '../../src/sim';
-import { whenServing } from '../../bench/driver-process';
+import { socketIdentity, whenServing } from '../../bench/driver-process';
 import { call, connect, type CsiClients } from './grpc';
 
 export interface NodePluginOptions {
@@ -46,6 +46,7 @@ export class NodePluginProcess {
     const logFile = path.join(opts.dir, 'plugin.log');
     const launcher = path.resolve(__dirname, '..', '..', '..', 'bin', 'cinder-csi');
     const out = openSync(logFile, 'a');
+    const stale = await socketIdentity(socket); // a restart after crash(): the killed plugin's socket is still there
     const PATH = [...(opts.pathPrefix ?? []), path.dirname(process.execPath), process.env.PATH ?? ''].join(':');
     // detached: its own process group, so that crash() takes its children with it.
     const child = spawn(launcher, ['serve', '--endpoint', `unix://${socket}`, '--mode', 'node', '--config', config, '--log-level', 'debug'], {
@@ -57,7 +58,7 @@ export class NodePluginProcess {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     let clients: CsiClients;
     try {
-      clients = await whenServing(child, socket, logFile, connect, (c) => c.close());
+      clients = await whenServing(child, socket, logFile, connect, (c) => c.close(), stale);
     } catch (e) {
       killGroup(child, 'SIGKILL');
       throw e;
