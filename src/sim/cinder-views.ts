@@ -35,8 +35,10 @@ const SERVICE_UUID = randomUUID();
  * add their fields to show and list only.
  */
 export function volumeDetail(v: ViewContext, vol: VolumeRecord, created = false): Record<string, unknown> {
-  // Cinder lists an attachment on the volume only once it is complete.
-  const attached = vol.attachments.filter((a) => a.state === 'attached');
+  // Cinder lists an attachment on the volume once it is complete (attach_status 'attached'), and
+  // through Nova's detach: begin_detaching changes the volume's status only, and the attachment goes
+  // when Nova deletes it at the end (volume manager _do_attachment_delete -> volume_detached).
+  const attached = vol.attachments.filter((a) => a.state === 'attached' || a.state === 'detaching');
   if (v.api === 'v1') {
     return {
       id: vol.id,

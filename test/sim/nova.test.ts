@@ -69,8 +69,12 @@ describe('sim nova', () => {
 
     const del = await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
     assert.equal(del.status, 202);
-    assert.equal(await volumeStatus(s, id), 'detaching');
+    const detaching = (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
+    assert.equal(detaching.status, 'detaching');
+    // Cinder lists the attachment until Nova deletes it at the end of the detach.
+    assert.deepEqual(detaching.attachments.map((a: { server_id: string }) => a.server_id), [server]);
     await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+    assert.deepEqual((await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume.attachments, []);
     const gone = await call('GET', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
     assert.equal(gone.status, 404);
     assert.equal((await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token })).status, 404);
