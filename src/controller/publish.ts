@@ -83,8 +83,13 @@ async function publishOnce(
   // never flagged costs no request more.
   const flagMatches = readonlyFlag(volume) === req.readonly;
   // Cinder lists an attachment once it is complete: whatever the volume is doing meanwhile (another
-  // node's attach or detach of a multiattach volume, an extend), this node's is done.
+  // node's attach of a multiattach volume, an extend), this node's is done. Except a detach: Cinder
+  // lists the attachment until Nova's detach ends, and which attachment a 'detaching' volume is
+  // losing it does not say; this node's may be (an unpublish that ran out of time or crashed).
   const mine = attachmentTo(volume, serverId);
+  if (mine && volume.status === 'detaching') {
+    throw aborted(`volume ${csiId} is being detached${volume.multiattach ? '' : ` from node ${serverId}`}; it can be published again once the detach is done; the CO retries`);
+  }
   if (mine) {
     if (!flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
     return { publish_context: publishContext(mine.device, req.readonly) };

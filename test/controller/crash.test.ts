@@ -12,6 +12,8 @@
 //   - ControllerPublishVolume: one attachment of the volume to the node, in-use;
 //     ControllerUnpublishVolume: no attachment in Cinder or Nova, 'available';
 //   - a publish cut short and then unpublished instead (the CO gave up): no attachment;
+//   - an unpublish cut short and then published again to the node (the CO changed its
+//     mind): attached, in-use, once the publish answers;
 //   - DeleteVolume: the volume gone, the retry answers OK;
 //   - CreateSnapshot: one snapshot of that name, the one answered.
 import { after, before, describe, it } from 'node:test';
@@ -328,6 +330,26 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
       await callAndKill('ControllerPublishVolume', publish, point);
       // The VolumeAttachment is deleted: the attacher unpublishes instead of publishing again.
       await retryUntilOk('ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId });
+      assertDetached(volumeId);
+    }
+    assertSettled();
+  });
+
+  it('a publish to the node while an unpublish cut short by a crash is still detaching (the CO changed its mind) ends attached', async () => {
+    const volumeId = await createVolume(uniqueName('republish'));
+    const publish = { volume_id: volumeId, node_id: nodeId, volume_capability: CAP, readonly: false };
+    const unpublish = { volume_id: volumeId, node_id: nodeId };
+    const points: KillPoint[] = [
+      received(ROUTES.detach, 'DELETE', '/os-volume_attachments/', () => volumeById(volumeId)?.status !== 'in-use'),
+      during('the volume detaching', () => volumeById(volumeId)?.status === 'detaching'),
+    ];
+    for (const point of points) {
+      await rpc(controller(), 'ControllerPublishVolume', publish);
+      await callAndKill('ControllerUnpublishVolume', unpublish, point);
+      // A new VolumeAttachment for the same node: the attacher publishes instead of unpublishing again.
+      await retryUntilOk('ControllerPublishVolume', publish);
+      assertAttachedOnce(volumeId, nodeId);
+      await rpc(controller(), 'ControllerUnpublishVolume', unpublish);
       assertDetached(volumeId);
     }
     assertSettled();
