@@ -299,14 +299,18 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
     ];
   };
 
+  /** Kill points of a detach of this volume. */
+  const detachPoints = (volumeId: string): KillPoint[] => [
+    received(ROUTES.detach, 'DELETE', '/os-volume_attachments/', () => volumeById(volumeId)?.status !== 'in-use'),
+    during('the volume detaching', () => volumeById(volumeId)?.status === 'detaching'),
+  ];
+  const publishRequest = (volumeId: string) => ({ volume_id: volumeId, node_id: nodeId, volume_capability: CAP, readonly: false });
+  const unpublishRequest = (volumeId: string) => ({ volume_id: volumeId, node_id: nodeId });
+
   it('ControllerPublishVolume retried after a crash leaves one attachment; ControllerUnpublishVolume retried after a crash leaves none', async () => {
     const volumeId = await createVolume(uniqueName('publish'));
-    const publish = { volume_id: volumeId, node_id: nodeId, volume_capability: CAP, readonly: false };
-    const unpublish = { volume_id: volumeId, node_id: nodeId };
-    const detachPoints: KillPoint[] = [
-      received(ROUTES.detach, 'DELETE', '/os-volume_attachments/', () => volumeById(volumeId)?.status !== 'in-use'),
-      during('the volume detaching', () => volumeById(volumeId)?.status === 'detaching'),
-    ];
+    const [publish, unpublish] = [publishRequest(volumeId), unpublishRequest(volumeId)];
+    const detaching = detachPoints(volumeId);
     // The last round crashes twice: the retry is killed too, once it has read the volume.
     const rounds = [...attachPoints(volumeId).map((p) => [p]), [attachPoints(volumeId)[0], asked(ROUTES.getVolume)]];
     for (const [i, points] of rounds.entries()) {
@@ -317,7 +321,7 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
       await rpc(controller(), 'ControllerPublishVolume', publish);
       assertAttachedOnce(volumeId, nodeId);
 
-      await crashAndRetry('ControllerUnpublishVolume', unpublish, detachPoints[i % detachPoints.length]);
+      await crashAndRetry('ControllerUnpublishVolume', unpublish, detaching[i % detaching.length]);
       assertDetached(volumeId);
     }
     assertSettled();
@@ -325,11 +329,10 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
 
   it('a publish cut short by a crash and then unpublished instead (the CO gave up) leaves no attachment', async () => {
     const volumeId = await createVolume(uniqueName('abandoned'));
-    const publish = { volume_id: volumeId, node_id: nodeId, volume_capability: CAP, readonly: false };
     for (const point of attachPoints(volumeId)) {
-      await callAndKill('ControllerPublishVolume', publish, point);
+      await callAndKill('ControllerPublishVolume', publishRequest(volumeId), point);
       // The VolumeAttachment is deleted: the attacher unpublishes instead of publishing again.
-      await retryUntilOk('ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId });
+      await retryUntilOk('ControllerUnpublishVolume', unpublishRequest(volumeId));
       assertDetached(volumeId);
     }
     assertSettled();
@@ -337,13 +340,8 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
 
   it('a publish to the node while an unpublish cut short by a crash is still detaching (the CO changed its mind) ends attached', async () => {
     const volumeId = await createVolume(uniqueName('republish'));
-    const publish = { volume_id: volumeId, node_id: nodeId, volume_capability: CAP, readonly: false };
-    const unpublish = { volume_id: volumeId, node_id: nodeId };
-    const points: KillPoint[] = [
-      received(ROUTES.detach, 'DELETE', '/os-volume_attachments/', () => volumeById(volumeId)?.status !== 'in-use'),
-      during('the volume detaching', () => volumeById(volumeId)?.status === 'detaching'),
-    ];
-    for (const point of points) {
+    const [publish, unpublish] = [publishRequest(volumeId), unpublishRequest(volumeId)];
+    for (const point of detachPoints(volumeId)) {
       await rpc(controller(), 'ControllerPublishVolume', publish);
       await callAndKill('ControllerUnpublishVolume', unpublish, point);
       // A new VolumeAttachment for the same node: the attacher publishes instead of unpublishing again.
