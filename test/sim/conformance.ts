@@ -328,7 +328,12 @@ export async function runScenario(t: Target): Promise<Observation[]> {
     // Detach.
     const det = record('nova: DELETE os-volume_attachments', await http('DELETE', `${nova}/servers/${t.serverId}/os-volume_attachments/${a}`, { token }));
     if (det.status === 202) attached = undefined;
-    fact('nova: detach sequence', { seq: await pollSequence(() => status('volumes', a), (s) => s === 'available' || s === 'error', 'in-use') });
+    // With the attachments the volume lists: Cinder keeps listing the one being detached until Nova's detach ends.
+    const withAttachments = async (): Promise<string> => {
+      const r = await http('GET', `${cinder}/volumes/${a}`, { token });
+      return r.status === 404 ? 'gone' : `${String(r.body?.volume?.status)} (${(r.body?.volume?.attachments ?? []).length} listed)`;
+    };
+    fact('nova: detach sequence', { seq: await pollSequence(withAttachments, (s) => /^(available|error|gone)\b/.test(s), 'in-use (1 listed)') });
     record('nova: DELETE os-volume_attachments when not attached', await http('DELETE', `${nova}/servers/${t.serverId}/os-volume_attachments/${a}`, { token }));
 
     // Delete with snapshots; volume from snapshot.
