@@ -261,6 +261,9 @@ const DETACHED_FROM_SERVER: WaitSpec = {
   goneIsTarget: true,
 };
 
+/** Someone else's detach of the volume (or an earlier call's) has ended, whichever way. */
+const DETACH_ENDED: WaitSpec = { target: ['available', 'in-use'], transient: ['detaching'], goneIsTarget: true };
+
 /** Nova's record of the attachment, polled until it is gone. */
 const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], goneIsTarget: true };
 
@@ -299,21 +302,37 @@ async function unpublishOnce(
  * Detach straight away: Nova's DELETE is the one authority on whether there
  * is an attachment to remove (202: there was, and the wait starts at once).
  * Only when Nova has none (404: no such attachment, server or volume) is
- * Cinder asked what is left.
+ * Cinder asked what is left. Nova refuses while a detach of the volume is
+ * already under way (Cinder's begin_detaching wants it 'in-use'): an
+ * unpublish that ran out of time or crashed, retried. That detach is waited
+ * for, and Nova asked once more.
  */
-async function detach(env: ControllerEnv, pair: Pair, op: Op): Promise<void> {
+async function detach(env: ControllerEnv, pair: Pair, op: Op, afterDetachUnderWay = false): Promise<void> {
   const { cloud, csiId, volumeId, serverId } = pair;
-  const requested = await cloud.compute.detachVolume(serverId, volumeId, op).then(
-    () => true,
-    (err) => {
-      if (isNotFound(err)) return false;
-      throw translate(err, {
-        conflict: (m) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`),
-        bad_request: (m) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`),
-      });
+  const refused = (m: string) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`);
+  const answer = await cloud.compute.detachVolume(serverId, volumeId, op).then(
+    () => 'requested' as const,
+    async (err) => {
+      if (isNotFound(err)) return 'none' as const;
+      const refusal = isOpenStackError(err, 'conflict') || isOpenStackError(err, 'bad_request');
+      if (refusal && !afterDetachUnderWay && (await waitForDetachUnderWay(pair, op))) return 'again' as const;
+      throw translate(err, { conflict: refused, bad_request: refused });
     },
   );
-  if (requested || (await cinderStillAttached(pair, op))) await waitDetached(env, pair, op);
+  if (answer === 'again') return detach(env, pair, op, true);
+  if (answer === 'requested' || (await cinderStillAttached(pair, op))) await waitDetached(env, pair, op);
+}
+
+/** A detach of the volume still under way ('detaching'): true once it has ended; false when there is none. */
+async function waitForDetachUnderWay(pair: Pair, op: Op): Promise<boolean> {
+  const { cloud, volumeId } = pair;
+  const volume = await cloud.blockStorage.getVolume(volumeId, op).catch((err) => {
+    if (isNotFound(err)) return null;
+    throw err;
+  });
+  if (volume?.status !== 'detaching') return false;
+  await waitForVolume(cloud, volumeId, { spec: DETACH_ENDED, kind: 'volume:detach' }, op);
+  return true;
 }
 
 /**

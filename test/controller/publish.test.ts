@@ -18,6 +18,12 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     h.rpc('ControllerPublishVolume', { volume_id: volumeId, node_id: nodeId, volume_capability: MOUNT_RWO, ...extra });
   const unpublish = (volumeId: string, nodeId: string) => h.rpc('ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId });
   const novaAttachments = (serverId: string) => h.cloud.compute.listVolumeAttachments(serverId);
+  const assertAvailableAndDetachedFrom = async (volumeId: string, serverId: string) => {
+    const v = await h.cloud.blockStorage.getVolume(volumeId);
+    assert.equal(v.status, 'available');
+    assert.deepEqual(v.attachments, []);
+    assert.ok(!(await novaAttachments(serverId)).some((a) => a.volumeId === volumeId), 'Nova keeps no record');
+  };
 
   it('attaches, waits for in-use and hands the device to the node; the same call again gives the same answer', async () => {
     h.driver.sim.control.setDurations({ attach: 400 });
@@ -228,6 +234,34 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
       await unpublish('00000000-0000-4000-8000-000000000000', nodeA);
       // Never attached to node B: nothing to do.
       await unpublish(id, nodeB);
+    } finally {
+      h.driver.sim.control.setDurations({ detach: 50 });
+    }
+  });
+
+  it('an unpublish retried while its earlier detach is still under way waits for that detach and answers OK', async () => {
+    const id = await h.createVolume('pvc-unpublish-underway');
+    await publish(id, nodeA);
+    h.driver.sim.control.setDurations({ detach: 800 });
+    try {
+      await h.cloud.compute.detachVolume(nodeA, id); // the earlier call's, which ran out of time or crashed
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'detaching');
+      await unpublish(id, nodeA);
+      await assertAvailableAndDetachedFrom(id, nodeA);
+    } finally {
+      h.driver.sim.control.setDurations({ detach: 50 });
+    }
+  });
+
+  it('an unpublish from one node while another node\'s detach of the multiattach volume is under way waits, then detaches its own', async () => {
+    const id = await h.createVolume('pvc-unpublish-other-detaching', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+    await publish(id, nodeB, { volume_capability: BLOCK_RWX });
+    h.driver.sim.control.setDurations({ detach: 800 });
+    try {
+      await h.cloud.compute.detachVolume(nodeB, id); // someone else's, under way
+      await unpublish(id, nodeA);
+      await assertAvailableAndDetachedFrom(id, nodeA);
     } finally {
       h.driver.sim.control.setDurations({ detach: 50 });
     }
