@@ -8,7 +8,7 @@
 import './cli/heap';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createLogger, type Logger } from './log';
 import { parseServeArgs, parseEndpoint, SERVE_USAGE, UsageError, type ServeOptions } from './cli/args';
 import { ConfigError, loadConfig, type DriverConfig } from './config/config';
@@ -150,7 +150,24 @@ async function startEmbeddedSimulator(
   pointConfigAtSimulator(config, sim, instance, path.join(stateDir, 'node'));
   config.source = 'the embedded simulator';
   logger.info({ url: sim.url, instance: instance.id, devices: sim.hypervisor }, 'simulated OpenStack started');
-  return { stop: () => sim.stop(), mode };
+  return { stop: () => stopSimulator(sim, stateDir), mode };
+}
+
+/**
+ * Stop a simulator this command started, and remove the temporary directory
+ * it made for it; unless volumes are still mounted here (staged or published
+ * by hand, and never unstaged): then say which, and keep their images.
+ */
+async function stopSimulator(sim: { stop(): Promise<{ stillMounted: string[] }> }, tempDir: string): Promise<void> {
+  const { stillMounted } = await sim.stop();
+  if (stillMounted.length === 0) {
+    await rm(tempDir, { recursive: true, force: true });
+    return;
+  }
+  process.stderr.write(
+    `cinder-csi: simulated volumes are still mounted at ${stillMounted.join(', ')}; their images stay in ${tempDir}.\n` +
+      `  Unmount them (umount ${stillMounted.map((t) => JSON.stringify(t)).join(' ')}), then remove ${tempDir}.\n`,
+  );
 }
 
 async function sim(args: string[]): Promise<number> {
@@ -172,14 +189,17 @@ async function sim(args: string[]): Promise<number> {
   }
   const logger = createLogger({ level: (process.env.CINDER_CSI_LOG_LEVEL as 'info') ?? 'info' });
   const { runSimCommand } = await import('./sim');
-  const dir = stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-')));
+  const tempDir = stateDir ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
+  const dir = stateDir ?? tempDir!;
   const simulator = await runSimCommand({ listen, stateDir: dir, tls, logger });
   process.stdout.write(
     `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\nCtrl-C stops it\n`,
   );
   return new Promise<number>((resolve) => {
     const stop = async () => {
-      await simulator.stop();
+      // A --state-dir is the user's (it holds openrc and clouds.yaml); a directory made here goes.
+      if (tempDir) await stopSimulator(simulator, tempDir);
+      else await simulator.stop();
       resolve(0);
     };
     process.once('SIGTERM', () => void stop());

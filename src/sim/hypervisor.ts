@@ -6,6 +6,8 @@
 import { mkdir, open, rm, stat, symlink, unlink, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log';
+import { deviceNumber, isBlockDevice } from '../node/mount';
+import { readMountTable } from '../node/mountinfo';
 import { run } from '../util/exec';
 
 const GiB = 1024 ** 3;
@@ -112,6 +114,25 @@ export class Hypervisor {
   removeImage(kind: ImageKind, id: string): Promise<void> {
     if (!this.enabled) return Promise.resolve();
     return this.serial(id, () => rm(this.imagePath(kind, id), { force: true }));
+  }
+
+  /**
+   * Where the emulated disks are still in use on this machine: mounts of their
+   * filesystems (staging paths and the binds of them) and binds of the device
+   * nodes themselves (raw block targets). A user who stops the simulator with
+   * volumes still staged gets told, instead of mounts of deleted images.
+   */
+  async mountedTargets(): Promise<string[]> {
+    if (this.attached.size === 0) return [];
+    const table = readMountTable();
+    const targets: string[] = [];
+    for (const { loop } of this.attached.values()) {
+      if (!(await isBlockDevice(loop))) continue;
+      const majMin = await deviceNumber(loop);
+      targets.push(...table.ofDevice(majMin).map((m) => m.target));
+      targets.push(...table.bindsOfType('devtmpfs').filter((m) => m.fsroot === `/${path.basename(loop)}`).map((m) => m.target));
+    }
+    return targets;
   }
 
   /** Detaches every loop device this process made, whatever state the volumes are in. */

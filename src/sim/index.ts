@@ -22,7 +22,7 @@ import { NovaApi } from './nova';
 import { RequestHandler } from './server';
 import { CloudState, type InstanceRecord, now } from './state';
 import { makeCertificates } from './tls';
-import type { SimControl, SimInstance, SimInstanceSpec, SimOptions, Simulator } from './types';
+import type { SimControl, SimInstance, SimInstanceSpec, SimOptions, SimStopped, Simulator } from './types';
 
 export type * from './types';
 export { loadFaultsFile } from './faults';
@@ -201,18 +201,23 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
 
   for (const spec of opts.instances ?? [{ name: 'node-1' }]) await control.addInstance(spec);
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
+  let stopping: Promise<SimStopped> | undefined;
+  const stop = (): Promise<SimStopped> => {
     stopping ??= (async () => {
       await state.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      const stillMounted = await hypervisor.mountedTargets();
       await hypervisor.stop();
-      if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
+      if (stillMounted.length > 0) {
+        // Their loop devices go once unmounted (autoclear); their images must stay until then.
+        logger.warn({ stillMounted, stateDir }, 'sim: volumes are still mounted here; their images are kept until you unmount them');
+      } else if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
       else for (const d of ['volumes', 'snapshots', 'backups', 'instances', 'tls']) await rm(path.join(stateDir, d), { recursive: true, force: true });
       logger.info({ url }, 'sim: stopped');
+      return { stillMounted };
     })();
     return stopping;
   };

@@ -155,5 +155,11 @@ export interface Simulator {
   cloudConfig(overrides?: Partial<CloudConfig>): CloudConfig;
   control: SimControl;
   writeClientFiles(dir: string): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops serving and detaches every emulated disk; removes the state it made unless a disk is still mounted. */
+  stop(): Promise<SimStopped>;
+}
+
+export interface SimStopped {
+  /** Mounts of emulated disks left on this machine (their images are kept; unmount, then remove the state dir). */
+  stillMounted: string[];
 }

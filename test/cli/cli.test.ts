@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { call, connect } from '../helpers/grpc';
 import { until } from '../helpers/server';
 
@@ -201,3 +201,25 @@ for (const stopSignal of ['SIGTERM', 'SIGINT'] as const) {
     }
   });
 }
+
+test('serve --sim removes the simulator\'s temporary directory when it stops', async () => {
+  const tmp = mkdtempSync(path.join(dir, 'tmp-'));
+  const socketPath = path.join(dir, 'sim-serve', 'csi.sock');
+  // TMPDIR: where the embedded simulator makes its directory (os.tmpdir()).
+  const child = spawn(process.execPath, [CLI, 'serve', '--sim', '--mode', 'controller', '--endpoint', `unix://${socketPath}`], {
+    env: { ...CLEAN_ENV, TMPDIR: tmp },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await until(() => readdirSync(tmp).some((d) => d.startsWith('cinder-csi-sim-')) && lstatSync(socketPath, { throwIfNoEntry: false })?.isSocket() === true, 20_000, 'the simulator and the socket');
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    assert.deepEqual(readdirSync(tmp), [], 'nothing left in TMPDIR');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  }
+});

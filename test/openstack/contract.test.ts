@@ -55,7 +55,7 @@ async function simTarget(): Promise<ContractTarget> {
     control: sim.control,
     cinderVersion: async (v) => {
       const only = await startSimulator({ hypervisor: false, durations, cinderVersions: [`v${v}`] });
-      return { config: only.cloudConfig(), close: () => only.stop() };
+      return { config: only.cloudConfig(), close: async () => void (await only.stop()) };
     },
     tls: {
       verified: tlsSim.cloudConfig({ tls: { verify: true, caFile: tlsSim.caFile } }),

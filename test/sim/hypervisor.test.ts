@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { open, readlink, stat } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type Simulator } from '../../src/sim';
+import { run } from '../../src/util/exec';
 import { availableVolume, call, login, volumeStatus, waitFor, type Session } from './helpers';
 
 const notRoot = process.getuid?.() !== 0 ? 'loop devices need root' : false;
@@ -131,6 +133,41 @@ describe('sim hypervisor (loop devices)', { skip: notRoot }, () => {
     // By backing file, not by name: other tests may bind a freed loop number again at once.
     assert.deepEqual(loopsBackedUnder(stateDir), []);
     assert.equal(existsSync(stateDir), false);
+  });
+});
+
+describe('sim stopped while one of its disks is still mounted', { skip: notRoot }, () => {
+  it('stop() names the mount and keeps the image behind it; unmounted, the loop device goes', async () => {
+    const sim = await startSimulator({ hypervisor: true, durations: { create: 5, attach: 5 } });
+    const stateDir = path.dirname(path.dirname(path.dirname(sim.instances[0].deviceRoot)));
+    const mnt = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-mnt-'));
+    let mounted = false;
+    try {
+      const s = await login(sim);
+      const id = await availableVolume(s, { size: 1 });
+      const r = await call('POST', `${s.compute}/servers/${sim.instances[0].id}/os-volume_attachments`, { token: s.token, body: { volumeAttachment: { volumeId: id } } });
+      assert.equal(r.status, 200, r.text);
+      await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+      const device = await readlink(path.join(sim.instances[0].deviceRoot, 'disk', 'by-id', `virtio-${id.slice(0, 20)}`));
+      await run('mkfs.ext4', ['-q', device]);
+      await run('mount', [device, mnt]);
+      mounted = true;
+      await writeFile(path.join(mnt, 'kept'), 'still here');
+
+      const { stillMounted } = await sim.stop();
+      assert.deepEqual(stillMounted, [mnt]);
+      assert.equal(await readFile(path.join(mnt, 'kept'), 'utf8'), 'still here', 'the mount still reads its image');
+      assert.ok(existsSync(path.join(stateDir, 'volumes', `${id}.img`)), 'the image behind the mount is kept');
+
+      await run('umount', [mnt]);
+      mounted = false;
+      await waitFor(async () => loopsBackedUnder(stateDir).length, (n) => n === 0);
+    } finally {
+      if (mounted) await run('umount', [mnt]).catch(() => undefined);
+      await sim.stop();
+      await rm(mnt, { recursive: true, force: true });
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
 
