@@ -45,7 +45,11 @@ export async function runDemo(args: string[]): Promise<number> {
     }
     return await lifecycle(endpoint, work);
   } catch (e) {
-    process.stderr.write(`cinder-csi demo: ${(e as grpc.ServiceError).details ?? (e as Error).message}\n`);
+    const err = e as grpc.ServiceError;
+    // A socket file with no server behind it (a driver that was killed): grpc's own words are about channels.
+    const nobody = err.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT|No connection established/.test(err.details ?? '');
+    const message = nobody ? `nothing answers on ${endpoint}; start the driver first (npm start)` : (err.details ?? err.message);
+    process.stderr.write(`cinder-csi demo: ${message}\n`);
     return 1;
   } finally {
     await stopLocal?.().catch(() => undefined);
@@ -103,10 +107,15 @@ async function lifecycle(endpoint: string, work: string): Promise<number> {
   try {
     await step('GetPluginInfo', () => rpc(identity, 'GetPluginInfo', {}), (r: any) => `${r.name} ${r.vendor_version}`);
     const caps = await rpc<any>(identity, 'GetPluginCapabilities', {});
-    const hasNode = await rpc(node, 'NodeGetCapabilities', {}).then(
-      () => true,
-      () => false,
+    // Why there is no node side, when there is none: a controller-only driver, or a node side that cannot serve.
+    const nodeProblem = await rpc(node, 'NodeGetCapabilities', {}).then(
+      () => undefined,
+      (e: grpc.ServiceError) =>
+        e.code === grpc.status.UNIMPLEMENTED
+          ? 'no node service at this endpoint (a controller-only driver: without root, npm start serves the controller only)'
+          : `the node service answered ${grpc.status[e.code]}: ${e.details}`,
     );
+    const hasNode = nodeProblem === undefined;
     const hasController = caps.capabilities.some((c: any) => c.service?.type === 'CONTROLLER_SERVICE');
     if (!hasController) throw new Error('the driver at this endpoint runs no controller; start it with --mode all or controller');
     const nodeInfo = hasNode ? await step('NodeGetInfo', () => rpc<any>(node, 'NodeGetInfo', {}), (r) => `node ${r.node_id}`) : undefined;
@@ -143,7 +152,7 @@ async function lifecycle(endpoint: string, work: string): Promise<number> {
         await step('NodeUnstageVolume', () => rpc(node, 'NodeUnstageVolume', { volume_id: volumeId, staging_target_path: staging }));
         await step('ControllerUnpublishVolume', () => rpc(controller, 'ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeInfo.node_id }));
       } else {
-        process.stdout.write('          (no node service at this endpoint: skipping attach, mount and I/O; run as root for the whole path)\n');
+        process.stdout.write(`          (${nodeProblem}; skipping attach, mount and I/O)\n`);
       }
       await step('ControllerExpandVolume', () =>
         rpc<any>(controller, 'ControllerExpandVolume', { volume_id: volumeId, capacity_range: { required_bytes: 2 * 1024 ** 3 }, volume_capability: mountCap }),

@@ -1,0 +1,57 @@
+// `cinder-csi demo` against a driver started separately, as a new user runs it
+// (README): what it says when nothing answers, and when the driver has no node side.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile, spawn } from 'node:child_process';
+import { lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { until } from '../helpers/server';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+const CLEAN_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-demo-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function demo(endpoint: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, 'demo', '--endpoint', endpoint], { env: CLEAN_ENV, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr });
+    });
+  });
+}
+
+const isSocket = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.isSocket() === true;
+
+test('a socket left by a driver that was killed: the demo says nothing answers there and to start the driver', async () => {
+  const socket = path.join(dir, 'stale.sock');
+  const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)})`], { stdio: 'ignore' });
+  await until(() => isSocket(socket), 10_000, 'the socket');
+  holder.kill('SIGKILL'); // as a crash: the socket file stays
+  await new Promise((r) => holder.once('exit', r));
+  const { code, stderr } = await demo(`unix://${socket}`);
+  assert.equal(code, 1);
+  assert.equal(stderr, `cinder-csi demo: nothing answers on unix://${socket}; start the driver first (npm start)\n`);
+});
+
+test('against a controller-only driver the demo runs the controller steps and says why it skips the node ones', async () => {
+  const socket = path.join(dir, 'controller.sock');
+  const driver = spawn(process.execPath, [CLI, 'serve', '--sim', '--mode', 'controller', '--endpoint', `unix://${socket}`, '--log-level', 'warn'], {
+    env: { ...CLEAN_ENV, TMPDIR: dir },
+    stdio: 'ignore',
+  });
+  const exited = new Promise((r) => driver.once('exit', r));
+  try {
+    await until(() => isSocket(socket), 20_000, 'the driver socket');
+    const { code, stdout, stderr } = await demo(`unix://${socket}`);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /no node service at this endpoint \(a controller-only driver[^)]*\); skipping attach, mount and I\/O/);
+    assert.match(stdout, /CreateVolume/);
+    assert.match(stdout, /DeleteVolume/);
+  } finally {
+    driver.kill('SIGTERM');
+    await exited;
+  }
+});
