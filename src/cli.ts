@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './log';
 import { parseServeArgs, parseEndpoint, SERVE_USAGE, UsageError, type ServeOptions } from './cli/args';
 import { ConfigError, loadConfig, type DriverConfig } from './config/config';
 import { startDriver, VENDOR_VERSION, type RunningDriver } from './driver';
-import { StartupError } from './csi/server';
+import { logGrpcMessagesTo, StartupError } from './csi/server';
 import { pointConfigAtSimulator } from './cli/sim-config';
 
 const USAGE = `cinder-csi ${VENDOR_VERSION}: a CSI driver for OpenStack Cinder
@@ -72,6 +72,7 @@ async function serve(args: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger({ level: opts.logLevel });
+  logGrpcMessagesTo(logger);
   let config: DriverConfig;
   try {
     // With --sim the simulator provides the cloud, so OS_* variables are ignored.

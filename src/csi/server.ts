@@ -1,7 +1,7 @@
 // The gRPC server: listens on a unix socket (and optionally TCP), and shuts
 // down gracefully: stop accepting, let in-flight calls finish up to a bound,
 // then force.
-import { mkdir, lstat, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -13,6 +13,20 @@ export class StartupError extends Error {
     super(message);
     this.name = 'StartupError';
   }
+}
+
+/**
+ * grpc-js's own messages (by default printed to stderr as "E ..." lines) as
+ * structured log lines, so that a driver's output is all JSON. Process-wide.
+ */
+export function logGrpcMessagesTo(logger: Logger): void {
+  const log = logger.child({ component: 'grpc-js' });
+  const text = (args: unknown[]) => args.map(String).join(' ');
+  grpc.setLogger({
+    error: (...args: unknown[]) => log.warn(text(args)),
+    info: (...args: unknown[]) => log.info(text(args)),
+    debug: (...args: unknown[]) => log.debug(text(args)),
+  } as Partial<Console>);
 }
 
 export class CsiServer {
@@ -72,7 +86,12 @@ export class CsiServer {
  * and refuse to start when a live process still answers on it.
  */
 async function prepareSocketPath(socketPath: string): Promise<void> {
-  await mkdir(path.dirname(socketPath), { recursive: true });
+  const dir = path.dirname(socketPath);
+  await mkdir(dir, { recursive: true });
+  // A directory another user made (a shared /tmp path): say so, rather than grpc's "No address added".
+  await access(dir, constants.W_OK | constants.X_OK).catch(() => {
+    throw new StartupError(`cannot make the socket ${socketPath}: this user may not write to ${dir}; choose an --endpoint in a directory of your own`);
+  });
   let stat;
   try {
     stat = await lstat(socketPath);

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { call, connect } from '../helpers/grpc';
 import { until } from '../helpers/server';
 
@@ -210,11 +211,15 @@ test('serve --sim removes the simulator\'s temporary directory when it stops', a
     env: { ...CLEAN_ENV, TMPDIR: tmp },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stdout = '';
   let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
-    await until(() => readdirSync(tmp).some((d) => d.startsWith('cinder-csi-sim-')) && lstatSync(socketPath, { throwIfNoEntry: false })?.isSocket() === true, 20_000, 'the simulator and the socket');
+    // The line comes once the driver serves, with its signal handlers in place (the socket exists earlier).
+    await until(() => stdout.includes('cinder-csi is serving'), 20_000, 'the driver to serve');
+    assert.ok(readdirSync(tmp).some((d) => d.startsWith('cinder-csi-sim-')), 'the simulator made its directory in TMPDIR');
     child.kill('SIGINT');
     assert.equal(await exited, 0, stderr);
     assert.deepEqual(readdirSync(tmp), [], 'nothing left in TMPDIR');
@@ -222,4 +227,60 @@ test('serve --sim removes the simulator\'s temporary directory when it stops', a
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
   }
+});
+
+test("a socket directory this user may not write to (another user's): one line that says so and what to do, exit 1", { skip: process.getuid?.() !== 0 ? 'needs root to run the CLI as another user' : false }, async () => {
+  const shared = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-cli-shared-'));
+  try {
+    chmodSync(shared, 0o755); // like /tmp/cinder-csi made by root: others may look, not write
+    const socketPath = path.join(shared, 'csi.sock');
+    const config = path.join(shared, 'node.yaml');
+    writeFileSync(config, `driver:\n  node:\n    availability_zone: nova\n    state_dir: ${shared}/state\n`);
+    chmodSync(config, 0o644);
+    const outcome = await new Promise<Outcome>((resolve) => {
+      execFile(
+        process.execPath,
+        [CLI, 'serve', '--mode', 'node', '--node-id', randomUUID(), '--endpoint', `unix://${socketPath}`, '--config', config],
+        { env: CLEAN_ENV, timeout: 30_000, uid: 65534, gid: 65534 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr }),
+      );
+    });
+    assert.equal(outcome.code, 1, outcome.stderr);
+    assert.equal(
+      outcome.stderr,
+      `cinder-csi: cannot start: cannot make the socket ${socketPath}: this user may not write to ${shared}; choose an --endpoint in a directory of your own\n`,
+    );
+  } finally {
+    rmSync(shared, { recursive: true, force: true });
+  }
+});
+
+test('a TCP port already taken: one line on stderr (grpc-js\'s own message goes to the JSON log), exit 1', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as net.AddressInfo).port;
+  try {
+    const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-port\n`);
+    const { code, stdout, stderr } = await cli(['serve', '--mode', 'node', '--node-id', randomUUID(), '--endpoint', `tcp://127.0.0.1:${port}`, '--config', config]);
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /^cinder-csi: cannot start: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*\n$/);
+    const grpcLines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((l) => l.component === 'grpc-js');
+    assert.ok(grpcLines.some((l) => /No address added/.test(l.msg)), stdout);
+  } finally {
+    taken.close();
+  }
+});
+
+test('the launcher of a checkout that was never built says to build it, not a Node stack trace', async () => {
+  const copy = mkdtempSync(path.join(dir, 'unbuilt-'));
+  mkdirSync(path.join(copy, 'bin'));
+  copyFileSync(LAUNCHER, path.join(copy, 'bin', 'cinder-csi'));
+  chmodSync(path.join(copy, 'bin', 'cinder-csi'), 0o755);
+  const outcome = await new Promise<Outcome>((resolve) => {
+    execFile(path.join(copy, 'bin', 'cinder-csi'), ['version'], { env: CLEAN_ENV }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr }),
+    );
+  });
+  assert.equal(outcome.code, 1);
+  assert.match(outcome.stderr, /^cinder-csi: \S+\/dist\/src\/cli\.js is missing: build the driver first \(npm ci && npm run build; npm start builds too\)\n$/);
 });

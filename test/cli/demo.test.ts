@@ -40,11 +40,14 @@ test('against a controller-only driver the demo runs the controller steps and sa
   const socket = path.join(dir, 'controller.sock');
   const driver = spawn(process.execPath, [CLI, 'serve', '--sim', '--mode', 'controller', '--endpoint', `unix://${socket}`, '--log-level', 'warn'], {
     env: { ...CLEAN_ENV, TMPDIR: dir },
-    stdio: 'ignore',
+    stdio: ['ignore', 'pipe', 'ignore'],
   });
+  let out = '';
+  driver.stdout.on('data', (d) => (out += d));
   const exited = new Promise((r) => driver.once('exit', r));
   try {
-    await until(() => isSocket(socket), 20_000, 'the driver socket');
+    // Said once it serves (the socket file exists a moment before it accepts).
+    await until(() => out.includes('cinder-csi is serving'), 20_000, 'the driver to serve');
     const { code, stdout, stderr } = await demo(`unix://${socket}`);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /no node service at this endpoint \(a controller-only driver[^)]*\); skipping attach, mount and I\/O/);
