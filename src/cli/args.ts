@@ -58,7 +58,12 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const raw: Partial<Record<keyof ServeOptions, string | boolean>> = {};
   for (const spec of SERVE_FLAGS) {
     const v = spec.env ? env[spec.env] : undefined;
-    if (v !== undefined && v !== '') raw[spec.key] = spec.kind === 'boolean' ? v === 'true' || v === '1' : v;
+    if (v === undefined || v === '') continue;
+    if (spec.kind === 'boolean') {
+      // Strict: a 'yes' read as false would start something the operator did not ask for.
+      if (!['true', '1', 'false', '0'].includes(v)) throw new UsageError(`$${spec.env} must be true, false, 1 or 0, not '${v}'`);
+      raw[spec.key] = v === 'true' || v === '1';
+    } else raw[spec.key] = v;
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];

@@ -86,7 +86,9 @@ test('environment variables stand in for every flag', () => {
     help: false,
   });
   assert.equal(parseServeArgs([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_SIM: '1' }).sim, true);
-  assert.equal(parseServeArgs([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_SIM: 'no' }).sim, false);
+  assert.equal(parseServeArgs([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_SIM: '0' }).sim, false);
+  assert.equal(parseServeArgs([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_SIM: 'false' }).sim, false);
+  assert.match(usageError([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_SIM: 'yes' }), /\$CINDER_CSI_SIM must be true, false, 1 or 0, not 'yes'/);
   assert.equal(parseServeArgs([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_MODE: '' }).mode, 'all', 'an empty variable is unset');
 });
 

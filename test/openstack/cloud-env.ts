@@ -14,7 +14,7 @@ export function cloudConfigFromEnv(env: NodeJS.ProcessEnv = process.env): CloudC
 
 /** Why the cloud tests skip, or false when they can run. */
 export function cloudSkipReason(env: NodeJS.ProcessEnv = process.env): string | false {
-  if (!cloudConfigFromEnv(env)) return 'no cloud configured: set OS_* variables (source /tmp/ostack/openrc) or OS_CLIENT_CONFIG_FILE and OS_CLOUD';
+  if (!cloudConfigFromEnv(env)) return 'no cloud configured: set OS_* variables, or OS_CLIENT_CONFIG_FILE and OS_CLOUD, and TESTBED_SERVER_ID (a server to attach volumes to); the openrc of ../shared/openstack-testbed (start.sh DIR, then source DIR/openrc) sets them all';
   if (!env.TESTBED_SERVER_ID) return 'TESTBED_SERVER_ID is not set: the server to attach volumes to';
   return false;
 }
