@@ -159,6 +159,17 @@ async function scanSerials(opts: DiscoveryOptions): Promise<FoundDevice | null> 
   return { path: real, evidence: `sysfs serial ${serial} of ${name}` };
 }
 
+/**
+ * Whether the disk at device node `device` names, by its serial, a volume
+ * other than `volumeId`: a record of ours whose disk has since been detached
+ * and another volume attached under the same name and number. False when it
+ * cannot tell (no serial: loop devices, some buses).
+ */
+export async function diskNamesAnotherVolume(device: string, volumeId: string, sysfsRoot: string): Promise<boolean> {
+  const serial = await readSerial(sysfsRoot, path.basename(device));
+  return serial !== null && !serialMatches(serial, volumeId);
+}
+
 async function readSerial(sysfsRoot: string, name: string): Promise<string | null> {
   const dir = path.join(sysfsRoot, 'block', name);
   return (await readTrimmed(path.join(dir, 'serial'))) ?? (await readTrimmed(path.join(dir, 'device', 'serial')));

@@ -29,7 +29,7 @@ import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
 import { canonicalPath, isMissing, lookupPath, validatePath } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, readOnlyDeviceMountOptions, stagingMountOptions, type ParsedCapability } from './capability';
-import { deviceNodeBinds, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
+import { deviceNodeBinds, diskNamesAnotherVolume, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
 import {
   bindMount,
   deviceNumber,
@@ -479,6 +479,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
    */
   async function detachUnusedViews(record: BlockStaging, signal: AbortSignal, ctx: CallContext): Promise<void> {
     if (!(await isBlockDevice(record.device)) || (await deviceNumber(record.device)) !== record.majMin) return; // another disk has its name now
+    // The same name and number, but another volume's disk (a stale record after a detach and attach): its views are not ours.
+    if (await diskNamesAnotherVolume(record.device, record.volumeId, settings.sysfsRoot)) return;
     const views = await readOnlyViewsOf(record.device, signal);
     if (views.length === 0) return;
     const mounts = await listMounts(signal);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { run } from '../../src/util/exec';
 import { silentLogger } from '../../src/log';
-import { findVolumeDevice, refuseForeignUse, type DiscoveryOptions, type Ownership } from '../../src/node/devices';
+import { diskNamesAnotherVolume, findVolumeDevice, refuseForeignUse, type DiscoveryOptions, type Ownership } from '../../src/node/devices';
 import { isRoot, ROOT_SKIP_REASON, Sandbox, type LoopDevice } from './loop';
 import { rejectsWithCode } from './context';
 
@@ -65,6 +65,20 @@ test('discovery: a by-id link is taken only when the disk it resolves to has no 
   await rejectsWithCode(findVolumeDevice(options(box, volumeId)), status.NOT_FOUND, /is it attached/);
   await writeFile(serialFile, volumeId.slice(0, 20));
   assert.equal((await findVolumeDevice(options(box, volumeId))).path, loop.path);
+});
+
+test('a disk names another volume only when its serial is known and names another', { skip }, async (t) => {
+  const box = await Sandbox.create(t);
+  const loop = await box.loopDevice(16 * MiB);
+  const volumeId = randomUUID();
+  const sysfsRoot = path.join(box.root, 'sys');
+  await fakeSysfsDisk(box, loop, null);
+  assert.equal(await diskNamesAnotherVolume(loop.path, volumeId, sysfsRoot), false, 'no serial: cannot tell');
+  const serialFile = path.join(sysfsRoot, 'block', loop.name, 'serial');
+  await writeFile(serialFile, volumeId.slice(0, 20));
+  assert.equal(await diskNamesAnotherVolume(loop.path, volumeId, sysfsRoot), false);
+  await writeFile(serialFile, randomUUID().slice(0, 20));
+  assert.equal(await diskNamesAnotherVolume(loop.path, volumeId, sysfsRoot), true);
 });
 
 test('discovery: SCSI and WWN links work too', { skip }, async (t) => {
