@@ -53,8 +53,8 @@ export const UNINTERRUPTED: CallOptions = {};
 
 export interface VolumeWait {
   spec: WaitSpec;
-  /** What kind of change, for the waiter to learn its duration ('volume:attach'). */
-  kind: string;
+  /** What kind of change, for the waiter to learn its duration ('volume:attach'); none for a wait that starts part-way. */
+  kind?: string;
   until?: (v: Volume) => boolean;
 }
 

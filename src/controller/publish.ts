@@ -88,7 +88,10 @@ async function publishOnce(
   // losing it does not say; this node's may be (an unpublish that ran out of time or crashed).
   const mine = attachmentTo(volume, serverId);
   if (mine && volume.status === 'detaching') {
-    throw aborted(`volume ${csiId} is being detached${volume.multiattach ? '' : ` from node ${serverId}`}; it can be published again once the detach is done; the CO retries`);
+    throw aborted(
+      `volume ${csiId} is being detached${volume.multiattach ? ' (from this node or another: Cinder does not say which)' : ` from node ${serverId}`}; ` +
+        `it can be published again once the detach is done; the CO retries. If it stays 'detaching', a detach is stuck: see 'openstack volume show ${id}'`,
+    );
   }
   if (mine) {
     if (!flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
@@ -262,7 +265,7 @@ const DETACHED_FROM_SERVER: WaitSpec = {
 };
 
 /** Someone else's detach of the volume (or an earlier call's) has ended, whichever way. */
-const DETACH_ENDED: WaitSpec = { target: ['available', 'in-use'], transient: ['detaching'], goneIsTarget: true };
+const DETACH_ENDED: WaitSpec = { target: ['available', 'in-use', 'reserved', 'attaching'], transient: ['detaching'], goneIsTarget: true };
 
 /** Nova's record of the attachment, polled until it is gone. */
 const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], goneIsTarget: true };
@@ -331,7 +334,13 @@ async function waitForDetachUnderWay(pair: Pair, op: Op): Promise<boolean> {
     throw err;
   });
   if (volume?.status !== 'detaching') return false;
-  await waitForVolume(cloud, volumeId, { spec: DETACH_ENDED, kind: 'volume:detach' }, op);
+  try {
+    // No kind: a wait that starts part-way through a detach says nothing about how long detaches take here.
+    await waitForVolume(cloud, volumeId, { spec: DETACH_ENDED }, op);
+  } catch (err) {
+    if (!isOpenStackError(err, 'state')) throw err;
+    throw internal(`the detach of volume ${pair.csiId} that was under way failed: ${err.message}. Check 'openstack volume show ${volumeId}'; the CO retries`);
+  }
   return true;
 }
 

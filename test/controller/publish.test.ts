@@ -253,6 +253,23 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     }
   });
 
+  it('an unpublish that waits for a detach under way which then fails answers INTERNAL with where to look', async () => {
+    const id = await h.createVolume('pvc-unpublish-underway-fails');
+    await publish(id, nodeA);
+    h.driver.sim.control.setDurations({ detach: 1500 });
+    try {
+      await h.cloud.compute.detachVolume(nodeA, id);
+      const answer = unpublish(id, nodeA).then(() => assert.fail('the detach failed'), (e) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      h.driver.sim.control.setVolumeStatus(id, 'error_detaching');
+      const err = await answer;
+      assert.equal(err.code, Code.INTERNAL, err.details);
+      assert.match(err.details, /the detach of volume \S+ that was under way failed: .*error_detaching.*openstack volume show/);
+    } finally {
+      h.driver.sim.control.setDurations({ detach: 50 });
+    }
+  });
+
   it('an unpublish from one node while another node\'s detach of the multiattach volume is under way waits, then detaches its own', async () => {
     const id = await h.createVolume('pvc-unpublish-other-detaching', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     await publish(id, nodeA, { volume_capability: BLOCK_RWX });
