@@ -73,9 +73,10 @@ export class NodePluginProcess {
 
   /** SIGKILL the plugin and everything it started, and wait until it is gone. */
   async crash(): Promise<void> {
-    this.closeClients();
+    // The signal before the clients close: a cancelled call would let the plugin tidy up first.
     killGroup(this.child, 'SIGKILL');
     await this.exited;
+    this.closeClients();
   }
 
   /** A clean stop (SIGTERM), or a crash if that takes too long. Safe to call twice. */
