@@ -146,7 +146,10 @@ async function startEmbeddedSimulator(
     mode = 'controller';
   }
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
-  const sim = await startSimulator({ stateDir: path.join(stateDir, 'sim'), hypervisor: root, logger: logger.child({ component: 'sim' }) });
+  const sim = await startSimulator({ stateDir: path.join(stateDir, 'sim'), hypervisor: root, logger: logger.child({ component: 'sim' }) }).catch(async (err) => {
+    await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  });
   const instance = sim.instances[0];
   pointConfigAtSimulator(config, sim, instance, path.join(stateDir, 'node'));
   config.source = 'the embedded simulator';
@@ -192,7 +195,10 @@ async function sim(args: string[]): Promise<number> {
   const { runSimCommand } = await import('./sim');
   const tempDir = stateDir ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
   const dir = stateDir ?? tempDir!;
-  const simulator = await runSimCommand({ listen, stateDir: dir, tls, logger });
+  const simulator = await runSimCommand({ listen, stateDir: dir, tls, logger }).catch(async (err) => {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    throw err;
+  });
   process.stdout.write(
     `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\nCtrl-C stops it\n`,
   );

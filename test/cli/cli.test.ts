@@ -290,3 +290,18 @@ test('the launcher of a checkout that was never built says to build it, not a No
   assert.equal(outcome.code, 1);
   assert.match(outcome.stderr, /^cinder-csi: \S+\/dist\/src\/cli\.js is missing: build the driver first \(npm ci && npm run build; npm start builds too\)\n$/);
 });
+
+test('a simulator that cannot start (its port is taken) leaves no temporary directory behind', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as net.AddressInfo).port;
+  const tmp = mkdtempSync(path.join(dir, 'tmp-sim-'));
+  try {
+    const { code, stderr } = await cli(['sim', '--listen', `127.0.0.1:${port}`], { ...CLEAN_ENV, TMPDIR: tmp });
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /EADDRINUSE/);
+    assert.deepEqual(readdirSync(tmp), []);
+  } finally {
+    taken.close();
+  }
+});
