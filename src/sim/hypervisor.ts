@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Logger } from '../log';
 import { deviceNumber, isBlockDevice } from '../node/mount';
 import { readMountTable } from '../node/mountinfo';
+import { readOnlyViewsOf } from '../node/readonly-view';
 import { run } from '../util/exec';
 
 const GiB = 1024 ** 3;
@@ -126,11 +127,14 @@ export class Hypervisor {
     if (this.attached.size === 0) return [];
     const table = readMountTable();
     const targets: string[] = [];
+    const nodeBinds = table.bindsOfType('devtmpfs');
     for (const { loop } of this.attached.values()) {
       if (!(await isBlockDevice(loop))) continue;
-      const majMin = await deviceNumber(loop);
-      targets.push(...table.ofDevice(majMin).map((m) => m.target));
-      targets.push(...table.bindsOfType('devtmpfs').filter((m) => m.fsroot === `/${path.basename(loop)}`).map((m) => m.target));
+      targets.push(...table.ofDevice(await deviceNumber(loop)).map((m) => m.target));
+      // The disk's node bound onto a file, or a read-only view of it (a loop over the loop) bound so.
+      for (const node of [loop, ...(await readOnlyViewsOf(loop))]) {
+        targets.push(...nodeBinds.filter((m) => m.fsroot === `/${path.basename(node)}`).map((m) => m.target));
+      }
     }
     return targets;
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { run } from '../../src/util/exec';
+import { createReadOnlyView } from '../../src/node/readonly-view';
 import { availableVolume, call, login, volumeStatus, waitFor, type Session } from './helpers';
 
 const notRoot = process.getuid?.() !== 0 ? 'loop devices need root' : false;
@@ -141,7 +142,9 @@ describe('sim stopped while one of its disks is still mounted', { skip: notRoot 
     const sim = await startSimulator({ hypervisor: true, durations: { create: 5, attach: 5 } });
     const stateDir = path.dirname(path.dirname(path.dirname(sim.instances[0].deviceRoot)));
     const mnt = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-mnt-'));
+    const viewTarget = `${mnt}-view`;
     let mounted = false;
+    let view: string | undefined;
     try {
       const s = await login(sim);
       const id = await availableVolume(s, { size: 1 });
@@ -153,19 +156,31 @@ describe('sim stopped while one of its disks is still mounted', { skip: notRoot 
       await run('mount', [device, mnt]);
       mounted = true;
       await writeFile(path.join(mnt, 'kept'), 'still here');
+      // A read-only raw block publish: a read-only view of the disk, its device node bound onto a file.
+      view = await createReadOnlyView(device);
+      await writeFile(viewTarget, '');
+      await run('mount', ['--bind', view, viewTarget]);
 
       const { stillMounted } = await sim.stop();
-      assert.deepEqual(stillMounted, [mnt]);
+      assert.deepEqual(stillMounted.sort(), [mnt, viewTarget].sort());
       assert.equal(await readFile(path.join(mnt, 'kept'), 'utf8'), 'still here', 'the mount still reads its image');
       assert.ok(existsSync(path.join(stateDir, 'volumes', `${id}.img`)), 'the image behind the mount is kept');
 
+      await run('umount', [viewTarget]);
+      await run('losetup', ['--detach', view]);
+      view = undefined;
       await run('umount', [mnt]);
       mounted = false;
       await waitFor(async () => loopsBackedUnder(stateDir).length, (n) => n === 0);
     } finally {
+      if (view) {
+        await run('umount', [viewTarget]).catch(() => undefined);
+        await run('losetup', ['--detach', view]).catch(() => undefined);
+      }
       if (mounted) await run('umount', [mnt]).catch(() => undefined);
       await sim.stop();
       await rm(mnt, { recursive: true, force: true });
+      await rm(viewTarget, { force: true });
       await rm(stateDir, { recursive: true, force: true });
     }
   });
