@@ -404,8 +404,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
     // kubelet's maps of them (refuseForeignUse), are not a use by anything else.
     await refuseIfInUse(device, volumeId, [stagingPath, targetPath, ...targetPaths(record)], signal);
     // A recorded publish here whose bind has gone (unmounted by someone else), or one that died before binding:
-    // its view goes.
-    await detachUnusedViews(record, signal, ctx);
+    // its view goes before a read-only publish makes another. (A read-write publish makes none and forks no
+    // losetup for them: unpublish and unstage sweep as well.)
+    if (readOnly) await detachUnusedViews(record, signal, ctx);
     const created = await ensureFile(targetPath);
     let view: string | null = null;
     let bound = false;
