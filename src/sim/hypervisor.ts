@@ -7,6 +7,7 @@ import { mkdir, open, rm, stat, symlink, unlink, truncate } from 'node:fs/promis
 import path from 'node:path';
 import type { Logger } from '../log';
 import { deviceNumber, isBlockDevice } from '../node/mount';
+import { deviceNodeBinds } from '../node/devices';
 import { readMountTable } from '../node/mountinfo';
 import { readOnlyViewsOf } from '../node/readonly-view';
 import { run } from '../util/exec';
@@ -127,13 +128,12 @@ export class Hypervisor {
     if (this.attached.size === 0) return [];
     const table = readMountTable();
     const targets: string[] = [];
-    const nodeBinds = table.bindsOfType('devtmpfs');
     for (const { loop } of this.attached.values()) {
       if (!(await isBlockDevice(loop))) continue;
       targets.push(...table.ofDevice(await deviceNumber(loop)).map((m) => m.target));
       // The disk's node bound onto a file, or a read-only view of it (a loop over the loop) bound so.
       for (const node of [loop, ...(await readOnlyViewsOf(loop))]) {
-        targets.push(...nodeBinds.filter((m) => m.fsroot === `/${path.basename(node)}`).map((m) => m.target));
+        targets.push(...(await deviceNodeBinds(table, await deviceNumber(node))).map((m) => m.target));
       }
     }
     return targets;
