@@ -290,13 +290,8 @@ async function unpublishOnce(
     return {};
   }
   // An empty node_id means: from every node (CSI spec).
-  let volume: Volume;
-  try {
-    volume = await cloud.blockStorage.getVolume(id, op);
-  } catch (err) {
-    if (isNotFound(err)) return {};
-    throw err;
-  }
+  const volume = await volumeOrNull(cloud, id, op);
+  if (!volume) return {};
   for (const serverId of publishedNodeIds(volume)) await detach(env, { cloud, csiId, volumeId: id, serverId }, op);
   return {};
 }
@@ -326,13 +321,18 @@ async function detach(env: ControllerEnv, pair: Pair, op: Op, afterDetachUnderWa
   if (answer === 'requested' || (await cinderStillAttached(pair, op))) await waitDetached(env, pair, op);
 }
 
-/** A detach of the volume still under way ('detaching'): true once it has ended; false when there is none. */
-async function waitForDetachUnderWay(pair: Pair, op: Op): Promise<boolean> {
-  const { cloud, volumeId } = pair;
-  const volume = await cloud.blockStorage.getVolume(volumeId, op).catch((err) => {
+/** The volume, or null when Cinder has none of that ID. */
+function volumeOrNull(cloud: Cloud, volumeId: string, op: Op): Promise<Volume | null> {
+  return cloud.blockStorage.getVolume(volumeId, op).catch((err) => {
     if (isNotFound(err)) return null;
     throw err;
   });
+}
+
+/** A detach of the volume still under way ('detaching'): true once it has ended; false when there is none. */
+async function waitForDetachUnderWay(pair: Pair, op: Op): Promise<boolean> {
+  const { cloud, volumeId } = pair;
+  const volume = await volumeOrNull(cloud, volumeId, op);
   if (volume?.status !== 'detaching') return false;
   try {
     // No kind: a wait that starts part-way through a detach says nothing about how long detaches take here.
@@ -353,14 +353,8 @@ async function waitForDetachUnderWay(pair: Pair, op: Op): Promise<boolean> {
  */
 async function cinderStillAttached(pair: Pair, op: Op): Promise<boolean> {
   const { cloud, csiId, volumeId, serverId } = pair;
-  let volume: Volume;
-  try {
-    volume = await cloud.blockStorage.getVolume(volumeId, op);
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-  if (!attachmentTo(volume, serverId)) return false;
+  const volume = await volumeOrNull(cloud, volumeId, op);
+  if (!volume || !attachmentTo(volume, serverId)) return false;
   try {
     await cloud.compute.getServer(serverId, op);
   } catch (err) {
