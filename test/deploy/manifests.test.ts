@@ -51,6 +51,13 @@ interface Volume {
 }
 interface PodSpec {
   serviceAccountName?: string;
+  affinity?: {
+    podAntiAffinity?: {
+      preferredDuringSchedulingIgnoredDuringExecution?: Array<{
+        podAffinityTerm: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } };
+      }>;
+    };
+  };
   containers: Container[];
   volumes?: Volume[];
   hostNetwork?: boolean;
@@ -61,7 +68,7 @@ interface PodSpec {
   automountServiceAccountToken?: boolean;
 }
 interface Workload extends K8s {
-  spec: { replicas?: number; template: { spec: PodSpec } };
+  spec: { replicas?: number; podManagementPolicy?: string; template: { metadata?: { labels?: Record<string, string> }; spec: PodSpec } };
 }
 interface Rule {
   apiGroups?: string[];
@@ -518,7 +525,33 @@ test('sidecars run with the flags the driver relies on', async (t) => {
   const snap = sidecar(controller, 'csi-snapshotter').args;
   assert.equal(flag(snap, 'extra-create-metadata'), 'true');
   assert.equal(flag(snap, 'leader-election'), 'true');
-  assert.equal(controller.spec.replicas, 1);
+});
+
+test('a dead node does not stop the controller: two replicas apart, a leader per sidecar, one evicted at a time', async (t) => {
+  const all = await docs(t);
+  if (!all) return;
+  const { controller } = workloads(all);
+  // A StatefulSet pod on a lost node stays until force-deleted: a second replica must already run elsewhere.
+  assert.ok((controller.spec.replicas ?? 1) >= 2, 'more than one replica');
+  assert.equal(controller.spec.podManagementPolicy, 'Parallel', 'replicas start without waiting for one another');
+  const podLabels = controller.spec.template.metadata?.labels ?? {};
+  const spread = controller.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  assert.ok(
+    spread.some(
+      (s) =>
+        s.podAffinityTerm.topologyKey === 'kubernetes.io/hostname' &&
+        Object.entries(s.podAffinityTerm.labelSelector.matchLabels).every(([k, v]) => podLabels[k] === v),
+    ),
+    'replicas prefer different nodes',
+  );
+  // With several replicas, a sidecar without leader election would call the plugin from every one of them.
+  for (const c of controller.spec.template.spec.containers.filter((c) => c.image.includes('/sig-storage/csi-'))) {
+    assert.equal(flag(c.args, 'leader-election'), 'true', `${c.name} elects a leader`);
+  }
+  const budgets = ofKind<K8s & { spec: { maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }>(all, 'PodDisruptionBudget');
+  const budget = budgets.find((b) => Object.entries(b.spec.selector.matchLabels).every(([k, v]) => podLabels[k] === v));
+  assert.ok(budget, 'a PodDisruptionBudget covers the controller pods');
+  assert.equal(budget.spec.maxUnavailable, 1);
 });
 
 test('images are pinned: no :latest, every image has a tag or digest', async (t) => {
