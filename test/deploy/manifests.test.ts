@@ -40,7 +40,7 @@ interface Container {
   volumeMounts?: VolumeMount[];
   securityContext?: Obj;
   ports?: Array<{ name?: string; containerPort: number }>;
-  livenessProbe?: { httpGet?: { path: string; port: string | number }; exec?: { command: string[] } };
+  livenessProbe?: { httpGet?: { host?: string; path: string; port: string | number }; exec?: { command: string[] } };
 }
 interface Volume {
   name: string;
@@ -161,15 +161,23 @@ function portOf(endpoint: string): number {
   return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
 }
 
-/** The TCP ports a container's process listens on, from its flags: the sidecars' health and diagnostics servers. */
-function listenPorts(c: Container): number[] {
-  const ports: number[] = [];
-  if (c.image.startsWith('registry.k8s.io/sig-storage/livenessprobe:')) ports.push(Number(flag(c.args, 'health-port') ?? '9808'));
+/** Where a container's process listens, from its flags: the sidecars' health and diagnostics servers. Host '' is every interface. */
+function listenEndpoints(c: Container): Array<{ host: string; port: number }> {
+  const at = (endpoint: string) => ({ host: endpoint.slice(0, endpoint.lastIndexOf(':')), port: portOf(endpoint) });
+  const endpoints: Array<{ host: string; port: number }> = [];
+  // The livenessprobe's deprecated --health-port (default 9808) serves on every interface unless --http-endpoint replaces it.
+  if (c.image.startsWith('registry.k8s.io/sig-storage/livenessprobe:') && !flag(c.args, 'http-endpoint')) {
+    endpoints.push({ host: '', port: Number(flag(c.args, 'health-port') ?? '9808') });
+  }
   for (const name of ['http-endpoint', 'metrics-address']) {
     const endpoint = flag(c.args, name);
-    if (endpoint) ports.push(portOf(endpoint));
+    if (endpoint) endpoints.push(at(endpoint));
   }
-  return ports;
+  return endpoints;
+}
+
+function listenPorts(c: Container): number[] {
+  return listenEndpoints(c).map((e) => e.port);
 }
 
 /** A probe's port as a number: named ports are looked up in every container of the pod. */
@@ -489,16 +497,32 @@ test('liveness: each plugin container probes the livenessprobe sidecar port of i
   const all = await docs(t);
   if (!all) return;
   const { controller, node } = workloads(all);
-  const ports = new Set<string>();
   for (const w of [controller, node]) {
     const plugin = pluginContainer(w);
-    const port = flag(sidecar(w, 'livenessprobe').args, 'health-port') ?? '9808';
+    const [port] = listenPorts(sidecar(w, 'livenessprobe'));
     const probe = plugin.livenessProbe?.httpGet;
     assert.ok(probe, `${w.metadata.name}: the plugin has an HTTP liveness probe`);
     assert.equal(probe.path, '/healthz');
-    assert.equal(String(probePort(w, probe.port)), port, `${w.metadata.name}: probe port is the livenessprobe --health-port`);
-    ports.add(port);
+    assert.equal(probePort(w, probe.port), port, `${w.metadata.name}: probe port is where the livenessprobe listens`);
   }
+});
+
+test('node: on the host network, every sidecar listens on loopback only, where kubelet probes it', async (t) => {
+  const all = await docs(t);
+  if (!all) return;
+  const { node } = workloads(all);
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'];
+  for (const c of node.spec.template.spec.containers) {
+    for (const e of listenEndpoints(c)) {
+      assert.ok(loopback.includes(e.host), `${c.name} listens on ${e.host || 'every interface'}:${e.port}, open to the node's network`);
+    }
+    const probe = c.livenessProbe?.httpGet;
+    // kubelet probes a pod's IP unless told otherwise: on the host network, that is the node's address.
+    if (probe) assert.ok(loopback.includes(probe.host ?? ''), `${c.name}'s probe goes to ${probe.host ?? "the node's address"}, not loopback`);
+  }
+  // The check itself notices the deprecated flag, which listens everywhere.
+  const everywhere = { name: 'x', image: 'registry.k8s.io/sig-storage/livenessprobe:v2', args: ['--health-port=9809'] };
+  assert.deepEqual(listenEndpoints(everywhere), [{ host: '', port: 9809 }]);
 });
 
 // ------------------------------------------------------------ sidecar flags
