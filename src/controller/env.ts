@@ -56,9 +56,10 @@ export interface VolumeWait {
   /** What kind of change, for the waiter to learn its duration ('volume:attach'); none for a wait that starts part-way. */
   kind?: string;
   until?: (v: Volume) => boolean;
+  failedIf?: (v: Volume) => string | null;
 }
 
 /** Wait on one Cinder volume through the cloud's waiter (null: it is gone and the spec counts that as done). */
 export function waitForVolume(cloud: Cloud, volumeId: string, wait: VolumeWait, op: Op): Promise<Volume | null> {
-  return cloud.waiter.volume(volumeId, wait.spec, { until: wait.until, kind: wait.kind, signal: op.signal, deadline: op.deadline });
+  return cloud.waiter.volume(volumeId, wait.spec, { until: wait.until, failedIf: wait.failedIf, kind: wait.kind, signal: op.signal, deadline: op.deadline });
 }

@@ -221,8 +221,10 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output,
 
 /**
  * Wait for Cinder to show the volume in-use with an attachment to this
- * server. Going back (to available, or an error) means Nova gave up: the
- * attachment is removed so nothing is left half-attached.
+ * server. Nova reserves the volume before its attach request returns, so
+ * going back (to available, or an error), or in-use with no attachment here
+ * (a multiattach volume's other attachments), means Nova gave up and rolled
+ * its attach back: the attachment is removed so nothing is left half-attached.
  */
 async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Volume> {
   const { cloud, volumeId, serverId, csiId } = pair;
@@ -234,6 +236,7 @@ async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Vol
         spec: WAIT.volumeAttached,
         kind: 'volume:attach',
         until: (v) => attachmentTo(v, serverId) !== undefined,
+        failedIf: (v) => (v.status === 'in-use' && !attachmentTo(v, serverId) ? `is in-use with no attachment to server ${serverId}` : null),
       },
       op,
     );

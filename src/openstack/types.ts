@@ -366,6 +366,8 @@ export interface WaitSpec {
 export interface WaitOptions<T> extends CallOptions {
   /** An extra condition on a target state: the new size, an attachment to this server. */
   until?: (item: T) => boolean;
+  /** Why a look proves the change will not happen although its state is no failure (an attach Nova rolled back), or null. */
+  failedIf?: (item: T) => string | null;
   /** The kind of change ('volume:create', 'volume:attach'), so the poll schedule learns how long it takes here. */
   kind?: string;
 }

@@ -15,7 +15,9 @@ import type { CallOptions, WaitSpec } from './types';
 /** The standard waits. Anything not in target or transient is a failure. */
 export const WAIT = {
   volumeAvailable: { target: ['available'], transient: ['creating', 'downloading', 'restoring-backup', 'uploading'] },
-  volumeAttached: { target: ['in-use'], transient: ['available', 'reserved', 'attaching'], ordered: true },
+  // Not 'available': Nova reserves the volume before its attach request returns, so a volume
+  // available again afterwards is one whose attach Nova rolled back.
+  volumeAttached: { target: ['in-use'], transient: ['reserved', 'attaching'], ordered: true },
   volumeDetached: { target: ['available'], transient: ['in-use', 'detaching'], ordered: true },
   volumeExtended: { target: ['available', 'in-use'], transient: ['extending'] },
   volumeRetyped: { target: ['available', 'in-use'], transient: ['retyping'] },
@@ -41,6 +43,8 @@ export interface WaitRequest<T> extends CallOptions {
   stateOf: (item: T) => string;
   /** An extra condition on a target state (the new size, an attachment to this server). */
   until?: (item: T) => boolean;
+  /** Why a look proves the change will not happen although its state is no failure (an attach Nova rolled back), or null. */
+  failedIf?: (item: T) => string | null;
   /** What kind of change this is, to learn how long it takes here ('volume:attach'). */
   kind?: string;
   /** Look once straight away: the change has probably happened already (Nova's record after Cinder's detach). */
@@ -112,6 +116,8 @@ export class Waiter {
       if (spec.target.includes(state) && (!req.until || req.until(item))) {
         return this.done(req.kind, lastMiss, pollAt, polls, started, item);
       }
+      const failure = req.failedIf?.(item);
+      if (failure) throw new OpenStackError('state', `${req.what} ${failure} while waiting for ${describeTarget(spec)}`, { lastState: state });
       const index = spec.transient.indexOf(state);
       if (index < 0 && !spec.target.includes(state)) {
         throw new OpenStackError('state', `${req.what} reached ${state} while waiting for ${describeTarget(spec)}`, { lastState: state });

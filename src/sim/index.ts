@@ -145,6 +145,9 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       if (!v) throw new Error(`no volume ${id}`);
       state.setVolumeStatus(v, status);
     },
+    failAttaches: (count) => {
+      state.attachFailures = count;
+    },
     setBackendCapacity: (gb) => {
       state.backendCapacityGb = gb;
     },

@@ -151,6 +151,8 @@ export class CloudState {
   backendCapacityGb: number | null = null;
   /** Cinder's user messages (GET /messages, 3.3), oldest first. */
   readonly messages: MessageRecord[] = [];
+  /** The compute host fails this many of the next attaches at their end (control.failAttaches). */
+  attachFailures = 0;
   /** Volumes the scheduler is about to fail: they take no room on the backend. */
   private readonly unplaced = new Set<string>();
   private seq = 0;
@@ -437,7 +439,12 @@ export class CloudState {
       a.state = 'attaching';
       if (vol.status === 'reserved') this.setVolumeStatus(vol, 'attaching');
     });
-    this.change(total, () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot, a.accessMode === 'ro'), () => {
+    const fails = this.attachFailures > 0;
+    if (fails) this.attachFailures--;
+    const connect = fails
+      ? () => new Promise<never>((_, reject) => this.after(total, () => reject(new Error(`sim: the compute host could not connect volume ${vol.id} (injected)`))))
+      : () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot, a.accessMode === 'ro');
+    this.change(total, connect, () => {
       a.state = 'attached';
       a.attachedAt = now();
       this.setVolumeStatus(vol, 'in-use');

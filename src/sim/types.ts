@@ -136,6 +136,12 @@ export interface SimControl {
   /** Every volume, snapshot and attachment, Cinder's and Nova's, as they are now. */
   inventory(): SimInventory;
   setVolumeStatus(id: string, status: string): void;
+  /**
+   * The compute host fails the next `count` attaches when they would finish
+   * (os-brick or libvirt could not connect the disk): Nova rolls each back,
+   * deleting the attachment, and the volume returns to its earlier status.
+   */
+  failAttaches(count: number): void;
   /** The backend's size in GiB for the scheduler's capacity check (null: room for anything, the default). */
   setBackendCapacity(gb: number | null): void;
   addInstance(spec: SimInstanceSpec): Promise<SimInstance>;

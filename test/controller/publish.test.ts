@@ -316,6 +316,42 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     }
   });
 
+  // Nova reserves the volume before its attach request returns; when the compute host then fails to
+  // connect the disk, Nova deletes the attachment and the volume is what it was before.
+  it('answers at once, with where to look, when Nova rolls its attach back; nothing stays attached, and a retry attaches', async () => {
+    // Rolled back before the driver's first look (it never sees 'reserved'), and after looks that saw it under way.
+    for (const attachMs of [0, 400]) {
+      h.driver.sim.control.setDurations({ attach: attachMs });
+      try {
+        const id = await h.createVolume(`pvc-attach-rolled-back-${attachMs}`);
+        h.driver.sim.control.failAttaches(1);
+        // Not DEADLINE_EXCEEDED: nothing is left to wait for.
+        const err = await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA, volume_capability: MOUNT_RWO }, 10_000), Code.INTERNAL);
+        assert.match(err.details, /attaching volume .* failed: .*available.*openstack server event list/);
+        await assertAvailableAndDetachedFrom(id, nodeA);
+        const res = await publish(id, nodeA);
+        assert.ok(res.publish_context[PUBLISH_CONTEXT.devicePath]);
+        await unpublish(id, nodeA);
+      } finally {
+        h.driver.sim.control.setDurations({ attach: 50 });
+      }
+    }
+  });
+
+  it('a multiattach volume: an attach rolled back on one node answers at once and leaves the other node attached', async () => {
+    const id = await h.createVolume('pvc-multi-rolled-back', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    await publish(id, nodeA, { volume_capability: BLOCK_RWX });
+    h.driver.sim.control.failAttaches(1);
+    // Back to in-use, from node A's attachment: a target state, but with none to node B.
+    const err = await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeB, volume_capability: BLOCK_RWX }, 10_000), Code.INTERNAL);
+    assert.match(err.details, new RegExp(`is in-use with no attachment to server ${nodeB}`));
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.equal(v.status, 'in-use');
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeA]);
+    await publish(id, nodeB, { volume_capability: BLOCK_RWX });
+    await h.rpc('ControllerUnpublishVolume', { volume_id: id });
+  });
+
   it('unpublishes from every server when node_id is empty', async () => {
     const id = await h.createVolume('pvc-unpublish-all', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     await publish(id, nodeA, { volume_capability: BLOCK_RWX });

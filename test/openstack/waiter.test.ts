@@ -131,12 +131,37 @@ describe('waiter states', () => {
     await assert.rejects(
       v.waiter.waitFor({
         what: 'volume x',
-        spec: WAIT.volumeAttached,
-        fetch: v.fetcher([[0, 'attaching'], [200, 'available']]),
+        spec: WAIT.volumeDetached,
+        fetch: v.fetcher([[0, 'detaching'], [200, 'in-use']]),
         stateOf: (o) => o.status,
       }),
-      (e) => isOpenStackError(e, 'state') && e.lastState === 'available' && /went back from attaching to available/.test(e.message),
+      (e) => isOpenStackError(e, 'state') && e.lastState === 'in-use' && /went back from detaching to in-use/.test(e.message),
     );
+  });
+
+  it('an attach that finds the volume available has been rolled back, even if no look saw it reserved', async () => {
+    const v = virtualWaiter();
+    await assert.rejects(
+      v.waiter.waitFor({ what: 'volume x', spec: WAIT.volumeAttached, fetch: v.fetcher([[0, 'available']]), stateOf: (o) => o.status }),
+      (e) => isOpenStackError(e, 'state') && e.lastState === 'available' && /volume x reached available/.test(e.message),
+    );
+  });
+
+  it('failedIf: a look that proves the change will not happen ends the wait at once', async () => {
+    const v = virtualWaiter();
+    let polls = 0;
+    await assert.rejects(
+      v.waiter.waitFor({
+        what: 'volume x',
+        spec: WAIT.volumeAttached,
+        fetch: async () => ({ status: ++polls >= 2 ? 'in-use' : 'reserved', mine: false }),
+        stateOf: (o) => o.status,
+        until: (o) => o.mine,
+        failedIf: (o) => (o.status === 'in-use' && !o.mine ? 'is in-use without this attachment' : null),
+      }),
+      (e) => isOpenStackError(e, 'state') && /volume x is in-use without this attachment while waiting for in-use/.test(e.message),
+    );
+    assert.equal(polls, 2);
   });
 
   it('gone is the target of a deletion, and a failure otherwise', async () => {
