@@ -129,8 +129,10 @@ async function serve(args: string[]): Promise<number> {
 /**
  * Start the in-process simulator and point the config at it: its cloud, and
  * for the node side its first emulated instance (ID, metadata service and the
- * device root where attached volumes appear). Loop devices need root: without
- * it the node side cannot run, so 'all' becomes 'controller' and says why.
+ * device root where attached volumes appear). The node side needs the
+ * simulator's disks, which are loop devices: without root, or where loop
+ * devices cannot be made (a container without --privileged), 'all' becomes
+ * 'controller' and says why.
  */
 async function startEmbeddedSimulator(
   config: DriverConfig,
@@ -139,17 +141,22 @@ async function startEmbeddedSimulator(
 ): Promise<{ stop: () => Promise<void>; mode: ServeOptions['mode'] }> {
   const { startSimulator } = await import('./sim');
   const root = process.getuid?.() === 0;
-  if (!root && mode !== 'controller') {
-    if (mode === 'node') throw new StartupError('the node plugin on the simulator needs root (it mounts loop devices); run with sudo');
-    logger.warn('not root: serving the controller only; the node side needs root to make loop devices and mount them');
-    process.stderr.write('cinder-csi: not root, so only the controller runs (the node side mounts loop devices and needs root)\n');
-    mode = 'controller';
-  }
+  if (!root && mode === 'node') throw new StartupError('the node plugin on the simulator needs root (it mounts loop devices); run with sudo');
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
   const sim = await startSimulator({ stateDir: path.join(stateDir, 'sim'), hypervisor: root, logger: logger.child({ component: 'sim' }) }).catch(async (err) => {
     await rm(stateDir, { recursive: true, force: true });
     throw err;
   });
+  if (!sim.hypervisor && mode !== 'controller') {
+    const why = root ? 'this machine cannot make loop devices (in a container, run it --privileged)' : 'not root (the node side makes loop devices and mounts them)';
+    if (mode === 'node') {
+      await stopSimulator(sim, stateDir);
+      throw new StartupError(`the node plugin on the simulator cannot run: ${why}`);
+    }
+    logger.warn(`serving the controller only: ${why}`);
+    process.stderr.write(`cinder-csi: only the controller runs: ${why}\n`);
+    mode = 'controller';
+  }
   const instance = sim.instances[0];
   pointConfigAtSimulator(config, sim, instance, path.join(stateDir, 'node'));
   config.source = 'the embedded simulator';

@@ -59,14 +59,14 @@ export async function runDemo(args: string[]): Promise<number> {
 
 async function startLocal(work: string): Promise<{ endpoint: string; stop: () => Promise<void> }> {
   const { startSimulator } = await import('../sim');
-  const root = process.getuid?.() === 0;
-  const sim = await startSimulator({ stateDir: path.join(work, 'sim'), hypervisor: root });
+  // Devices where root can make loop devices; otherwise the APIs only, and the demo skips the node steps.
+  const sim = await startSimulator({ stateDir: path.join(work, 'sim') });
   const instance = sim.instances[0];
   const config = fromDocument({}, 'the demo', {});
   pointConfigAtSimulator(config, sim, instance, path.join(work, 'node-state'));
   const socket = path.join(work, 'csi.sock');
   const driver = await startDriver({
-    mode: root ? 'all' : 'controller',
+    mode: sim.hypervisor ? 'all' : 'controller',
     endpoint: { kind: 'unix', path: socket },
     config,
     logger: createLogger({ level: 'warn' }),
@@ -112,7 +112,7 @@ async function lifecycle(endpoint: string, work: string): Promise<number> {
       () => undefined,
       (e: grpc.ServiceError) =>
         e.code === grpc.status.UNIMPLEMENTED
-          ? 'no node service at this endpoint (a controller-only driver: without root, npm start serves the controller only)'
+          ? 'no node service at this endpoint (a controller-only driver: without root, or where loop devices cannot be made, npm start serves the controller only)'
           : `the node service answered ${grpc.status[e.code]}: ${e.details}`,
     );
     const hasNode = nodeProblem === undefined;

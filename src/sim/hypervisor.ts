@@ -42,6 +42,28 @@ export class Hypervisor {
     return `virtio-${volumeId.slice(0, 20)}`;
   }
 
+  /**
+   * Why this machine cannot make loop devices, or null when it can: one made
+   * and removed on a small file in `dir`. Root is not enough: a container
+   * without --privileged has no /dev/loop-control, and a user namespace's
+   * root may not set one up.
+   */
+  static async loopDevicesUnavailable(dir: string): Promise<string | null> {
+    const probe = path.join(dir, 'loop-probe.img');
+    try {
+      await mkdir(dir, { recursive: true });
+      const fh = await open(probe, 'w');
+      await fh.truncate(1024 * 1024).finally(() => fh.close());
+      const loop = (await run('losetup', ['--find', '--show', '--', probe])).stdout.trim();
+      await run('losetup', ['-d', loop]);
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      await rm(probe, { force: true });
+    }
+  }
+
   /** Grows (or creates) the sparse image; a loop device on it is told the new size. */
   resize(volumeId: string, sizeGiB: number): Promise<void> {
     if (!this.enabled) return Promise.resolve();

@@ -38,7 +38,7 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-async function decideHypervisor(requested: boolean | undefined, logger: Logger): Promise<boolean> {
+async function decideHypervisor(requested: boolean | undefined, stateDir: string, logger: Logger): Promise<boolean> {
   const root = process.getuid?.() === 0;
   const want = requested ?? root;
   if (!want) {
@@ -51,6 +51,11 @@ async function decideHypervisor(requested: boolean | undefined, logger: Logger):
   }
   if (!(await which('losetup'))) {
     logger.warn('sim: block devices are not emulated: losetup is not installed');
+    return false;
+  }
+  const why = await Hypervisor.loopDevicesUnavailable(stateDir);
+  if (why) {
+    logger.warn({ error: why }, 'sim: block devices are not emulated: this machine cannot make loop devices (in a container, run it --privileged)');
     return false;
   }
   return true;
@@ -74,7 +79,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
   const logger = opts.logger ?? silentLogger;
   const host = opts.host ?? '127.0.0.1';
 
-  const hvEnabled = await decideHypervisor(opts.hypervisor, logger);
+  const hvEnabled = await decideHypervisor(opts.hypervisor, stateDir, logger);
   const hypervisor = new Hypervisor(hvEnabled, stateDir, logger);
   const credentials = makeCredentials();
   const cinderVersions = opts.cinderVersions ?? ['v1', 'v2', 'v3'];

@@ -41,7 +41,7 @@ export interface SimOptions {
   maxMicroversion?: string;
   /** Nova max microversion (default '2.96'). */
   maxComputeMicroversion?: string;
-  /** Emulate block devices with loop devices (default: true when root). */
+  /** Emulate block devices with loop devices (default: when root and this machine can make loop devices). */
   hypervisor?: boolean;
   instances?: SimInstanceSpec[];
   availabilityZones?: string[];

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
-import { lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { until } from '../helpers/server';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -58,3 +58,37 @@ test('against a controller-only driver the demo runs the controller steps and sa
     await exited;
   }
 });
+
+/**
+ * Run the CLI as root in a mount namespace whose /dev has no loop devices and
+ * no /dev/loop-control, as in a container started without --privileged.
+ */
+function cliWithoutLoopDevices(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = path.join(dir, 'no-loop-devices.js');
+  writeFileSync(
+    script,
+    `const { execFileSync, spawnSync } = require('node:child_process');
+execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', '/dev']);
+for (const [name, minor] of [['null', 3], ['zero', 5], ['random', 8], ['urandom', 9]]) execFileSync('mknod', ['-m', '666', '/dev/' + name, 'c', '1', String(minor)]);
+const r = spawnSync(process.execPath, process.argv.slice(2), { stdio: 'inherit' });
+process.exit(r.status ?? 1);
+`,
+  );
+  return new Promise((resolve) => {
+    execFile('unshare', ['--mount', '--propagation', 'private', process.execPath, script, CLI, ...args], { env: { ...CLEAN_ENV, TMPDIR: dir }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('root where loop devices cannot be made (a container without --privileged): the demo runs the controller steps and says why not the node ones; a node plugin refuses to start', { skip: process.getuid?.() !== 0 ? 'needs root to make a mount namespace' : false }, async () => {
+  const shown = await cliWithoutLoopDevices(['demo']);
+  assert.equal(shown.code, 0, shown.stderr);
+  // Before, the simulator promised devices it could not make, and ControllerPublishVolume waited for an attach that had failed.
+  assert.match(shown.stdout, /skipping attach, mount and I\/O/);
+  assert.match(shown.stdout, /DeleteVolume/);
+  const node = await cliWithoutLoopDevices(['serve', '--sim', '--mode', 'node', '--endpoint', `unix://${dir}/node.sock`, '--log-level', 'silent']);
+  assert.equal(node.code, 1);
+  assert.match(node.stderr, /the node plugin on the simulator cannot run: this machine cannot make loop devices \(in a container, run it --privileged\)/);
+});
+
