@@ -375,6 +375,9 @@ async function cinderStillAttached(pair: Pair, op: Op): Promise<boolean> {
 /**
  * Wait until Cinder lists no attachment of the volume to this server, then
  * look at Nova's record at once; only if it is still there, wait for it.
+ * Nova marks the volume 'detaching' before its detach request returns, so
+ * 'in-use' with the attachment still here means Nova rolled the detach back
+ * (the guest kept the disk).
  */
 async function waitDetached(env: ControllerEnv, pair: Pair, op: Op): Promise<void> {
   const { cloud, csiId, volumeId, serverId } = pair;
@@ -386,6 +389,7 @@ async function waitDetached(env: ControllerEnv, pair: Pair, op: Op): Promise<voi
         spec: DETACHED_FROM_SERVER,
         kind: 'volume:detach',
         until: (v) => attachmentTo(v, serverId) === undefined,
+        failedIf: (v) => (v.status === 'in-use' && attachmentTo(v, serverId) ? `is in-use again, still attached to server ${serverId}` : null),
       },
       op,
     );

@@ -153,6 +153,9 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     failAttaches: (count) => {
       state.attachFailures = count;
     },
+    failDetaches: (count) => {
+      state.detachFailures = count;
+    },
     setBackendCapacity: (gb) => {
       state.backendCapacityGb = gb;
     },

@@ -151,8 +151,9 @@ export class CloudState {
   backendCapacityGb: number | null = null;
   /** Cinder's user messages (GET /messages, 3.3), oldest first. */
   readonly messages: MessageRecord[] = [];
-  /** The compute host fails this many of the next attaches at their end (control.failAttaches). */
+  /** The compute host fails this many of the next attaches, and of the next detaches, at their end (control.failAttaches, failDetaches). */
   attachFailures = 0;
+  detachFailures = 0;
   /** Volumes the scheduler is about to fail: they take no room on the backend. */
   private readonly unplaced = new Set<string>();
   private seq = 0;
@@ -458,6 +459,15 @@ export class CloudState {
   detach(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
     a.state = 'detaching';
     this.setVolumeStatus(vol, 'detaching');
+    if (this.detachFailures > 0) {
+      this.detachFailures--;
+      // Nova's roll_detaching: the guest kept the disk, so the attachment stays and the volume is in-use again.
+      this.after(this.durations.detach, () => {
+        a.state = 'attached';
+        this.setVolumeStatus(vol, 'in-use');
+      });
+      return;
+    }
     const finish = (): void => this.dropAttachment(vol, inst, a);
     this.change(this.durations.detach, () => this.hypervisor.detach(vol.id, inst.id), finish, finish);
   }

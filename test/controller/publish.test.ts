@@ -352,6 +352,21 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await h.rpc('ControllerUnpublishVolume', { volume_id: id });
   });
 
+  // Nova marks the volume 'detaching' before its detach request returns; when the guest keeps the
+  // disk, Nova rolls back: the volume is in-use again, attached as before.
+  it('answers at once when Nova rolls its detach back: the volume stays attached, and a retry detaches', async () => {
+    const id = await h.createVolume('pvc-detach-rolled-back');
+    await publish(id, nodeA);
+    h.driver.sim.control.failDetaches(1);
+    const err = await expectCode(h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: nodeA }, 10_000), Code.INTERNAL);
+    assert.match(err.details, new RegExp(`detaching volume .* failed: .*is in-use again, still attached to server ${nodeA}.*openstack server event list`));
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.equal(v.status, 'in-use');
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeA]);
+    await unpublish(id, nodeA);
+    await assertAvailableAndDetachedFrom(id, nodeA);
+  });
+
   it('unpublishes from every server when node_id is empty', async () => {
     const id = await h.createVolume('pvc-unpublish-all', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     await publish(id, nodeA, { volume_capability: BLOCK_RWX });
