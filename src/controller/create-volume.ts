@@ -8,7 +8,7 @@ import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
 import { NO_BACKEND_EVENT_ID, type CallOptions, type Cloud, type UserMessage, type Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { alreadyExists, internal, invalidArgument, outOfRange, requireField, resourceExhausted } from '../csi/errors';
+import { alreadyExists, internal, invalidArgument, outOfRange, requireField, requireName, resourceExhausted } from '../csi/errors';
 import { capabilitiesProblem, isMultiNode, isMultiattachType } from './capabilities';
 import { findOneByName } from './by-name';
 import { cloudForSecrets } from './clouds';
@@ -25,7 +25,7 @@ import { requireVolumeType } from './volume-types';
 export const RESIZE_REQUIRED_KEY = 'resizeRequired';
 
 export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest__Output, op: Op): Promise<CreateVolumeResponse> {
-  const name = requireField(req.name, 'name');
+  const name = requireName(req.name, 'name');
   const caps = requireField(req.volume_capabilities, 'volume_capabilities');
   const params = parseVolumeParams(req.parameters);
   const mutable = parseMutableParams(req.mutable_parameters);

@@ -6,7 +6,7 @@ import type { DeleteVolumeRequest__Output } from '../gen/csi/v1/DeleteVolumeRequ
 import type { DeleteVolumeResponse } from '../gen/csi/v1/DeleteVolumeResponse';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, requireField } from '../csi/errors';
+import { aborted, failedPrecondition, internal, requireId } from '../csi/errors';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { translate } from './os-errors';
@@ -17,7 +17,7 @@ const BUSY = ['creating', 'downloading', 'uploading', 'extending', 'retyping', '
 const ATTACHED = ['in-use', 'reserved', 'attaching', 'detaching'];
 
 export async function deleteVolume(env: ControllerEnv, req: DeleteVolumeRequest__Output, op: Op): Promise<DeleteVolumeResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const bs = cloud.blockStorage;
   // Delete straight away: Cinder itself refuses (400/409) a volume that is

@@ -4,7 +4,7 @@ import type { ControllerExpandVolumeRequest__Output } from '../gen/csi/v1/Contro
 import type { ControllerExpandVolumeResponse } from '../gen/csi/v1/ControllerExpandVolumeResponse';
 import { isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, invalidArgument, notFound, outOfRange, requireField, resourceExhausted } from '../csi/errors';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, outOfRange, requireField, requireId, resourceExhausted } from '../csi/errors';
 import { isBlock } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
@@ -12,7 +12,7 @@ import { rethrow } from './os-errors';
 import { gibToBytes, sizeForRange } from './size';
 
 export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolumeRequest__Output, op: Op): Promise<ControllerExpandVolumeResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
   const range = requireField(req.capacity_range, 'capacity_range');
   // The spec: at least one of the two MUST be set (for CreateVolume the whole range may be absent; not here).
   if (!Number(range.required_bytes) && !Number(range.limit_bytes)) {

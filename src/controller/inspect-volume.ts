@@ -6,7 +6,7 @@ import type { ControllerGetVolumeRequest__Output } from '../gen/csi/v1/Controlle
 import type { ControllerGetVolumeResponse } from '../gen/csi/v1/ControllerGetVolumeResponse';
 import type { Volume } from '../openstack/types';
 import { isNotFound } from '../openstack/errors';
-import { CsiError, notFound, requireField } from '../csi/errors';
+import { CsiError, notFound, requireField, requireId } from '../csi/errors';
 import { capabilitiesProblem } from './capabilities';
 import { locate, type Located } from './clouds';
 import type { ControllerEnv, Op } from './env';
@@ -25,7 +25,7 @@ export async function validateVolumeCapabilities(
   req: ValidateVolumeCapabilitiesRequest__Output,
   op: Op,
 ): Promise<ValidateVolumeCapabilitiesResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
   const caps = requireField(req.volume_capabilities, 'volume_capabilities');
   const volume = await getExisting(locate(env.clouds, csiId, req.secrets), csiId, op);
   // Parameters we would refuse at creation are not confirmed either.
@@ -49,7 +49,7 @@ export async function validateVolumeCapabilities(
 }
 
 export async function controllerGetVolume(env: ControllerEnv, req: ControllerGetVolumeRequest__Output, op: Op): Promise<ControllerGetVolumeResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
   const { cloudName, volume } = await findVolume(env, csiId, op);
   return {
     // The ID as the CO knows it (a bare ID found in another cloud stays bare).

@@ -4,7 +4,7 @@ import type { ControllerModifyVolumeRequest__Output } from '../gen/csi/v1/Contro
 import type { ControllerModifyVolumeResponse } from '../gen/csi/v1/ControllerModifyVolumeResponse';
 import { isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireId, resourceExhausted } from '../csi/errors';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
@@ -12,7 +12,7 @@ import { parseMutableParams } from './params';
 import { isType, requireVolumeType } from './volume-types';
 
 export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolumeRequest__Output, op: Op): Promise<ControllerModifyVolumeResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
   const wanted = parseMutableParams(req.mutable_parameters);
   if (!wanted.volumeType) throw invalidArgument('mutable_parameters is required: name what to change (the only mutable parameter is type)');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);

@@ -9,7 +9,7 @@ import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
 import { READONLY_METADATA_KEY, readonlyFlag, type Cloud, type Volume, type WaitSpec } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, requireId, resourceExhausted } from '../csi/errors';
 import { capabilityProblem, isMultiNode } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
@@ -54,8 +54,8 @@ interface Pair {
 const publishing = new OneAtATime();
 
 export async function publishVolume(env: ControllerEnv, req: ControllerPublishVolumeRequest__Output, op: Op): Promise<ControllerPublishVolumeResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
-  const serverId = requireField(req.node_id, 'node_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
+  const serverId = requireId(req.node_id, 'node_id');
   const cap = requireField(req.volume_capability, 'volume_capability');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const pair: Pair = { cloud, csiId, volumeId: id, serverId };
@@ -274,7 +274,9 @@ const DETACH_ENDED: WaitSpec = { target: ['available', 'in-use', 'reserved', 'at
 const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], goneIsTarget: true };
 
 export async function unpublishVolume(env: ControllerEnv, req: ControllerUnpublishVolumeRequest__Output, op: Op): Promise<ControllerUnpublishVolumeResponse> {
-  const csiId = requireField(req.volume_id, 'volume_id');
+  const csiId = requireId(req.volume_id, 'volume_id');
+  // Optional: empty means every node (see unpublishOnce).
+  if (req.node_id) requireId(req.node_id, 'node_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   // In the same queue as publishes: Cinder refuses a detach while another attach of the volume is under way.
   return publishing.run(`${cloud.name}/${id}`, op.signal, `the other publishes of volume ${csiId}`, () => unpublishOnce(env, req, csiId, cloud, id, op));

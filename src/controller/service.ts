@@ -36,7 +36,7 @@ import type { ControllerGetVolumeRequest__Output } from '../gen/csi/v1/Controlle
 import type { ControllerGetVolumeResponse } from '../gen/csi/v1/ControllerGetVolumeResponse';
 import type { ControllerModifyVolumeRequest__Output } from '../gen/csi/v1/ControllerModifyVolumeRequest';
 import type { ControllerModifyVolumeResponse } from '../gen/csi/v1/ControllerModifyVolumeResponse';
-import { requireField } from '../csi/errors';
+import { requireId, requireName } from '../csi/errors';
 import { controllerCapabilities } from './capabilities';
 import type { CloudSet } from './clouds';
 import { createEnv, type ControllerEnv, type Op } from './env';
@@ -94,13 +94,13 @@ export function createControllerService(deps: ControllerDeps): ControllerService
     (req: Req, ctx: CallContext) =>
       run(env, req, { signal: ctx.signal, deadline: ctx.deadline ?? undefined });
 
-  const volumeKey = (req: { volume_id: string }) => `volume:${requireField(req.volume_id, 'volume_id')}`;
+  const volumeKey = (req: { volume_id: string }) => `volume:${requireId(req.volume_id, 'volume_id')}`;
   // Publishing one multiattach volume to several nodes may run in parallel;
   // publish and unpublish of one volume on one node may not.
   const attachmentKey = (req: { volume_id: string; node_id: string }) => `${volumeKey(req)}@${req.node_id || '*'}`;
 
-  const createVolumeOnce = change('CreateVolume', (req: CreateVolumeRequest__Output) => `volume-name:${requireField(req.name, 'name')}`, createVolume);
-  const createSnapshotOnce = change('CreateSnapshot', (req: CreateSnapshotRequest__Output) => `snapshot-name:${requireField(req.name, 'name')}`, createSnapshot);
+  const createVolumeOnce = change('CreateVolume', (req: CreateVolumeRequest__Output) => `volume-name:${requireName(req.name, 'name')}`, createVolume);
+  const createSnapshotOnce = change('CreateSnapshot', (req: CreateSnapshotRequest__Output) => `snapshot-name:${requireName(req.name, 'name')}`, createSnapshot);
 
   return {
     // The new IDs go on the call's log line.
@@ -119,7 +119,7 @@ export function createControllerService(deps: ControllerDeps): ControllerService
     ControllerUnpublishVolume: change('ControllerUnpublishVolume', attachmentKey, unpublishVolume),
     ControllerExpandVolume: change('ControllerExpandVolume', volumeKey, expandVolume),
     ControllerModifyVolume: change('ControllerModifyVolume', volumeKey, modifyVolume),
-    DeleteSnapshot: change('DeleteSnapshot', (req) => `snapshot:${requireField(req.snapshot_id, 'snapshot_id')}`, deleteSnapshot),
+    DeleteSnapshot: change('DeleteSnapshot', (req) => `snapshot:${requireId(req.snapshot_id, 'snapshot_id')}`, deleteSnapshot),
     ValidateVolumeCapabilities: read(validateVolumeCapabilities),
     ListVolumes: read(listVolumes),
     GetCapacity: read(getCapacity),

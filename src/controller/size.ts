@@ -5,6 +5,9 @@ import { invalidArgument, outOfRange } from '../csi/errors';
 
 export const gibToBytes = (gib: number): number => gib * GiB;
 
+/** The largest size Cinder takes, in GiB: its API refuses a size above its database's int (db.MAX_INT). */
+export const MAX_CINDER_GIB = 2 ** 31 - 1;
+
 /**
  * The Cinder size for a capacity range: required_bytes rounded up to whole
  * GiB, 1 GiB when absent. OUT_OF_RANGE when limit_bytes is below that.
@@ -15,6 +18,11 @@ export function sizeForRange(range: CapacityRange__Output | null | undefined): n
   if (!Number.isFinite(required) || required < 0) throw invalidArgument(`capacity_range.required_bytes must not be negative`);
   if (!Number.isFinite(limit) || limit < 0) throw invalidArgument(`capacity_range.limit_bytes must not be negative`);
   const gib = Math.max(1, Math.ceil(required / GiB));
+  if (gib > MAX_CINDER_GIB) {
+    throw outOfRange(
+      `capacity_range.required_bytes ${required} is more than Cinder's largest volume, ${MAX_CINDER_GIB} GiB (${gibToBytes(MAX_CINDER_GIB)} bytes)`,
+    );
+  }
   if (limit > 0 && gibToBytes(gib) > limit) {
     throw outOfRange(
       `Cinder sizes volumes in whole GiB: the request needs ${gib} GiB (${gibToBytes(gib)} bytes) but limit_bytes is ${limit}; ` +

@@ -25,7 +25,7 @@ import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
 import type { Backup, Cloud, Snapshot } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, resourceExhausted } from '../csi/errors';
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireId, requireName, resourceExhausted } from '../csi/errors';
 import { findOneByName } from './by-name';
 import { locate } from './clouds';
 import { UNINTERRUPTED, type ControllerEnv, type Op } from './env';
@@ -42,8 +42,8 @@ type Kind = SnapshotParams['kind'];
 type Copy = Snapshot | Backup;
 
 export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequest__Output, op: Op): Promise<CreateSnapshotResponse> {
-  const name = requireField(req.name, 'name');
-  const sourceCsiId = requireField(req.source_volume_id, 'source_volume_id');
+  const name = requireName(req.name, 'name');
+  const sourceCsiId = requireId(req.source_volume_id, 'source_volume_id');
   const params = parseSnapshotParams(req.parameters);
   const { cloud, id: volumeId } = locate(env.clouds, sourceCsiId, req.secrets);
   const bs = cloud.blockStorage;
@@ -144,7 +144,7 @@ async function findCopy(cloud: Cloud, id: string, op: Op): Promise<Found | undef
 const STILL_CREATING: readonly string[] = [...WAIT.snapshotAvailable.transient, ...WAIT.backupAvailable.transient];
 
 export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequest__Output, op: Op): Promise<DeleteSnapshotResponse> {
-  const csiId = requireField(req.snapshot_id, 'snapshot_id');
+  const csiId = requireId(req.snapshot_id, 'snapshot_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const found = await findCopy(cloud, id, op);
   if (!found) return {};
@@ -186,7 +186,7 @@ async function settle(cloud: Cloud, kind: Kind, id: string, op: Op): Promise<voi
 }
 
 export async function getSnapshot(env: ControllerEnv, req: GetSnapshotRequest__Output, op: Op): Promise<GetSnapshotResponse> {
-  const csiId = requireField(req.snapshot_id, 'snapshot_id');
+  const csiId = requireId(req.snapshot_id, 'snapshot_id');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const found = await findCopy(cloud, id, op);
   if (!found) throw notFound(`snapshot ${csiId} does not exist in cloud '${cloud.name}' (neither as a Cinder snapshot nor as a backup)`);
@@ -195,6 +195,9 @@ export async function getSnapshot(env: ControllerEnv, req: GetSnapshotRequest__O
 
 export async function listSnapshots(env: ControllerEnv, req: ListSnapshotsRequest__Output, op: Op): Promise<ListSnapshotsResponse> {
   if (req.max_entries < 0) throw invalidArgument(`max_entries must not be negative, not ${req.max_entries}`);
+  // Optional filters; one that names nothing lists nothing, one that cannot be an ID is refused.
+  if (req.snapshot_id) requireId(req.snapshot_id, 'snapshot_id');
+  if (req.source_volume_id) requireId(req.source_volume_id, 'source_volume_id');
   if (req.snapshot_id) return { entries: (await oneSnapshot(env, req, op)).map((snapshot) => ({ snapshot })), next_token: '' };
 
   const key = env.settings.listTokenKey;

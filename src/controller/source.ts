@@ -5,7 +5,7 @@
 import type { VolumeContentSource__Output } from '../gen/csi/v1/VolumeContentSource';
 import type { Cloud } from '../openstack/types';
 import { isNotFound } from '../openstack/errors';
-import { invalidArgument, notFound, unavailable } from '../csi/errors';
+import { invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
 import { locate } from './clouds';
 import type { ControllerEnv, Op } from './env';
 
@@ -35,12 +35,9 @@ export async function resolveSource(
 ): Promise<ResolvedSource | undefined> {
   if (!source || (!source.snapshot && !source.volume)) return undefined;
   if (source.type === 'volume' || (!source.type && source.volume)) {
-    const csi = source.volume?.volume_id;
-    if (!csi) throw invalidArgument('volume_content_source.volume.volume_id is required');
-    return resolveVolume(env, cloud, csi, op);
+    return resolveVolume(env, cloud, requireId(source.volume?.volume_id, 'volume_content_source.volume.volume_id'), op);
   }
-  const csi = source.snapshot?.snapshot_id;
-  if (!csi) throw invalidArgument('volume_content_source.snapshot.snapshot_id is required');
+  const csi = requireId(source.snapshot?.snapshot_id, 'volume_content_source.snapshot.snapshot_id');
   return resolveSnapshotOrBackup(env, cloud, csi, op);
 }
 

@@ -35,3 +35,29 @@ export function requireField<T>(value: T | null | undefined | '', field: string)
   if (Array.isArray(value) && value.length === 0) throw invalidArgument(`${field} must not be empty`);
   return value as T;
 }
+
+/** The CSI spec's size limit for a string field ("Size Limits"): a CO sends no longer one. */
+export const MAX_STRING_BYTES = 128;
+
+/** Whether `s` holds a control character (NUL, newline, ...): no name, ID, path or mount flag a CO sends does. */
+export const hasControlCharacter = (s: string): boolean => /[\u0000-\u001f\u007f]/.test(s);
+
+/** A required name (of a new volume or snapshot): within the spec's 128 bytes and without control characters. */
+export function requireName(value: string | null | undefined, field: string): string {
+  const v = requireField(value, field);
+  const bytes = Buffer.byteLength(v);
+  if (bytes > MAX_STRING_BYTES) throw invalidArgument(`${field} is ${bytes} bytes long; the CSI spec allows at most ${MAX_STRING_BYTES}`);
+  if (hasControlCharacter(v)) throw invalidArgument(`${field} ${JSON.stringify(v)} must not contain control characters`);
+  return v;
+}
+
+/**
+ * A required ID (of a volume, snapshot or node): a name, and without '/'. No Cinder or
+ * Nova ID holds one, and on the node a '/' would make the volume ID a path (its device
+ * is looked up by file name).
+ */
+export function requireId(value: string | null | undefined, field: string): string {
+  const v = requireName(value, field);
+  if (v.includes('/')) throw invalidArgument(`${field} ${JSON.stringify(v)} must not contain '/': it is not a Cinder or Nova ID`);
+  return v;
+}
