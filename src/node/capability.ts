@@ -1,6 +1,6 @@
 // The parts of a VolumeCapability the node service acts on, validated once.
 import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
-import { failedPrecondition, invalidArgument } from '../csi/errors';
+import { failedPrecondition, hasControlCharacter, invalidArgument } from '../csi/errors';
 import { parseFsType, type FsType } from './format';
 
 export type AccessMode =
@@ -16,6 +16,15 @@ export type ParsedCapability =
   | { access: 'mount'; mode: AccessMode; fsType: FsType | null; mountFlags: string[] }
   | { access: 'block'; mode: AccessMode };
 
+const ACCESS_MODES: readonly AccessMode[] = [
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_READER_ONLY',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+  'MULTI_NODE_READER_ONLY',
+  'MULTI_NODE_SINGLE_WRITER',
+  'MULTI_NODE_MULTI_WRITER',
+];
 const READ_ONLY_MODES: readonly AccessMode[] = ['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY'];
 
 /** Options that would change what kind of mount we make; those are ours to choose. */
@@ -25,6 +34,8 @@ export function parseCapability(cap: VolumeCapability__Output | null | undefined
   if (!cap) throw invalidArgument(`${field} is required`);
   const mode = cap.access_mode?.mode;
   if (!mode || mode === 'UNKNOWN') throw invalidArgument(`${field}.access_mode is required`);
+  // An enum value this CSI version does not define arrives as its number.
+  if (!ACCESS_MODES.includes(mode)) throw invalidArgument(`${field}.access_mode ${String(mode)} is not a CSI access mode`);
   if (cap.access_type === 'block' || (cap.block && !cap.mount)) return { access: 'block', mode };
   if (cap.access_type !== 'mount' && !cap.mount) throw invalidArgument(`${field} must have access_type block or mount`);
   if (mode.startsWith('MULTI_NODE_')) {
@@ -34,8 +45,9 @@ export function parseCapability(cap: VolumeCapability__Output | null | undefined
   const mount = cap.mount;
   const mountFlags = mount?.mount_flags ?? [];
   for (const flag of mountFlags.flatMap((f) => f.split(','))) {
-    if (flag.includes('\0')) throw invalidArgument(`${field}.mount.mount_flags must not contain NUL`);
-    if (FORBIDDEN_MOUNT_FLAGS.has(flag.trim())) throw invalidArgument(`${field}.mount.mount_flags must not contain ${flag}`);
+    if (hasControlCharacter(flag)) throw invalidArgument(`${field}.mount.mount_flags must not contain control characters (NUL, newline)`);
+    // By its name: 'loop=/dev/loopN' is 'loop' too.
+    if (FORBIDDEN_MOUNT_FLAGS.has(flag.split('=')[0].trim())) throw invalidArgument(`${field}.mount.mount_flags must not contain ${flag}`);
   }
   return { access: 'mount', mode, fsType: parseFsType(mount?.fs_type), mountFlags: mountFlags.filter((f) => f !== '') };
 }

@@ -1,19 +1,27 @@
 // Paths arrive in requests and end up as arguments to mount and umount, so we
-// accept only plain absolute paths: no NUL, no '.' or '..' segments, no
-// doubled slashes. A trailing slash is tolerated and dropped.
+// accept only plain absolute paths: no control characters (NUL, newline), no
+// '.' or '..' segments, no doubled slashes, within the kernel's PATH_MAX and
+// NAME_MAX; and none that resolves to the root directory (a symlink to '/').
+// A trailing slash is tolerated and dropped.
 import path from 'node:path';
 import { realpath } from 'node:fs/promises';
-import { invalidArgument, notFound, requireField } from '../csi/errors';
+import { hasControlCharacter, invalidArgument, notFound, requireField } from '../csi/errors';
+
+/** Linux's PATH_MAX (with the terminating NUL) and NAME_MAX, in bytes. */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
 
 export function validatePath(value: string | null | undefined, field: string): string {
   const p = requireField(value, field);
-  if (p.includes('\0')) throw invalidArgument(`${field} must not contain NUL`);
+  if (hasControlCharacter(p)) throw invalidArgument(`${field} must not contain control characters (NUL, newline), got ${JSON.stringify(p)}`);
+  if (Buffer.byteLength(p) >= PATH_MAX) throw invalidArgument(`${field} is ${Buffer.byteLength(p)} bytes long; a path has fewer than ${PATH_MAX}`);
   if (!path.posix.isAbsolute(p)) throw invalidArgument(`${field} must be an absolute path, got ${JSON.stringify(p)}`);
   const trimmed = p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
   const segments = trimmed.split('/').slice(1);
   if (segments.some((s) => s === '..' || s === '.' || (s === '' && trimmed !== '/'))) {
     throw invalidArgument(`${field} must be a normalized path without '.' or '..' segments, got ${JSON.stringify(p)}`);
   }
+  if (segments.some((s) => Buffer.byteLength(s) > NAME_MAX)) throw invalidArgument(`${field} has a component longer than ${NAME_MAX} bytes`);
   if (trimmed === '/') throw invalidArgument(`${field} must not be the root directory`);
   return trimmed;
 }
@@ -50,6 +58,17 @@ export async function canonicalPath(p: string): Promise<string> {
       return p;
     }
   }
+}
+
+/**
+ * The canonical path of request field `field` (validated already), refused
+ * when it resolves to the root directory (a symlink to '/'), as '/' itself is:
+ * nothing is mounted over it or unmounted from it.
+ */
+export async function resolveRequestPath(p: string, field: string): Promise<string> {
+  const resolved = await canonicalPath(p);
+  if (resolved === '/') throw invalidArgument(`${field} ${p} resolves to the root directory (a symlink to /); it must not`);
+  return resolved;
 }
 
 export function isMissing(err: unknown): boolean {

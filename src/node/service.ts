@@ -6,7 +6,7 @@ import { lstat, mkdir, open, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallContext, Handler } from '../csi/context';
 import { InFlight } from '../csi/inflight';
-import { alreadyExists, failedPrecondition, notFound, requireField, unavailable } from '../csi/errors';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
 import { TOPOLOGY_ZONE_KEY } from '../csi/constants';
 import { run } from '../util/exec';
 import type { NodeStageVolumeRequest__Output } from '../gen/csi/v1/NodeStageVolumeRequest';
@@ -27,7 +27,7 @@ import type { NodeGetInfoRequest__Output } from '../gen/csi/v1/NodeGetInfoReques
 import type { NodeGetInfoResponse } from '../gen/csi/v1/NodeGetInfoResponse';
 import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
-import { canonicalPath, isMissing, lookupPath, validatePath } from './paths';
+import { isMissing, lookupPath, resolveRequestPath, validatePath } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, readOnlyDeviceMountOptions, stagingMountOptions, type ParsedCapability } from './capability';
 import { deviceNodeBinds, diskNamesAnotherVolume, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
 import {
@@ -249,12 +249,12 @@ export function createNodeService(settings: NodeSettings): NodeService {
   }
 
   const NodeStageVolume: NodeService['NodeStageVolume'] = async (req, ctx) => {
-    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumeId = requireId(req.volume_id, 'volume_id');
     const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
     const cap = parseCapability(req.volume_capability);
     ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath, access_type: cap.access });
     await inflight.run(volumeId, 'NodeStageVolume', req, ctx.signal, async (signal) => {
-      const canonical = await canonicalPath(stagingPath);
+      const canonical = await resolveRequestPath(stagingPath, 'staging_target_path');
       if (cap.access === 'mount') await stageFilesystem(req, cap, canonical, signal, ctx);
       else await stageBlock(req, canonical, signal, ctx);
     });
@@ -264,11 +264,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
   // ---- NodeUnstageVolume -----------------------------------------------------
 
   const NodeUnstageVolume: NodeService['NodeUnstageVolume'] = async (req, ctx) => {
-    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumeId = requireId(req.volume_id, 'volume_id');
     const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
     ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath });
     await inflight.run(volumeId, 'NodeUnstageVolume', req, ctx.signal, async (signal) => {
-      const canonical = await canonicalPath(stagingPath);
+      const canonical = await resolveRequestPath(stagingPath, 'staging_target_path');
       const mounts = await listMounts(signal);
       const staged = mounts.at(canonical);
       if (staged) {
@@ -496,7 +496,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
   }
 
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
-    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumeId = requireId(req.volume_id, 'volume_id');
     const targetPath = validatePath(req.target_path, 'target_path');
     const cap = parseCapability(req.volume_capability);
     // The spec's code when a plugin with STAGE_UNSTAGE_VOLUME gets no staging path (after the required fields).
@@ -507,7 +507,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const readOnly = req.readonly || isReadOnlyMode(cap.mode);
     ctx.annotate({ volume_id: volumeId, target_path: targetPath, access_type: cap.access, readonly: readOnly });
     await inflight.run(volumeId, 'NodePublishVolume', req, ctx.signal, async (signal) => {
-      const [staging, target] = await Promise.all([canonicalPath(stagingPath), canonicalPath(targetPath)]);
+      const [staging, target] = await Promise.all([
+        resolveRequestPath(stagingPath, 'staging_target_path'),
+        resolveRequestPath(targetPath, 'target_path'),
+      ]);
       if (cap.access === 'mount') await publishFilesystem(req, cap, staging, target, readOnly, signal, ctx);
       else await publishBlock(req, cap, staging, target, readOnly, signal, ctx);
     });
@@ -517,11 +520,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
   // ---- NodeUnpublishVolume ---------------------------------------------------
 
   const NodeUnpublishVolume: NodeService['NodeUnpublishVolume'] = async (req, ctx) => {
-    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumeId = requireId(req.volume_id, 'volume_id');
     const targetPath = validatePath(req.target_path, 'target_path');
     ctx.annotate({ volume_id: volumeId, target_path: targetPath });
     await inflight.run(volumeId, 'NodeUnpublishVolume', req, ctx.signal, async (signal) => {
-      const target = await canonicalPath(targetPath);
+      const target = await resolveRequestPath(targetPath, 'target_path');
       const record = await store.get(volumeId);
       const published = record?.targets.find((t) => t.path === target);
       // Only the view bound here is detached: not a recorded name that no longer is what is bound here (after a
@@ -532,7 +535,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const left = await lstatOrNull(target);
       if (left?.isDirectory()) {
         // rmdir, never a recursive delete: a directory with files in it after unmounting is someone's data.
-        await rmdir(target);
+        await rmdir(target).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOTEMPTY') throw err;
+          throw failedPrecondition(`target_path ${target} is a directory with files in it that we did not put there; not removing it`);
+        });
       } else if (left) {
         if (left.isFile() && left.size !== 0) {
           throw failedPrecondition(`${target} is a non-empty file that we did not create; not removing it`);
@@ -557,7 +563,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
   // ---- NodeGetVolumeStats ----------------------------------------------------
 
   const NodeGetVolumeStats: NodeService['NodeGetVolumeStats'] = async (req, ctx) => {
-    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumeId = requireId(req.volume_id, 'volume_id');
     const requested = lookupPath(req.volume_path, 'volume_path', volumeId);
     ctx.annotate({ volume_id: volumeId, volume_path: requested });
     // No InFlight here: stats are read-only and kubelet polls them; an ABORTED would only be noise.
@@ -565,7 +571,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     // for the three reads that touch the volume's path (resolving it, stat, statfs: a filesystem
     // could stall them), and reads the mount table and sysfs in-process (kernel memory: they cannot).
     const [volumePath, node, usage] = await Promise.all([
-      canonicalPath(requested),
+      resolveRequestPath(requested, 'volume_path'),
       bigStatOrNull(requested),
       filesystemUsage(requested).catch(() => null),
     ]);
@@ -576,7 +582,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       // Nothing mounted here. If the volume is still staged the publish mount has gone away:
       // that is the volume's condition to report, not a missing volume.
       const staging = req.staging_target_path ? validatePath(req.staging_target_path, 'staging_target_path') : null;
-      if (staging && node.isDirectory() && mounts.at(await canonicalPath(staging))) {
+      if (staging && node.isDirectory() && mounts.at(await resolveRequestPath(staging, 'staging_target_path'))) {
         return { usage: [], volume_condition: { abnormal: true, message: `nothing is mounted at ${volumePath} any more; the volume is still staged` } };
       }
       throw notFound(`volume_path ${volumePath} is not a mounted volume path`);
@@ -600,12 +606,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
   // ---- NodeExpandVolume ------------------------------------------------------
 
   const NodeExpandVolume: NodeService['NodeExpandVolume'] = async (req, ctx) => {
-    const volumeId = requireField(req.volume_id, 'volume_id');
+    const volumeId = requireId(req.volume_id, 'volume_id');
     const volumePath = lookupPath(req.volume_path, 'volume_path', volumeId);
     const cap = req.volume_capability ? parseCapability(req.volume_capability) : null;
+    if (Number(req.capacity_range?.required_bytes ?? 0) < 0) throw invalidArgument('capacity_range.required_bytes must not be negative');
     ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
     return inflight.run(volumeId, 'NodeExpandVolume', req, ctx.signal, async (signal) => {
-      const target = await canonicalPath(volumePath);
+      const target = await resolveRequestPath(volumePath, 'volume_path');
       const node = await statOrNull(target);
       const mount = node ? await findMountAt(target, signal) : undefined;
       if (!node || !mount) throw notFound(`volume_path ${target} is not a mounted volume path`);
