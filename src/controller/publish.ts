@@ -9,7 +9,7 @@ import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
 import { READONLY_METADATA_KEY, readonlyFlag, type Cloud, type Volume, type WaitSpec } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireField, requireId, resourceExhausted } from '../csi/errors';
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, MAX_NODE_ID_BYTES, notFound, requireField, requireId, resourceExhausted } from '../csi/errors';
 import { capabilityProblem, isMultiNode } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
@@ -55,7 +55,7 @@ const publishing = new OneAtATime();
 
 export async function publishVolume(env: ControllerEnv, req: ControllerPublishVolumeRequest__Output, op: Op): Promise<ControllerPublishVolumeResponse> {
   const csiId = requireId(req.volume_id, 'volume_id');
-  const serverId = requireId(req.node_id, 'node_id');
+  const serverId = requireId(req.node_id, 'node_id', MAX_NODE_ID_BYTES);
   const cap = requireField(req.volume_capability, 'volume_capability');
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   const pair: Pair = { cloud, csiId, volumeId: id, serverId };
@@ -276,7 +276,7 @@ const NOVA_ATTACHMENT_GONE: WaitSpec = { target: [], transient: ['attached'], go
 export async function unpublishVolume(env: ControllerEnv, req: ControllerUnpublishVolumeRequest__Output, op: Op): Promise<ControllerUnpublishVolumeResponse> {
   const csiId = requireId(req.volume_id, 'volume_id');
   // Optional: empty means every node (see unpublishOnce).
-  if (req.node_id) requireId(req.node_id, 'node_id');
+  if (req.node_id) requireId(req.node_id, 'node_id', MAX_NODE_ID_BYTES);
   const { cloud, id } = locate(env.clouds, csiId, req.secrets);
   // In the same queue as publishes: Cinder refuses a detach while another attach of the volume is under way.
   return publishing.run(`${cloud.name}/${id}`, op.signal, `the other publishes of volume ${csiId}`, () => unpublishOnce(env, req, csiId, cloud, id, op));

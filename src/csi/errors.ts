@@ -38,26 +38,37 @@ export function requireField<T>(value: T | null | undefined | '', field: string)
 
 /** The CSI spec's size limit for a string field ("Size Limits"): a CO sends no longer one. */
 export const MAX_STRING_BYTES = 128;
+/** node_id overrides the general limit (NodeGetInfoResponse): up to 256 bytes. */
+export const MAX_NODE_ID_BYTES = 256;
 
-/** Whether `s` holds a control character (NUL, newline, ...): no name, ID, path or mount flag a CO sends does. */
-export const hasControlCharacter = (s: string): boolean => /[\u0000-\u001f\u007f]/.test(s);
+/** The characters the spec bans from a name: control characters other than tab, newline and carriage return. */
+const BANNED_IN_NAMES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
-/** A required name (of a new volume or snapshot): within the spec's 128 bytes and without control characters. */
-export function requireName(value: string | null | undefined, field: string): string {
+/** Whether `s` holds any control character (NUL, newline, ...): no ID, path or mount flag does. */
+export const hasControlCharacter = (s: string): boolean => /[\u0000-\u001f\u007f-\u009f]/.test(s);
+
+function requireWithin(value: string | null | undefined, field: string, maxBytes: number): string {
   const v = requireField(value, field);
   const bytes = Buffer.byteLength(v);
-  if (bytes > MAX_STRING_BYTES) throw invalidArgument(`${field} is ${bytes} bytes long; the CSI spec allows at most ${MAX_STRING_BYTES}`);
-  if (hasControlCharacter(v)) throw invalidArgument(`${field} ${JSON.stringify(v)} must not contain control characters`);
+  if (bytes > maxBytes) throw invalidArgument(`${field} is ${bytes} bytes long; the CSI spec allows at most ${maxBytes}`);
+  return v;
+}
+
+/** A required name (of a new volume or snapshot): within the spec's 128 bytes and without the characters it bans. */
+export function requireName(value: string | null | undefined, field: string): string {
+  const v = requireWithin(value, field, MAX_STRING_BYTES);
+  if (BANNED_IN_NAMES.test(v)) throw invalidArgument(`${field} ${JSON.stringify(v)} holds a control character the CSI spec bans from names`);
   return v;
 }
 
 /**
- * A required ID (of a volume, snapshot or node): a name, and without '/'. No Cinder or
- * Nova ID holds one, and on the node a '/' would make the volume ID a path (its device
- * is looked up by file name).
+ * A required ID (of a volume, snapshot or node) this driver issued: within the spec's limit, without
+ * control characters and without '/'. No Cinder or Nova ID holds one, and on the node a '/' would
+ * make the volume ID a path (its device is looked up by file name).
  */
-export function requireId(value: string | null | undefined, field: string): string {
-  const v = requireName(value, field);
+export function requireId(value: string | null | undefined, field: string, maxBytes = MAX_STRING_BYTES): string {
+  const v = requireWithin(value, field, maxBytes);
+  if (hasControlCharacter(v)) throw invalidArgument(`${field} ${JSON.stringify(v)} must not contain control characters`);
   if (v.includes('/')) throw invalidArgument(`${field} ${JSON.stringify(v)} must not contain '/': it is not a Cinder or Nova ID`);
   return v;
 }

@@ -51,18 +51,19 @@ function longString(length: number, random = seeded(SEED)): string {
 const LONG = longString(10_001);
 
 /**
- * Values no CO sends as a name: the spec limits strings to 128 bytes, and no
- * name holds a control character. Each must be INVALID_ARGUMENT naming the field.
+ * Values no CO sends as a name: the spec limits strings to 128 bytes, and bans
+ * from names the control characters other than tab, newline and carriage
+ * return. Each must be INVALID_ARGUMENT naming the field.
  */
 const MALFORMED_NAMES: Record<string, string> = {
   'an empty string': '',
   'a string of 10,001 characters': LONG,
   'a NUL byte': 'fake-vol\0id',
-  'a newline': 'fake-vol\nid',
+  'a C1 control character (NEL)': 'fake-vol\u0085id',
 };
 
-/** Nor as an ID: no Cinder or Nova ID holds a '/' (on the node it would make the volume ID a path). */
-const MALFORMED_IDS: Record<string, string> = { ...MALFORMED_NAMES, 'a path with ..': '../../../../etc/passwd' };
+/** Nor as an ID: no ID this driver issues holds a control character or a '/' (on the node it would make the volume ID a path). */
+const MALFORMED_IDS: Record<string, string> = { ...MALFORMED_NAMES, 'a newline': 'fake-vol\nid', 'a path with ..': '../../../../etc/passwd' };
 
 /** Well-formed IDs of nothing that exists: NOT_FOUND where the spec says so, OK where it says unknown is done. */
 const UNKNOWN_IDS: Record<string, string> = {
@@ -225,6 +226,11 @@ describe('hostile input over the socket', () => {
     it('CreateVolume: a name that is empty, over the size limit or holds control characters is INVALID_ARGUMENT naming name', () =>
       run(idCases('controller', 'CreateVolume', 'name', createBase, null)));
 
+    it('CreateVolume: a name with a tab or a newline, whitespace the spec allows in names, makes a volume', async () => {
+      const a = await answer('controller', 'CreateVolume', { ...createBase(), name: 'hostile\tname\n' });
+      assert.equal(a.code, 'OK', a.message);
+    });
+
     it('CreateVolume: a capacity_range it cannot honour is INVALID_ARGUMENT or OUT_OF_RANGE naming the bound', () => {
       const create = (what: string, range: Record<string, number>, allowed: Outcome[], names: string) =>
         refuse('controller', 'CreateVolume', what, () => ({ ...createBase(), name: `hostile-range-${names}`, capacity_range: range }), allowed, names);
@@ -309,6 +315,8 @@ describe('hostile input over the socket', () => {
       run([
         ...idCases('controller', 'ControllerPublishVolume', 'volume_id', publishBase, [Code.NOT_FOUND]),
         ...idCases('controller', 'ControllerPublishVolume', 'node_id', publishBase, [Code.NOT_FOUND]),
+        // node_id overrides the general size limit: up to 256 bytes.
+        refuse('controller', 'ControllerPublishVolume', 'a node_id of 200 bytes names no server', () => ({ ...publishBase(), node_id: 'n'.repeat(200) }), [Code.NOT_FOUND], 'n'.repeat(200)),
       ]));
 
     it('ControllerPublishVolume: a missing or self-contradictory volume_capability is INVALID_ARGUMENT', () =>
