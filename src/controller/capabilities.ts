@@ -8,6 +8,7 @@
 import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
 import type { ControllerServiceCapability } from '../gen/csi/v1/ControllerServiceCapability';
 import type { VolumeType } from '../openstack/types';
+import { SUPPORTED_FILESYSTEMS } from '../csi/constants';
 
 type AccessMode = NonNullable<VolumeCapability__Output['access_mode']>['mode'];
 
@@ -42,6 +43,11 @@ export function capabilityProblem(cap: VolumeCapability__Output, multiattach: bo
     return 'a volume capability has no access type: it must ask for block or mount access';
   }
   if (mode === undefined || mode === 'UNKNOWN') return 'a volume capability has no access mode';
+  // Refused here, before a volume is made and attached, rather than at NodeStageVolume.
+  const fsType = cap.access_type === 'mount' ? cap.mount?.fs_type : undefined;
+  if (fsType && !(SUPPORTED_FILESYSTEMS as readonly string[]).includes(fsType)) {
+    return `fs_type ${JSON.stringify(fsType)} is not supported: the node plugin makes ${SUPPORTED_FILESYSTEMS.join(', ')} (the StorageClass parameter csi.storage.k8s.io/fstype)`;
+  }
   if (SINGLE_NODE_MODES.includes(mode)) return null;
   if (!MULTI_NODE_MODES.includes(mode)) return `access mode ${String(mode)} is not supported`;
   if (!multiattach) {

@@ -1,9 +1,9 @@
 // Making a filesystem. Callers format only a device that probe.ts found blank;
 // mkfs.ext4 would happily overwrite an old filesystem without asking.
+import { SUPPORTED_FILESYSTEMS } from '../csi/constants';
 import { invalidArgument } from '../csi/errors';
 import { run } from '../util/exec';
 
-export const SUPPORTED_FILESYSTEMS = ['ext4', 'ext3', 'xfs'] as const;
 export type FsType = (typeof SUPPORTED_FILESYSTEMS)[number];
 export const DEFAULT_FS_TYPE: FsType = 'ext4';
 

@@ -85,6 +85,14 @@ describe('CreateVolume', () => {
     assert.equal(v.multiattach, true);
   });
 
+  it('refuses a filesystem the node plugin cannot make before any volume is made; takes those it can', async () => {
+    const withFs = (fs_type: string) => ({ mount: { fs_type }, access_mode: { mode: 'SINGLE_NODE_WRITER' } });
+    const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-ntfs', volume_capabilities: [withFs('ntfs')] }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /fs_type "ntfs" is not supported: the node plugin makes ext4, ext3, xfs/);
+    assert.deepEqual(await h.volumesNamed('pvc-ntfs'), []);
+    for (const fs of ['ext4', 'xfs']) await h.rpc('CreateVolume', { name: `pvc-fs-${fs}`, volume_capabilities: [withFs(fs)] });
+  });
+
   it('is idempotent by name: the same request returns the same volume, a different size is ALREADY_EXISTS', async () => {
     const req = { name: 'pvc-again', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: 3 * GiB } };
     const first = await h.rpc('CreateVolume', req);

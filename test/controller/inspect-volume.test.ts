@@ -19,6 +19,10 @@ describe('ValidateVolumeCapabilities and ControllerGetVolume', () => {
     assert.equal(rwx.confirmed, null);
     assert.match(rwx.message, /multiattach/);
 
+    const ntfs = await h.rpc('ValidateVolumeCapabilities', { volume_id: single, volume_capabilities: [{ mount: { fs_type: 'ntfs' }, access_mode: { mode: 'SINGLE_NODE_WRITER' } }] });
+    assert.equal(ntfs.confirmed, null);
+    assert.match(ntfs.message, /fs_type "ntfs" is not supported/);
+
     const badParam = await h.rpc('ValidateVolumeCapabilities', { volume_id: single, volume_capabilities: [MOUNT_RWO], parameters: { colour: 'blue' } });
     assert.equal(badParam.confirmed, null);
     assert.match(badParam.message, /'colour'/);
