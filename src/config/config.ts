@@ -360,7 +360,19 @@ function cloudsYaml(clouds: Section): CloudConfig[] {
   return names.map((name) => oneCloud(name, clouds.section(name)));
 }
 
+/**
+ * The longest cloud name: a volume or snapshot of a cloud other than the
+ * default has the CSI ID `<cloud>:<uuid>`, which the CSI spec limits to 128
+ * bytes (a UUID is 36).
+ */
+const MAX_CLOUD_NAME_BYTES = 128 - 1 - 36;
+
 function oneCloud(name: string, s: Section): CloudConfig {
+  if (Buffer.byteLength(name) > MAX_CLOUD_NAME_BYTES || /[/\u0000-\u001f\u007f-\u009f]/.test(name)) {
+    throw new ConfigError(
+      `cloud name ${JSON.stringify(name)} under 'clouds' in ${s.source} cannot be part of a volume ID: use at most ${MAX_CLOUD_NAME_BYTES} bytes, without '/' or control characters`,
+    );
+  }
   const plugin = authPlugin(s, 'auth_type');
   const auth = s.section('auth');
   const creds = credentials(auth, plugin);

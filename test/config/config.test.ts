@@ -174,6 +174,14 @@ test('a cloud that is not listed is an error naming it', () => {
   assert.match(msg, /'cloud' in .* names cloud 'north', which is not under 'clouds'/);
 });
 
+test('a cloud name that could not be part of a volume ID (<cloud>:<uuid>, at most 128 bytes) is refused, saying why', () => {
+  const named = (name: string) => `clouds:\n  ${JSON.stringify(name)}:\n    auth:\n      auth_url: https://k/v3\n      username: u\n      password: p\n`;
+  assert.equal(load(named('a'.repeat(91))).clouds[0]!.name, 'a'.repeat(91));
+  for (const bad of ['a'.repeat(92), 'east/west', 'east\twest']) {
+    assert.match(configError(named(bad)), /cloud name .* cannot be part of a volume ID: use at most 91 bytes, without '\/' or control characters/);
+  }
+});
+
 test('a file with both dataset: and clouds: is refused, naming both and what to keep', () => {
   // Kept together, the dataset cloud would silently stay the default whatever
   // `cloud:` says, and a clouds entry named 'default' would share its name.
