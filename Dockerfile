@@ -11,11 +11,11 @@ FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY proto ./proto
 COPY src ./src
-COPY test ./test
-RUN npm run build \
+# The driver alone (tsconfig.build.json): the tests and benchmarks stay out of the image.
+RUN npm run build:driver \
  && npm prune --omit=dev
 
 # ---- runtime: Node LTS plus the tools the node plugin runs -----------------

@@ -5,7 +5,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
@@ -820,4 +821,34 @@ test('Dockerfile: npm ci build stage, slim Node LTS runtime, non-root, entrypoin
 
   const ignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
   for (const p of ['node_modules', 'dist', '.git']) assert.ok(ignore.includes(p), `.dockerignore lists ${p}`);
+});
+
+// No Docker engine here: the build stage's own steps, run on exactly the files it copies. (Its
+// `npm ci` is stood in for by this checkout's node_modules.) A test importing a file the stage
+// does not copy once broke `docker build` this way.
+test('Dockerfile: the build stage builds the driver from exactly the files it copies, and nothing else goes in', async () => {
+  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const stages = text.split(/^FROM\s.*$/m).slice(1);
+  const build = stages[0]!.split('\n').map((l) => l.trim());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-image-build-'));
+  try {
+    for (const line of build.filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))) {
+      const [, ...args] = line.split(/\s+/);
+      const dest = args.pop()!;
+      for (const src of args) {
+        const to = dest.endsWith('/') ? path.join(dir, dest, path.basename(src)) : path.join(dir, dest);
+        cpSync(path.join(ROOT, src), to, { recursive: true, filter: (f) => !f.includes(`${path.sep}gen${path.sep}`) });
+      }
+    }
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    const scripts = build.filter((l) => /^RUN\s/i.test(l)).flatMap((l) => [...l.matchAll(/npm run (\S+)/g)].map((m) => m[1]!));
+    assert.ok(scripts.length > 0, 'the build stage runs an npm script');
+    for (const script of scripts) await promisify(execFile)('npm', ['run', script], { cwd: dir, timeout: 120_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(dir, 'dist', 'src', 'cli.js'), 'version']);
+    assert.equal(stdout.trim(), JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+    assert.deepEqual(readdirSync(path.join(dir, 'dist')), ['src'], 'only the driver is built: no tests or benchmarks in the image');
+    assert.ok(!existsSync(path.join(dir, 'test')), 'the tests are not copied');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
