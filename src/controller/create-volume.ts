@@ -2,15 +2,15 @@
 // after a crash or a missed deadline finds the volume the first attempt made
 // instead of making a second one. (Concurrent retries inside this process are
 // joined by the in-flight registry before they get here.)
-import { setTimeout as delay } from 'node:timers/promises';
 import type { CreateVolumeRequest__Output } from '../gen/csi/v1/CreateVolumeRequest';
 import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
-import { NO_BACKEND_EVENT_ID, type CallOptions, type Cloud, type UserMessage, type Volume } from '../openstack/types';
+import { NO_BACKEND_EVENT_ID, type CallOptions, type Cloud, type Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { alreadyExists, internal, invalidArgument, outOfRange, requireField, requireName, resourceExhausted } from '../csi/errors';
 import { capabilitiesProblem, isMultiNode, isMultiattachType } from './capabilities';
 import { findOneByName } from './by-name';
+import { failureMessage } from './messages';
 import { cloudForSecrets } from './clouds';
 import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
@@ -226,28 +226,4 @@ async function awaitAvailable(env: ControllerEnv, cloud: Cloud, volume: Volume, 
         : ` (usually no backend had room, or the ${source ? `${source.kind} copy` : 'backend'} failed; 'openstack volume message list' says why)`) +
       `. The volume was deleted; the CO retries`,
   );
-}
-
-/** How long to look for Cinder's message: the scheduler sets 'error' first and writes the message just after. */
-const MESSAGE_ATTEMPTS = 3;
-const MESSAGE_RETRY_MS = 500;
-
-/** Cinder's newest user message about a failed volume, if it wrote one (3.3); never fails the call itself. */
-async function failureMessage(env: ControllerEnv, cloud: Cloud, volumeId: string, op: Op): Promise<UserMessage | null> {
-  const features = await cloud.blockStorage.features(op).catch(() => null);
-  if (!features?.userMessages) return null;
-  for (let attempt = 1; attempt <= MESSAGE_ATTEMPTS; attempt++) {
-    try {
-      const [newest] = await cloud.blockStorage.listVolumeMessages(volumeId, op);
-      if (newest) return newest;
-    } catch (e) {
-      env.logger.debug({ volume_id: volumeId, error: (e as Error).message }, 'could not read Cinder messages about the failed volume');
-      return null;
-    }
-    if (attempt < MESSAGE_ATTEMPTS) {
-      const waited = await delay(MESSAGE_RETRY_MS, true, { signal: op.signal }).catch(() => false);
-      if (!waited) return null;
-    }
-  }
-  return null;
 }

@@ -3,11 +3,13 @@
 import type { ControllerExpandVolumeRequest__Output } from '../gen/csi/v1/ControllerExpandVolumeRequest';
 import type { ControllerExpandVolumeResponse } from '../gen/csi/v1/ControllerExpandVolumeResponse';
 import { isOpenStackError } from '../openstack/errors';
+import type { Cloud } from '../openstack/types';
 import { WAIT } from '../openstack/waiter';
 import { aborted, failedPrecondition, internal, invalidArgument, notFound, outOfRange, requireField, requireId, resourceExhausted } from '../csi/errors';
 import { isBlock } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { failureMessage, isExtendMessage } from './messages';
 import { rethrow } from './os-errors';
 import { gibToBytes, sizeForRange } from './size';
 
@@ -49,7 +51,9 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
     throw aborted(`volume ${csiId} is '${volume.status}'; it can be extended when Cinder has finished`);
   }
 
-  if (volume.status !== 'extending') {
+  // Asked here, or an earlier attempt's extend found under way (its size is not known).
+  const asked = volume.status !== 'extending';
+  if (asked) {
     await bs.extendVolume(id, size, op).catch(
       rethrow({
         over_quota: (m) => resourceExhausted(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
@@ -58,12 +62,35 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
     );
   }
   try {
-    const done = await waitForVolume(cloud, id, { spec: WAIT.volumeExtended, kind: 'volume:extend', until: (v) => v.size >= size }, op);
+    const done = await waitForVolume(
+      cloud,
+      id,
+      {
+        spec: WAIT.volumeExtended,
+        kind: 'volume:extend',
+        until: (v) => v.size >= size,
+        // Cinder marks the volume 'extending' before it answers, so one no longer extending and still
+        // smaller was not extended: the scheduler found no backend for the new size and put it back.
+        failedIf: (v) => (v.status !== 'extending' && v.size < size ? `is '${v.status}' at ${v.size} GiB again` : null),
+      },
+      op,
+    );
     if (!done) throw notFound(`volume ${csiId} was deleted while it was being extended`);
     volume = done;
   } catch (err) {
     if (!isOpenStackError(err, 'state')) throw err;
+    if (err.lastState === 'available' || err.lastState === 'in-use') throw await notExtended(env, cloud, csiId, id, size, asked, op);
     throw internal(`Cinder failed to extend volume ${csiId} to ${size} GiB (status '${err.lastState}'); check its backend, reset the state and the CO retries`);
   }
   return answer(volume.size);
+}
+
+/** The error for an extend that ended without the new size: put back by Cinder's scheduler, or an earlier, smaller one. */
+async function notExtended(env: ControllerEnv, cloud: Cloud, csiId: string, id: string, size: number, asked: boolean, op: Op) {
+  if (!asked) return aborted(`an extend of volume ${csiId} under way from an earlier attempt ended below ${size} GiB; the CO retries and asks for ${size} GiB`);
+  const reason = await failureMessage(env, cloud, id, op, isExtendMessage);
+  return resourceExhausted(
+    `Cinder did not extend volume ${csiId} to ${size} GiB${reason ? ` (Cinder says: ${reason.userMessage})` : ''}: ` +
+      `no backend could take the new size (capacity, or the backend is down); free capacity on the backend, and the CO retries`,
+  );
 }

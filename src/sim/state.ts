@@ -298,6 +298,16 @@ export class CloudState {
     const delta = newSize - vol.size;
     this.setVolumeStatus(vol, 'extending');
     this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, delta, 0));
+    if (!this.backendHasRoomFor(delta)) {
+      // The scheduler finds no backend for the new size: it rolls the quota back, puts the volume
+      // back to its previous status and writes a message (scheduler manager, extend_volume).
+      this.after(SCHEDULER_MS, () => {
+        this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, -delta, 0));
+        this.setVolumeStatus(vol, back);
+        this.addMessage(vol.id, 'VOLUME', '007', 'extend volume', '003', 'Could not find any available weighted backend.');
+      });
+      return;
+    }
     this.change(this.durations.extend, () => this.hypervisor.resize(vol.id, newSize), () => {
       vol.size = newSize;
       this.setVolumeStatus(vol, back);

@@ -79,6 +79,38 @@ describe('ControllerExpandVolume', () => {
     assert.equal(Number((await expand(id, 2 * GiB)).capacity_bytes), 3 * GiB, 'a smaller required_bytes without a limit is satisfied as it is');
   });
 
+  // Cinder's scheduler, finding no backend for the new size, puts the volume back to its previous
+  // status at its old size and writes a message: nothing is left to wait for.
+  it('answers RESOURCE_EXHAUSTED at once, in Cinder\'s words, when no backend has room for the new size; the retry extends once there is', async () => {
+    const id = await h.createVolume('pvc-grow-no-room');
+    const used = h.driver.sim.control.inventory().volumes.reduce((sum, v) => sum + v.size, 0);
+    h.driver.sim.control.setBackendCapacity(used + 1);
+    try {
+      // Not DEADLINE_EXCEEDED: the volume is back to 'available' at 1 GiB.
+      const err = await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 4 * GiB }, volume_capability: MOUNT_RWO }, 10_000), Code.RESOURCE_EXHAUSTED);
+      assert.match(err.details, /Cinder did not extend volume .* to 4 GiB \(Cinder says: extend volume: Could not find any available weighted backend\.\): no backend could take the new size/);
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.equal(v.status, 'available');
+      assert.equal(v.size, 1);
+    } finally {
+      h.driver.sim.control.setBackendCapacity(null);
+    }
+    assert.equal(Number((await expand(id, 4 * GiB)).capacity_bytes), 4 * GiB);
+  });
+
+  it('an earlier attempt\'s smaller extend still under way: ABORTED once it ends, and the retry asks for the new size', async () => {
+    const id = await h.createVolume('pvc-grow-twice');
+    h.driver.sim.control.setDurations({ extend: 1000 });
+    try {
+      await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 2 * GiB }, volume_capability: MOUNT_RWO }, 200), Code.DEADLINE_EXCEEDED);
+      const err = await expectCode(expand(id, 3 * GiB), Code.ABORTED);
+      assert.match(err.details, /an extend of volume .* under way from an earlier attempt ended below 3 GiB/);
+      assert.equal(Number((await expand(id, 3 * GiB)).capacity_bytes), 3 * GiB);
+    } finally {
+      h.driver.sim.control.setDurations({ extend: 50 });
+    }
+  });
+
   it('answers FAILED_PRECONDITION for a volume Cinder left in error_extending, saying how to recover', async () => {
     const id = await h.createVolume('pvc-grow-failed');
     h.driver.sim.control.setVolumeStatus(id, 'error_extending');
