@@ -60,6 +60,13 @@ export async function deleteVolume(env: ControllerEnv, req: DeleteVolumeRequest_
   try {
     await waitForVolume(cloud, id, { spec: WAIT.volumeDeleted, kind: 'volume:delete' }, op);
   } catch (err) {
+    if (isOpenStackError(err, 'state') && err.lastState === 'available') {
+      // Cinder's volume manager on VolumeIsBusy: the backend refused, and the volume is put back.
+      throw failedPrecondition(
+        `Cinder's backend refused to delete volume ${csiId} as busy and put it back to 'available' ` +
+          `(on Ceph RBD: a client still has it open, or clones depend on it); the CO retries`,
+      );
+    }
     if (isOpenStackError(err, 'state')) {
       throw internal(`Cinder failed to delete volume ${csiId} (status '${err.lastState}'); check its backend, reset the state to 'error' and the CO retries the delete`);
     }

@@ -27,6 +27,7 @@ import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireId, requireName, resourceExhausted } from '../csi/errors';
 import { findOneByName } from './by-name';
+import { failureMessage } from './messages';
 import { locate } from './clouds';
 import { UNINTERRUPTED, type ControllerEnv, type Op } from './env';
 import { decodeListToken, encodeListToken } from './list-token';
@@ -166,6 +167,14 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
     else await cloud.waiter.snapshot(id, WAIT.snapshotDeleted, waitOpts);
   } catch (err) {
     if (!isOpenStackError(err, 'state')) throw err;
+    if (kind === 'snapshot' && err.lastState === 'available') {
+      // Cinder's volume manager on SnapshotIsBusy: the backend refused, the snapshot is put back, and a message says so.
+      const reason = await failureMessage(env, cloud, id, op);
+      throw failedPrecondition(
+        `Cinder's backend refused to delete snapshot ${csiId} as busy and put it back to 'available'` +
+          `${reason ? ` (Cinder says: ${reason.userMessage})` : ''}; volumes made from it may still depend on it; the CO retries`,
+      );
+    }
     throw internal(`Cinder failed to delete ${kind} ${csiId} (status '${err.lastState}'); check the backend or backup service, then reset its state; the CO retries`);
   }
   return {};

@@ -21,11 +21,13 @@ export const WAIT = {
   volumeDetached: { target: ['available'], transient: ['in-use', 'detaching'], ordered: true },
   volumeExtended: { target: ['available', 'in-use'], transient: ['extending'] },
   volumeRetyped: { target: ['available', 'in-use'], transient: ['retyping'] },
-  volumeDeleted: { target: [], transient: ['deleting', 'available', 'error'], goneIsTarget: true },
+  // Deletes: Cinder marks the object 'deleting' before it answers, so anything else afterwards is the
+  // delete failing: 'available' again when the backend refused it as busy, error_deleting or 'error'.
+  volumeDeleted: { target: [], transient: ['deleting'], goneIsTarget: true },
   snapshotAvailable: { target: ['available'], transient: ['creating'] },
-  snapshotDeleted: { target: [], transient: ['deleting', 'available', 'error'], goneIsTarget: true },
+  snapshotDeleted: { target: [], transient: ['deleting'], goneIsTarget: true },
   backupAvailable: { target: ['available'], transient: ['creating', 'backing-up'] },
-  backupDeleted: { target: [], transient: ['deleting', 'available', 'error'], goneIsTarget: true },
+  backupDeleted: { target: [], transient: ['deleting'], goneIsTarget: true },
 } as const satisfies Record<string, WaitSpec>;
 
 export interface WaitRequest<T> extends CallOptions {

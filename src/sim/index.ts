@@ -156,6 +156,9 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     failDetaches: (count) => {
       state.detachFailures = count;
     },
+    failDeletes: (count) => {
+      state.deleteFailures = count;
+    },
     setBackendCapacity: (gb) => {
       state.backendCapacityGb = gb;
     },

@@ -154,6 +154,8 @@ export class CloudState {
   /** The compute host fails this many of the next attaches, and of the next detaches, at their end (control.failAttaches, failDetaches). */
   attachFailures = 0;
   detachFailures = 0;
+  /** The backend refuses this many of the next volume or snapshot deletes as busy (control.failDeletes). */
+  deleteFailures = 0;
   /** Volumes the scheduler is about to fail: they take no room on the backend. */
   private readonly unplaced = new Set<string>();
   private seq = 0;
@@ -283,8 +285,20 @@ export class CloudState {
     return m;
   }
 
+  /** Whether the backend refuses this delete as busy (Ceph RBD's ImageBusy): the volume manager then puts the object back. */
+  private busyOnDelete(): boolean {
+    if (this.deleteFailures === 0) return false;
+    this.deleteFailures--;
+    return true;
+  }
+
   deleteVolume(vol: VolumeRecord): void {
     this.setVolumeStatus(vol, 'deleting');
+    if (this.busyOnDelete()) {
+      // VolumeIsBusy: back to 'available', without a user message.
+      this.after(this.durations.delete, () => this.setVolumeStatus(vol, 'available'));
+      return;
+    }
     this.change(this.durations.delete, () => this.hypervisor.removeImage('volumes', vol.id), () => this.dropVolume(vol), () => this.setVolumeStatus(vol, 'error_deleting'));
   }
 
@@ -360,6 +374,14 @@ export class CloudState {
 
   deleteSnapshot(snap: SnapshotRecord): void {
     this.setSnapshotStatus(snap, 'deleting');
+    if (this.busyOnDelete()) {
+      // SnapshotIsBusy: back to 'available', with a message (action 010 delete snapshot, detail 015).
+      this.after(this.durations.delete, () => {
+        this.setSnapshotStatus(snap, 'available');
+        this.addMessage(snap.id, 'VOLUME_SNAPSHOT', '010', 'delete snapshot', '015', 'Snapshot is busy.');
+      });
+      return;
+    }
     this.change(this.durations.delete, () => this.hypervisor.removeImage('snapshots', snap.id), () => {
       if (this.snapshots.remove(snap.id)) this.quotas.apply(this.snapshotQuotaDeltas(snap.volumeTypeId, -snap.size, -1));
     }, () => this.setSnapshotStatus(snap, 'error_deleting'));

@@ -144,6 +144,8 @@ export interface SimControl {
   failAttaches(count: number): void;
   /** The compute host fails the next `count` detaches (the guest keeps the disk): Nova rolls each back, and the volume is in-use again with its attachment. */
   failDetaches(count: number): void;
+  /** The backend refuses the next `count` deletes of volumes or snapshots as busy (Ceph RBD's ImageBusy): Cinder puts each back to 'available'. */
+  failDeletes(count: number): void;
   /** The backend's size in GiB for the scheduler's capacity check (null: room for anything, the default). */
   setBackendCapacity(gb: number | null): void;
   addInstance(spec: SimInstanceSpec): Promise<SimInstance>;

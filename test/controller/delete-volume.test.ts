@@ -23,6 +23,18 @@ describe('DeleteVolume', () => {
     }
   });
 
+  // Cinder's volume manager on VolumeIsBusy (Ceph RBD's ImageBusy): the volume is put back to 'available'.
+  it('answers FAILED_PRECONDITION at once when the backend refuses the delete as busy; the retry deletes', async () => {
+    const id = await h.createVolume('pvc-delete-busy');
+    h.driver.sim.control.failDeletes(1);
+    // Not DEADLINE_EXCEEDED: the volume is 'available' again, nothing is deleting it.
+    const err = await expectCode(h.rpc('DeleteVolume', { volume_id: id }, 10_000), Code.FAILED_PRECONDITION);
+    assert.match(err.details, /Cinder's backend refused to delete volume .* as busy and put it back to 'available'/);
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+    await h.rpc('DeleteVolume', { volume_id: id });
+    assert.equal(await gone(id), true);
+  });
+
   it('succeeds for an unknown volume and for a second delete', async () => {
     await h.rpc('DeleteVolume', { volume_id: '00000000-0000-4000-8000-000000000000' });
     const id = await h.createVolume('pvc-delete-twice');

@@ -144,6 +144,17 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     }
   });
 
+  // Cinder's volume manager on SnapshotIsBusy: the snapshot is put back to 'available', with a message.
+  it('answers FAILED_PRECONDITION at once, in Cinder\'s words, when the backend refuses a snapshot delete as busy', async () => {
+    const made = await h.rpc('CreateSnapshot', { name: 'snap-delete-busy', source_volume_id: volumeId });
+    const id = made.snapshot.snapshot_id;
+    h.driver.sim.control.failDeletes(1);
+    const err = await expectCode(h.rpc('DeleteSnapshot', { snapshot_id: id }, 10_000), Code.FAILED_PRECONDITION);
+    assert.match(err.details, /refused to delete snapshot .* as busy and put it back to 'available' \(Cinder says: delete snapshot: Snapshot is busy\.\)/);
+    await h.rpc('DeleteSnapshot', { snapshot_id: id });
+    await assert.rejects(h.cloud.blockStorage.getSnapshot(id), (e) => isNotFound(e));
+  });
+
   it('makes a backup with type: backup, restores a volume from it and deletes it', async () => {
     h.driver.sim.control.setDurations({ backup: 600 });
     try {
