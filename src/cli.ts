@@ -207,7 +207,9 @@ async function sim(args: string[]): Promise<number> {
     throw err;
   });
   process.stdout.write(
-    `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\nCtrl-C stops it\n`,
+    `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\n` +
+      `  the driver, controller and node (its node is the simulator's instance ${simulator.instances[0]!.id}):\n` +
+      `    cinder-csi serve --config ${path.join(dir, 'cinder-csi.yaml')} --endpoint unix:///tmp/cinder-csi-${process.getuid?.() ?? 0}/csi.sock\nCtrl-C stops it\n`,
   );
   return new Promise<number>((resolve) => {
     const stop = async () => {

@@ -1,5 +1,7 @@
 // openrc and clouds.yaml for the simulator, so any OpenStack client (and the
-// driver) points at it the same way it points at a real cloud.
+// driver) points at it the same way it points at a real cloud; and
+// cinder-csi.yaml, a whole driver config whose node side is the simulator's
+// first instance, for a driver started separately.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import yaml from 'js-yaml';
@@ -9,6 +11,8 @@ export interface ClientFileInput {
   authUrl: string;
   credentials: SimCredentials;
   caFile?: string;
+  /** The instance a node plugin started with cinder-csi.yaml is: where its metadata is served and its disks appear. */
+  node: { metadataUrl: string; deviceRoot: string; stateDir: string };
 }
 
 /** Single-quoted for POSIX shells: the only character to escape is the quote itself. */
@@ -36,6 +40,21 @@ export function openrc(input: ClientFileInput): string {
 }
 
 export function cloudsYaml(input: ClientFileInput): string {
+  return yaml.dump({ clouds: { sim: simCloud(input) } });
+}
+
+/** The driver's config: the cloud, and a node side that is the simulator's instance (as `serve --sim` sets it up). */
+export function driverYaml(input: ClientFileInput): string {
+  const node = {
+    metadata_url: input.node.metadataUrl,
+    metadata_search_order: ['metadata_service'],
+    device_root: input.node.deviceRoot,
+    state_dir: input.node.stateDir,
+  };
+  return `# cinder-csi on this simulator: cinder-csi serve --config <this file>\n${yaml.dump({ clouds: { sim: simCloud(input) }, driver: { node } })}`;
+}
+
+function simCloud(input: ClientFileInput): Record<string, unknown> {
   const c = input.credentials;
   const cloud: Record<string, unknown> = {
     auth: {
@@ -53,7 +72,7 @@ export function cloudsYaml(input: ClientFileInput): string {
     interface: 'public',
   };
   if (input.caFile) cloud.cacert = input.caFile;
-  return yaml.dump({ clouds: { sim: cloud } });
+  return cloud;
 }
 
 export async function writeClientFiles(dir: string, input: ClientFileInput): Promise<void> {
@@ -61,4 +80,5 @@ export async function writeClientFiles(dir: string, input: ClientFileInput): Pro
   // They hold the password: readable by the owner only.
   await writeFile(path.join(dir, 'openrc'), openrc(input), { mode: 0o600 });
   await writeFile(path.join(dir, 'clouds.yaml'), cloudsYaml(input), { mode: 0o600 });
+  await writeFile(path.join(dir, 'cinder-csi.yaml'), driverYaml(input), { mode: 0o600 });
 }

@@ -265,7 +265,13 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       requestTimeoutMs: 30_000,
       ...overrides,
     }),
-    writeClientFiles: (dir) => writeClientFiles(dir, { authUrl, credentials, caFile: tls?.caFile }),
+    writeClientFiles: (dir) =>
+      writeClientFiles(dir, {
+        authUrl,
+        credentials,
+        caFile: tls?.caFile,
+        node: { metadataUrl: instances[0]!.metadataUrl, deviceRoot: instances[0]!.deviceRoot, stateDir: path.join(dir, 'node-state') },
+      }),
     stop,
   };
 }
@@ -291,7 +297,7 @@ export async function runSimCommand(opts: { listen?: string; stateDir?: string; 
     throw err;
   }
   opts.logger.info(
-    { url: sim.url, authUrl: sim.authUrl, openrc: path.join(sim.stateDir, 'openrc'), cloudsYaml: path.join(sim.stateDir, 'clouds.yaml') },
+    { url: sim.url, authUrl: sim.authUrl, openrc: path.join(sim.stateDir, 'openrc'), cloudsYaml: path.join(sim.stateDir, 'clouds.yaml'), driverConfig: path.join(sim.stateDir, 'cinder-csi.yaml') },
     'sim: ready; source the openrc to use it',
   );
   return sim;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { until } from '../helpers/server';
+import { call, connect } from '../helpers/grpc';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
@@ -24,6 +25,14 @@ function demo(endpoint: string): Promise<{ code: number; stdout: string; stderr:
 }
 
 const isSocket = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.isSocket() === true;
+
+test('demo --help says what it does and exits 0', async () => {
+  const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
+    execFile(process.execPath, [CLI, 'demo', '--help'], { env: CLEAN_ENV }, (err, stdout) => resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout })),
+  );
+  assert.equal(out.code, 0);
+  assert.match(out.stdout, /^Usage: cinder-csi demo \[--endpoint URL\]\n  One whole volume lifecycle/);
+});
 
 test('a socket left by a driver that was killed: the demo says nothing answers there and to start the driver', async () => {
   const socket = path.join(dir, 'stale.sock');
@@ -50,7 +59,7 @@ test('against a controller-only driver the demo runs the controller steps and sa
     await until(() => out.includes('cinder-csi is serving'), 20_000, 'the driver to serve');
     const { code, stdout, stderr } = await demo(`unix://${socket}`);
     assert.equal(code, 0, stderr);
-    assert.match(stdout, /no node service at this endpoint \(a controller-only driver[^)]*\); skipping attach, mount and I\/O/);
+    assert.match(stdout, /no node service at this endpoint \(a driver serving the controller only: --mode controller[^)]*\); skipping attach, mount and I\/O/);
     assert.match(stdout, /CreateVolume/);
     assert.match(stdout, /DeleteVolume/);
   } finally {
@@ -90,5 +99,60 @@ test('root where loop devices cannot be made (a container without --privileged):
   const node = await cliWithoutLoopDevices(['serve', '--sim', '--mode', 'node', '--endpoint', `unix://${dir}/node.sock`, '--log-level', 'silent']);
   assert.equal(node.code, 1);
   assert.match(node.stderr, /the node plugin on the simulator cannot run: this machine cannot make loop devices \(in a container, run it --privileged\)/);
+});
+
+/** Start a CLI command as its own process; resolves once `ready` (given its stdout so far) holds. */
+async function started(args: string[], ready: (stdout: string) => boolean, what: string): Promise<{ stdout: () => string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...CLEAN_ENV, TMPDIR: dir }, stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.once('exit', r));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await until(() => ready(out), 20_000, what);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stdout: () => out, stop };
+}
+
+test('the simulator on its own and a driver started with the cinder-csi.yaml it writes: the whole lifecycle; a failing step is named and cleaned up after', { skip: process.getuid?.() !== 0 ? 'needs root: the node steps mount loop devices' : false }, async () => {
+  const state = path.join(dir, 'standalone-sim');
+  const sim = await started(['sim', '--listen', '127.0.0.1:0', '--state-dir', state], (out) => out.includes('Ctrl-C stops it'), 'the simulator');
+  const socket = path.join(dir, 'standalone.sock');
+  let driver: Awaited<ReturnType<typeof started>> | undefined;
+  const clients = connect(`unix://${socket}`);
+  try {
+    const url = /simulated OpenStack on (\S+)/.exec(sim.stdout())![1]!;
+    // What the README says to run next, as the simulator prints it.
+    assert.match(sim.stdout(), new RegExp(`cinder-csi serve --config ${path.join(state, 'cinder-csi.yaml')}`));
+    driver = await started(['serve', '--config', path.join(state, 'cinder-csi.yaml'), '--endpoint', `unix://${socket}`, '--log-level', 'warn'], () => isSocket(socket), 'the driver\'s socket');
+    // The socket exists a moment before the driver answers on it.
+    for (let tries = 0; !(await call(clients.identity, 'Probe', {}).then(() => true, () => false)); tries++) {
+      assert.ok(tries < 100, 'the driver answers Probe');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const whole = await demo(`unix://${socket}`);
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.match(whole.stdout, /NodeStageVolume/);
+    assert.match(whole.stdout, /lifecycle complete/);
+
+    // Cinder refuses every new snapshot: the demo names the step and Cinder's answer, and deletes its volume.
+    const fault = { service: 'volume', method: 'POST', pathPattern: '/snapshots$', status: 500, times: null };
+    assert.equal((await fetch(`${url}/_sim/faults`, { method: 'POST', body: JSON.stringify(fault), headers: { 'content-type': 'application/json' } })).status, 200);
+    const failing = await demo(`unix://${socket}`);
+    assert.equal(failing.code, 1);
+    assert.match(failing.stderr, /^cinder-csi demo: CreateSnapshot failed: [A-Z_]+: /);
+    assert.match(failing.stdout, /cleaning up:\n.*DeleteVolume/);
+    assert.deepEqual((await call(clients.controller, 'ListVolumes', {})).entries, [], 'no volume left behind');
+  } finally {
+    clients.close();
+    await driver?.stop();
+    await sim.stop();
+  }
 });
 
