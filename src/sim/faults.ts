@@ -35,6 +35,7 @@ export function normalizeFault(input: unknown): SimFault {
   if (out.status !== undefined && (out.status < 100 || out.status > 599)) throw new Error('status must be an HTTP status');
   if (f.body !== undefined) out.body = f.body;
   if (f.reset !== undefined) out.reset = f.reset === true;
+  if (f.resetAfter !== undefined) out.resetAfter = f.resetAfter === true;
   // JSON has no Infinity: null, -1 or the string "Infinity" mean "until cleared".
   if (f.times !== undefined) {
     const t = f.times === null || f.times === 'Infinity' || f.times === -1 ? Infinity : Number(f.times);

@@ -143,6 +143,10 @@ export class RequestHandler {
         }
       }
       const reply = await found.route.handler(ctx);
+      if (fault?.resetAfter) {
+        req.socket.destroy();
+        return;
+      }
       this.write(res, service, reply, ctx.replyHeaders);
     } catch (err) {
       if (!(err instanceof SimHttpError)) throw err;

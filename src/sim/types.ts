@@ -99,6 +99,8 @@ export interface SimFault {
   delayMs?: number;
   /** Destroy the socket instead of answering. */
   reset?: boolean;
+  /** Act on the request, then destroy the socket instead of answering: the change is made, its answer lost (a proxy timing out). */
+  resetAfter?: boolean;
   /** Default 1; Infinity = until cleared. */
   times?: number;
 }

@@ -49,6 +49,13 @@ describe('sim faults, latency and counters', () => {
     assert.equal((await call('GET', `${s.compute}/servers`, { token: s.token })).status, 200);
   });
 
+  it('resetAfter acts on the request, then destroys the connection: the change is made, the answer lost', async () => {
+    sim.control.addFault({ service: 'volume', method: 'POST', pathPattern: '/volumes$', resetAfter: true });
+    const create = call('POST', `${s.volume}/volumes`, { token: s.token, body: { volume: { name: 'made-unanswered', size: 1 } } });
+    await assert.rejects(create, (err: Error & { code?: string }) => /socket|closed|reset/i.test(`${err.code} ${err.message}`));
+    assert.deepEqual(sim.control.inventory().volumes.filter((v) => v.name === 'made-unanswered').length, 1, 'the volume was made');
+  });
+
   it('delayMs and latency slow the answer down', async () => {
     sim.control.addFault({ service: 'volume', delayMs: 150 });
     let t = Date.now();
