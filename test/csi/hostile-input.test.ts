@@ -18,24 +18,13 @@ import { GiB } from '../../src/csi/constants';
 import { startSimulator, type Simulator } from '../../src/sim';
 import { DriverProcess, rpc } from '../../bench/driver-process';
 import { isRoot, Sandbox } from '../node/loop';
+import { seeded } from '../helpers/seeded';
 
 const Code = grpc.status;
 type Service = 'identity' | 'controller' | 'node';
 
 /** Each call must answer within this (the driver never hangs on a bad request). */
 const ANSWER_WITHIN_MS = 5_000;
-
-/** mulberry32: a small PRNG with a fixed seed, so the generated strings are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = 0x5eed_c5c1;
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:é漢🙂 ';
