@@ -220,6 +220,12 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output,
 }
 
 /**
+ * Attached to this server: Cinder lists an attachment once it is complete, whatever the volume does
+ * meanwhile (another server's attach of a multiattach volume holds it 'reserved' again).
+ */
+const ATTACHED_TO_SERVER: WaitSpec = { ...WAIT.volumeAttached, target: ['in-use', ...PENDING_ATTACH] };
+
+/**
  * Wait for Cinder to show the volume in-use with an attachment to this
  * server. Nova reserves the volume before its attach request returns, so
  * going back (to available, or an error), or in-use with no attachment here
@@ -233,7 +239,7 @@ async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Vol
       cloud,
       volumeId,
       {
-        spec: WAIT.volumeAttached,
+        spec: ATTACHED_TO_SERVER,
         kind: 'volume:attach',
         until: (v) => attachmentTo(v, serverId) !== undefined,
         failedIf: (v) => (v.status === 'in-use' && !attachmentTo(v, serverId) ? `is in-use with no attachment to server ${serverId}` : null),

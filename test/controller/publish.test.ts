@@ -158,6 +158,40 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await unpublish(id, '');
   });
 
+  it("a publish whose attach completes as another server's attach of the multiattach volume begins answers OK: Cinder lists this node's attachment", async () => {
+    const id = await h.createVolume('pvc-publish-then-other', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
+    const { control } = h.driver.sim;
+    const status = () => control.inventory().volumes.find((v) => v.id === id)?.status;
+    const volumeGets = () => control.counters()['GET /volume/v3/{project}/volumes/{id}'] ?? 0;
+    const until = async (cond: () => boolean) => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 1));
+    };
+    control.setDurations({ attach: 1000 });
+    try {
+      const call = publish(id, nodeA, { volume_capability: BLOCK_RWX });
+      // The driver has looked at the attach under way: it saw 'attaching'.
+      await until(() => status() === 'attaching');
+      const looks = volumeGets();
+      await until(() => volumeGets() > looks);
+      // Its next looks are answered late, once another actor's attach to server B has reserved the volume
+      // (Cinder then shows 'reserved', though A's attachment is complete and listed).
+      control.addFault({ service: 'volume', method: 'GET', pathPattern: `/volumes/${id}$`, delayMs: 800, times: Infinity });
+      control.setDurations({ attach: 3000 });
+      await until(() => status() === 'in-use');
+      await h.cloud.compute.attachVolume(nodeB, id, { multiattach: true });
+      const res = await call;
+      assert.equal(res.publish_context[PUBLISH_CONTEXT.devicePath], '/dev/vdb');
+      control.clearFaults();
+      await h.cloud.waiter.volume(id, { target: ['in-use'], transient: ['reserved', 'attaching'] });
+      const v = await h.cloud.blockStorage.getVolume(id);
+      assert.deepEqual(v.attachments.map((a) => a.serverId).sort(), [nodeA, nodeB].sort(), "A's attachment was left alone");
+    } finally {
+      control.clearFaults();
+      control.setDurations({ attach: 50 });
+    }
+    await unpublish(id, '');
+  });
+
   it('unpublishes from one node while publishing to another, one after the other (Cinder detaches only an in-use volume)', async () => {
     const id = await h.createVolume('pvc-publish-swap', { volume_capabilities: [BLOCK_RWX], parameters: { type: 'multiattach' } });
     await publish(id, nodeA, { volume_capability: BLOCK_RWX });
