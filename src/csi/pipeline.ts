@@ -43,6 +43,16 @@ const OPENSTACK_CODES: Record<OpenStackErrorKind, grpc.status> = {
   config: grpc.status.FAILED_PRECONDITION,
 };
 
+/** What the operator, or the CO, does about an OpenStack failure that no operation translated into its own words. */
+const OPENSTACK_ADVICE: Partial<Record<OpenStackErrorKind, string>> = {
+  unavailable: 'the cloud is unavailable or overloaded; the CO retries',
+  rate_limited: 'the cloud limits the request rate; the CO retries',
+  network: "the cloud cannot be reached; check the driver's network path to its endpoints; the CO retries",
+  timeout: 'the cloud did not answer in time; the CO retries',
+  unauthorized: "the cloud refused the driver's credentials; check them in the driver's config (the cinder-csi-config Secret)",
+  forbidden: "the cloud's policy does not let the driver's user do this; give the user the role it needs",
+};
+
 export interface StatusAnswer {
   code: grpc.status;
   message: string;
@@ -55,7 +65,8 @@ export function toStatus(err: unknown, ctx: { requestId: string; signal?: AbortS
   if (err instanceof CsiError) return { code: err.code, message: err.message, unexpected: false };
   if (err instanceof OpenStackError) {
     const where = err.requestId ? ` (OpenStack request ${err.requestId})` : '';
-    return { code: OPENSTACK_CODES[err.kind], message: `${err.message}${where}`, unexpected: false };
+    const advice = OPENSTACK_ADVICE[err.kind];
+    return { code: OPENSTACK_CODES[err.kind], message: `${err.message}${where}${advice ? `; ${advice}` : ''}`, unexpected: false };
   }
   if (ctx.signal?.aborted) {
     return { code: grpc.status.DEADLINE_EXCEEDED, message: 'the caller deadline passed before the operation finished; retry', unexpected: false };
