@@ -64,7 +64,17 @@ export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequ
     await bs.getVolume(volumeId, op).catch(rethrow({ not_found: () => notFound(`source volume ${sourceCsiId} does not exist in cloud '${cloud.name}'`) }));
     copy = await startCopy(env, cloud, params, name, volumeId, op);
   }
-  if (copy.status.startsWith('error')) await discardFailed(env, cloud, params.kind, copy, op);
+  if (copy.status.startsWith('error')) {
+    // A backup's ID went to the snapshotter with the first answer (ready_to_use false), and it keeps the
+    // first ID it gets: a backup found by name is kept, so a new one is never made under an ID it never learns.
+    if (params.kind === 'backup' && existing) {
+      throw internal(
+        `Cinder could not make backup ${copy.id} of volume ${copy.volumeId} (status '${copy.status}'; 'openstack volume backup show ${copy.id}' says why). ` +
+          `It is kept, because the VolumeSnapshot already names it: delete the VolumeSnapshot to remove it, then take a new one`,
+      );
+    }
+    await discardFailed(env, cloud, params.kind, copy, op);
+  }
   if (params.kind === 'snapshot' && copy.status !== 'available') copy = await untilCut(env, cloud, copy, op);
   return { snapshot: csiSnapshot(env, cloud.name, copy) };
 }

@@ -159,6 +159,10 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     failDeletes: (count) => {
       state.deleteFailures = count;
     },
+    setBackupStatus: (id, status) => {
+      if (!state.backups.get(id)) throw new Error(`no backup ${id}`);
+      state.setBackupStatus(id, status);
+    },
     setBackendCapacity: (gb) => {
       state.backendCapacityGb = gb;
     },

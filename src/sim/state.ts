@@ -436,7 +436,7 @@ export class CloudState {
     });
   }
 
-  private setBackupStatus(id: string, status: string): void {
+  setBackupStatus(id: string, status: string): void {
     const b = this.backups.get(id);
     if (!b) return;
     b.status = status;

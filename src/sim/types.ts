@@ -138,6 +138,7 @@ export interface SimControl {
   /** Every volume, snapshot and attachment, Cinder's and Nova's, as they are now. */
   inventory(): SimInventory;
   setVolumeStatus(id: string, status: string): void;
+  setBackupStatus(id: string, status: string): void;
   /**
    * The compute host fails the next `count` attaches when they would finish
    * (os-brick or libvirt could not connect the disk): Nova rolls each back,

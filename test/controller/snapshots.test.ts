@@ -155,6 +155,30 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     await assert.rejects(h.cloud.blockStorage.getSnapshot(id), (e) => isNotFound(e));
   });
 
+  // The snapshotter keeps the first snapshot_id it is given (a backup's comes with ready_to_use false):
+  // a failed backup found by name must not be replaced by a new one under an ID it never learns.
+  it('a backup that fails after its ID was handed out is kept and reported, never silently made again', async () => {
+    const source = await h.createVolume('pvc-backup-fails');
+    h.driver.sim.control.setDurations({ backup: 3000 });
+    try {
+      const first = await h.rpc('CreateSnapshot', { name: 'backup-fails', source_volume_id: source, parameters: { type: 'backup' } });
+      const id = first.snapshot.snapshot_id;
+      assert.equal(first.snapshot.ready_to_use, false);
+      h.driver.sim.control.setBackupStatus(id, 'error');
+      for (let retry = 0; retry < 2; retry++) {
+        const err = await expectCode(h.rpc('CreateSnapshot', { name: 'backup-fails', source_volume_id: source, parameters: { type: 'backup' } }), Code.INTERNAL);
+        assert.match(err.details, new RegExp(`could not make backup ${id} .* It is kept, because the VolumeSnapshot already names it`));
+      }
+      assert.equal((await h.cloud.blockStorage.getBackup(id)).status, 'error');
+      const named = await h.cloud.blockStorage.listBackups({ name: 'backup-fails' });
+      assert.deepEqual(named.items.map((b) => b.id), [id], 'no second backup under the same name');
+      await h.rpc('DeleteSnapshot', { snapshot_id: id });
+      await assert.rejects(h.cloud.blockStorage.getBackup(id), (e) => isNotFound(e));
+    } finally {
+      h.driver.sim.control.setDurations({ backup: 50 });
+    }
+  });
+
   it('makes a backup with type: backup, restores a volume from it and deletes it', async () => {
     h.driver.sim.control.setDurations({ backup: 600 });
     try {
