@@ -329,7 +329,7 @@ async function detach(env: ControllerEnv, pair: Pair, op: Op, afterDetachUnderWa
     },
   );
   if (answer === 'again') return detach(env, pair, op, true);
-  if (answer === 'requested' || (await cinderStillAttached(pair, op))) await waitDetached(env, pair, op);
+  if (answer === 'requested' || (await cinderStillAttached(env, pair, op))) await waitDetached(env, pair, op);
 }
 
 /** The volume, or null when Cinder has none of that ID. */
@@ -357,20 +357,34 @@ async function waitForDetachUnderWay(pair: Pair, op: Op): Promise<boolean> {
 
 /**
  * Nova has no attachment of the volume to this server. Whether Cinder still
- * lists one: false when it does not (nothing to do), when the volume is gone,
- * or when the server is (a deleted server has no attachments left); true when
- * a detach is finishing (wait for it). Cinder alone listing the attachment
- * otherwise is a leftover that needs an operator.
+ * lists one: false when it does not (nothing to do) or when the volume is
+ * gone; true when a detach is finishing (wait for it). A server that is gone
+ * while Cinder still lists its attachment (Nova deleted it and ignored a
+ * failed call to Cinder) would keep the volume attached to nothing forever:
+ * that attachment is removed. Cinder alone listing the attachment of a server
+ * that exists is a leftover that needs an operator.
  */
-async function cinderStillAttached(pair: Pair, op: Op): Promise<boolean> {
+async function cinderStillAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<boolean> {
   const { cloud, csiId, volumeId, serverId } = pair;
   const volume = await volumeOrNull(cloud, volumeId, op);
-  if (!volume || !attachmentTo(volume, serverId)) return false;
+  const stale = volume ? attachmentTo(volume, serverId) : undefined;
+  if (!volume || !stale) return false;
   try {
     await cloud.compute.getServer(serverId, op);
   } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
+    if (!isNotFound(err)) throw err;
+    const removed = await cloud.blockStorage.deleteAttachment(stale.attachmentId, op).catch((e) => {
+      if (isNotFound(e)) return true;
+      throw e;
+    });
+    if (!removed) {
+      throw failedPrecondition(
+        `server ${serverId} is gone but Cinder still lists volume ${csiId} attached to it, and this Cinder API cannot remove the attachment (needs 3.27); ` +
+          `remove it with 'openstack volume attachment delete ${stale.attachmentId}'`,
+      );
+    }
+    env.logger.info({ volume_id: csiId, node_id: serverId, attachment_id: stale.attachmentId }, "removed Cinder's attachment to a server that no longer exists");
+    return false;
   }
   // Nova drops its record last, so Cinder alone listing the attachment is a leftover.
   if (volume.status === 'detaching') return true;

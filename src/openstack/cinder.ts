@@ -163,6 +163,13 @@ export class Cinder implements BlockStorage {
     return { items: this.capV1(items, query.limit, 'volumes'), partial: true };
   }
 
+  async deleteAttachment(attachmentId: string, opts: CallOptions = {}): Promise<boolean> {
+    const api = await this.current(opts);
+    if (!atLeast(api.microversion, '3.27')) return false;
+    await this.call(api, { ...opts, method: 'DELETE', path: `/attachments/${enc(attachmentId)}` });
+    return true;
+  }
+
   async deleteVolume(id: string, opts: CallOptions = {}): Promise<void> {
     const api = await this.current(opts);
     await this.call(api, { ...opts, method: 'DELETE', path: `/volumes/${enc(id)}` });

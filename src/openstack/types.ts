@@ -259,6 +259,11 @@ export interface BlockStorage {
   features(opts?: CallOptions): Promise<BlockStorageFeatures>;
 
   createVolume(input: CreateVolumeInput, opts?: CallOptions): Promise<Volume>;
+  /**
+   * Remove one attachment record (the attachments API, 3.27): false when this Cinder has no such
+   * API. Throws OpenStackError 'not_found' for an attachment it does not have.
+   */
+  deleteAttachment(attachmentId: string, opts?: CallOptions): Promise<boolean>;
   /** Throws OpenStackError 'not_found'. */
   getVolume(id: string, opts?: CallOptions): Promise<Volume>;
   listVolumes(query: VolumeQuery, opts?: CallOptions): Promise<Page<Volume>>;

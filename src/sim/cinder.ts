@@ -204,6 +204,7 @@ export class CinderApi {
         add('GET', '/messages', (a) => this.listMessages(a));
         add('GET', '/messages/{id}', (a) => ({ status: 200, body: { message: messageView(a.view, this.message(a)) } }));
         add('DELETE', '/messages/{id}', (a) => this.deleteMessage(a));
+        add('DELETE', '/attachments/{id}', (a) => this.deleteAttachment(a));
       }
       add('GET', '/os-quota-sets/{id}', (a) => this.quotaSet(a, a.ctx.query.get('usage')?.toLowerCase() === 'true'));
       add('GET', '/os-quota-sets/{id}/defaults', (a) => this.quotaSet(a, false));
@@ -474,6 +475,14 @@ export class CinderApi {
    * the project is listed; from 3.5 it filters (resource_uuid, resource_type,
    * event_id, request_id, message_level) and takes limit, as Cinder does.
    */
+  /** The attachments API (3.27): an attachment record goes, and the volume takes the status of what is left. */
+  private deleteAttachment(a: Api): Reply {
+    requireMicroversion(a, '3.27');
+    const id = a.ctx.params.id;
+    if (!this.state.deleteAttachment(id)) notFound(`VolumeAttachment ${id} could not be found.`);
+    return { status: 200, body: { attachments: [] } };
+  }
+
   private listMessages(a: Api): Reply {
     requireMicroversion(a, '3.3');
     let items = [...this.state.messages];

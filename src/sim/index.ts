@@ -181,10 +181,10 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       instances.push(pub);
       return pub;
     },
-    deleteInstance: async (id) => {
+    deleteInstance: async (id, opts) => {
       const rec = state.instances.get(id);
       if (!rec) throw new Error(`no instance ${id}`);
-      await state.detachAll(rec);
+      await state.detachAll(rec, opts?.cinderKeepsAttachments);
       state.instances.delete(id);
       instances.splice(instances.findIndex((i) => i.id === id), 1);
       await rm(path.dirname(rec.deviceRoot), { recursive: true, force: true });

@@ -504,13 +504,31 @@ export class CloudState {
     this.change(this.durations.detach, () => this.hypervisor.detach(vol.id, inst.id), finish, finish);
   }
 
-  /** Instance deleted: its volumes are detached at once, as Nova does on delete. */
-  async detachAll(inst: InstanceRecord): Promise<void> {
+  /**
+   * Instance deleted: its volumes are detached at once, as Nova does on delete. With
+   * `cinderKeeps`, Nova's call to Cinder fails and Nova goes on anyway (it logs "Ignoring
+   * volume cleanup failure"): Cinder keeps listing attachments to a server that is gone.
+   */
+  async detachAll(inst: InstanceRecord, cinderKeeps = false): Promise<void> {
     for (const a of [...inst.attachments.values()]) {
       const vol = this.volumes.get(a.volumeId);
       await this.hypervisor.detach(a.volumeId, inst.id).catch((err: unknown) => this.logger.error({ err }, 'sim: detach on instance delete failed'));
-      if (vol) this.dropAttachment(vol, inst, a);
+      if (cinderKeeps) inst.attachments.delete(a.volumeId);
+      else if (vol) this.dropAttachment(vol, inst, a);
     }
+  }
+
+  /** Cinder's attachment_delete: false when no volume has this attachment. */
+  deleteAttachment(attachmentId: string): boolean {
+    for (const vol of this.volumes.values()) {
+      const a = vol.attachments.find((x) => x.attachmentId === attachmentId);
+      if (!a) continue;
+      const inst = this.instances.get(a.serverId);
+      if (inst) void this.hypervisor.detach(vol.id, inst.id).catch((err: unknown) => this.logger.error({ err }, 'sim: detach on attachment delete failed'));
+      this.dropAttachment(vol, inst, a);
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -518,9 +536,9 @@ export class CloudState {
    * left, as Cinder's attachment_delete does (attached > attaching >
    * detaching > reserved), else 'available'.
    */
-  private dropAttachment(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
+  private dropAttachment(vol: VolumeRecord, inst: InstanceRecord | undefined, a: AttachmentRecord): void {
     vol.attachments = vol.attachments.filter((x) => x !== a);
-    if (inst.attachments.get(vol.id) === a) inst.attachments.delete(vol.id);
+    if (inst?.attachments.get(vol.id) === a) inst.attachments.delete(vol.id);
     const left = new Set(vol.attachments.map((x) => x.state));
     const furthest = (['attached', 'attaching', 'detaching', 'reserved'] as const).find((st) => left.has(st));
     this.setVolumeStatus(vol, furthest === undefined ? 'available' : furthest === 'attached' ? 'in-use' : furthest);

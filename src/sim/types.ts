@@ -152,7 +152,11 @@ export interface SimControl {
   /** The backend's size in GiB for the scheduler's capacity check (null: room for anything, the default). */
   setBackendCapacity(gb: number | null): void;
   addInstance(spec: SimInstanceSpec): Promise<SimInstance>;
-  deleteInstance(id: string): Promise<void>;
+  /**
+   * Nova deletes the server and detaches its volumes. `cinderKeepsAttachments`: Nova's call to
+   * Cinder fails and Nova ignores it, so Cinder still lists attachments to the server that is gone.
+   */
+  deleteInstance(id: string, opts?: { cinderKeepsAttachments?: boolean }): Promise<void>;
 }
 
 export interface Simulator {

@@ -327,6 +327,24 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
   });
 
+  // Nova deletes a server even when its call to Cinder fails ("Ignoring volume cleanup failure"):
+  // Cinder then lists the volume attached to a server that no longer exists, and nothing else would
+  // ever detach it.
+  it('removes the attachment Cinder keeps to a deleted server, so the volume can be published elsewhere and deleted', async () => {
+    const server = await h.driver.sim.control.addInstance({ name: 'node-gone-dirty' });
+    const id = await h.createVolume('pvc-dirty-server');
+    await publish(id, server.id);
+    await h.driver.sim.control.deleteInstance(server.id, { cinderKeepsAttachments: true });
+    assert.deepEqual((await h.cloud.blockStorage.getVolume(id)).attachments.map((a) => a.serverId), [server.id]);
+    await unpublish(id, server.id);
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.equal(v.status, 'available');
+    assert.deepEqual(v.attachments, []);
+    await publish(id, nodeA);
+    await unpublish(id, nodeA);
+    await h.rpc('DeleteVolume', { volume_id: id });
+  });
+
   it('reports an attach that fails in Cinder, and the retry finds the attachment', async () => {
     // Long enough that the driver polls while the attach is still pending.
     h.driver.sim.control.setDurations({ attach: 3000 });
