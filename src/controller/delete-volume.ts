@@ -48,6 +48,13 @@ export async function deleteVolume(env: ControllerEnv, req: DeleteVolumeRequest_
       );
     }
     if (BUSY.includes(volume.status)) throw aborted(`volume ${csiId} is '${volume.status}'; it can be deleted when Cinder has finished`);
+    // Cinder deletes a volume in 'error' but not one an earlier delete left in error_deleting.
+    if (volume.status === 'error_deleting') {
+      throw failedPrecondition(
+        `an earlier delete of volume ${csiId} failed in Cinder's backend (status 'error_deleting'); find why, then ` +
+          `'openstack volume set --state error ${id}' and the CO retries the delete`,
+      );
+    }
     // A delete already under way: wait for it like our own.
     if (volume.status !== 'deleting') {
       throw translate(refusal, {

@@ -68,6 +68,16 @@ describe('DeleteVolume', () => {
     assert.equal(await gone(id), true);
   });
 
+  it('a volume an earlier delete left in error_deleting: FAILED_PRECONDITION saying to reset its state, not to delete snapshots', async () => {
+    const id = await h.createVolume('pvc-error-deleting');
+    h.driver.sim.control.setVolumeStatus(id, 'error_deleting');
+    const err = await expectCode(h.rpc('DeleteVolume', { volume_id: id }), Code.FAILED_PRECONDITION);
+    assert.match(err.details, new RegExp(`status 'error_deleting'.*'openstack volume set --state error ${id}'`));
+    h.driver.sim.control.setVolumeStatus(id, 'error');
+    await h.rpc('DeleteVolume', { volume_id: id });
+    assert.equal(await gone(id), true);
+  });
+
   it('answers ABORTED while Cinder is still working on the volume', async () => {
     h.driver.sim.control.setDurations({ extend: 2000 });
     try {
