@@ -75,9 +75,15 @@ export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequ
     }
     await discardFailed(env, cloud, params.kind, copy, op);
   }
-  if (params.kind === 'snapshot' && copy.status !== 'available') copy = await untilCut(env, cloud, copy, op);
+  if (params.kind === 'snapshot' && copy.status !== 'available' && !CUT_AND_BUSY.includes(copy.status)) copy = await untilCut(env, cloud, copy, op);
   return { snapshot: csiSnapshot(env, cloud.name, copy) };
 }
+
+/**
+ * A snapshot Cinder made and is now using: a backup taken from it, or a revert of its volume to it.
+ * It was cut (answered with ready_to_use false until it is 'available' again), and it is not a failure.
+ */
+const CUT_AND_BUSY: readonly string[] = ['backing-up', 'restoring'];
 
 /** Wait until Cinder has made the snapshot: 'available'. One that fails is deleted, as at the start. */
 async function untilCut(env: ControllerEnv, cloud: Cloud, snapshot: Copy, op: Op): Promise<Copy> {

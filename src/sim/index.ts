@@ -159,6 +159,11 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     failDeletes: (count) => {
       state.deleteFailures = count;
     },
+    setSnapshotStatus: (id, status) => {
+      const snap = state.snapshots.get(id);
+      if (!snap) throw new Error(`no snapshot ${id}`);
+      state.setSnapshotStatus(snap, status);
+    },
     setBackupStatus: (id, status) => {
       if (!state.backups.get(id)) throw new Error(`no backup ${id}`);
       state.setBackupStatus(id, status);

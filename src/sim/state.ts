@@ -387,7 +387,7 @@ export class CloudState {
     }, () => this.setSnapshotStatus(snap, 'error_deleting'));
   }
 
-  private setSnapshotStatus(snap: SnapshotRecord, status: string): void {
+  setSnapshotStatus(snap: SnapshotRecord, status: string): void {
     snap.status = status;
     snap.updatedAt = now();
   }

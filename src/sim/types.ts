@@ -139,6 +139,7 @@ export interface SimControl {
   inventory(): SimInventory;
   setVolumeStatus(id: string, status: string): void;
   setBackupStatus(id: string, status: string): void;
+  setSnapshotStatus(id: string, status: string): void;
   /**
    * The compute host fails the next `count` attaches when they would finish
    * (os-brick or libvirt could not connect the disk): Nova rolls each back,

@@ -155,6 +155,19 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     await assert.rejects(h.cloud.blockStorage.getSnapshot(id), (e) => isNotFound(e));
   });
 
+  it('a snapshot found by name while a backup is taken from it was cut: ready_to_use false, not deleted as failed', async () => {
+    const first = await h.rpc('CreateSnapshot', { name: 'snap-backing-up', source_volume_id: volumeId });
+    const id = first.snapshot.snapshot_id;
+    h.driver.sim.control.setSnapshotStatus(id, 'backing-up');
+    const busy = await h.rpc('CreateSnapshot', { name: 'snap-backing-up', source_volume_id: volumeId });
+    assert.equal(busy.snapshot.snapshot_id, id);
+    assert.equal(busy.snapshot.ready_to_use, false);
+    assert.equal((await h.cloud.blockStorage.getSnapshot(id)).status, 'backing-up');
+    h.driver.sim.control.setSnapshotStatus(id, 'available');
+    assert.equal((await h.rpc('CreateSnapshot', { name: 'snap-backing-up', source_volume_id: volumeId })).snapshot.ready_to_use, true);
+    await h.rpc('DeleteSnapshot', { snapshot_id: id });
+  });
+
   // The snapshotter keeps the first snapshot_id it is given (a backup's comes with ready_to_use false):
   // a failed backup found by name must not be replaced by a new one under an ID it never learns.
   it('a backup that fails after its ID was handed out is kept and reported, never silently made again', async () => {
