@@ -151,13 +151,13 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       state.setVolumeStatus(v, status);
     },
     failAttaches: (count) => {
-      state.attachFailures = count;
+      state.failures.attach = count;
     },
     failDetaches: (count) => {
-      state.detachFailures = count;
+      state.failures.detach = count;
     },
     failDeletes: (count) => {
-      state.deleteFailures = count;
+      state.failures.delete = count;
     },
     setSnapshotStatus: (id, status) => {
       const snap = state.snapshots.get(id);

@@ -151,11 +151,11 @@ export class CloudState {
   backendCapacityGb: number | null = null;
   /** Cinder's user messages (GET /messages, 3.3), oldest first. */
   readonly messages: MessageRecord[] = [];
-  /** The compute host fails this many of the next attaches, and of the next detaches, at their end (control.failAttaches, failDetaches). */
-  attachFailures = 0;
-  detachFailures = 0;
-  /** The backend refuses this many of the next volume or snapshot deletes as busy (control.failDeletes). */
-  deleteFailures = 0;
+  /**
+   * Injected failures still to come (control.failAttaches, failDetaches, failDeletes): the compute
+   * host fails an attach or a detach at its end; the backend refuses a volume or snapshot delete as busy.
+   */
+  readonly failures = { attach: 0, detach: 0, delete: 0 };
   /** Volumes the scheduler is about to fail: they take no room on the backend. */
   private readonly unplaced = new Set<string>();
   private seq = 0;
@@ -285,16 +285,17 @@ export class CloudState {
     return m;
   }
 
-  /** Whether the backend refuses this delete as busy (Ceph RBD's ImageBusy): the volume manager then puts the object back. */
-  private busyOnDelete(): boolean {
-    if (this.deleteFailures === 0) return false;
-    this.deleteFailures--;
+  /** Whether an injected failure of this kind is due now (and so used up). */
+  private failsNow(kind: keyof CloudState['failures']): boolean {
+    if (this.failures[kind] === 0) return false;
+    this.failures[kind]--;
     return true;
   }
 
   deleteVolume(vol: VolumeRecord): void {
     this.setVolumeStatus(vol, 'deleting');
-    if (this.busyOnDelete()) {
+    // The backend refuses the delete as busy (Ceph RBD's ImageBusy): the volume manager puts the volume back.
+    if (this.failsNow('delete')) {
       // VolumeIsBusy: back to 'available', without a user message.
       this.after(this.durations.delete, () => this.setVolumeStatus(vol, 'available'));
       return;
@@ -374,7 +375,7 @@ export class CloudState {
 
   deleteSnapshot(snap: SnapshotRecord): void {
     this.setSnapshotStatus(snap, 'deleting');
-    if (this.busyOnDelete()) {
+    if (this.failsNow('delete')) {
       // SnapshotIsBusy: back to 'available', with a message (action 010 delete snapshot, detail 015).
       this.after(this.durations.delete, () => {
         this.setSnapshotStatus(snap, 'available');
@@ -472,8 +473,7 @@ export class CloudState {
       a.state = 'attaching';
       if (vol.status === 'reserved') this.setVolumeStatus(vol, 'attaching');
     });
-    const fails = this.attachFailures > 0;
-    if (fails) this.attachFailures--;
+    const fails = this.failsNow('attach');
     const connect = fails
       ? () => new Promise<never>((_, reject) => this.after(total, () => reject(new Error(`sim: the compute host could not connect volume ${vol.id} (injected)`))))
       : () => this.hypervisor.attach(vol.id, vol.size, inst.id, inst.deviceRoot, a.accessMode === 'ro');
@@ -491,8 +491,7 @@ export class CloudState {
   detach(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
     a.state = 'detaching';
     this.setVolumeStatus(vol, 'detaching');
-    if (this.detachFailures > 0) {
-      this.detachFailures--;
+    if (this.failsNow('detach')) {
       // Nova's roll_detaching: the guest kept the disk, so the attachment stays and the volume is in-use again.
       this.after(this.durations.detach, () => {
         a.state = 'attached';
