@@ -122,7 +122,8 @@ async function lifecycle(endpoint: string, work: string): Promise<number> {
   const undoWith = (name: string, run: () => Promise<unknown>) => undo.unshift({ name, run });
   const undone = async <T>(name: string, fn: () => Promise<T>, note?: (r: T) => string): Promise<T> => {
     const result = await step(name, fn, note);
-    undo.splice(undo.findIndex((u) => u.name === name), 1);
+    const at = undo.findIndex((u) => u.name === name);
+    if (at >= 0) undo.splice(at, 1);
     return result;
   };
 
