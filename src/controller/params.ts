@@ -8,6 +8,7 @@
 // | `availability`                   | Cinder availability zone        | Create the volume in this zone, whatever the pod's topology says (it must still be reachable from the requisite zones). |
 // | `appendVolumeMetadata`           | JSON object of strings          | Extra Cinder metadata on every volume of the class (as in the Go plugin). The cluster key may be overridden; other reserved keys are kept. |
 // | `csi.storage.k8s.io/pvc/name` ...| set by the external-provisioner | Every `csi.storage.k8s.io/*` key (with `--extra-create-metadata`: PVC name and namespace, PV name) is stored as volume metadata. |
+// | `fsType` (any case)              | filesystem                      | The in-tree plugin's key, still common in StorageClasses. The external-provisioner reads it (deprecated) into the capability's fs_type and passes it on unchanged, so it is accepted and not read again here. |
 //
 // VolumeAttributesClass `parameters` (CreateVolume mutable_parameters, ControllerModifyVolume):
 //
@@ -67,9 +68,16 @@ const VOLUME_KEYS = ['type', 'availability', 'appendVolumeMetadata'];
 const SNAPSHOT_KEYS = ['type', 'force-create', 'incremental', 'availability', 'backup-max-duration-seconds-per-gb'];
 const MUTABLE_KEYS = ['type'];
 
-function rejectUnknown(params: Record<string, string>, known: readonly string[], where: string): void {
+/**
+ * The external-provisioner takes a StorageClass key spelled `fstype` in any
+ * case as the deprecated form of `csi.storage.k8s.io/fstype`, but unlike the
+ * prefixed key it leaves it in the parameters it sends.
+ */
+const LEGACY_FSTYPE_KEY = 'fstype';
+
+function rejectUnknown(params: Record<string, string>, known: readonly string[], where: string, ignored: readonly string[] = []): void {
   for (const key of Object.keys(params)) {
-    if (known.includes(key) || key.startsWith(SIDECAR_PREFIX)) continue;
+    if (known.includes(key) || key.startsWith(SIDECAR_PREFIX) || ignored.includes(key.toLowerCase())) continue;
     throw invalidArgument(
       `unknown ${where} parameter '${key}'; supported: ${known.map((k) => `'${k}'`).join(', ')} and the sidecars' '${SIDECAR_PREFIX}*' keys`,
     );
@@ -123,7 +131,7 @@ function appendedMetadata(json: string | undefined, key: string, where: string):
 export function parseVolumeParams(params: Record<string, string> | undefined): VolumeParams {
   const p = params ?? {};
   const where = 'StorageClass';
-  rejectUnknown(p, VOLUME_KEYS, where);
+  rejectUnknown(p, VOLUME_KEYS, where, [LEGACY_FSTYPE_KEY]);
   return {
     volumeType: nonEmpty(p, 'type', where),
     availability: nonEmpty(p, 'availability', where),

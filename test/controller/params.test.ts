@@ -29,8 +29,14 @@ describe('StorageClass parameters', () => {
   });
 
   it('names an unknown or empty parameter', () => {
-    assert.throws(() => parseVolumeParams({ fstype: 'ext4' }), invalid(/'fstype'.*'type', 'availability'/));
+    assert.throws(() => parseVolumeParams({ fstyp: 'ext4' }), invalid(/'fstyp'.*'type', 'availability'/));
     assert.throws(() => parseVolumeParams({ type: ' ' }), invalid(/'type' is empty/));
+  });
+
+  it("accepts the in-tree plugin's fsType key in any case, which the external-provisioner passes on after reading it", () => {
+    for (const key of ['fsType', 'fstype', 'FSTYPE']) {
+      assert.deepEqual(parseVolumeParams({ [key]: 'xfs', type: 'fast' }), { volumeType: 'fast', availability: undefined, metadata: {} });
+    }
   });
 
   it('lets appendVolumeMetadata override the cluster key only', () => {
