@@ -28,9 +28,12 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
 
   let volume = await bs.getVolume(id, op).catch(rethrow({ not_found: () => notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'`) }));
   const limit = Number(range.limit_bytes);
-  if (limit > 0 && gibToBytes(volume.size) > limit) {
-    throw outOfRange(`volume ${csiId} already has ${volume.size} GiB (${gibToBytes(volume.size)} bytes), more than limit_bytes ${limit}; volumes do not shrink`);
-  }
+  const requireWithinLimit = (gib: number) => {
+    if (limit > 0 && gibToBytes(gib) > limit) {
+      throw outOfRange(`volume ${csiId} already has ${gib} GiB (${gibToBytes(gib)} bytes), more than limit_bytes ${limit}; volumes do not shrink`);
+    }
+  };
+  requireWithinLimit(volume.size);
   if (volume.size >= size && volume.status !== 'extending') return answer(volume.size);
 
   if (volume.status === 'in-use') {
@@ -82,6 +85,8 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
     if (err.lastState === 'available' || err.lastState === 'in-use') throw await notExtended(env, cloud, csiId, id, size, asked, op);
     throw internal(`Cinder failed to extend volume ${csiId} to ${size} GiB (status '${err.lastState}'); check its backend, reset the state and the CO retries`);
   }
+  // An earlier attempt's extend, joined above, may have asked for more than this request allows.
+  requireWithinLimit(volume.size);
   return answer(volume.size);
 }
 

@@ -143,3 +143,23 @@ describe('ControllerExpandVolume on a cloud without online extend', () => {
     assert.equal(Number(res.capacity_bytes), 2 * GiB);
   });
 });
+
+describe('ControllerExpandVolume joining an extend under way', () => {
+  let h2: ControllerHarness;
+  before(async () => {
+    h2 = await startController();
+  });
+  after(() => h2.stop());
+
+  it('an earlier attempt\'s larger extend still under way: OUT_OF_RANGE once it ends above limit_bytes, never a size beyond the limit', async () => {
+    const id = await h2.createVolume('pvc-grow-past-limit');
+    h2.driver.sim.control.setDurations({ extend: 1000 });
+    try {
+      await expectCode(h2.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 4 * GiB }, volume_capability: MOUNT_RWO }, 200), Code.DEADLINE_EXCEEDED);
+      const err = await expectCode(h2.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 2 * GiB, limit_bytes: 3 * GiB }, volume_capability: MOUNT_RWO }), Code.OUT_OF_RANGE);
+      assert.match(err.details, /already has 4 GiB .* more than limit_bytes/);
+    } finally {
+      h2.driver.sim.control.setDurations({ extend: 50 });
+    }
+  });
+});
