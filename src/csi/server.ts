@@ -1,7 +1,7 @@
 // The gRPC server: listens on a unix socket (and optionally TCP), and shuts
 // down gracefully: stop accepting, let in-flight calls finish up to a bound,
 // then force.
-import { access, constants, mkdir, lstat, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, lstat, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -92,6 +92,7 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
   await access(dir, constants.W_OK | constants.X_OK).catch(() => {
     throw new StartupError(`cannot make the socket ${socketPath}: this user may not write to ${dir}; choose an --endpoint in a directory of your own`);
   });
+  await requireTrustedOwner(dir, socketPath);
   let stat;
   try {
     stat = await lstat(socketPath);
@@ -106,6 +107,26 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
     throw new StartupError(`another process is already serving ${socketPath}; stop it first`);
   }
   await unlink(socketPath);
+}
+
+/**
+ * The socket's directory (and the link, if it is one) must belong to this user
+ * or to root. One that another user made first in a shared directory such as
+ * /tmp lets that user swap our socket for theirs and hear every call, secrets
+ * included. Root-owned is fine: a pod's emptyDir is root's, mode 0777, and
+ * shared only by the pod's own containers.
+ */
+async function requireTrustedOwner(dir: string, socketPath: string): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  for (const st of [await lstat(dir), await stat(dir)]) {
+    if (st.uid !== uid && st.uid !== 0) {
+      throw new StartupError(
+        `cannot make the socket ${socketPath}: ${dir} belongs to uid ${st.uid}, neither this user (${uid}) nor root, ` +
+          `so its owner could replace the socket; choose an --endpoint in a directory of your own`,
+      );
+    }
+  }
 }
 
 function answers(socketPath: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { call, connect } from '../helpers/grpc';
 import { until } from '../helpers/server';
 
@@ -256,6 +256,25 @@ test("a socket directory this user may not write to (another user's): one line t
       outcome.stderr,
       `cinder-csi: cannot start: cannot make the socket ${socketPath}: this user may not write to ${shared}; choose an --endpoint in a directory of your own\n`,
     );
+  } finally {
+    rmSync(shared, { recursive: true, force: true });
+  }
+});
+
+test("a socket directory another user owns (made first in a shared /tmp): refused, since its owner could swap the socket", { skip: process.getuid?.() !== 0 ? 'needs root to give a directory to another user' : false }, async () => {
+  const shared = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-cli-owned-'));
+  try {
+    chmodSync(shared, 0o777);
+    chownSync(shared, 65534, 65534);
+    const socketPath = path.join(shared, 'csi.sock');
+    const config = configFile(`driver:\n  node:\n    availability_zone: nova\n    state_dir: ${dir}/state-owned\n`);
+    const { code, stderr } = await cli(['serve', '--mode', 'node', '--node-id', randomUUID(), '--endpoint', `unix://${socketPath}`, '--config', config]);
+    assert.equal(code, 1, stderr);
+    assert.equal(
+      stderr,
+      `cinder-csi: cannot start: cannot make the socket ${socketPath}: ${shared} belongs to uid 65534, neither this user (0) nor root, so its owner could replace the socket; choose an --endpoint in a directory of your own\n`,
+    );
+    assert.equal(existsSync(socketPath), false, 'no socket made');
   } finally {
     rmSync(shared, { recursive: true, force: true });
   }
