@@ -3,8 +3,8 @@
 //
 // A Cinder volume attaches to one server unless its volume type is
 // multiattach. Several servers writing one ordinary filesystem corrupt it, so
-// MULTI_NODE_MULTI_WRITER is offered only as a raw block device (the
-// application, e.g. a cluster filesystem or database, coordinates writes).
+// multi-node modes are offered only as a raw block device (the application,
+// e.g. a cluster filesystem or database, coordinates writes).
 import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
 import type { ControllerServiceCapability } from '../gen/csi/v1/ControllerServiceCapability';
 import type { VolumeType } from '../openstack/types';
@@ -53,8 +53,10 @@ export function capabilityProblem(cap: VolumeCapability__Output, multiattach: bo
   if (!multiattach) {
     return `access mode ${mode} needs a Cinder volume type with multiattach="<is> True"; use ReadWriteOnce or such a volume type`;
   }
-  if (mode === 'MULTI_NODE_MULTI_WRITER' && cap.access_type !== 'block') {
-    return `access mode ${mode} is supported only with volumeMode: Block; an ordinary filesystem written from several nodes is corrupted`;
+  // The node plugin mounts no filesystem on several nodes (src/node/capability.ts): ext4 and xfs are not
+  // cluster filesystems, and even a read-only mount may replay a journal another node is writing.
+  if (cap.access_type !== 'block') {
+    return `access mode ${mode} is supported only with volumeMode: Block; an ordinary filesystem mounted on several nodes is corrupted`;
   }
   return null;
 }

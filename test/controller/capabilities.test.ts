@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VolumeType } from '../../src/openstack/types';
 import { capabilitiesProblem, capabilityProblem, isMultiattachType } from '../../src/controller/capabilities';
+import { parseCapability } from '../../src/node/capability';
+import { Code } from '../../src/csi/errors';
 
 const cap = (mode: string, type: 'block' | 'mount' | undefined) =>
   ({ access_mode: { mode }, ...(type ? { access_type: type, [type]: {} } : {}) }) as any;
@@ -14,13 +16,14 @@ describe('access modes Cinder can honour', () => {
     }
   });
 
-  it('allows multi-node modes only on multiattach volumes, multi-writer only as a block device', () => {
+  it('allows multi-node modes only on multiattach volumes and only as a block device, as the node plugin does', () => {
     for (const mode of ['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER']) {
       assert.match(capabilityProblem(cap(mode, 'block'), false) ?? '', /multiattach/, mode);
       assert.equal(capabilityProblem(cap(mode, 'block'), true), null, mode);
+      // A filesystem volume would be made and attached, then never staged (parseCapability refuses it).
+      assert.match(capabilityProblem(cap(mode, 'mount'), true) ?? '', /volumeMode: Block/, mode);
+      assert.throws(() => parseCapability(cap(mode, 'mount')), (e: any) => e.code === Code.FAILED_PRECONDITION, mode);
     }
-    assert.equal(capabilityProblem(cap('MULTI_NODE_READER_ONLY', 'mount'), true), null);
-    assert.match(capabilityProblem(cap('MULTI_NODE_MULTI_WRITER', 'mount'), true) ?? '', /Block/);
   });
 
   it('requires an access type and a known mode', () => {
