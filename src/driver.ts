@@ -236,7 +236,7 @@ async function nodeHandlers(
   const handlers: Record<string, Handler<any, any>> = {};
   for (const rpc of rpcs) {
     handlers[rpc] = (req, ctx) => {
-      if (!service) throw unavailable(`this node does not know its Nova instance ID yet (${lastError}); set driver.node.instance_id or --node-id if it has no metadata service`);
+      if (!service) throw unavailable(`this node does not know its Nova instance ID yet (${lastError}); make the config drive or the metadata service (169.254.169.254) reachable from the node; driver.node.instance_id or --node-id only in a config of this one node, never in deploy/node-config.yaml, which every node shares`);
       const h = service[rpc];
       if (!h) throw unavailable(`${rpc} is not available`);
       return h(req, ctx);
