@@ -95,6 +95,9 @@ const ADVERTISED = [
   'EXPAND_VOLUME',
   'PUBLISH_READONLY',
   'MODIFY_VOLUME',
+  // SINGLE_NODE_SINGLE_WRITER and SINGLE_NODE_MULTI_WRITER are accepted (SINGLE_NODE_MODES). With it the
+  // external-provisioner and -attacher send ReadWriteOncePod as SINGLE_NODE_SINGLE_WRITER, as kubelet does.
+  'SINGLE_NODE_MULTI_WRITER',
 ] as const;
 
 /**

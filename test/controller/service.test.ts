@@ -25,6 +25,7 @@ describe('Controller service', () => {
       'MODIFY_VOLUME',
       'PUBLISH_READONLY',
       'PUBLISH_UNPUBLISH_VOLUME',
+      'SINGLE_NODE_MULTI_WRITER',
       'VOLUME_CONDITION',
     ]);
   });

@@ -366,6 +366,7 @@ test("Kubernetes' e2e driver definition claims what the driver and deploy/ do, n
   assert.equal(caps.capacity, drv.spec.storageCapacity === true, 'capacity tests need storageCapacity in the CSIDriver');
   assert.equal(caps.fsGroup, drv.spec.fsGroupPolicy === 'File');
   assert.equal(caps.volumeLimits, DEFAULT_MAX_VOLUMES_PER_NODE > 0);
+  assert.equal(caps.readWriteOncePod, controller.has('SINGLE_NODE_MULTI_WRITER'));
   // Cinder volumes are reached over the network from any node in the zone; multi-node access needs a multiattach type.
   assert.equal(caps.singleNodeVolume, false);
   assert.equal(caps.RWX, false);
