@@ -119,7 +119,29 @@ export class Sandbox {
    * read-only disk to the next test that gets the same loop number.)
    */
   async readOnlyLoopDevice(of: LoopDevice): Promise<LoopDevice> {
-    const { stdout } = await run('losetup', ['--read-only', '--find', '--show', of.backingFile]);
+    return this.sameBackingFile(of, true);
+  }
+
+  /**
+   * The same backing file on another loop device, read-write: the disk as it
+   * comes back after a reboot, under another name (make it before detaching
+   * `of`, or losetup may hand out the same number again).
+   */
+  async reattach(of: LoopDevice): Promise<LoopDevice> {
+    return this.sameBackingFile(of, false);
+  }
+
+  /**
+   * Detach `loop` now (a disk gone with a reboot) and forget it: once detached, its number may be
+   * another test's device, which cleanup must not detach.
+   */
+  async detach(loop: LoopDevice): Promise<void> {
+    await run('losetup', ['--detach', loop.path]);
+    this.loops.splice(this.loops.indexOf(loop), 1);
+  }
+
+  private async sameBackingFile(of: LoopDevice, readOnly: boolean): Promise<LoopDevice> {
+    const { stdout } = await run('losetup', [...(readOnly ? ['--read-only'] : []), '--find', '--show', of.backingFile]);
     const devicePath = stdout.trim();
     const loop = { path: devicePath, name: path.basename(devicePath), backingFile: of.backingFile };
     this.loops.push(loop);

@@ -10,89 +10,19 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { run } from '../../src/util/exec';
-import { createNodeService, type NodeService } from '../../src/node/service';
+import { createNodeService } from '../../src/node/service';
 import { resolveNodeSettings } from '../../src/node/settings';
 import { findMountAt } from '../../src/node/mount';
 import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
-import type { VolumeCapability__Output } from '../../src/gen/csi/v1/VolumeCapability';
-import type { NodeStageVolumeRequest__Output } from '../../src/gen/csi/v1/NodeStageVolumeRequest';
-import type { NodePublishVolumeRequest__Output } from '../../src/gen/csi/v1/NodePublishVolumeRequest';
-import { EXT4_ONLINE_RESIZE_SKIP, isRoot, ROOT_SKIP_REASON, Sandbox, toolsSkip, writeMbr, XFS_SKIP, type LoopDevice } from './loop';
-import { rejectsWithCode, testContext } from './context';
+import { EXT4_ONLINE_RESIZE_SKIP, isRoot, ROOT_SKIP_REASON, Sandbox, toolsSkip, writeMbr, XFS_SKIP } from './loop';
+import { rejectsWithCode } from './context';
+import { attach, blockCap, ctx, fakeCommand, fixture, kubeletMapBlock, MiB, mountCap, publishReq, stageReq } from './harness';
 
-const MiB = 1024 ** 2;
 const skip = isRoot() ? false : ROOT_SKIP_REASON;
-
-type Mode = NonNullable<VolumeCapability__Output['access_mode']>['mode'];
-
-const mountCap = (fs_type = '', mode: Mode = 'SINGLE_NODE_WRITER', mount_flags: string[] = []): VolumeCapability__Output => ({
-  access_type: 'mount',
-  mount: { fs_type, mount_flags, volume_mount_group: '' },
-  access_mode: { mode },
-});
-const blockCap = (mode: Mode = 'SINGLE_NODE_WRITER'): VolumeCapability__Output => ({ access_type: 'block', block: {}, access_mode: { mode } });
-
-function stageReq(volume_id: string, staging: string, cap: VolumeCapability__Output, volume_context: Record<string, string> = {}): NodeStageVolumeRequest__Output {
-  return { volume_id, publish_context: {}, staging_target_path: staging, volume_capability: cap, secrets: {}, volume_context };
-}
-
-function publishReq(volume_id: string, staging: string, target: string, cap: VolumeCapability__Output, readonly = false): NodePublishVolumeRequest__Output {
-  return { volume_id, publish_context: {}, staging_target_path: staging, target_path: target, volume_capability: cap, readonly, secrets: {}, volume_context: {} };
-}
-
-interface Fixture {
-  box: Sandbox;
-  node: NodeService;
-}
-
-async function fixture(t: Parameters<typeof Sandbox.create>[0]): Promise<Fixture> {
-  const box = await Sandbox.create(t);
-  const node = createNodeService(
-    resolveNodeSettings({
-      nodeId: 'instance-1',
-      availabilityZone: 'az-1',
-      deviceRoot: box.deviceRoot,
-      sysfsRoot: '/sys',
-      stateDir: box.stateDir,
-      kubeletRoot: box.kubeletDir, // where kubeletMapBlock maps raw block volumes
-      discoveryTimeoutMs: 1_000,
-    }),
-  );
-  return { box, node };
-}
-
-/** A blank attached volume: loop device plus its virtio by-id link. */
-async function attach(box: Sandbox, sizeBytes = 64 * MiB): Promise<{ volumeId: string; loop: LoopDevice }> {
-  const loop = await box.loopDevice(sizeBytes);
-  const volumeId = randomUUID();
-  await box.linkVirtio(volumeId, loop);
-  return { volumeId, loop };
-}
 
 async function blkidValue(device: string, tag: string): Promise<string> {
   const { stdout } = await run('blkid', ['-p', '-o', 'value', '-s', tag, device], { okCodes: [2] });
   return stdout.trim();
-}
-
-const ctx = (method: string) => testContext(method);
-
-/**
- * A shell script named `name` in a directory of the sandbox; the function returned runs `fn` with that
- * directory first on PATH (the node service's commands look it up at each run), and restores PATH after.
- */
-async function fakeCommand(box: Sandbox, name: string, script: string): Promise<(fn: () => Promise<void>) => Promise<void>> {
-  const bin = path.join(box.root, `bin-${name}`);
-  await mkdir(bin);
-  await writeFile(path.join(bin, name), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
-  return async (fn) => {
-    const saved = process.env.PATH;
-    process.env.PATH = `${bin}:${saved}`;
-    try {
-      await fn();
-    } finally {
-      process.env.PATH = saved;
-    }
-  };
 }
 
 test('filesystem lifecycle: blank device formatted as ext4, published rw and ro, data survives unpublish, unstage and restage; every call idempotent', { skip }, async (t) => {
@@ -368,19 +298,6 @@ test('raw block: publish binds the device, reads and writes reach it; a read-onl
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
   await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
 });
-
-/**
- * What kubelet's MapBlockVolume does after our NodePublishVolume of a raw block volume:
- * bind the published device file onto <kubelet-root>/plugins/kubernetes.io/csi/volumeDevices/<pv>/dev/<podUID>.
- */
-async function kubeletMapBlock(kubeletRoot: string, pv: string, target: string): Promise<string> {
-  const dir = path.join(kubeletRoot, 'plugins', 'kubernetes.io', 'csi', 'volumeDevices', pv, 'dev');
-  await mkdir(dir, { recursive: true });
-  const mapPath = path.join(dir, randomUUID());
-  await writeFile(mapPath, '');
-  await run('mount', ['--bind', target, mapPath]);
-  return mapPath;
-}
 
 test('raw block mapped by kubelet: a repeat NodeStage and NodePublish with the same arguments are OK, and a multi-writer volume publishes to a second target', { skip }, async (t) => {
   const { box, node } = await fixture(t);
