@@ -9,6 +9,7 @@ import { InFlight } from '../csi/inflight';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
 import { TOPOLOGY_ZONE_KEY } from '../csi/constants';
 import { run } from '../util/exec';
+import type { Logger } from '../log';
 import type { NodeStageVolumeRequest__Output } from '../gen/csi/v1/NodeStageVolumeRequest';
 import type { NodeStageVolumeResponse } from '../gen/csi/v1/NodeStageVolumeResponse';
 import type { NodeUnstageVolumeRequest__Output } from '../gen/csi/v1/NodeUnstageVolumeRequest';
@@ -278,7 +279,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
             `volume ${volumeId} is still mounted at ${stillPublished.map((m) => m.target).join(', ')}; unpublish it first`,
           );
         }
-        await run('sync', ['-f', '--', canonical], { signal });
+        await syncBeforeUnmount(canonical, volumeId, signal, ctx.log);
         await unmountAll(canonical, signal);
         if (await isBlockDevice(staged.source)) await flushBuffers(staged.source, signal);
         ctx.log.info({ stagingPath: canonical, device: staged.source }, 'unstaged volume');
@@ -712,6 +713,22 @@ async function isBoundAt(target: string, source: string): Promise<boolean> {
   if (!(await findMountAt(target))) return false;
   const [here, wanted] = await Promise.all([bigStatOrNull(target), bigStatOrNull(source)]);
   return !!here?.isBlockDevice() && !!wanted?.isBlockDevice() && here.rdev === wanted.rdev;
+}
+
+/**
+ * Write back what the pods wrote before the volume is unmounted and detached.
+ * A failure is logged and the unstage goes on: Linux reports a failed
+ * writeback once and drops the pages, so nothing is saved by refusing, and on
+ * a disk that is gone (detached under the node) xfs fails every later sync,
+ * which would keep the volume staged for ever.
+ */
+async function syncBeforeUnmount(mountPoint: string, volumeId: string, signal: AbortSignal, log: Logger): Promise<void> {
+  try {
+    await run('sync', ['-f', '--', mountPoint], { signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    log.warn({ volume_id: volumeId, mountPoint, err: (err as Error).message }, 'writing back the volume failed; data written since the last sync may be lost; unmounting anyway');
+  }
 }
 
 async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {
