@@ -343,6 +343,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
     try {
       await bindMount(stagingPath, targetPath, readOnly, signal);
     } catch (err) {
+      // mount(8) can fail after mount(2) bound the target (killed at its timeout, or the caller gone). Nothing
+      // was mounted there before, so a bind of the staged filesystem there now is ours: left, it would answer
+      // a read-only retry ALREADY_EXISTS, and kubelet, told the publish failed, would never unpublish it.
+      const left = await findMountAt(targetPath).catch(() => undefined);
+      if (left && left.majMin === staged.majMin && left.fsroot === staged.fsroot) {
+        await unmountAll(targetPath).catch((e: Error) => ctx.log.warn({ targetPath, err: e.message }, 'could not undo the bind of a failed publish'));
+      }
       if (created) await rmdir(targetPath).catch(() => undefined);
       throw err;
     }

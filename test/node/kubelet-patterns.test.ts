@@ -328,7 +328,7 @@ test('a pod deleted while its NodePublishVolume outlives kubelet\'s deadline: No
 
 test(
   'a filesystem NodePublishVolume whose mount command fails after binding leaves nothing bound, so kubelet\'s identical retry answers OK (read-only too)',
-  { skip, todo: 'bug: publishFilesystem leaves the bind a failed mount command made; a read-only retry is ALREADY_EXISTS, and after a final error kubelet never unpublishes it' },
+  { skip },
   async (t) => {
     // operation_generator.go GenerateMountVolumeFunc retries SetUp (csi_mounter.go SetUpAt -> NodePublishVolume) with the
     // same arguments after an error. After a final error (INTERNAL) for a volume not yet uncertain, markVolumeErrorState
