@@ -2,7 +2,7 @@
 // mkfs, mount). It never calls Cinder or Nova; the instance identity arrives
 // in NodeSettings.
 import type { BigIntStats, Stats } from 'node:fs';
-import { lstat, mkdir, open, rmdir, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallContext, Handler } from '../csi/context';
 import { InFlight } from '../csi/inflight';
@@ -41,12 +41,13 @@ import {
   listMounts,
   mountFilesystem,
   type MountEntry,
+  type MountTable,
   unmount,
   unmountAll,
 } from './mount';
 import { describeContents, isBlank, isUnfinishedXfs, probeDevice, type DeviceContents } from './probe';
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
-import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors } from './stats';
+import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors, UNKNOWN_USAGE } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
 import { StagingStore, type BlockStaging, type PublishedTarget } from './staging-store';
 import { createReadOnlyView, readOnlyViewOf, readOnlyViewsOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
@@ -589,9 +590,12 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (!mount) {
       // Nothing mounted here. If the volume is still staged the publish mount has gone away:
       // that is the volume's condition to report, not a missing volume.
-      const staging = req.staging_target_path ? validatePath(req.staging_target_path, 'staging_target_path') : null;
-      if (staging && node.isDirectory() && mounts.at(await resolveRequestPath(staging, 'staging_target_path'))) {
-        return { usage: [], volume_condition: { abnormal: true, message: `nothing is mounted at ${volumePath} any more; the volume is still staged` } };
+      const staged = node.isDirectory() ? await stagedFilesystem(volumeId, volumePath, req.staging_target_path, mounts, ctx) : undefined;
+      if (staged) {
+        return {
+          usage: (await filesystemUsage(staged.target).catch(() => null)) ?? UNKNOWN_USAGE,
+          volume_condition: { abnormal: true, message: `nothing is mounted at ${volumePath} any more; the volume is still staged at ${staged.target}` },
+        };
       }
       throw notFound(`volume_path ${volumePath} is not a mounted volume path`);
     }
@@ -599,7 +603,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const majMin = formatDeviceNumber(node.rdev);
       const sectors = await sysfsDeviceSectors(settings.sysfsRoot, majMin);
       if (sectors === null) {
-        return { usage: [], volume_condition: { abnormal: true, message: `the device (${majMin}) bound at ${volumePath} has vanished` } };
+        return { usage: UNKNOWN_USAGE, volume_condition: { abnormal: true, message: `the device (${majMin}) bound at ${volumePath} has vanished` } };
       }
       return { usage: [{ unit: 'BYTES', total: sectors * 512 }], volume_condition: HEALTHY };
     }
@@ -607,9 +611,24 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (usage) return { usage, volume_condition: condition };
     // statfs failed on a mounted filesystem. A volume whose device has gone says so with no usage;
     // otherwise ask again, so that statfs's own error is the answer.
-    if (condition.abnormal) return { usage: [], volume_condition: condition };
+    if (condition.abnormal) return { usage: UNKNOWN_USAGE, volume_condition: condition };
     return { usage: await filesystemUsage(volumePath), volume_condition: condition };
   };
+
+  /**
+   * Where the volume's filesystem is still mounted, for stats on a target whose mount has gone: at
+   * staging_target_path if the caller sent it. kubelet sends only volume_id and volume_path; then the
+   * target must be kubelet's for this volume (its vol_data.json beside it names the volume, so that any
+   * other directory stays NOT_FOUND), and the answer is wherever the volume's disk is mounted. The disk
+   * is looked for once, without waiting or rescanning.
+   */
+  async function stagedFilesystem(volumeId: string, volumePath: string, stagingTargetPath: string | undefined, mounts: MountTable, ctx: CallContext): Promise<MountEntry | undefined> {
+    if (stagingTargetPath) return mounts.at(await resolveRequestPath(validatePath(stagingTargetPath, 'staging_target_path'), 'staging_target_path'));
+    if (!(await isKubeletTargetOf(volumePath, volumeId))) return undefined;
+    const device = await discover(volumeId, undefined, ctx.signal, ctx, 0).catch(() => null);
+    if (!device) return undefined;
+    return mounts.ofDevice(await deviceNumber(device.path)).find((m) => m.fsroot === '/');
+  }
 
   // ---- NodeExpandVolume ------------------------------------------------------
 
@@ -735,6 +754,19 @@ async function syncBeforeUnmount(mountPoint: string, volumeId: string, signal: A
   } catch (err) {
     if (signal.aborted) throw err;
     log.warn({ volume_id: volumeId, mountPoint, err: (err as Error).message }, 'writing back the volume failed; data written since the last sync may be lost; unmounting anyway');
+  }
+}
+
+/**
+ * Whether `target` is kubelet's publish directory for `volumeId`: kubelet saves vol_data.json, with the
+ * volume's handle, beside it (pkg/volume/csi/csi_mounter.go SetUpAt) and keeps it until the unpublish.
+ */
+async function isKubeletTargetOf(target: string, volumeId: string): Promise<boolean> {
+  try {
+    const data = JSON.parse(await readFile(path.join(path.dirname(target), 'vol_data.json'), 'utf8')) as { volumeHandle?: unknown };
+    return data.volumeHandle === volumeId;
+  } catch {
+    return false;
   }
 }
 

@@ -71,6 +71,14 @@ export function deviceExists(sysfsRoot: string, majMin: string): boolean {
 export const HEALTHY: VolumeCondition = { abnormal: false, message: 'volume is mounted and healthy' };
 
 /**
+ * The usage reported with an abnormal condition when none can be read. CSI
+ * makes usage optional, but kubelet (pkg/volume/csi/csi_client.go) takes a
+ * response without any as a failed call and drops its volume_condition, so
+ * the condition would never reach the pod's events.
+ */
+export const UNKNOWN_USAGE: VolumeUsage[] = [{ unit: 'BYTES', total: 0, available: 0, used: 0 }];
+
+/**
  * The condition of a mounted filesystem. A filesystem whose superblock went
  * read-only while this mount point is read-write went read-only on its own,
  * which ext4 and xfs do after I/O or metadata errors.

@@ -400,7 +400,7 @@ test(
 
 test(
   'NodeGetVolumeStats as kubelet asks it (volume_id and volume_path only) reports a publish whose mount has gone as an abnormal volume',
-  { skip, todo: 'bug: the abnormal condition for a vanished publish mount needs staging_target_path, which kubelet never sends; kubelet gets NOT_FOUND' },
+  { skip },
   async (t) => {
     // pkg/volume/csi/csi_client.go NodeGetVolumeStats builds NodeGetVolumeStatsRequest{VolumeId, VolumePath} and nothing
     // else; pkg/volume/csi/csi_metrics.go calls it with the pod's target path. The driver offers VOLUME_CONDITION.
@@ -418,6 +418,8 @@ test(
     try {
       const gone = await kubeletAsks();
       assert.equal(gone.volume_condition?.abnormal, true);
+      // kubelet drops the condition of a response without usage (csi_client.go: "usage is nil").
+      assert.equal(gone.usage?.[0]?.total, s.blocks * s.bsize, 'usage of the staged filesystem');
     } finally {
       await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
       await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: k.fsStaging }, ctx('NodeUnstageVolume'));
