@@ -190,7 +190,7 @@ function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
 function absolutePath(s: Section, key: string): string | undefined {
   const v = s.string(key);
   if (v !== undefined && !v.startsWith('/')) {
-    throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} must be an absolute path, not '${v}'`);
+    throw new ConfigError(`${s.where(key)} must be an absolute path, not '${v}'`);
   }
   return v;
 }
@@ -198,7 +198,7 @@ function absolutePath(s: Section, key: string): string | undefined {
 /** A CA bundle, client certificate or key named in a section: it must be a readable file now (see files.ts). */
 function tlsFile(s: Section, key: string): string | undefined {
   const file = s.string(key);
-  if (file) requireReadableFile(file, `'${s.keyPath(key)}' in ${s.source}`);
+  if (file) requireReadableFile(file, s.where(key));
   return file || undefined;
 }
 
@@ -224,7 +224,7 @@ function metadataOrder(node: Section): MetadataSource[] {
     const v = names[name];
     if (!v) {
       throw new ConfigError(
-        `'${node.keyPath('metadata_search_order')}' in ${node.source} lists '${name}'; use config_drive and/or metadata_service`,
+        `${node.where('metadata_search_order')} lists '${name}'; use config_drive and/or metadata_service`,
       );
     }
     return v;
@@ -243,7 +243,7 @@ function orderWithDefault(all: CloudConfig[], wanted: string | undefined, what: 
 function datasetCloud(s: Section): CloudConfig {
   const backend = s.string('backend');
   if (backend !== undefined && backend !== 'openstack') {
-    throw new ConfigError(`'${s.keyPath('backend')}' in ${s.source} must be 'openstack', not '${backend}'`);
+    throw new ConfigError(`${s.where('backend')} must be 'openstack', not '${backend}'`);
   }
   const plugin = authPlugin(s, 'auth_plugin');
   const auth = credentials(s, plugin);
@@ -272,7 +272,7 @@ function authPlugin(s: Section, key: string): AuthPlugin {
   const plugin = AUTH_PLUGINS[raw.toLowerCase()];
   if (!plugin) {
     throw new ConfigError(
-      `'${s.keyPath(key)}' in ${s.source} is '${raw}'; supported: password, rackspace, v3applicationcredential, token`,
+      `${s.where(key)} is '${raw}'; supported: password, rackspace, v3applicationcredential, token`,
     );
   }
   return plugin;
@@ -283,7 +283,7 @@ function blockStorageVersion(s: Section, key: string): CloudConfig['blockStorage
   if (v === undefined || v === 'auto') return 'auto';
   const major = v.replace(/^v/, '').split('.')[0];
   if (major === '3' || major === '2' || major === '1') return major;
-  throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} must be auto, 3, 2 or 1, not '${v}'`);
+  throw new ConfigError(`${s.where(key)} must be auto, 3, 2 or 1, not '${v}'`);
 }
 
 /**
@@ -317,7 +317,7 @@ function credentials(s: Section, plugin: AuthPlugin): CloudCredentials {
   if (version !== undefined) {
     const major = version.replace(/^v/, '').split('.')[0];
     if (major !== '2' && major !== '3') {
-      throw new ConfigError(`'${s.keyPath('identity_api_version')}' in ${s.source} must be 2 or 3, not '${version}'`);
+      throw new ConfigError(`${s.where('identity_api_version')} must be 2 or 3, not '${version}'`);
     }
     c.identityApiVersion = major;
   }
@@ -326,7 +326,7 @@ function credentials(s: Section, plugin: AuthPlugin): CloudCredentials {
 
 function checkCredentials(c: CloudCredentials, s: Section): void {
   const need = (ok: boolean, key: string, why: string) => {
-    if (!ok) throw new ConfigError(`'${s.keyPath(key)}' in ${s.source} is required ${why}`);
+    if (!ok) throw new ConfigError(`${s.where(key)} is required ${why}`);
   };
   need(c.authUrl !== '', 'auth_url', 'to reach Keystone');
   switch (c.authPlugin) {
@@ -382,7 +382,7 @@ function oneCloud(name: string, s: Section): CloudConfig {
   if (version !== undefined && creds.identityApiVersion === undefined) {
     const major = version.replace(/^v/, '').split('.')[0];
     if (major !== '2' && major !== '3') {
-      throw new ConfigError(`'${s.keyPath('identity_api_version')}' in ${s.source} must be 2 or 3, not '${version}'`);
+      throw new ConfigError(`${s.where('identity_api_version')} must be 2 or 3, not '${version}'`);
     }
     creds.identityApiVersion = major;
   }

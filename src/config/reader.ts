@@ -11,6 +11,13 @@ export class ConfigError extends Error {
 
 type Plain = Record<string, unknown>;
 
+/**
+ * How a message names a key, given its dotted path: by default `'path' in source`.
+ * A config translated from another format (cloud.conf) names the key as the user
+ * wrote it instead, so that a message points at their file, not at our YAML.
+ */
+export type KeyDescriber = (path: string) => string;
+
 export function isPlainObject(v: unknown): v is Plain {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -24,16 +31,22 @@ export class Section {
     readonly path: string,
     /** Where the values came from, for messages ('/etc/cinder-csi/cloud.yaml'). */
     readonly source: string,
+    private readonly describe: KeyDescriber = (p) => `'${p}' in ${source}`,
   ) {}
 
-  static of(value: unknown, path: string, source: string): Section {
-    if (value === undefined || value === null) return new Section({}, path, source);
-    if (!isPlainObject(value)) throw new ConfigError(`${where(path, source)} must be a mapping`);
-    return new Section(value, path, source);
+  static of(value: unknown, path: string, source: string, describe?: KeyDescriber): Section {
+    const section = new Section(isPlainObject(value) ? value : {}, path, source, describe);
+    if (value !== undefined && value !== null && !isPlainObject(value)) throw new ConfigError(`${section.describe(path)} must be a mapping`);
+    return section;
   }
 
   keyPath(key: string): string {
     return this.path ? `${this.path}.${key}` : key;
+  }
+
+  /** The key as messages name it: `'dataset.region' in /etc/cinder-csi/cloud.yaml`. */
+  where(key: string): string {
+    return this.describe(this.keyPath(key));
   }
 
   has(key: string): boolean {
@@ -42,7 +55,7 @@ export class Section {
   }
 
   private fail(key: string, what: string): never {
-    throw new ConfigError(`${where(this.keyPath(key), this.source)} ${what}`);
+    throw new ConfigError(`${this.where(key)} ${what}`);
   }
 
   string(key: string): string | undefined {
@@ -110,7 +123,7 @@ export class Section {
 
   section(key: string): Section {
     this.seen.add(key);
-    return Section.of(this.data[key], this.keyPath(key), this.source);
+    return Section.of(this.data[key], this.keyPath(key), this.source, this.describe);
   }
 
   /** The names of a mapping's entries, e.g. the clouds under `clouds:`. */
@@ -128,10 +141,6 @@ export class Section {
   }
 }
 
-function where(path: string, source: string): string {
-  return `'${path}' in ${source}`;
-}
-
 function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (isPlainObject(v)) return 'a mapping';
@@ -139,7 +148,7 @@ function describe(v: unknown): string {
 }
 
 /** The known key within edit distance 3, if any. */
-function closest(key: string, known: string[]): string | undefined {
+export function closest(key: string, known: string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 4;
   for (const k of known) {
