@@ -2,48 +2,14 @@
 // (Flocker `dataset:`, openstacksdk `clouds:`, plus `driver:` settings) and the
 // OS_* environment, validated into one typed object; every mistake is a
 // ConfigError naming the key and the file.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import os from 'node:os';
 import path from 'node:path';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { ConfigError, DEFAULTS, loadConfig, type DriverConfig } from '../../src/config/config';
+import { mkdirSync } from 'node:fs';
+import { ConfigError, DEFAULTS, loadConfig } from '../../src/config/config';
+import { configFiles } from '../helpers/config-files';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'cinder-csi-config-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A CA bundle, client certificate and key that exist, for the keys that name files. */
-const CA = path.join(dir, 'ca.pem');
-const CERT = path.join(dir, 'client.pem');
-const KEY = path.join(dir, 'client.key');
-for (const f of [CA, CERT, KEY]) writeFileSync(f, '-----BEGIN CERTIFICATE-----\n');
-
-let fileCount = 0;
-/** Write a config file and return its path. */
-function file(text: string, name = `config-${++fileCount}.yaml`): string {
-  const p = path.join(dir, name);
-  writeFileSync(p, text);
-  return p;
-}
-
-/** Load a file's text with no OS_* variables around unless given. */
-function load(text: string, env: NodeJS.ProcessEnv = {}): DriverConfig {
-  return loadConfig({ file: file(text), env });
-}
-
-/** The ConfigError a file's text causes; its message must name the file. */
-function configError(text: string, env: NodeJS.ProcessEnv = {}): string {
-  const p = file(text);
-  try {
-    loadConfig({ file: p, env });
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
-    assert.ok(e.message.includes(p), `the message names the file: ${e.message}`);
-    assert.ok(!e.message.includes('\n'), `one line: ${e.message}`);
-    return e.message;
-  }
-  assert.fail('expected a ConfigError, but the config loaded');
-}
+const { dir, CA, CERT, KEY, file, load, configError } = configFiles('cinder-csi-config-');
 
 const DATASET_PASSWORD = `
 dataset:
