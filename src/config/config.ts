@@ -1,5 +1,7 @@
 // The one configuration loader. A YAML file (js-yaml) and the OS_* environment
 // variables are read once at start-up and validated into one typed object;
+// the Go cinder-csi-plugin's cloud.conf is read too, translated into the same
+// document (cloud-conf.ts, cloud-conf-document.ts) and validated the same way;
 // any unknown key, wrong type, missing value or unreadable TLS file is a
 // ConfigError naming the key and the file, and `cinder-csi serve` exits with
 // that one line.
@@ -8,7 +10,7 @@
 //   (a) a Flocker-style `dataset:` stanza (one cloud, named 'default');
 //   (b) an openstacksdk-style `clouds:` map (many clouds; `cloud:` or OS_CLOUD
 //       picks the default); the file may also be a plain clouds.yaml, or
-//       OS_CLIENT_CONFIG_FILE may point at one;
+//       OS_CLIENT_CONFIG_FILE may point at one; a cloud.conf becomes one;
 //   (c) the standard OS_* environment variables, when the file has neither.
 // Driver settings live under `driver:` in the same file.
 import { readFileSync } from 'node:fs';
@@ -16,7 +18,9 @@ import yaml from 'js-yaml';
 import type { AuthPlugin, CloudConfig, CloudCredentials, EndpointInterface } from '../openstack/types';
 import { parseProxyUrl, proxySettingsFromEnv, type ProxySettings } from '../openstack/proxy';
 import { DEFAULT_DRIVER_NAME } from '../csi/constants';
-import { ConfigError, Section } from './reader';
+import { ConfigError, Section, type KeyDescriber } from './reader';
+import { isCloudConf, parseCloudConf } from './cloud-conf';
+import { cloudConfDocument } from './cloud-conf-document';
 import { requireReadableFile } from './files';
 
 export { ConfigError };
@@ -99,6 +103,10 @@ export function loadConfig(opts: LoadOptions): DriverConfig {
   } catch (e) {
     throw new ConfigError(`cannot read config file ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
+  if (isCloudConf(text)) {
+    const { doc, describe } = cloudConfDocument(parseCloudConf(text, opts.file), opts.file);
+    return fromDocument(doc, opts.file, env, describe);
+  }
   let doc: unknown;
   try {
     doc = yaml.load(text, { filename: opts.file });
@@ -109,9 +117,13 @@ export function loadConfig(opts: LoadOptions): DriverConfig {
   return fromDocument(doc ?? {}, opts.file, env);
 }
 
-/** Validate an already parsed document (also used by tests and the simulator wiring). */
-export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEnv = process.env): DriverConfig {
-  const top = Section.of(doc, '', source);
+/**
+ * Validate an already parsed document (also used by tests and the simulator
+ * wiring). `describe` names a key in messages when the document was translated
+ * from a cloud.conf.
+ */
+export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEnv = process.env, describe?: KeyDescriber): DriverConfig {
+  const top = Section.of(doc, '', source, describe);
   const clouds: CloudConfig[] = [];
 
   // Both at once would leave it unclear which cloud is the default (the
