@@ -181,7 +181,7 @@ function blockStorage(section: CloudConfSection, label: string, node: Record<str
         node.max_volumes_per_node = parseInteger(v, o, fail);
         break;
       // The Go plugin rescans a resized device only when told to; this driver always
-      // rescans (a no-op where the hypervisor has already told the guest).
+      // asks the kernel to re-read the size of a disk that has a rescan file (node/resize.ts).
       case 'rescan-on-resize':
       // The Go plugin can be told to use no Cinder microversion, for clouds older than
       // 3.34; this driver asks the cloud which versions it offers and uses those.
