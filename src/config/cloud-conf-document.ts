@@ -48,22 +48,25 @@ const GLOBAL_KEYS: Readonly<Record<string, string>> = {
   'tls-insecure': 'verify',
 };
 
-const USE_A_CREDENTIAL = 'use an application credential (application-credential-id and application-credential-secret) or a username and password';
-const USE_CLOUDS_YAML = "point --config at that clouds.yaml itself: create the Secret's cloud.yaml key from it";
+const NO_TRUSTS =
+  'is not supported: the driver does not authenticate with Keystone trusts; use an application credential (application-credential-id and application-credential-secret) or a username and password';
+const NO_CLOUDS_YAML =
+  "is not supported: the driver reads no clouds.yaml that a cloud.conf names; point --config at that clouds.yaml itself (create the Secret's cloud.yaml key from it)";
+// The Go plugin's gcfg names are tenant-*; it silently ignored these.
+const tenantKey = (key: string) => `is not a key the Go cinder-csi-plugin read (it ignored it); write ${key}`;
 
-/** [Global] keys the Go plugin reads that this driver cannot honour, with what to do instead. */
+/** [Global] keys the Go plugin reads (or that look as if it did) that this driver cannot honour, with what to do instead. */
 const GLOBAL_REFUSED: Readonly<Record<string, string>> = {
-  'trust-id': `Keystone trusts are not supported; ${USE_A_CREDENTIAL}`,
-  'trustee-id': `Keystone trusts are not supported; ${USE_A_CREDENTIAL}`,
-  'trustee-password': `Keystone trusts are not supported; ${USE_A_CREDENTIAL}`,
-  'use-clouds': `credentials are not read from a clouds.yaml named here; ${USE_CLOUDS_YAML}`,
-  'clouds-file': `credentials are not read from a clouds.yaml named here; ${USE_CLOUDS_YAML}`,
-  cloud: `credentials are not read from a clouds.yaml named here; ${USE_CLOUDS_YAML}`,
-  // The Go plugin's gcfg names are tenant-*; it silently ignored these.
-  'project-id': 'the Go cinder-csi-plugin never read it (it ignored it); write tenant-id',
-  'project-name': 'the Go cinder-csi-plugin never read it (it ignored it); write tenant-name',
-  'project-domain-id': 'the Go cinder-csi-plugin never read it (it ignored it); write tenant-domain-id',
-  'project-domain-name': 'the Go cinder-csi-plugin never read it (it ignored it); write tenant-domain-name',
+  'trust-id': NO_TRUSTS,
+  'trustee-id': NO_TRUSTS,
+  'trustee-password': NO_TRUSTS,
+  'use-clouds': NO_CLOUDS_YAML,
+  'clouds-file': NO_CLOUDS_YAML,
+  cloud: NO_CLOUDS_YAML,
+  'project-id': tenantKey('tenant-id'),
+  'project-name': tenantKey('tenant-name'),
+  'project-domain-id': tenantKey('tenant-domain-id'),
+  'project-domain-name': tenantKey('tenant-domain-name'),
 };
 
 const BLOCK_STORAGE_KEYS = ['node-volume-attach-limit', 'rescan-on-resize', 'ignore-volume-microversion', 'ignore-volume-az', 'bs-version'];
@@ -147,7 +150,7 @@ function globalCloud(section: CloudConfSection, label: string, name: string, ori
     const refused = GLOBAL_REFUSED[v.name];
     // use-clouds = false asks for nothing the driver lacks.
     if (v.name === 'use-clouds' && v.value !== null && parseBool(v.value) === false) continue;
-    if (refused) fail(o, `is not supported: ${refused}`);
+    if (refused) fail(o, refused);
     const yamlKey = GLOBAL_KEYS[v.name];
     if (!yamlKey) unknownKey(o, Object.keys(GLOBAL_KEYS), fail);
     origins.set(`clouds.${name}.${yamlKey}`, o);

@@ -195,13 +195,13 @@ test('the cloud-controller-manager\'s sections in a shared cloud.conf are skippe
 
 test('keys with no counterpart are refused, naming the key, its line and what to do', () => {
   const cases: Array<[string, RegExp]> = [
-    ['trust-id = t', /^'trust-id' in \[Global\] at line 8 of \S+ is not supported: Keystone trusts are not supported; use an application credential/],
-    ['trustee-id = t', /^'trustee-id' in \[Global\] at line 8 .* Keystone trusts are not supported/],
-    [`trustee-password = ${PASSWORD.replace(/[;#"]/g, '')}`, /^'trustee-password' in \[Global\] at line 8 .* Keystone trusts are not supported/],
+    ['trust-id = t', /^'trust-id' in \[Global\] at line 8 of \S+ is not supported: the driver does not authenticate with Keystone trusts; use an application credential/],
+    ['trustee-id = t', /^'trustee-id' in \[Global\] at line 8 .* is not supported: the driver does not authenticate with Keystone trusts/],
+    [`trustee-password = ${PASSWORD.replace(/[;#"]/g, '')}`, /^'trustee-password' in \[Global\] at line 8 .* is not supported: the driver does not authenticate with Keystone trusts/],
     ['use-clouds = true', /^'use-clouds' in \[Global\] at line 8 .* point --config at that clouds\.yaml itself/],
     ['clouds-file = /etc/openstack/clouds.yaml', /^'clouds-file' in \[Global\] at line 8 .* point --config at that clouds\.yaml itself/],
     ['cloud = openstack', /^'cloud' in \[Global\] at line 8 .* point --config at that clouds\.yaml itself/],
-    ['project-id = p', /^'project-id' in \[Global\] at line 8 .* the Go cinder-csi-plugin never read it \(it ignored it\); write tenant-id$/],
+    ['project-id = p', /^'project-id' in \[Global\] at line 8 .* is not a key the Go cinder-csi-plugin read \(it ignored it\); write tenant-id$/],
     ['project-name = p', /write tenant-name$/],
     ['regoin = r', /^'regoin' in \[Global\] at line 8 of \S+ is not a key the Go cinder-csi-plugin reads \(did you mean 'region'\?\)$/],
     ['timezone = UTC', /^'timezone' in \[Global\] at line 8 of \S+ is not a key the Go cinder-csi-plugin reads$/],
