@@ -102,6 +102,7 @@ export function cloudConfDocument(sections: readonly CloudConfSection[], file: s
 
   const clouds: Record<string, Record<string, unknown>> = {};
   const node: Record<string, unknown> = {};
+  const controller: Record<string, unknown> = {};
   for (const section of sections) {
     const label = sectionLabel(section);
     if (section.name === 'global') {
@@ -125,7 +126,7 @@ export function cloudConfDocument(sections: readonly CloudConfSection[], file: s
     if (section.subsection !== undefined) {
       throw new ConfigError(`${label} at line ${section.line} of ${file}: [${section.name === 'metadata' ? 'Metadata' : 'BlockStorage'}] takes no subsection`);
     }
-    if (section.name === 'blockstorage') blockStorage(section, label, node, origins, fail);
+    if (section.name === 'blockstorage') blockStorage(section, label, { node, controller }, origins, fail);
     else metadata(section, label, node, origins, fail);
   }
 
@@ -137,7 +138,10 @@ export function cloudConfDocument(sections: readonly CloudConfSection[], file: s
     // as the first cloud of a clouds.yaml is.
     doc.cloud = names.includes(DEFAULT_CLOUD) ? DEFAULT_CLOUD : names[0];
   }
-  if (Object.keys(node).length > 0) doc.driver = { node };
+  const driver: Record<string, unknown> = {};
+  if (Object.keys(node).length > 0) driver.node = node;
+  if (Object.keys(controller).length > 0) driver.controller = controller;
+  if (Object.keys(driver).length > 0) doc.driver = driver;
   return { doc, describe };
 }
 
@@ -175,7 +179,13 @@ function globalCloud(section: CloudConfSection, label: string, name: string, ori
   return cloud;
 }
 
-function blockStorage(section: CloudConfSection, label: string, node: Record<string, unknown>, origins: Map<string, Origin>, fail: Fail): void {
+function blockStorage(
+  section: CloudConfSection,
+  label: string,
+  { node, controller }: { node: Record<string, unknown>; controller: Record<string, unknown> },
+  origins: Map<string, Origin>,
+  fail: Fail,
+): void {
   for (const v of lastOfEach(section.variables)) {
     const o: Origin = { section: label, key: v.name, line: v.line };
     switch (v.name) {
@@ -195,16 +205,13 @@ function blockStorage(section: CloudConfSection, label: string, node: Record<str
         if (v.name !== 'bs-version') requireBool(v, o, fail);
         break;
       case 'ignore-volume-az':
-        // The Go plugin gives a new volume's PV the pod's zone instead of the volume's,
-        // for clouds whose volume zones are not named as their compute zones. Here the
-        // mapping is spelled out (az_map) or zones are off, and both need settings a
-        // cloud.conf cannot hold.
-        if (requireBool(v, o, fail)) {
-          fail(
-            o,
-            "has no equivalent in a cloud.conf: write the config as cloud.yaml (README, 'Moving from the Go cinder-csi-plugin') with driver.controller.az_map naming each compute zone's volume zone, or driver.controller.topology: false if every node can attach every volume",
-          );
-        }
+        // For clouds whose volume zones are not their compute zones: the Go plugin then
+        // ignores a volume's Cinder zone and gives its PV the pod's compute zone. The
+        // nearest setting here is zones off (topology: false): Cinder places the volume
+        // and its PV may go to any node, which such a cloud can attach from. To keep
+        // PVs in zones, write a cloud.yaml with driver.controller.az_map instead.
+        origins.set('driver.controller.topology', o);
+        if (requireBool(v, o, fail)) controller.topology = false;
         break;
       default:
         unknownKey(o, BLOCK_STORAGE_KEYS, fail);

@@ -214,12 +214,11 @@ test('use-clouds = false asks for nothing and is accepted', () => {
   assert.equal(load(`${GLOBAL}use-clouds = false\n`).clouds.length, 1);
 });
 
-test('ignore-volume-az = true is refused, pointing at az_map and topology', () => {
-  assert.match(
-    configError(`${GLOBAL}[BlockStorage]\nignore-volume-az = true\n`),
-    /^'ignore-volume-az' in \[BlockStorage\] at line 9 of \S+ has no equivalent in a cloud\.conf: write the config as cloud\.yaml .* driver\.controller\.az_map .* driver\.controller\.topology: false/,
-  );
-  assert.match(configError('[BlockStorage]\nignore-volume-az\n'), /'ignore-volume-az' .* has no equivalent/);
+test('ignore-volume-az = true turns zones off (topology: false), the nearest setting to the Go plugin\'s', () => {
+  assert.equal(load(GLOBAL).controller.topology, true);
+  assert.equal(load(`${GLOBAL}[BlockStorage]\nignore-volume-az = true\n`).controller.topology, false);
+  assert.equal(load(`${GLOBAL}[BlockStorage]\nignore-volume-az\n`).controller.topology, false);
+  assert.match(configError(`${GLOBAL}[BlockStorage]\nignore-volume-az = maybe\n`), /'ignore-volume-az' in \[BlockStorage\] at line 9 .* must be true or false/);
 });
 
 test('[Metadata] request-timeout is refused: the metadata timeout is not a setting here', () => {
