@@ -12,7 +12,7 @@ import { WAIT } from '../openstack/waiter';
 import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, MAX_NODE_ID_BYTES, notFound, requireField, requireId, resourceExhausted } from '../csi/errors';
 import { capabilityProblem, isMultiNode } from './capabilities';
 import { locate } from './clouds';
-import { waitForVolume, type ControllerEnv, type Op } from './env';
+import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow, translate } from './os-errors';
 import { OneAtATime } from './one-at-a-time';
 import { publishedNodeIds } from './views';
@@ -102,7 +102,7 @@ async function publishOnce(
   const pending = mine ?? (PENDING_ATTACH.includes(volume.status) ? await novaAttachment(pair, op) : undefined);
   if (pending && !flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
   if (!pending && !flagMatches) await setReadonlyFlag(pair, volume, req.readonly, op);
-  const hint = pending ? (pending.device ?? null) : await attach(pair, volume, cap, op);
+  const hint = pending ? (pending.device ?? null) : await attach(pair, volume, cap);
   const attached = await waitAttached(env, pair, op);
   return { publish_context: publishContext(attachmentTo(attached, serverId)?.device || hint, req.readonly) };
 }
@@ -176,7 +176,7 @@ function publishContext(device: string | null | undefined, readonly: boolean): R
 }
 
 /** Ask Nova to attach; returns Nova's device hint. */
-async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output, op: Op): Promise<string | null> {
+async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output): Promise<string | null> {
   const { cloud, csiId, serverId } = pair;
   const others = publishedNodeIds(volume).filter((n) => n !== serverId);
   if (others.length > 0 && !volume.multiattach) {
@@ -198,7 +198,11 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output,
       ? resourceExhausted(`server ${serverId} cannot take more volumes: ${m}; schedule the pod elsewhere or detach volumes`)
       : undefined;
   try {
-    const result = await cloud.compute.attachVolume(serverId, pair.volumeId, { ...op, multiattach: volume.multiattach });
+    // Sent uninterrupted, as a create is (env.ts, UNINTERRUPTED): Nova acts on an attach request it has received
+    // whether or not this client is still there, so one cut off by the caller's cancel or deadline may still attach
+    // the volume. Left to finish (within the HTTP timeout), it keeps this volume's in-flight entry and publish queue,
+    // so an unpublish that follows waits for it (ABORTED until then) and then finds, and detaches, what it made.
+    const result = await cloud.compute.attachVolume(serverId, pair.volumeId, { ...UNINTERRUPTED, multiattach: volume.multiattach });
     return result.device;
   } catch (err) {
     throw translate(err, {

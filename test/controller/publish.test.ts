@@ -429,6 +429,27 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     assert.equal(v.status, 'available');
   });
 
+  it('a publish whose caller gives up while Nova still handles the attach request leaves no attachment behind the unpublish that follows', async () => {
+    // Nova acts on an attach request it has received whether or not the client is still there: a slow Nova API
+    // (here: 1 s) attaches the volume after an abandoned publish, and an unpublish that ran before that would leave
+    // the volume attached to a node that Kubernetes no longer has it on (and DeleteVolume refused for ever).
+    const id = await h.createVolume('pvc-publish-abandoned-post');
+    h.driver.sim.control.addFault({ service: 'compute', method: 'POST', pathPattern: 'os-volume_attachments', delayMs: 1000, times: 1 });
+    await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA, volume_capability: MOUNT_RWO }, 200), Code.DEADLINE_EXCEEDED);
+    // What the external-attacher does when the VolumeAttachment goes away: unpublish, retrying ABORTED.
+    for (let attempt = 0; ; attempt++) {
+      const err = await unpublish(id, nodeA).then(() => undefined, (e) => e);
+      if (!err) break;
+      assert.equal(err.code, Code.ABORTED, err.details);
+      assert.ok(attempt < 100, 'the unpublish never got its turn');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Long enough for an attach request still under way in Nova to have been acted on.
+    await new Promise((r) => setTimeout(r, 1500));
+    await assertAvailableAndDetachedFrom(id, nodeA);
+    await h.rpc('DeleteVolume', { volume_id: id });
+  });
+
   async function waitForStatus(id: string, status: string, timeoutMs = 1000): Promise<void> {
     for (const until = Date.now() + timeoutMs; Date.now() < until; ) {
       const v = await h.cloud.blockStorage.getVolume(id).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
