@@ -323,7 +323,9 @@ async function unpublishOnce(
 async function detach(env: ControllerEnv, pair: Pair, op: Op, afterDetachUnderWay = false): Promise<void> {
   const { cloud, csiId, volumeId, serverId } = pair;
   const refused = (m: string) => aborted(`Nova cannot detach volume ${csiId} from server ${serverId} right now: ${m}; the CO retries`);
-  const answer = await cloud.compute.detachVolume(serverId, volumeId, op).then(
+  // Uninterrupted, like the attach (see attach()): a detach request cut off by the caller may still be acted on by
+  // Nova, and must not land after a publish that follows it has answered OK.
+  const answer = await cloud.compute.detachVolume(serverId, volumeId, UNINTERRUPTED).then(
     () => 'requested' as const,
     async (err) => {
       if (isNotFound(err)) return 'none' as const;

@@ -450,6 +450,28 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await h.rpc('DeleteVolume', { volume_id: id });
   });
 
+  it('an unpublish whose caller gives up while Nova still handles the detach request does not detach after the publish that follows', async () => {
+    // The mirror case: a detach Nova acts on after a later publish answered OK would leave Kubernetes using a volume
+    // that is no longer attached.
+    const id = await h.createVolume('pvc-unpublish-abandoned-delete');
+    await publish(id, nodeA);
+    h.driver.sim.control.addFault({ service: 'compute', method: 'DELETE', pathPattern: 'os-volume_attachments', delayMs: 1000, times: 1 });
+    await expectCode(h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: nodeA }, 200), Code.DEADLINE_EXCEEDED);
+    for (let attempt = 0; ; attempt++) {
+      const err = await publish(id, nodeA).then(() => undefined, (e) => e);
+      if (!err) break;
+      assert.equal(err.code, Code.ABORTED, err.details);
+      assert.ok(attempt < 100, 'the publish never got its turn');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Long enough for a detach request still under way in Nova to have been acted on.
+    await new Promise((r) => setTimeout(r, 1500));
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeA], 'still attached where the publish said it is');
+    await unpublish(id, nodeA);
+    await h.rpc('DeleteVolume', { volume_id: id });
+  });
+
   async function waitForStatus(id: string, status: string, timeoutMs = 1000): Promise<void> {
     for (const until = Date.now() + timeoutMs; Date.now() < until; ) {
       const v = await h.cloud.blockStorage.getVolume(id).catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
