@@ -48,12 +48,14 @@ export class StagingStore {
    * Replace the record: written to a temporary file and flushed to disk before
    * the rename, and the directory flushed after it, so a node that loses power
    * has the old record or the new one, never an empty file. A failed write
-   * leaves no temporary file behind.
+   * leaves no temporary file behind. The temporary file's name is fixed (one
+   * writer per volume: InFlight in this process, and one plugin per node), so
+   * the next write or remove replaces one that a killed plugin left.
    */
   async put(record: BlockStaging): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.file(record.volumeId);
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.tmp`;
     try {
       const handle = await open(tmp, 'w', 0o600);
       try {
@@ -76,6 +78,8 @@ export class StagingStore {
   }
 
   async remove(volumeId: string): Promise<void> {
-    await rm(this.file(volumeId), { force: true });
+    const file = this.file(volumeId);
+    await rm(file, { force: true });
+    await rm(`${file}.tmp`, { force: true });
   }
 }
