@@ -9,6 +9,7 @@ import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
 import type { ControllerServiceCapability } from '../gen/csi/v1/ControllerServiceCapability';
 import type { VolumeType } from '../openstack/types';
 import { SUPPORTED_FILESYSTEMS } from '../csi/constants';
+import { mountFlagsProblem } from '../csi/mount-flags';
 
 type AccessMode = NonNullable<VolumeCapability__Output['access_mode']>['mode'];
 
@@ -48,6 +49,9 @@ export function capabilityProblem(cap: VolumeCapability__Output, multiattach: bo
   if (fsType && !(SUPPORTED_FILESYSTEMS as readonly string[]).includes(fsType)) {
     return `fs_type ${JSON.stringify(fsType)} is not supported: the node plugin makes ${SUPPORTED_FILESYSTEMS.join(', ')} (the StorageClass parameter csi.storage.k8s.io/fstype)`;
   }
+  // A StorageClass's mountOptions arrive here; one no node would mount with is refused before a volume is made.
+  const flagsProblem = cap.access_type === 'mount' ? mountFlagsProblem(cap.mount?.mount_flags ?? []) : null;
+  if (flagsProblem) return `${flagsProblem} (the StorageClass's mountOptions)`;
   if (SINGLE_NODE_MODES.includes(mode)) return null;
   if (!MULTI_NODE_MODES.includes(mode)) return `access mode ${String(mode)} is not supported`;
   if (!multiattach) {

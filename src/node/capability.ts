@@ -1,6 +1,7 @@
 // The parts of a VolumeCapability the node service acts on, validated once.
 import type { VolumeCapability__Output } from '../gen/csi/v1/VolumeCapability';
-import { failedPrecondition, hasControlCharacter, invalidArgument } from '../csi/errors';
+import { failedPrecondition, invalidArgument } from '../csi/errors';
+import { mountFlagsProblem } from '../csi/mount-flags';
 import { parseFsType, type FsType } from './format';
 
 export type AccessMode =
@@ -27,8 +28,6 @@ const ACCESS_MODES: readonly AccessMode[] = [
 ];
 const READ_ONLY_MODES: readonly AccessMode[] = ['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY'];
 
-/** Options that would change what kind of mount we make; those are ours to choose. */
-const FORBIDDEN_MOUNT_FLAGS = new Set(['bind', 'rbind', 'remount', 'move', 'make-shared', 'make-private', 'loop']);
 
 export function parseCapability(cap: VolumeCapability__Output | null | undefined, field = 'volume_capability'): ParsedCapability {
   if (!cap) throw invalidArgument(`${field} is required`);
@@ -44,11 +43,8 @@ export function parseCapability(cap: VolumeCapability__Output | null | undefined
   }
   const mount = cap.mount;
   const mountFlags = mount?.mount_flags ?? [];
-  for (const flag of mountFlags.flatMap((f) => f.split(','))) {
-    if (hasControlCharacter(flag)) throw invalidArgument(`${field}.mount.mount_flags must not contain control characters (NUL, newline)`);
-    // By its name: 'loop=/dev/loopN' is 'loop' too.
-    if (FORBIDDEN_MOUNT_FLAGS.has(flag.split('=')[0].trim())) throw invalidArgument(`${field}.mount.mount_flags must not contain ${flag}`);
-  }
+  const problem = mountFlagsProblem(mountFlags);
+  if (problem) throw invalidArgument(`${field}.mount.${problem}`);
   return { access: 'mount', mode, fsType: parseFsType(mount?.fs_type), mountFlags: mountFlags.filter((f) => f !== '') };
 }
 

@@ -93,6 +93,16 @@ describe('CreateVolume', () => {
     for (const fs of ['ext4', 'xfs']) await h.rpc('CreateVolume', { name: `pvc-fs-${fs}`, volume_capabilities: [withFs(fs)] });
   });
 
+  it("refuses a StorageClass's mountOptions that no node would mount with before any volume is made; takes ordinary ones", async () => {
+    const withFlags = (mount_flags: string[]) => ({ mount: { fs_type: 'ext4', mount_flags }, access_mode: { mode: 'SINGLE_NODE_WRITER' } });
+    for (const flags of [['loop'], ['noatime,bind'], ['remount']]) {
+      const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-bad-flags', volume_capabilities: [withFlags(flags)] }), Code.INVALID_ARGUMENT);
+      assert.match(err.details, /mount_flags must not contain .*the StorageClass's mountOptions/, flags.join());
+    }
+    assert.deepEqual(await h.volumesNamed('pvc-bad-flags'), []);
+    await h.rpc('CreateVolume', { name: 'pvc-noatime', volume_capabilities: [withFlags(['noatime', 'discard'])] });
+  });
+
   it('is idempotent by name: the same request returns the same volume, a different size is ALREADY_EXISTS', async () => {
     const req = { name: 'pvc-again', volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: 3 * GiB } };
     const first = await h.rpc('CreateVolume', req);
