@@ -5,7 +5,7 @@ import type { ControllerExpandVolumeResponse } from '../gen/csi/v1/ControllerExp
 import { isOpenStackError } from '../openstack/errors';
 import type { Cloud } from '../openstack/types';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, invalidArgument, notFound, outOfRange, requireField, requireId, resourceExhausted } from '../csi/errors';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, outOfRange, requireField, requireId } from '../csi/errors';
 import { isBlock } from './capabilities';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
@@ -59,7 +59,10 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
   if (asked) {
     await bs.extendVolume(id, size, op).catch(
       rethrow({
-        over_quota: (m) => resourceExhausted(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
+        // OUT_OF_RANGE, the spec's code for a capacity the plugin cannot give, and a final one for csi-resizer:
+        // nothing is under way, and a final code lets the user lower the PVC's request again (recovery from
+        // expansion failure); the resizer still retries, slowly, in case the quota is raised.
+        over_quota: (m) => outOfRange(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
         bad_request: (m) => failedPrecondition(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}`),
       }),
     );
@@ -94,7 +97,8 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
 async function notExtended(env: ControllerEnv, cloud: Cloud, csiId: string, id: string, size: number, asked: boolean, op: Op) {
   if (!asked) return aborted(`an extend of volume ${csiId} under way from an earlier attempt ended below ${size} GiB; the CO retries and asks for ${size} GiB`);
   const reason = await failureMessage(env, cloud, id, op, isExtendMessage);
-  return resourceExhausted(
+  // OUT_OF_RANGE for the same reason as a quota refusal (see expandVolume).
+  return outOfRange(
     `Cinder did not extend volume ${csiId} to ${size} GiB${reason ? ` (Cinder says: ${reason.userMessage})` : ''}: ` +
       `no backend could take the new size (capacity, or the backend is down); free capacity on the backend, and the CO retries`,
   );

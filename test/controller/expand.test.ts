@@ -52,7 +52,7 @@ describe('ControllerExpandVolume', () => {
     assert.deepEqual(actions, []);
   });
 
-  it('answers OUT_OF_RANGE, NOT_FOUND, INVALID_ARGUMENT and RESOURCE_EXHAUSTED where they apply', async () => {
+  it('answers OUT_OF_RANGE, NOT_FOUND and INVALID_ARGUMENT where they apply; a quota refusal is OUT_OF_RANGE, final for csi-resizer', async () => {
     const id = await h.createVolume('pvc-grow-errors');
     await expectCode(
       h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 2 * GiB + 1, limit_bytes: 2 * GiB } }),
@@ -61,7 +61,7 @@ describe('ControllerExpandVolume', () => {
     await expectCode(expand('00000000-0000-4000-8000-000000000000', 2 * GiB), Code.NOT_FOUND);
     await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id }), Code.INVALID_ARGUMENT);
     await expectCode(h.rpc('ControllerExpandVolume', { capacity_range: { required_bytes: GiB } }), Code.INVALID_ARGUMENT);
-    const err = await expectCode(expand(id, 100 * GiB), Code.RESOURCE_EXHAUSTED);
+    const err = await expectCode(expand(id, 100 * GiB), Code.OUT_OF_RANGE);
     assert.match(err.details, /quota/);
     assert.equal((await h.cloud.blockStorage.getVolume(id)).size, 1);
   });
@@ -81,13 +81,13 @@ describe('ControllerExpandVolume', () => {
 
   // Cinder's scheduler, finding no backend for the new size, puts the volume back to its previous
   // status at its old size and writes a message: nothing is left to wait for.
-  it('answers RESOURCE_EXHAUSTED at once, in Cinder\'s words, when no backend has room for the new size; the retry extends once there is', async () => {
+  it('answers OUT_OF_RANGE at once, in Cinder\'s words, when no backend has room for the new size; the retry extends once there is', async () => {
     const id = await h.createVolume('pvc-grow-no-room');
     const used = h.driver.sim.control.inventory().volumes.reduce((sum, v) => sum + v.size, 0);
     h.driver.sim.control.setBackendCapacity(used + 1);
     try {
       // Not DEADLINE_EXCEEDED: the volume is back to 'available' at 1 GiB.
-      const err = await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 4 * GiB }, volume_capability: MOUNT_RWO }, 10_000), Code.RESOURCE_EXHAUSTED);
+      const err = await expectCode(h.rpc('ControllerExpandVolume', { volume_id: id, capacity_range: { required_bytes: 4 * GiB }, volume_capability: MOUNT_RWO }, 10_000), Code.OUT_OF_RANGE);
       assert.match(err.details, /Cinder did not extend volume .* to 4 GiB \(Cinder says: extend volume: Could not find any available weighted backend\.\): no backend could take the new size/);
       const v = await h.cloud.blockStorage.getVolume(id);
       assert.equal(v.status, 'available');

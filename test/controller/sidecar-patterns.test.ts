@@ -205,7 +205,6 @@ describe('the sidecars error-code expectations against a project at its quota', 
   // ControllerExpandVolume row for an unsupported capacity is OUT_OF_RANGE).
   it(
     'ControllerExpandVolume refused by the quota answers a final code, so the resizer lets the user lower the request',
-    { todo: 'bug: expand.ts maps over_quota (and a put-back extend) to RESOURCE_EXHAUSTED, which csi-resizer treats as in progress and never lets the PVC recover' },
     async () => {
       const id = await h.createVolume('pvc-quota-grow');
       const err = await h
