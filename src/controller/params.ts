@@ -144,6 +144,8 @@ export function parseMutableParams(params: Record<string, string> | undefined): 
   const p = params ?? {};
   const where = 'VolumeAttributesClass';
   for (const key of Object.keys(p)) {
+    // csi-resizer's --extra-modify-metadata adds the PVC's and PV's names under the sidecars' prefix.
+    if (key.startsWith(SIDECAR_PREFIX)) continue;
     if (!MUTABLE_KEYS.includes(key)) {
       throw invalidArgument(`unknown ${where} parameter '${key}'; the only mutable parameter is 'type' (the Cinder volume type)`);
     }

@@ -49,6 +49,8 @@ describe('VolumeAttributesClass parameters', () => {
   it('accepts only type', () => {
     assert.deepEqual(parseMutableParams({ type: 'gold' }), { volumeType: 'gold' });
     assert.deepEqual(parseMutableParams({}), { volumeType: undefined });
+    // csi-resizer --extra-modify-metadata
+    assert.deepEqual(parseMutableParams({ type: 'gold', 'csi.storage.k8s.io/pvc/name': 'data', 'csi.storage.k8s.io/pv/name': 'pvc-1' }), { volumeType: 'gold' });
     assert.throws(() => parseMutableParams({ iops: '100' }), invalid(/'iops'.*only mutable parameter is 'type'/));
   });
 });
