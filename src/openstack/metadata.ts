@@ -44,11 +44,30 @@ export function identityFromMetaData(md: MetaData, source: InstanceIdentity['sou
   return { instanceId: md.uuid, availabilityZone: md.availability_zone || null, name: md.name ?? md.hostname ?? null, source };
 }
 
+/**
+ * The labels a config drive has. Nova writes `config-2`; on vfat, mkfs.vfat
+ * from some dosfstools versions (CentOS/RHEL 7) writes it uppercase, and blkid
+ * compares labels case-sensitively (cloud-init looks for both since 18.1,
+ * LP #1598783).
+ */
+export const CONFIG_DRIVE_LABELS = ['config-2', 'CONFIG-2'] as const;
+
+/** The device of the config drive, or null when no filesystem carries its label. */
+export async function findConfigDrive(signal?: AbortSignal): Promise<string | null> {
+  for (const label of CONFIG_DRIVE_LABELS) {
+    // -c /dev/null: probe the devices now rather than trust blkid's cache file,
+    // whose entries younger than two seconds are not checked again.
+    const found = await run('blkid', ['-c', '/dev/null', '-t', `LABEL=${label}`, '-o', 'device'], { timeoutMs: 10_000, signal, okCodes: [2] });
+    const device = found.stdout.split('\n').map((l) => l.trim()).find(Boolean);
+    if (device) return device;
+  }
+  return null;
+}
+
 /** Mount the config drive read-only in a private directory, read meta_data.json, unmount. */
 export async function readConfigDrive(logger: Logger, signal?: AbortSignal): Promise<InstanceIdentity> {
-  const found = await run('blkid', ['-t', 'LABEL=config-2', '-o', 'device'], { timeoutMs: 10_000, signal, okCodes: [2] });
-  const device = found.stdout.split('\n').map((l) => l.trim()).find(Boolean);
-  if (!device) throw new OpenStackError('not_found', 'no config drive (no filesystem labelled config-2)');
+  const device = await findConfigDrive(signal);
+  if (!device) throw new OpenStackError('not_found', `no config drive (no filesystem labelled ${CONFIG_DRIVE_LABELS.join(' or ')})`);
   const dir = await mkdtemp(path.join(tmpdir(), 'cinder-csi-configdrive-'));
   try {
     await run('mount', ['-o', 'ro', device, dir], { timeoutMs: 30_000, signal });

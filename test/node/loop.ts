@@ -16,7 +16,16 @@ export function isRoot(): boolean {
 }
 
 /** The Debian package of each tool a node test may need beyond the essential ones. */
-const PACKAGE_OF: Record<string, string> = { 'mkfs.xfs': 'xfsprogs', xfs_growfs: 'xfsprogs', xfs_io: 'xfsprogs', xfs_repair: 'xfsprogs', strace: 'strace' };
+const PACKAGE_OF: Record<string, string> = {
+  'mkfs.xfs': 'xfsprogs',
+  xfs_growfs: 'xfsprogs',
+  xfs_io: 'xfsprogs',
+  xfs_repair: 'xfsprogs',
+  strace: 'strace',
+  // Config drives as Nova makes them (test/openstack/config-drive.test.ts).
+  'mkfs.vfat': 'dosfstools',
+  genisoimage: 'genisoimage',
+};
 
 /** Whether `command` is on PATH, where the driver's run() (execFile) looks for the tools it runs. */
 export function onPath(command: string): boolean {

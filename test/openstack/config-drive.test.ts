@@ -1,34 +1,106 @@
 // The node's first source of its instance identity: the config drive, a
-// filesystem labelled config-2 holding openstack/latest/meta_data.json. A real
-// labelled filesystem on a loop device stands in for the one Nova attaches.
-import { test } from 'node:test';
+// filesystem labelled config-2 holding openstack/latest/meta_data.json. Real
+// filesystems on loop devices stand in for the one Nova attaches: ext4 here
+// where the kernel must mount it, and the formats Nova really writes (iso9660
+// from genisoimage, its default; vfat, config_drive_format = vfat).
+//
+// Every test that makes a config-2 filesystem is in this file: the test runner
+// runs files in parallel, and a config-2 loop device made by another file
+// would be found by these lookups.
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdir, mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, readdir, open } from 'node:fs/promises';
 import { run } from '../../src/util/exec';
 import { silentLogger } from '../../src/log';
-import { createInstanceMetadata, readConfigDrive } from '../../src/openstack/metadata';
+import { createInstanceMetadata, findConfigDrive, readConfigDrive } from '../../src/openstack/metadata';
+import { Sandbox, toolsSkip, type LoopDevice } from '../node/loop';
 
 const root = process.getuid?.() === 0;
 
 async function existingConfigDrive(): Promise<boolean> {
-  const found = await run('blkid', ['-t', 'LABEL=config-2', '-o', 'device'], { okCodes: [2] });
-  return found.stdout.trim() !== '';
+  for (const label of ['config-2', 'CONFIG-2']) {
+    // No cache: blkid trusts a cache entry younger than 2 s, and the previous test's drive has just gone.
+    const found = await run('blkid', ['-c', '/dev/null', '-t', `LABEL=${label}`, '-o', 'device'], { okCodes: [2] });
+    if (found.stdout.trim() !== '') return true;
+  }
+  return false;
 }
 
-test('the instance identity is read from a config drive, which is left unmounted', { skip: root ? false : 'needs root: makes a loop device and mounts it' }, async (t) => {
+const UUID = '6e1c3a39-2b47-4d83-9f8e-0f6f5d8b1c2a';
+/** meta_data.json as Nova writes it (trimmed): uuid, name, hostname, availability_zone, devices. */
+const META_DATA = {
+  uuid: UUID,
+  name: 'worker-7',
+  hostname: 'worker-7.novalocal',
+  availability_zone: 'az-2',
+  launch_index: 0,
+  devices: [],
+  project_id: '9f1c2b0e4d8a4b6f8e7d6c5b4a392817',
+};
+
+/** The files of a config drive, in a directory (genisoimage's input, or copied onto a mounted filesystem). */
+async function driveTree(dir: string, metaData: object = META_DATA): Promise<void> {
+  for (const version of ['2012-08-10', 'latest']) {
+    await mkdir(path.join(dir, 'openstack', version), { recursive: true });
+    await writeFile(path.join(dir, 'openstack', version, 'meta_data.json'), JSON.stringify(metaData));
+  }
+  await mkdir(path.join(dir, 'ec2', 'latest'), { recursive: true });
+  await writeFile(path.join(dir, 'ec2', 'latest', 'meta-data.json'), JSON.stringify({ 'instance-id': 'i-00000007' }));
+}
+
+/** Nothing of ours stays mounted, and no private mount directory is left. */
+async function assertNothingLeft(): Promise<void> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  assert.ok(!mountinfo.includes('cinder-csi-configdrive-'), 'the config drive was unmounted');
+  assert.ok(!(await readdir(os.tmpdir())).some((n) => /^cinder-csi-configdrive-(?!test-)/.test(n)), 'the mount directory was removed');
+}
+
+/** Mount `device` (as the test does, not as the driver does), or a skip reason when this kernel cannot mount its filesystem. */
+async function mountOrSkip(t: TestContext, device: string, dir: string, options: string[] = []): Promise<boolean> {
+  try {
+    await run('mount', [...options, device, dir]);
+    return true;
+  } catch (err) {
+    if (!/unknown filesystem type/.test((err as Error).message)) throw err;
+    const fs = /unknown filesystem type '([^']+)'/.exec((err as Error).message)?.[1] ?? 'this filesystem';
+    t.skip(`this kernel cannot mount ${fs} (no ${fs} in /proc/filesystems, no module to load)`);
+    return false;
+  }
+}
+
+/** A loop device holding exactly the bytes of `image` (an ISO made by genisoimage). */
+async function loopWithImage(box: Sandbox, image: string): Promise<LoopDevice> {
+  const bytes = await readFile(image);
+  const loop = await box.loopDevice(Math.ceil(bytes.length / 4096) * 4096);
+  const fh = await open(loop.path, 'r+');
+  try {
+    await fh.write(bytes, 0, bytes.length, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return loop;
+}
+
+/** An ISO 9660 config drive made the way Nova's configdrive.py makes one (genisoimage ... -V config-2). */
+async function isoConfigDrive(box: Sandbox, metaData: object = META_DATA): Promise<LoopDevice> {
+  const tree = path.join(box.root, 'iso-tree');
+  await driveTree(tree, metaData);
+  const image = path.join(box.root, 'configdrive.iso');
+  await run('genisoimage', ['-o', image, '-ldots', '-allow-lowercase', '-allow-multidot', '-l', '-publisher', 'OpenStack Compute', '-quiet', '-J', '-r', '-V', 'config-2', tree]);
+  return loopWithImage(box, image);
+}
+
+const NEEDS_ROOT = root ? false : 'needs root: makes a loop device and mounts it';
+
+test('the instance identity is read from a config drive, which is left unmounted', { skip: NEEDS_ROOT }, async (t) => {
   if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
-  const work = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-configdrive-test-'));
-  const image = path.join(work, 'config-2.img');
-  await run('truncate', ['-s', '16M', image]);
-  const device = (await run('losetup', ['--find', '--show', image])).stdout.trim();
-  t.after(async () => {
-    await run('losetup', ['-d', device]).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
-  });
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const device = (await box.loopDevice(16 * 1024 * 1024)).path;
   await run('mkfs.ext4', ['-q', '-L', 'config-2', device], { timeoutMs: 60_000 });
-  const mnt = path.join(work, 'mnt');
+  const mnt = path.join(box.root, 'mnt');
   await mkdir(mnt);
   await run('mount', [device, mnt]);
   try {
@@ -45,11 +117,62 @@ test('the instance identity is read from a config drive, which is left unmounted
     { id: '6e1c3a39-2b47-4d83-9f8e-0f6f5d8b1c2a', zone: 'az-2', name: 'worker-7', source: 'config-drive' },
   );
   // Nothing stays mounted, and the private mount directory is gone.
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  assert.ok(!mountinfo.includes('cinder-csi-configdrive-'), 'the config drive was unmounted');
-  assert.ok(!(await readdir(os.tmpdir())).some((n) => /^cinder-csi-configdrive-(?!test-)/.test(n)), 'the mount directory was removed');
+  await assertNothingLeft();
 
   // With the config drive first in the order, the metadata service is never asked (its URL here answers nothing).
   const metadata = createInstanceMetadata({ order: ['configDrive', 'metadataService'], metadataUrl: 'http://127.0.0.1:9', logger: silentLogger });
   assert.equal((await metadata.identity()).instanceId, '6e1c3a39-2b47-4d83-9f8e-0f6f5d8b1c2a');
+});
+
+// Nova's vfat drive (config_drive_format = vfat) is made by mkfs.vfat -n config-2; the
+// mkfs.vfat of some dosfstools versions (CentOS/RHEL 7) writes the label uppercase, and
+// blkid matches labels case-sensitively. cloud-init looks for both (LP #1598783).
+for (const label of ['CONFIG-2', 'config-2']) {
+  test(`a vfat config drive labelled ${label} is found`, { skip: toolsSkip('mkfs.vfat') }, async (t) => {
+    if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+    const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+    const disk = await box.loopDevice(64 * 1024 * 1024);
+    await run('mkfs.vfat', ['-n', label, disk.path]);
+    assert.equal(await findConfigDrive(), disk.path);
+  });
+}
+
+test('a vfat config drive labelled CONFIG-2 is read whole, and left unmounted', { skip: toolsSkip('mkfs.vfat') }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const disk = await box.loopDevice(64 * 1024 * 1024);
+  await run('mkfs.vfat', ['-n', 'CONFIG-2', disk.path]);
+  // The test fills it through a mount of its own, where this kernel mounts vfat.
+  const mnt = path.join(box.root, 'fill');
+  await mkdir(mnt);
+  if (!(await mountOrSkip(t, disk.path, mnt))) return;
+  try {
+    await driveTree(mnt);
+  } finally {
+    await run('umount', [mnt]);
+  }
+  const identity = await readConfigDrive(silentLogger);
+  assert.deepEqual([identity.instanceId, identity.availabilityZone, identity.source], [UUID, 'az-2', 'config-drive']);
+  await assertNothingLeft();
+});
+
+test('an iso9660 config drive made as Nova makes it (genisoimage -V config-2) is found', { skip: toolsSkip('genisoimage') }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const disk = await isoConfigDrive(box);
+  assert.equal(await findConfigDrive(), disk.path);
+});
+
+test('an iso9660 config drive made as Nova makes it is read whole, and left unmounted', { skip: toolsSkip('genisoimage') }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const disk = await isoConfigDrive(box);
+  // The driver mounts it without naming the type (mount asks libblkid): see whether this kernel can.
+  const probe = path.join(box.root, 'probe');
+  await mkdir(probe);
+  if (!(await mountOrSkip(t, disk.path, probe, ['-o', 'ro']))) return;
+  await run('umount', [probe]);
+  const identity = await readConfigDrive(silentLogger);
+  assert.deepEqual([identity.instanceId, identity.availabilityZone, identity.name], [UUID, 'az-2', 'worker-7']);
+  await assertNothingLeft();
 });
