@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log';
-import { run } from '../util/exec';
+import { CommandError, run } from '../util/exec';
 import { OpenStackError } from './errors';
 import { getMetadataJson } from './metadata-http';
 import { raceSignal } from './race-signal';
@@ -64,13 +64,31 @@ export async function findConfigDrive(signal?: AbortSignal): Promise<string | nu
   return null;
 }
 
+/**
+ * Mount the drive read-only at `dir`. A drive someone has already mounted
+ * read-write (a vfat one mounted by hand or by fstab, in this mount namespace
+ * or the host's) cannot be mounted again read-only: the kernel refuses to
+ * change the read-only state of a filesystem in use (EBUSY, "already mounted").
+ * Then it is mounted with the flags it has, which shares the existing mount's
+ * filesystem and changes nothing on the drive; we only read from it.
+ */
+async function mountConfigDrive(device: string, dir: string, logger: Logger, signal?: AbortSignal): Promise<void> {
+  try {
+    await run('mount', ['-o', 'ro', device, dir], { timeoutMs: 30_000, signal });
+  } catch (err) {
+    if (!(err instanceof CommandError) || !/already mounted|busy/i.test(err.stderr)) throw err;
+    logger.debug({ device, err: err.message }, 'the config drive is mounted read-write elsewhere; mounting it as it is');
+    await run('mount', [device, dir], { timeoutMs: 30_000, signal });
+  }
+}
+
 /** Mount the config drive read-only in a private directory, read meta_data.json, unmount. */
 export async function readConfigDrive(logger: Logger, signal?: AbortSignal): Promise<InstanceIdentity> {
   const device = await findConfigDrive(signal);
   if (!device) throw new OpenStackError('not_found', `no config drive (no filesystem labelled ${CONFIG_DRIVE_LABELS.join(' or ')})`);
   const dir = await mkdtemp(path.join(tmpdir(), 'cinder-csi-configdrive-'));
   try {
-    await run('mount', ['-o', 'ro', device, dir], { timeoutMs: 30_000, signal });
+    await mountConfigDrive(device, dir, logger, signal);
     try {
       const md = JSON.parse(await readFile(path.join(dir, META_DATA_PATH), 'utf8')) as MetaData;
       logger.debug({ device }, 'read instance identity from the config drive');

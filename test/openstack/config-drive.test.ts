@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdir, readFile, writeFile, readdir, open } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { run } from '../../src/util/exec';
 import { silentLogger } from '../../src/log';
 import { createInstanceMetadata, findConfigDrive, readConfigDrive } from '../../src/openstack/metadata';
@@ -53,7 +54,7 @@ async function driveTree(dir: string, metaData: object = META_DATA): Promise<voi
 /** Nothing of ours stays mounted, and no private mount directory is left. */
 async function assertNothingLeft(): Promise<void> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  assert.ok(!mountinfo.includes('cinder-csi-configdrive-'), 'the config drive was unmounted');
+  assert.ok(!/cinder-csi-configdrive-(?!test-)/.test(mountinfo), 'the config drive was unmounted');
   assert.ok(!(await readdir(os.tmpdir())).some((n) => /^cinder-csi-configdrive-(?!test-)/.test(n)), 'the mount directory was removed');
 }
 
@@ -175,4 +176,64 @@ test('an iso9660 config drive made as Nova makes it is read whole, and left unmo
   const identity = await readConfigDrive(silentLogger);
   assert.deepEqual([identity.instanceId, identity.availabilityZone, identity.name], [UUID, 'az-2', 'worker-7']);
   await assertNothingLeft();
+});
+
+/** An ext4 config drive (this kernel mounts ext4 wherever these tests run) holding Nova's files. */
+async function ext4ConfigDrive(box: Sandbox): Promise<LoopDevice> {
+  const disk = await box.loopDevice(16 * 1024 * 1024);
+  await run('mkfs.ext4', ['-q', '-L', 'config-2', disk.path], { timeoutMs: 60_000 });
+  const fill = path.join(box.root, 'fill');
+  await mkdir(fill, { recursive: true });
+  await run('mount', [disk.path, fill]);
+  try {
+    await driveTree(fill);
+  } finally {
+    await run('umount', [fill]);
+  }
+  return disk;
+}
+
+// cloud-init reads a config drive where it is already mounted (util.mount_cb), and people
+// mount it by hand (mount /dev/disk/by-label/config-2 /mnt/config): read-write, for vfat.
+// The kernel refuses a second, read-only mount of a filesystem mounted read-write.
+test('a config drive already mounted read-write here is read, and that mount is left as it was', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const disk = await ext4ConfigDrive(box);
+  const theirs = path.join(box.root, 'mnt-config');
+  await mkdir(theirs);
+  await run('mount', [disk.path, theirs]);
+  const identity = await readConfigDrive(silentLogger);
+  assert.deepEqual([identity.instanceId, identity.availabilityZone], [UUID, 'az-2']);
+  await assertNothingLeft();
+  const mine = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.split(' ')[4] === theirs);
+  assert.equal(mine.length, 1, 'the existing mount is still there');
+  assert.match(mine[0].split(' ')[5], /^rw\b/, 'and still read-write');
+  await writeFile(path.join(theirs, 'still-writable'), 'x');
+});
+
+test('a config drive mounted read-write in another mount namespace (the host, seen from the pod) is read', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const disk = await ext4ConfigDrive(box);
+  const theirs = path.join(box.root, 'host-mnt-config');
+  await mkdir(theirs);
+  // The other namespace's mount lives as long as its sleeping process.
+  const host = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount "$0" "$1" && echo mounted && exec sleep 120`, disk.path, theirs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => host.once('exit', resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      host.stdout.once('data', () => resolve());
+      host.once('exit', (code) => reject(new Error(`unshare exited with ${code} before mounting`)));
+    });
+    assert.ok(!(await readFile('/proc/self/mountinfo', 'utf8')).includes(theirs), 'that mount is not visible here');
+    const identity = await readConfigDrive(silentLogger);
+    assert.deepEqual([identity.instanceId, identity.availabilityZone], [UUID, 'az-2']);
+    await assertNothingLeft();
+  } finally {
+    host.kill('SIGKILL');
+    await exited;
+  }
 });
