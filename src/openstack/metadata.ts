@@ -21,7 +21,7 @@ export interface InstanceMetadataOptions {
   metadataUrl?: string;
   override?: { instanceId?: string; availabilityZone?: string };
   logger: Logger;
-  /** Per-attempt timeout for the metadata service. */
+  /** The metadata service's timeout for the first attempt; each further attempt doubles it, up to 10 s. */
   timeoutMs?: number;
   attempts?: number;
 }
@@ -113,7 +113,11 @@ export async function readMetadataService(
   let lastErr: unknown;
   for (let i = 1; i <= attempts; i++) {
     try {
-      const body = await getMetadataJson(`${baseUrl.replace(/\/+$/, '')}/${META_DATA_PATH}`, timeoutMs, signal);
+      // Each attempt waits twice as long as the one before, up to 10 s (cloud-init's
+      // timeout for the metadata service): a service that always answers in more
+      // than timeoutMs (a busy neutron metadata proxy) is still heard.
+      const attemptTimeoutMs = Math.min(timeoutMs * 2 ** (i - 1), Math.max(timeoutMs, 10_000));
+      const body = await getMetadataJson(`${baseUrl.replace(/\/+$/, '')}/${META_DATA_PATH}`, attemptTimeoutMs, signal);
       if (typeof body !== 'object' || body === null) throw new OpenStackError('bad_request', 'meta_data.json is not JSON');
       return identityFromMetaData(body as MetaData, 'metadata-service');
     } catch (err) {
