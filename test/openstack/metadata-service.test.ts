@@ -87,3 +87,37 @@ test('the identity from the metadata service: a zone-only override still applies
   const zoned = createInstanceMetadata({ order: ['metadataService'], metadataUrl: await svc.url, override: { availabilityZone: 'pinned' }, logger: silentLogger });
   assert.deepEqual(await zoned.identity().then((i) => [i.instanceId, i.availabilityZone]), [UUID, 'pinned']);
 });
+
+test('a node plugin asks the metadata service only, never Keystone, Cinder or Nova, and looks its identity up again when restarted', async (t) => {
+  const { startTestDriver } = await import('../helpers/driver');
+  const svc = metadataService([{ body: META }, { body: { ...META, uuid: 'b8a3a0f2-5d7e-4b1a-9c6e-2f4d8e1a7c30' } }]);
+  const url = await svc.url;
+  const nodeInfo = async () => {
+    const driver = await startTestDriver({
+      mode: 'node',
+      sim: { hypervisor: false },
+      configure: (config) => {
+        config.node.instanceId = undefined;
+        config.node.availabilityZone = undefined;
+        config.node.metadataUrl = url;
+        // The cloud a controller would use: every request to it is recorded here too.
+        for (const cloud of config.clouds) {
+          cloud.auth.authUrl = `${url}/identity/v3`;
+          cloud.endpointOverrides = { volume: `${url}/volume/v3`, compute: `${url}/compute/v2.1` };
+        }
+      },
+    });
+    try {
+      return await driver.call(driver.node, 'NodeGetInfo', {});
+    } finally {
+      await driver.stop();
+    }
+  };
+  const first = await nodeInfo();
+  assert.equal(first.node_id, UUID);
+  assert.deepEqual(first.accessible_topology?.segments, { 'topology.cinder.csi.openstack.org/zone': 'az-3' });
+  const second = await nodeInfo();
+  assert.equal(second.node_id, 'b8a3a0f2-5d7e-4b1a-9c6e-2f4d8e1a7c30', 'a restarted plugin asks again');
+  assert.deepEqual(svc.asked, ['/openstack/latest/meta_data.json', '/openstack/latest/meta_data.json']);
+  t.diagnostic(`requests: ${svc.asked.join(', ')}`);
+});
