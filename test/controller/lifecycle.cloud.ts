@@ -10,7 +10,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { request } from 'undici';
 import { createLogger, silentLogger } from '../../src/log';
 import { fromDocument } from '../../src/config/config';
 import { startDriver, type RunningDriver } from '../../src/driver';
@@ -19,7 +18,7 @@ import { isNotFound } from '../../src/openstack/errors';
 import type { Cloud } from '../../src/openstack/types';
 import { GiB } from '../../src/csi/constants';
 import { call, connect, expectCode, type CsiClients } from '../helpers/grpc';
-import { cloudConfigFromEnv, cloudSkipReason } from '../openstack/cloud-env';
+import { adminSkipReason, adminVolumeApi, cloudConfigFromEnv, cloudSkipReason } from '../openstack/cloud-env';
 
 const skip = cloudSkipReason();
 const MOUNT_RWO = { mount: { fs_type: 'ext4' }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
@@ -74,29 +73,9 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
   // A type whose extra spec names a backend that does not exist: Cinder's scheduler finds no
   // backend (NoValidBackend), the volume goes to 'error', and a user message says why. Making the
   // type needs an admin (TESTBED_ADMIN_* from the testbed's openrc).
-  const adminSkip = process.env.TESTBED_ADMIN_USERNAME && process.env.TESTBED_ADMIN_PASSWORD ? false : 'TESTBED_ADMIN_USERNAME/PASSWORD not set: making a volume type needs an admin';
-  it('a volume no backend can take fails RESOURCE_EXHAUSTED with the scheduler\'s own message', { skip: adminSkip }, async () => {
-    const base = cloudConfigFromEnv()!;
-    const admin = createCloud(
-      {
-        ...base,
-        name: 'admin',
-        auth: { ...base.auth, username: process.env.TESTBED_ADMIN_USERNAME, password: process.env.TESTBED_ADMIN_PASSWORD, projectName: process.env.TESTBED_ADMIN_PROJECT_NAME ?? 'admin', projectId: undefined },
-      },
-      silentLogger,
-    );
-    const state = await admin.internals.identity.auth();
-    const volumeApi = admin.internals.identity.endpoint(state, ['volumev3', 'block-storage', 'volume']).url;
-    const adminCall = async (method: 'POST' | 'DELETE', urlPath: string, body?: unknown) => {
-      const res = await request(`${volumeApi}${urlPath}`, {
-        method,
-        headers: { 'x-auth-token': state.token, 'content-type': 'application/json', accept: 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.body.text();
-      assert.ok(res.statusCode < 300, `${method} ${urlPath}: ${res.statusCode} ${text}`);
-      return text ? JSON.parse(text) : null;
-    };
+  it('a volume no backend can take fails RESOURCE_EXHAUSTED with the scheduler\'s own message', { skip: adminSkipReason() }, async () => {
+    const admin = await adminVolumeApi();
+    const adminCall = admin.call;
     const typeName = `cinder-csi-nowhere-${run}`;
     const made = await adminCall('POST', '/types', {
       volume_type: { name: typeName, 'os-volume-type-access:is_public': true, extra_specs: { volume_backend_name: 'no-such-backend' } },

@@ -1,6 +1,7 @@
 // The shared machinery of the conformance suite that mirrors csi-sanity
-// (kubernetes-csi/csi-test, pkg/sanity): one driver in 'all' mode against its
-// own simulated OpenStack, the per-test staging and target directories
+// (kubernetes-csi/csi-test, pkg/sanity): one driver, in 'all' mode against its
+// own simulated OpenStack (startSuite) or in 'controller' mode against a real
+// cloud (cloud.ts), the per-test staging and target directories
 // csi-sanity makes, the IDs it invents for objects that do not exist, and a
 // resource tracker that undoes everything a test created, in reverse order,
 // the way csi-sanity's cleanup does (and fails the test when that undoing
@@ -10,9 +11,10 @@ import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { startTestDriver, type TestDriver } from '../helpers/driver';
-import { expectCode } from '../helpers/grpc';
+import { startTestDriver } from '../helpers/driver';
+import { expectCode, type CallOptions } from '../helpers/grpc';
 import { run } from '../../src/util/exec';
 
 export const GiB = 1024 ** 3;
@@ -24,8 +26,8 @@ export const NEEDS_ROOT = 'needs root: the node side uses loop devices and mount
 export const VOLUME_SIZE = GiB;
 /** csi-sanity's default expansion target: the test size plus 1 GiB. */
 export const EXPAND_SIZE = VOLUME_SIZE + GiB;
-/** csi-sanity's TestVolumeMutableParameters: our only mutable parameter is the Cinder type. */
-export const MUTABLE_PARAMETERS = { type: 'fast' };
+/** csi-sanity's TestVolumeMutableParameters on the simulator: our only mutable parameter is the Cinder type. */
+const SIM_MUTABLE_PARAMETERS = { type: 'fast' };
 /** csi-sanity's IdempotentCount default. */
 export const IDEMPOTENT_COUNT = 10;
 /** csi-sanity's limit on the length of names it sends. */
@@ -71,19 +73,74 @@ export function expectError(promise: Promise<unknown>, code: grpc.status): Promi
   return expectCode(promise, code);
 }
 
+/** The driver as the suite talks to it: gRPC clients on its socket. */
+export interface SanityDriver {
+  identity: grpc.Client;
+  controller: grpc.Client;
+  node: grpc.Client;
+  call<Res = any>(client: grpc.Client, method: string, request: unknown, opts?: CallOptions): Promise<Res>;
+  stop(): Promise<void>;
+}
+
+/** What NodeGetInfo answers (or, without a node service, the node to publish to). */
+export interface NodeInfo {
+  node_id: string;
+  accessible_topology?: { segments: Record<string, string> } | null;
+}
+
 export interface Suite {
-  driver: TestDriver;
+  driver: SanityDriver;
   controllerCaps: Set<string>;
   nodeCaps: Set<string>;
   pluginServices: Set<string>;
+  /** Whether the driver serves the Node service (not in controller mode). */
+  nodeService: boolean;
+  /** The node ControllerPublishVolume is given, with its topology: NodeGetInfo where there is a node service. */
+  nodeInfo(): Promise<NodeInfo>;
+  /** csi-sanity's TestVolumeMutableParameters, or a reason why this target has none. */
+  mutableParameters: Record<string, string> | { skip: string };
   /** Where each test's directories go. */
   workDir: string;
   stop(): Promise<void>;
 }
 
+/** How a set of cases gets its suite: a name for the describe titles ('' for the simulator) and a starter. */
+export interface SuiteTarget {
+  name: string;
+  start(): Promise<Suite>;
+}
+
+/** The target's suite, started before the enclosing describe's tests and stopped after them. */
+export function suiteOf(target: SuiteTarget): { readonly suite: Suite } {
+  const holder = { suite: undefined as unknown as Suite };
+  before(async () => {
+    holder.suite = await target.start();
+  });
+  after(() => holder.suite?.stop());
+  return holder;
+}
+
+/** A describe title for this target. */
+export function titled(title: string, target: SuiteTarget): string {
+  return target.name ? `${title} (${target.name})` : title;
+}
+
+/** The capabilities the driver advertises, read as csi-sanity reads them. */
+export async function capabilitiesOf(driver: SanityDriver, nodeService: boolean): Promise<Pick<Suite, 'controllerCaps' | 'nodeCaps' | 'pluginServices'>> {
+  const c = await driver.call(driver.controller, 'ControllerGetCapabilities', {});
+  const n = nodeService ? await driver.call(driver.node, 'NodeGetCapabilities', {}) : { capabilities: [] };
+  const p = await driver.call(driver.identity, 'GetPluginCapabilities', {});
+  return {
+    controllerCaps: new Set((c.capabilities ?? []).map((x: any) => x.rpc?.type)),
+    nodeCaps: new Set((n.capabilities ?? []).map((x: any) => x.rpc?.type)),
+    pluginServices: new Set((p.capabilities ?? []).map((x: any) => x.service?.type).filter(Boolean)),
+  };
+}
+
+/** The driver in 'all' mode against its own simulator. */
 export async function startSuite(): Promise<Suite> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sanity-'));
-  let driver: TestDriver;
+  let driver: SanityDriver;
   try {
     driver = await startTestDriver({
       mode: 'all',
@@ -93,14 +150,12 @@ export async function startSuite(): Promise<Suite> {
     await rm(workDir, { recursive: true, force: true });
     throw e;
   }
-  const c = await driver.call(driver.controller, 'ControllerGetCapabilities', {});
-  const n = await driver.call(driver.node, 'NodeGetCapabilities', {});
-  const p = await driver.call(driver.identity, 'GetPluginCapabilities', {});
   return {
     driver,
-    controllerCaps: new Set((c.capabilities ?? []).map((x: any) => x.rpc?.type)),
-    nodeCaps: new Set((n.capabilities ?? []).map((x: any) => x.rpc?.type)),
-    pluginServices: new Set((p.capabilities ?? []).map((x: any) => x.service?.type).filter(Boolean)),
+    ...(await capabilitiesOf(driver, true)),
+    nodeService: true,
+    nodeInfo: () => driver.call<NodeInfo>(driver.node, 'NodeGetInfo', {}),
+    mutableParameters: SIM_MUTABLE_PARAMETERS,
     workDir,
     async stop() {
       try {
@@ -112,6 +167,8 @@ export async function startSuite(): Promise<Suite> {
     },
   };
 }
+
+export const simulatorTarget: SuiteTarget = { name: '', start: startSuite };
 
 /** Mount points under dir, deepest first. */
 export async function mountsUnder(dir: string): Promise<string[]> {
@@ -146,7 +203,7 @@ export class Resources {
     readonly paths: TestPaths,
   ) {}
 
-  get driver(): TestDriver {
+  get driver(): SanityDriver {
     return this.suite.driver;
   }
 
@@ -235,8 +292,10 @@ export class Resources {
         await attempt(`DeleteSnapshot ${e.id}`, this.controller('DeleteSnapshot', { snapshot_id: e.id }));
         continue;
       }
-      await attempt(`NodeUnpublishVolume ${e.id}`, this.node('NodeUnpublishVolume', { volume_id: e.id, target_path: this.paths.target }), true);
-      if (this.suite.nodeCaps.has('STAGE_UNSTAGE_VOLUME')) {
+      if (this.suite.nodeService) {
+        await attempt(`NodeUnpublishVolume ${e.id}`, this.node('NodeUnpublishVolume', { volume_id: e.id, target_path: this.paths.target }), true);
+      }
+      if (this.suite.nodeService && this.suite.nodeCaps.has('STAGE_UNSTAGE_VOLUME')) {
         await attempt(`NodeUnstageVolume ${e.id}`, this.node('NodeUnstageVolume', { volume_id: e.id, staging_target_path: this.paths.staging }), true);
       }
       if (e.nodeId) await attempt(`ControllerUnpublishVolume ${e.id}`, this.controller('ControllerUnpublishVolume', { volume_id: e.id, node_id: e.nodeId }));
@@ -308,3 +367,15 @@ export async function withTest(suite: Suite, body: (r: Resources) => Promise<voi
 }
 
 export const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+/** Why this suite cannot run a case that needs csi-sanity's TestVolumeMutableParameters, or false. */
+export function mutableParametersSkip(suite: Suite): string | false {
+  return 'skip' in suite.mutableParameters ? suite.mutableParameters.skip : false;
+}
+
+/** csi-sanity's TestVolumeMutableParameters for this suite (the case checked mutableParametersSkip first). */
+export function mutableParameters(suite: Suite): Record<string, string> {
+  const p = suite.mutableParameters;
+  if ('skip' in p) throw new Error(`no mutable parameters: ${p.skip}`);
+  return p;
+}
