@@ -298,7 +298,8 @@ export class CinderApi {
     if (!s.availabilityZones.includes(az)) {
       // cinder.conf allow_availability_zone_fallback: the default zone instead of a refusal.
       if (this.opts.availabilityZoneFallback) az = s.availabilityZones[0];
-      else bad(`Invalid input received: Availability zone '${az}' is invalid.`);
+      // InvalidAvailabilityZone is an Invalid, not an InvalidInput: its message has no 'Invalid input received: '.
+      else bad(`Availability zone '${az}' is invalid.`);
     }
     if (sourceAz && az !== sourceAz) bad('Invalid input received: Volume must be in the same availability zone as the source.');
     const exceeded = s.quotas.check(s.volumeQuotaDeltas(type.id, size), size);

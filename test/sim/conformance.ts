@@ -205,6 +205,7 @@ export async function runScenario(t: Target): Promise<Observation[]> {
   record('cinder: POST volume without size', await http('POST', `${cinder}/volumes`, { token, body: { volume: { name: 'x' } } }));
   record('cinder: POST volume with a malformed body', await http('POST', `${cinder}/volumes`, { token, rawBody: '{"volume": ' }));
   record('cinder: POST volume with an unknown type', await http('POST', `${cinder}/volumes`, { token, body: { volume: { size: 1, volume_type: `no-such-type-${randomUUID()}` } } }));
+  record('cinder: POST volume in an unknown availability zone', await http('POST', `${cinder}/volumes`, { token, body: { volume: { size: 1, availability_zone: 'no-such-zone' } } }));
 
   // ------------------------------------------------------- Nova basics
   const novaDoc = record('nova: GET root', await http('GET', `${novaRoot}/`));
