@@ -2,9 +2,11 @@
 // Runs the compiled test suite with node's built-in test runner.
 //   node scripts/run-tests.js           every dist/test/**/*.test.js
 //   node scripts/run-tests.js --cloud   every dist/test/**/*.cloud.js (needs a real cloud: OS_* or clouds.yaml)
+//     A cloud file that says `cloud-test: alone` (e.g. one that counts the
+//     project's volumes) runs after the others, with nothing else on the cloud.
 // Extra arguments are file-name filters (substring match).
 'use strict';
-const { readdirSync, statSync } = require('node:fs');
+const { readFileSync, readdirSync, statSync } = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
@@ -50,9 +52,16 @@ if (cloud) {
   const ready = spawnSync(process.execPath, [path.join(root, 'helpers', 'cloud-ready.js')], { stdio: 'inherit' });
   if (ready.status !== 0) process.exit(ready.status ?? 1);
 }
-const result = spawnSync(
-  process.execPath,
-  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...files],
-  { stdio: 'inherit' },
-);
-process.exit(result.status ?? 1);
+const alone = cloud ? files.filter((f) => readFileSync(f, 'utf8').includes('cloud-test: alone')) : [];
+const together = files.filter((f) => !alone.includes(f));
+let status = 0;
+for (const batch of [together, ...alone.map((f) => [f])]) {
+  if (batch.length === 0) continue;
+  const result = spawnSync(
+    process.execPath,
+    ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...batch],
+    { stdio: 'inherit' },
+  );
+  if (result.status !== 0) status = result.status ?? 1;
+}
+process.exit(status);

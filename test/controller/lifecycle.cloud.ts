@@ -78,7 +78,7 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
     const adminCall = admin.call;
     const typeName = `cinder-csi-nowhere-${run}`;
     const made = await adminCall('POST', '/types', {
-      volume_type: { name: typeName, 'os-volume-type-access:is_public': true, extra_specs: { volume_backend_name: 'no-such-backend' } },
+      volume_type: { name: typeName, description: 'no backend has it', 'os-volume-type-access:is_public': true, extra_specs: { volume_backend_name: 'no-such-backend' } },
     });
     try {
       const name = `cinder-csi-cloud-nowhere-${run}`;

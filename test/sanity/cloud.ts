@@ -54,7 +54,8 @@ async function startCloudSuite(): Promise<Suite> {
     const admin = await adminVolumeApi();
     try {
       const name = `sanity-fast-${RUN}-${n}`;
-      const made = await admin.call('POST', '/types', { volume_type: { name, 'os-volume-type-access:is_public': true } });
+      // With a description, as every type the conformance scenario (which may run meanwhile) compares with the simulator's.
+      const made = await admin.call('POST', '/types', { volume_type: { name, description: 'csi-sanity mutable parameters', 'os-volume-type-access:is_public': true } });
       typeId = made.volume_type.id;
       mutableParameters = { type: name };
     } finally {
