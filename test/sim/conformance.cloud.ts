@@ -4,6 +4,9 @@
 // client reads, error fault names and codes, and the status sequences seen by
 // polling. Where they disagree, the real cloud is right: fix the simulator.
 // Skips with the reason when no real cloud is configured.
+// cloud-test: alone. It compares whole response bodies, and another file's
+// attach to the same test server in progress (Nova shows its attachment_id as
+// null until Cinder's attachment exists) would change the shape of Nova's list.
 import assert from 'node:assert/strict';
 import { before, after, describe, it } from 'node:test';
 import { startSimulator, type Simulator } from '../../src/sim';
