@@ -1,9 +1,20 @@
 // Paging across several Cinder collections (one per cloud, and for
 // snapshots a second one of backups) as if they were one list. The position
 // where a page stopped is what list-token.ts signs into next_token.
+import { status } from '@grpc/grpc-js';
 import type { CallOptions, Page } from '../openstack/types';
-import { aborted } from '../csi/errors';
+import { aborted, CsiError } from '../csi/errors';
 import { translate } from './os-errors';
+
+/** ABORTED because Cinder no longer knows the marker to page on from: its item was deleted meanwhile. */
+class MarkerGone extends CsiError {
+  constructor() {
+    super(status.ABORTED, 'the listing changed since starting_token was issued (its marker is gone); start the listing again');
+  }
+}
+
+/** How often one call starts its listing again when a marker it made itself vanishes. */
+const MAX_RESTARTS = 3;
 
 export interface Segment<T extends { id: string }> {
   cloud: string;
@@ -42,8 +53,8 @@ export async function collect<T extends { id: string }>(segments: readonly Segme
     const page = await segment.list({ limit, marker }, opts).catch((err) => {
       if (marker === undefined) throw err;
       // Cinder refuses a marker whose item was deleted meanwhile.
-      const restart = () => aborted(`the listing changed since starting_token was issued (its marker is gone); start the listing again`);
-      throw translate(err, { bad_request: restart, not_found: restart });
+      const gone = () => new MarkerGone();
+      throw translate(err, { bad_request: gone, not_found: gone });
     });
     const taken = page.items.slice(0, limit);
     for (const item of taken) items.push({ segment, item });
@@ -93,9 +104,26 @@ export async function collectEntries<T extends { id: string }, E>(
   let bytes = 0;
   /** Just after the last item taken. */
   let last: Position | undefined;
+  /** What this call took, so that a listing started again from `start` takes nothing twice. */
+  const seen = new Set<string>();
+  let restarts = 0;
   for (;;) {
-    const page = await collect(segments, position, Math.min(limits.limit - taken, limits.pageSize), opts);
+    let page: Collected<T>;
+    try {
+      page = await collect(segments, position, Math.min(limits.limit - taken, limits.pageSize), opts);
+    } catch (err) {
+      // A marker this call made (not the caller's token) was deleted between two of its pages: an
+      // unbounded ListVolumes over more than a page of volumes while others are deleted. The
+      // caller sent nothing wrong, so the listing starts again from where the caller asked.
+      if (!(err instanceof MarkerGone) || position === start || restarts >= MAX_RESTARTS) throw err;
+      restarts++;
+      position = start;
+      continue;
+    }
     for (const { segment, item } of page.items) {
+      const key = `${segment.cloud}\u0000${segment.collection ?? ''}\u0000${item.id}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
       const entry = toEntry(segment, item);
       if (entry !== null) {
         const size = sizeOf(entry);

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Code } from '../../src/csi/errors';
 import { OpenStackError } from '../../src/openstack/errors';
-import { collect, type Position, type Segment } from '../../src/controller/paging';
+import { collect, collectEntries, type Position, type Segment } from '../../src/controller/paging';
 
 type Item = { id: string };
 
@@ -51,5 +51,30 @@ describe('paging across collections', () => {
     const segments = [collection('a', ['1', '2'])];
     await assert.rejects(collect(segments, { cloud: 'gone' }, 2, {}), (e: any) => e.code === Code.ABORTED);
     await assert.rejects(collect(segments, { cloud: 'a', marker: 'deleted' }, 2, {}), (e: any) => e.code === Code.ABORTED);
+  });
+
+  it('one call that pages on internally starts again from where the caller asked when a volume it paged from is deleted, taking nothing twice', async () => {
+    const ids = ['1', '2', '3', '4', '5', '6', '7'];
+    const inner = collection('a', ids);
+    let calls = 0;
+    // Between the call's first and second page, someone deletes the page's last volume: the call's own marker.
+    const deleting: Segment<Item> = {
+      cloud: 'a',
+      async list(query, opts) {
+        if (calls++ === 1) ids.splice(ids.indexOf('2'), 1);
+        return inner.list(query, opts);
+      },
+    };
+    const all = await collectEntries([deleting], undefined, { limit: Infinity, pageSize: 2, maxBytes: Infinity }, (_s, item) => item.id, () => 1, {});
+    // '1' and '2' came in the first page, before '2' was deleted; the rest after the restart, '1' not again.
+    assert.deepEqual(all.entries, ['1', '2', '3', '4', '5', '6', '7']);
+    assert.equal(all.next, undefined);
+  });
+
+  it("a vanished marker from the caller's own token is still ABORTED, not a silent restart", async () => {
+    await assert.rejects(
+      collectEntries([collection('a', ['1', '2'])], { cloud: 'a', marker: 'deleted' }, { limit: Infinity, pageSize: 2, maxBytes: Infinity }, (_s, item) => item.id, () => 1, {}),
+      (e: any) => e.code === Code.ABORTED,
+    );
   });
 });
