@@ -149,12 +149,19 @@ type Fail = (o: Origin, what: string) => never;
 
 function globalCloud(section: CloudConfSection, label: string, name: string, origins: Map<string, Origin>, fail: Fail): Record<string, unknown> {
   const cloud: Record<string, unknown> = {};
-  for (const v of lastOfEach(section.variables)) {
+  const variables = lastOfEach(section.variables);
+  // The Go plugin reads clouds-file and cloud only when use-clouds is true.
+  const useClouds = variables.find((v) => v.name === 'use-clouds');
+  const cloudsYamlOn = useClouds !== undefined && useClouds.value !== '' && (useClouds.value === null || parseBool(useClouds.value) !== false);
+  for (const v of variables) {
     const o: Origin = { section: label, key: v.name, line: v.line };
     const refused = GLOBAL_REFUSED[v.name];
-    // use-clouds = false asks for nothing the driver lacks.
-    if (v.name === 'use-clouds' && v.value !== null && parseBool(v.value) === false) continue;
-    if (refused) fail(o, refused);
+    if (refused) {
+      // `trust-id =` is gcfg's zero value, as if absent; use-clouds = false asks for nothing the driver lacks.
+      if (v.value === '') continue;
+      if ((v.name === 'use-clouds' || v.name === 'clouds-file' || v.name === 'cloud') && !cloudsYamlOn) continue;
+      fail(o, refused);
+    }
     const yamlKey = GLOBAL_KEYS[v.name];
     if (!yamlKey) unknownKey(o, Object.keys(GLOBAL_KEYS), fail);
     origins.set(`clouds.${name}.${yamlKey}`, o);
@@ -234,7 +241,7 @@ function metadata(section: CloudConfSection, label: string, node: Record<string,
         break;
       }
       case 'request-timeout':
-        fail(o, 'has no setting here: the node plugin waits up to 2 s for each metadata service request and tries 3 times; remove it');
+        fail(o, 'has no setting here: the node plugin tries the metadata service 3 times, waiting 2 s the first time and twice as long each time after, up to 10 s; remove it');
         break;
       default:
         unknownKey(o, METADATA_KEYS, fail);
@@ -256,9 +263,15 @@ function lastOfEach(variables: readonly CloudConfVariable[]): CloudConfVariable[
   return [...byName.values()];
 }
 
+/**
+ * An unknown key is named only when it is close to a known one (a typo): a value
+ * wrapped onto a line of its own, a password say, is read as a key, and must not
+ * reach the message.
+ */
 function unknownKey(o: Origin, known: readonly string[], fail: Fail): never {
   const hint = closest(o.key, [...known]);
-  return fail(o, `is not a key the Go cinder-csi-plugin reads${hint ? ` (did you mean '${hint}'?)` : ''}`);
+  if (hint) return fail(o, `is not a key the Go cinder-csi-plugin reads (did you mean '${hint}'?)`);
+  return fail({ ...o, key: '' }, 'is not one the Go cinder-csi-plugin reads (its name is not shown, in case it is a value wrapped onto a line of its own)');
 }
 
 /** gcfg's booleans: true/yes/on/1 and false/no/off/0 in any case. */
@@ -302,5 +315,5 @@ function sectionLabel(s: CloudConfSection): string {
 }
 
 function describeOrigin(o: Origin, file: string): string {
-  return `'${o.key}' in ${o.section}${o.line !== undefined ? ` at line ${o.line}` : ''} of ${file}`;
+  return `${o.key ? `'${o.key}'` : 'a key'} in ${o.section}${o.line !== undefined ? ` at line ${o.line}` : ''} of ${file}`;
 }

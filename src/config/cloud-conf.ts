@@ -95,7 +95,8 @@ class Parser {
       else if (c === ';' || c === '#') this.skipComment();
       else if (c === '[') this.header();
       else if (isLetter(c)) this.variable();
-      else this.fail(this.line, `expected a section header or a variable, not ${JSON.stringify(c)}`);
+      // The character is not quoted: it may be the start of a value wrapped onto a line of its own, a password.
+      else this.fail(this.line, 'expected a section header or a variable at the start of the line');
     }
   }
 
@@ -124,13 +125,14 @@ class Parser {
   private variable(): void {
     const line = this.line;
     const name = this.name();
-    if (!this.current) this.fail(line, `'${name}' comes before any section header such as [Global]`);
+    // Names are not quoted in messages: a value wrapped onto a line of its own (a password) is read as one.
+    if (!this.current) this.fail(line, 'a variable comes before any section header such as [Global]');
     if (this.peek() === '_') this.fail(line, `names are written with '-', not '_' (auth-url, not auth_url)`);
     this.skipBlanks();
     let value: string | null = null;
     const c = this.peek();
     if (c !== undefined && c !== '\n' && c !== ';' && c !== '#') {
-      if (c !== '=') this.fail(line, `expected '=' after '${name}'`);
+      if (c !== '=') this.fail(line, "expected '=' after the name at the start of the line (a value on a line of its own is read as a name)");
       this.next();
       this.skipBlanks();
       value = this.value(line);

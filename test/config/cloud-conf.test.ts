@@ -105,10 +105,10 @@ test('CRLF line ends and a leading byte-order mark read like plain LF', () => {
 
 test('every syntax error names the file and the line', () => {
   const cases: Array<[string, RegExp]> = [
-    ['username = a\n', /line 1: 'username' comes before any section header/],
-    ['[Global]\n= x\n', /line 2: expected a section header or a variable, not "="/],
+    ['username = a\n', /line 1: a variable comes before any section header/],
+    ['[Global]\n= x\n', /line 2: expected a section header or a variable at the start of the line/],
     ['[Global]\nauth_url = x\n', /line 2: names are written with '-', not '_'/],
-    ['[Global]\nregion x\n', /line 2: expected '=' after 'region'/],
+    ['[Global]\nregion x\n', /line 2: expected '=' after the name at the start of the line/],
     ['[Global\nregion = x\n', /line 1: expected '\]' to close the section header/],
     ['[]\n', /line 1: expected a section name after '\['/],
     ['[Global ""]\n', /line 1: empty subsection name: write \[global\] for the section itself/],
@@ -128,6 +128,13 @@ test('every syntax error names the file and the line', () => {
 test('a syntax error never quotes the value it is in (it may be a password)', () => {
   for (const text of ['[Global]\npassword = "s3cret-pw\n', '[Global]\npassword = "s3cret-pw\\x"\n', '[Global]\npassword = s3cret-pw\\x\n']) {
     assert.ok(!parseError(text).includes('s3cret'), text);
+  }
+});
+
+test('a value wrapped onto a line of its own is never quoted either: the parser reads it as a name or a stray character', () => {
+  for (const text of ['[Global]\npassword =\nS3cr3t!pass\n', '[Global]\npassword =\n9s3cretpw\n', '[Global]\npassword =\n  s3cret pw\n']) {
+    const msg = parseError(text);
+    assert.ok(!/s3cr|S3cr|9/.test(msg.replace(FILE, '')), `${JSON.stringify(text)}: ${msg}`);
   }
 });
 
