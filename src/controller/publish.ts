@@ -254,7 +254,8 @@ async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Vol
     return volume;
   } catch (err) {
     if (!isOpenStackError(err, 'state')) throw err;
-    const removed = await cloud.compute.detachVolume(serverId, volumeId, { signal: op.signal }).then(
+    // Uninterrupted, as detach() is: a cleanup detach cut off by the caller may still land after a later publish.
+    const removed = await cloud.compute.detachVolume(serverId, volumeId, UNINTERRUPTED).then(
       () => true,
       (e) => {
         if (isNotFound(e)) return true;
