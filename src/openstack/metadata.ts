@@ -52,16 +52,26 @@ export function identityFromMetaData(md: MetaData, source: InstanceIdentity['sou
  */
 export const CONFIG_DRIVE_LABELS = ['config-2', 'CONFIG-2'] as const;
 
-/** The device of the config drive, or null when no filesystem carries its label. */
-export async function findConfigDrive(signal?: AbortSignal): Promise<string | null> {
+/**
+ * The device of the config drive, or null when no filesystem carries its
+ * label, or more than one does: a Cinder volume attached to this node can hold
+ * a filesystem labelled config-2 too (a disk image of another VM, say), and
+ * its meta_data.json would name another instance, so then neither is trusted
+ * and the next source (the metadata service) decides.
+ */
+export async function findConfigDrive(signal?: AbortSignal, logger?: Logger): Promise<string | null> {
+  const devices: string[] = [];
   for (const label of CONFIG_DRIVE_LABELS) {
     // -c /dev/null: probe the devices now rather than trust blkid's cache file,
     // whose entries younger than two seconds are not checked again.
     const found = await run('blkid', ['-c', '/dev/null', '-t', `LABEL=${label}`, '-o', 'device'], { timeoutMs: 10_000, signal, okCodes: [2] });
-    const device = found.stdout.split('\n').map((l) => l.trim()).find(Boolean);
-    if (device) return device;
+    for (const line of found.stdout.split('\n')) if (line.trim() && !devices.includes(line.trim())) devices.push(line.trim());
   }
-  return null;
+  if (devices.length > 1) {
+    logger?.warn({ devices }, 'more than one filesystem is labelled as a config drive; trusting none of them');
+    return null;
+  }
+  return devices[0] ?? null;
 }
 
 /**
@@ -84,8 +94,8 @@ async function mountConfigDrive(device: string, dir: string, logger: Logger, sig
 
 /** Mount the config drive read-only in a private directory, read meta_data.json, unmount. */
 export async function readConfigDrive(logger: Logger, signal?: AbortSignal): Promise<InstanceIdentity> {
-  const device = await findConfigDrive(signal);
-  if (!device) throw new OpenStackError('not_found', `no config drive (no filesystem labelled ${CONFIG_DRIVE_LABELS.join(' or ')})`);
+  const device = await findConfigDrive(signal, logger);
+  if (!device) throw new OpenStackError('not_found', `no config drive (no filesystem, or more than one, labelled ${CONFIG_DRIVE_LABELS.join(' or ')})`);
   const dir = await mkdtemp(path.join(tmpdir(), 'cinder-csi-configdrive-'));
   try {
     await mountConfigDrive(device, dir, logger, signal);

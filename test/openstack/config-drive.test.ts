@@ -193,6 +193,16 @@ async function ext4ConfigDrive(box: Sandbox): Promise<LoopDevice> {
   return disk;
 }
 
+test('two filesystems labelled config-2 (a volume holding another VM\'s config drive, say): neither is trusted', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  await ext4ConfigDrive(box);
+  await ext4ConfigDrive(box);
+  assert.equal(await findConfigDrive(), null);
+  await assert.rejects(readConfigDrive(silentLogger), /more than one/);
+  await assertNothingLeft();
+});
+
 // cloud-init reads a config drive where it is already mounted (util.mount_cb), and people
 // mount it by hand (mount /dev/disk/by-label/config-2 /mnt/config): read-write, for vfat.
 // The kernel refuses a second, read-only mount of a filesystem mounted read-write.
