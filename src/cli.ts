@@ -106,10 +106,7 @@ async function serve(args: string[]): Promise<number> {
     }
     throw e;
   }
-  if (opts.sim) {
-    process.stdout.write(`cinder-csi is serving (${mode}) on ${opts.endpoint} against the simulated OpenStack; Ctrl-C stops it\n`);
-  }
-  return new Promise<number>((resolve) => {
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
@@ -124,6 +121,12 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));
   });
+  // Only now, with the handlers in place: whoever reads this line may signal at once, and a
+  // signal that came between the line and the handlers would kill the process uncleanly.
+  if (opts.sim) {
+    process.stdout.write(`cinder-csi is serving (${mode}) on ${opts.endpoint} against the simulated OpenStack; Ctrl-C stops it\n`);
+  }
+  return stopped;
 }
 
 /**
@@ -206,12 +209,7 @@ async function sim(args: string[]): Promise<number> {
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
     throw err;
   });
-  process.stdout.write(
-    `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\n` +
-      `  the driver, controller and node (its node is the simulator's instance ${simulator.instances[0]!.id}):\n` +
-      `    cinder-csi serve --config ${path.join(dir, 'cinder-csi.yaml')} --endpoint unix:///tmp/cinder-csi-${process.getuid?.() ?? 0}/csi.sock\nCtrl-C stops it\n`,
-  );
-  return new Promise<number>((resolve) => {
+  const stopped = new Promise<number>((resolve) => {
     const stop = async () => {
       // A --state-dir is the user's (it holds openrc and clouds.yaml); a directory made here goes.
       if (tempDir) await stopSimulator(simulator, tempDir);
@@ -221,6 +219,13 @@ async function sim(args: string[]): Promise<number> {
     process.once('SIGTERM', () => void stop());
     process.once('SIGINT', () => void stop());
   });
+  // The handlers first, then the line that invites Ctrl-C (see serve).
+  process.stdout.write(
+    `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\n` +
+      `  the driver, controller and node (its node is the simulator's instance ${simulator.instances[0]!.id}):\n` +
+      `    cinder-csi serve --config ${path.join(dir, 'cinder-csi.yaml')} --endpoint unix:///tmp/cinder-csi-${process.getuid?.() ?? 0}/csi.sock\nCtrl-C stops it\n`,
+  );
+  return stopped;
 }
 
 if (require.main === module) {

@@ -213,16 +213,26 @@ test('serve --sim removes the simulator\'s temporary directory when it stops', a
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
+  let simDirSeen = false;
+  // Ctrl-C the moment the line is read, as a quick user (or a script) would: the line promises
+  // that the signal handlers are in place. Printed before them, this died by SIGINT in most runs.
+  child.stdout.on('data', (d) => {
+    const first = !stdout.includes('cinder-csi is serving');
+    stdout += d;
+    if (first && stdout.includes('cinder-csi is serving')) {
+      child.kill('SIGINT');
+      // Right after the signal, not before it (that was enough delay to hide the race); the stop
+      // removes the directory only after the driver's own shutdown, milliseconds later.
+      simDirSeen = readdirSync(tmp).some((e) => e.startsWith('cinder-csi-sim-'));
+    }
+  });
   child.stderr.on('data', (d) => (stderr += d));
-  // The signal too, when there is one: this test once saw the process end by a signal, with nothing on stderr.
+  // The signal too, when there is one.
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   try {
-    // The line comes once the driver serves, with its signal handlers in place (the socket exists earlier).
     await until(() => stdout.includes('cinder-csi is serving'), 20_000, 'the driver to serve');
-    assert.ok(readdirSync(tmp).some((d) => d.startsWith('cinder-csi-sim-')), 'the simulator made its directory in TMPDIR');
-    child.kill('SIGINT');
     assert.equal(await exited, 0, `${stderr}\nlast stdout lines:\n${stdout.split('\n').slice(-5).join('\n')}`);
+    assert.ok(simDirSeen, 'the simulator made its directory in TMPDIR');
     assert.deepEqual(readdirSync(tmp), [], 'nothing left in TMPDIR');
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -323,5 +333,27 @@ test('a simulator that cannot start (its port is taken) leaves no temporary dire
     assert.deepEqual(readdirSync(tmp), []);
   } finally {
     taken.close();
+  }
+});
+
+test('sim: Ctrl-C the moment it says "Ctrl-C stops it" stops it cleanly and removes its temporary directory', async () => {
+  const tmp = mkdtempSync(path.join(dir, 'tmp-sim-stop-'));
+  const child = spawn(process.execPath, [CLI, 'sim', '--listen', '127.0.0.1:0'], { env: { ...CLEAN_ENV, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    const first = !stdout.includes('Ctrl-C stops it');
+    stdout += d;
+    if (first && stdout.includes('Ctrl-C stops it')) child.kill('SIGINT');
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  try {
+    await until(() => stdout.includes('Ctrl-C stops it'), 20_000, 'the simulator to start');
+    assert.equal(await exited, 0, stderr);
+    assert.deepEqual(readdirSync(tmp), [], 'nothing left in TMPDIR');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
   }
 });
