@@ -84,10 +84,13 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
         defaultVolumeType: config.controller.defaultVolumeType,
         topology: config.controller.topology,
         advertiseGetSnapshot: config.controller.advertiseGetSnapshot,
+        sameNameChecksMs: config.controller.sameNameChecksMs,
       },
       logger,
     });
-    server.addService(csi.Controller.service, wrapService(csi.Controller.service, controller as unknown as Record<string, Handler<any, any>>, { logger, service: 'Controller' }));
+    // First of the closers: its looks use the clouds, which the others close.
+    closers.unshift(async () => controller.stop());
+    server.addService(csi.Controller.service, wrapService(csi.Controller.service, controller.handlers as unknown as Record<string, Handler<any, any>>, { logger, service: 'Controller' }));
   }
 
   if (runsNode) {

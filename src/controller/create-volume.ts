@@ -1,7 +1,8 @@
 // CreateVolume: idempotent by name, looked up in Cinder itself, so a retry
 // after a crash or a missed deadline finds the volume the first attempt made
 // instead of making a second one. (Concurrent retries inside this process are
-// joined by the in-flight registry before they get here.)
+// joined by the in-flight registry before they get here; a create that lands
+// after the look-up is same-name.ts's.)
 import type { CreateVolumeRequest__Output } from '../gen/csi/v1/CreateVolumeRequest';
 import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
 import { NO_BACKEND_EVENT_ID, type CallOptions, type Cloud, type Volume } from '../openstack/types';
@@ -9,11 +10,11 @@ import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
 import { alreadyExists, internal, invalidArgument, outOfRange, requireField, requireName, resourceExhausted } from '../csi/errors';
 import { capabilitiesProblem, isMultiNode, isMultiattachType } from './capabilities';
-import { findOneByName } from './by-name';
 import { failureMessage } from './messages';
 import { cloudForSecrets } from './clouds';
 import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
+import { oneVolumeNamed } from './same-name';
 import { CLUSTER_METADATA_KEY, ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
 import { resolveSource, type ResolvedSource } from './source';
@@ -69,7 +70,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       ? `is in availability zone '${v.availabilityZone}', not in '${params.availability}' (the StorageClass's availability)`
       : null) ?? (env.settings.topology ? zoneMismatch(v.availabilityZone, req.accessibility_requirements, env.settings.azMap) : null);
 
-  let volume = await findOneByName((q, o) => bs.listVolumes(q, o), name, 'volume', op);
+  let volume = await oneVolumeNamed(env, cloud, name, op);
   const made = !volume;
   if (volume) {
     // The spec: the same name is OK only when the volume is compatible and accessible from accessibility_requirements.
@@ -127,6 +128,8 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     );
   }
 
+  // A create an earlier controller left in Cinder's hands may land after the look-up above.
+  env.sameNameChecks?.schedule(cloud, name, volume.id);
   const context: Record<string, string> = {};
   if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';
   return { volume: csiVolume(env, cloud.name, volume, context) };

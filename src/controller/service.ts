@@ -42,6 +42,7 @@ import type { CloudSet } from './clouds';
 import { createEnv, type ControllerEnv, type Op } from './env';
 import { controllerSettings, type ControllerSettings } from './settings';
 import { createVolume } from './create-volume';
+import { SameNameChecks } from './same-name';
 import { deleteVolume } from './delete-volume';
 import { publishVolume, unpublishVolume } from './publish';
 import { controllerGetVolume, validateVolumeCapabilities } from './inspect-volume';
@@ -78,9 +79,16 @@ export interface ControllerDeps {
 
 type Operation<Req, Res> = (env: ControllerEnv, req: Req, op: Op) => Promise<Res>;
 
-export function createControllerService(deps: ControllerDeps): ControllerService {
+export function createControllerService(deps: ControllerDeps): { handlers: ControllerService; stop(): void } {
   const env = createEnv(deps.clouds, controllerSettings(deps.settings), deps.logger);
   const inflight = new InFlight();
+  const sameNameChecks = new SameNameChecks(env, {
+    delaysMs: env.settings.sameNameChecksMs,
+    // The name's CreateVolume slot: a CreateVolume of the name meanwhile is ABORTED and retried.
+    exclusive: (name, signal, work) => inflight.run(`volume-name:${name}`, 'a look for other volumes of the same name', { name }, signal, work),
+    logger: deps.logger,
+  });
+  env.sameNameChecks = sameNameChecks;
 
   /** A change to the object named by `key`, run at most once at a time. */
   const change =
@@ -102,7 +110,7 @@ export function createControllerService(deps: ControllerDeps): ControllerService
   const createVolumeOnce = change('CreateVolume', (req: CreateVolumeRequest__Output) => `volume-name:${requireName(req.name, 'name')}`, createVolume);
   const createSnapshotOnce = change('CreateSnapshot', (req: CreateSnapshotRequest__Output) => `snapshot-name:${requireName(req.name, 'name')}`, createSnapshot);
 
-  return {
+  const handlers: ControllerService = {
     // The new IDs go on the call's log line.
     CreateVolume: async (req, ctx) => {
       const res = await createVolumeOnce(req, ctx);
@@ -128,4 +136,5 @@ export function createControllerService(deps: ControllerDeps): ControllerService
     ControllerGetVolume: read(controllerGetVolume),
     ControllerGetCapabilities: async () => ({ capabilities: controllerCapabilities(env.settings.advertiseGetSnapshot) }),
   };
+  return { handlers, stop: () => sameNameChecks.stop() };
 }

@@ -45,6 +45,12 @@ export interface ControllerSettings {
   listResponseBytes: number;
   /** Advertise the alpha GET_SNAPSHOT capability (GetSnapshot answers either way). Default false: csi-sanity rejects it. */
   advertiseGetSnapshot: boolean;
+  /**
+   * When, after answering CreateVolume, to look again for other volumes of
+   * its name (a create an earlier controller left in Cinder's hands; see
+   * same-name.ts). Default 15 s and 2 min.
+   */
+  sameNameChecksMs: readonly number[];
 }
 
 /** gRPC clients' default receive limit is 4 MiB: this leaves room for the token and framing. */
@@ -70,5 +76,6 @@ export function controllerSettings(partial: Partial<ControllerSettings> = {}): C
     listPageSize,
     listResponseBytes,
     advertiseGetSnapshot: partial.advertiseGetSnapshot ?? false,
+    sameNameChecksMs: [...(partial.sameNameChecksMs ?? [15_000, 120_000])],
   };
 }
