@@ -84,7 +84,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
         defaultVolumeType: config.controller.defaultVolumeType,
         topology: config.controller.topology,
         advertiseGetSnapshot: config.controller.advertiseGetSnapshot,
-        sameNameChecksMs: config.controller.sameNameChecksMs,
+        sameNameCheckMs: config.controller.sameNameCheckMs,
       },
       logger,
     });

@@ -50,8 +50,8 @@ export interface ControllerConfig {
   topology: boolean;
   /** Advertise the alpha GET_SNAPSHOT capability (default false). */
   advertiseGetSnapshot: boolean;
-  /** Not a file setting: tests shorten the later looks for volumes of the same name (default 15 s, 2 min). */
-  sameNameChecksMs?: number[];
+  /** Not a file setting: tests shorten the later look for volumes of the same name (default 2 min). */
+  sameNameCheckMs?: number;
 }
 
 export interface DriverConfig {

@@ -13,9 +13,9 @@
 // places act on that:
 //   - the look-up of a CreateVolume (a retry: nothing was answered that the
 //     provisioner kept) keeps the oldest and deletes the others;
-//   - after answering with a volume it made, the controller looks at the name
-//     again later (SameNameChecks) and deletes the others, the answered one
-//     kept, for a create that landed after the answer.
+//   - after answering, the controller looks at the name once more, later
+//     (SameNameChecks), and deletes the others, the answered one kept, for a
+//     create that landed after the answer.
 // Any other mix (one attached, another cluster's) is left to an operator.
 import type { Logger } from '../log';
 import type { Cloud, Volume } from '../openstack/types';
@@ -96,16 +96,18 @@ const CHECK_TIMEOUT_MS = 10 * 60_000;
 
 export interface SameNameCheckOptions {
   /** When to look, counted from the answer. */
-  delaysMs: readonly number[];
+  delayMs: number;
   /** Runs `work` holding the name's slot in the in-flight registry (no CreateVolume of the name meanwhile). */
   exclusive(name: string, signal: AbortSignal, work: (signal: AbortSignal) => Promise<void>): Promise<void>;
   logger: Logger;
 }
 
 /**
- * The later looks at a name CreateVolume answered with a volume it made.
- * A create of an earlier controller that was still in Cinder's hands lands
- * within seconds (a request's life); the looks come at 15 s and 2 min.
+ * The later look at the name of each volume CreateVolume answered with. A
+ * create an earlier controller left in Cinder's hands lands within a
+ * request's life (seconds, a minute at worst): one look two minutes on
+ * catches it for one request per create, and an unused volume that lives
+ * two minutes harms no one.
  */
 export class SameNameChecks {
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -117,15 +119,13 @@ export class SameNameChecks {
   ) {}
 
   schedule(cloud: Cloud, name: string, answeredId: string): void {
-    for (const delay of this.options.delaysMs) {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        void this.check(cloud, name, answeredId);
-      }, delay);
-      // A look that cannot happen before the process ends is not worth keeping it alive for.
-      timer.unref();
-      this.timers.add(timer);
-    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.check(cloud, name, answeredId);
+    }, this.options.delayMs);
+    // A look that cannot happen before the process ends is not worth keeping it alive for.
+    timer.unref();
+    this.timers.add(timer);
   }
 
   /** Cancel what is scheduled and what runs (the driver is stopping). */

@@ -83,7 +83,7 @@ export function createControllerService(deps: ControllerDeps): { handlers: Contr
   const env = createEnv(deps.clouds, controllerSettings(deps.settings), deps.logger);
   const inflight = new InFlight();
   const sameNameChecks = new SameNameChecks(env, {
-    delaysMs: env.settings.sameNameChecksMs,
+    delayMs: env.settings.sameNameCheckMs,
     // The name's CreateVolume slot: a CreateVolume of the name meanwhile is ABORTED and retried.
     exclusive: (name, signal, work) => inflight.run(`volume-name:${name}`, 'a look for other volumes of the same name', { name }, signal, work),
     logger: deps.logger,

@@ -46,11 +46,11 @@ export interface ControllerSettings {
   /** Advertise the alpha GET_SNAPSHOT capability (GetSnapshot answers either way). Default false: csi-sanity rejects it. */
   advertiseGetSnapshot: boolean;
   /**
-   * When, after answering CreateVolume, to look again for other volumes of
+   * How long after answering CreateVolume to look again for other volumes of
    * its name (a create an earlier controller left in Cinder's hands; see
-   * same-name.ts). Default 15 s and 2 min.
+   * same-name.ts). Default 2 min.
    */
-  sameNameChecksMs: readonly number[];
+  sameNameCheckMs: number;
 }
 
 /** gRPC clients' default receive limit is 4 MiB: this leaves room for the token and framing. */
@@ -76,6 +76,6 @@ export function controllerSettings(partial: Partial<ControllerSettings> = {}): C
     listPageSize,
     listResponseBytes,
     advertiseGetSnapshot: partial.advertiseGetSnapshot ?? false,
-    sameNameChecksMs: [...(partial.sameNameChecksMs ?? [15_000, 120_000])],
+    sameNameCheckMs: partial.sameNameCheckMs ?? 120_000,
   };
 }
