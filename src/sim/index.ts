@@ -140,6 +140,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
         volumeType: state.typeName(v.volumeTypeId),
         snapshotId: v.snapshotId,
         sourceVolId: v.sourceVolId,
+        createdAt: v.createdAt,
         attachments: v.attachments.map((a) => ({ serverId: a.serverId, state: a.state })),
       })),
       snapshots: [...state.snapshots.values()].map((s) => ({ id: s.id, name: s.name, status: s.status, volumeId: s.volumeId })),

@@ -116,6 +116,8 @@ export interface SimInventory {
     volumeType: string;
     snapshotId: string | null;
     sourceVolId: string | null;
+    /** As Cinder shows it (created_at). */
+    createdAt: string;
     /** Cinder's attachments of the volume, with their attach_status. */
     attachments: Array<{ serverId: string; state: string }>;
   }>;

@@ -8,7 +8,8 @@
 // external-provisioner, -attacher and -snapshotter do, and the cloud must hold
 // exactly what one uninterrupted call would have left:
 //   - CreateVolume (empty, from a snapshot, cloning a volume): one volume of
-//     that name, the one answered, of the size and type asked;
+//     that name, the one answered, of the size and type asked; also when two
+//     creates Cinder held past the restarts both land (the retry keeps the oldest);
 //   - ControllerPublishVolume: one attachment of the volume to the node, in-use;
 //     ControllerUnpublishVolume: no attachment in Cinder or Nova, 'available';
 //   - a publish cut short and then unpublished instead (the CO gave up): no attachment;
@@ -260,6 +261,31 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
     const name = uniqueName('volume');
     const req = { name, capacity_range: { required_bytes: 2 * GiB }, ...MOUNT };
     const res = await crashAndRetry<any>('CreateVolume', req, createPoints(name)[0], asked(ROUTES.lookUpVolumeByName));
+    assertOneVolume(name, res, 2);
+    assertSettled();
+  });
+
+  it('CreateVolume whose create Cinder still holds when the retry looks the name up: two volumes land, and the next retry comes back to one', async () => {
+    const name = uniqueName('held');
+    const req = { name, capacity_range: { required_bytes: 2 * GiB }, ...MOUNT };
+    // Each create is held longer than a restart takes, so the next attempt's look-up misses it.
+    const held = (): KillPoint => ({
+      name: 'the create received and held past the restart',
+      arm() {
+        sim.control.addFault({ method: 'POST', pathPattern: '/volumes$', delayMs: 4000, times: 1 });
+        const before = requests(ROUTES.createVolume);
+        return () => requests(ROUTES.createVolume) > before;
+      },
+    });
+    await callAndKill('CreateVolume', req, held());
+    assert.equal(volumesNamed(name).length, 0, 'the first create is still held when the retry comes');
+    await callAndKill('CreateVolume', req, held());
+    await until('both held creates landed', () => volumesNamed(name).length === 2);
+    const [a, b] = volumesNamed(name);
+    const res = await retryUntilOk<any>('CreateVolume', req);
+    const oldest = [a!, b!].sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id))[0]!;
+    assert.equal(res.volume.volume_id, oldest.id, 'the oldest is kept');
+    await until('the other is deleted', () => volumesNamed(name).length === 1);
     assertOneVolume(name, res, 2);
     assertSettled();
   });
