@@ -17,6 +17,8 @@ import { createCloud } from '../../src/openstack/cloud';
 import { isNotFound } from '../../src/openstack/errors';
 import type { Cloud } from '../../src/openstack/types';
 import { GiB } from '../../src/csi/constants';
+import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
+import { keeper } from '../../src/controller/same-name';
 import { call, connect, expectCode, type CsiClients } from '../helpers/grpc';
 import { adminSkipReason, adminVolumeApi, cloudConfigFromEnv, cloudSkipReason } from '../openstack/cloud-env';
 
@@ -97,6 +99,31 @@ describe('controller lifecycle on a real cloud', { skip }, () => {
       await adminCall('DELETE', `/types/${made.volume_type.id}`).catch(() => undefined);
       await admin.close();
     }
+  });
+
+  it('two volumes of one name (a create that outlived its controller): CreateVolume answers the oldest and deletes the other', async () => {
+    const name = `cinder-csi-twins-${run}`;
+    const mark = { [CLUSTER_METADATA_KEY]: `cloud-test-${run}` };
+    for (let i = 0; i < 2; i++) volumes.push((await cloud.blockStorage.createVolume({ name, size: 1, metadata: mark })).id);
+    // Real Cinder's created_at may have whole seconds only: the same rule as the driver's decides.
+    const twins = (await cloud.blockStorage.listVolumes({ name })).items.filter((v) => v.name === name);
+    assert.equal(twins.length, 2);
+    const kept = keeper(twins);
+    const other = twins.find((v) => v.id !== kept.id)!;
+    const res = await rpc('CreateVolume', { name, volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB } });
+    assert.equal(res.volume.volume_id, kept.id);
+    // Deleted (not merely asked to be): gone from Cinder within a minute.
+    const end = Date.now() + 60_000;
+    let gone = false;
+    while (!gone && Date.now() < end) {
+      gone = await cloud.blockStorage.getVolume(other.id).then(
+        () => false,
+        (e: unknown) => isNotFound(e),
+      );
+      if (!gone) await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.ok(gone, `the other volume ${other.id} is deleted`);
+    await rpc('DeleteVolume', { volume_id: kept.id });
   });
 
   it('creates, publishes, expands while attached, unpublishes, snapshots, restores and deletes', async () => {
