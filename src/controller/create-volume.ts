@@ -128,7 +128,8 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     );
   }
 
-  // A create an earlier controller left in Cinder's hands may land after the look-up above.
+  // A create an earlier controller left in Cinder's hands may land after the look-up above
+  // (and leftovers the look-up found still being made are deleted then).
   env.sameNameChecks?.schedule(cloud, name, volume.id);
   const context: Record<string, string> = {};
   if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';

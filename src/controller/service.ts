@@ -85,7 +85,7 @@ export function createControllerService(deps: ControllerDeps): { handlers: Contr
   const sameNameChecks = new SameNameChecks(env, {
     delayMs: env.settings.sameNameCheckMs,
     // The name's CreateVolume slot: a CreateVolume of the name meanwhile is ABORTED and retried.
-    exclusive: (name, signal, work) => inflight.run(`volume-name:${name}`, 'a look for other volumes of the same name', { name }, signal, work),
+    exclusive: (name, request, signal, work) => inflight.run(`volume-name:${name}`, 'a look for other volumes of the same name', request, signal, work),
     logger: deps.logger,
   });
   env.sameNameChecks = sameNameChecks;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Volume } from '../../src/openstack/types';
 import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
-import { keeper, unclaimed } from '../../src/controller/same-name';
+import { keeper, plan, unclaimed } from '../../src/controller/same-name';
 import { Code, GiB, MOUNT_RWO, expectCode, startController, type ControllerHarness } from './harness';
 
 const CLUSTER = 'test-cluster';
@@ -29,11 +29,14 @@ describe('volumes that share a name', () => {
   });
   after(() => h.stop());
 
-  /** A volume as an earlier controller's create would have made it (this cluster's, unless said otherwise). */
-  async function stray(name: string, cluster = CLUSTER): Promise<Volume> {
-    const v = await h.cloud.blockStorage.createVolume({ name, size: 1, metadata: { [CLUSTER_METADATA_KEY]: cluster } });
-    await sleep(5); // distinct created_at, so "the oldest" is plain to see
-    return v;
+  /**
+   * A volume as an earlier controller's create would have made it (this cluster's, unless said
+   * otherwise). Made in a later second than anything before it (Cinder keeps whole seconds), so
+   * "the oldest" is plain to see, unless `now`.
+   */
+  async function stray(name: string, cluster = CLUSTER, now = false): Promise<Volume> {
+    if (!now) await sleep(1000 - (Date.now() % 1000) + 10);
+    return h.cloud.blockStorage.createVolume({ name, size: 1, metadata: { [CLUSTER_METADATA_KEY]: cluster } });
   }
 
   /** Volumes of the name that are not on their way out. */
@@ -50,21 +53,53 @@ describe('volumes that share a name', () => {
 
   const create = (name: string) => h.rpc('CreateVolume', { name, volume_capabilities: [MOUNT_RWO], capacity_range: { required_bytes: GiB } });
 
-  it('a retry that finds several unclaimed volumes of its name answers the oldest and deletes the others', async () => {
+  /** Wait until none of the volumes of the name is still being made. */
+  async function settled(name: string): Promise<void> {
+    while ((await live(name)).some((v) => v.status === 'creating')) await sleep(25);
+  }
+
+  it('a retry that finds several unclaimed volumes of its name answers the oldest available one; the others are gone before it answers, or, still being made, go at the later look', async () => {
     const name = 'pvc-two-strays';
     const oldest = await stray(name);
-    await stray(name);
-    await stray(name); // still 'creating' when the retry comes: waited for, then deleted
+    const second = await stray(name);
+    await settled(name);
+    const making = await stray(name); // still 'creating' when the retry comes
     const res = await create(name);
     assert.equal(res.volume.volume_id, oldest.id);
-    const left = await live(name);
+    const atAnswer = await live(name);
+    assert.ok(!atAnswer.some((v) => v.id === second.id), 'the available leftover is gone before the answer');
+    assert.ok(atAnswer.some((v) => v.id === making.id), 'the one being made is not waited for');
+    const left = await untilLive(name, 1);
     assert.deepEqual(left.map((v) => v.id), [oldest.id]);
     assert.equal(left[0]!.status, 'available');
+  });
+
+  it('a CreateVolume repeated after its answer, with a leftover present, answers the same volume and deletes the leftover', async () => {
+    const name = 'pvc-repeat';
+    const answered = (await create(name)).volume.volume_id as string;
+    await stray(name);
+    await settled(name);
+    const again = await create(name);
+    assert.equal(again.volume.volume_id, answered);
+    assert.deepEqual((await live(name)).map((v) => v.id), [answered]);
+  });
+
+  it('a leftover whose delete the backend refuses: INTERNAL saying so, and the retry finishes the job', async () => {
+    const name = 'pvc-busy-stray';
+    const oldest = await stray(name);
+    const busy = await stray(name);
+    await settled(name);
+    h.driver.sim.control.failDeletes(1);
+    const err = await expectCode(create(name), Code.INTERNAL);
+    assert.match(err.details, new RegExp(`^volume ${busy.id}, a leftover of the same name '${name}', was not deleted \\(Cinder put it to 'available'\\); delete it by hand$`));
+    assert.equal((await create(name)).volume.volume_id, oldest.id);
+    assert.deepEqual((await live(name)).map((v) => v.id), [oldest.id]);
   });
 
   it('a healthy volume is kept before an older failed one', async () => {
     const name = 'pvc-failed-stray';
     const failed = await stray(name);
+    await settled(name); // else its create, finishing, would make it available again
     h.driver.sim.control.setVolumeStatus(failed.id, 'error');
     const healthy = await stray(name);
     const res = await create(name);
@@ -80,7 +115,7 @@ describe('volumes that share a name', () => {
       const a = await stray(name);
       const b = await stray(name, claim === 'foreign' ? 'another-cluster' : CLUSTER);
       await untilLive(name, 2);
-      while ((await live(name)).some((v) => v.status === 'creating')) await sleep(25);
+      await settled(name);
       if (claim === 'attached') {
         await h.rpc('ControllerPublishVolume', { volume_id: b.id, node_id: nodeId, volume_capability: MOUNT_RWO, readonly: false });
       }
@@ -96,7 +131,7 @@ describe('volumes that share a name', () => {
     const name = 'pvc-late-stray';
     const res = await create(name);
     const answered = res.volume.volume_id as string;
-    const late = await stray(name); // the dead controller's create, landing now
+    const late = await stray(name, CLUSTER, true); // the dead controller's create, landing now
     assert.equal((await live(name)).length, 2);
     const left = await untilLive(name, 1);
     assert.deepEqual(left.map((v) => v.id), [answered], `the late ${late.id} is deleted`);
@@ -105,29 +140,55 @@ describe('volumes that share a name', () => {
   it("the later look leaves alone another cluster's volume of the name, and everything once the answered volume is gone", async () => {
     const name = 'pvc-late-foreign';
     const answered = (await create(name)).volume.volume_id as string;
-    const foreign = await stray(name, 'another-cluster');
+    const foreign = await stray(name, 'another-cluster', true);
     const name2 = 'pvc-deleted-before-look';
     const deleted = (await create(name2)).volume.volume_id as string;
     await h.rpc('DeleteVolume', { volume_id: deleted });
-    const after = await stray(name2);
+    const after = await stray(name2, CLUSTER, true);
     await sleep(CHECK_MS + 500);
     assert.deepEqual((await live(name)).map((v) => v.id).sort(), [answered, foreign.id].sort());
     // The answered volume was deleted: a later retry's look-up would keep the oldest, not this look.
     assert.deepEqual((await live(name2)).map((v) => v.id), [after.id]);
   });
 
-  it('picks the keeper the same way whatever the order it is shown in, and calls only idle, unattached, own volumes unclaimed', () => {
+  describe('the rule (plan)', () => {
     const v = (id: string, createdAt: string, status = 'available', extra: Partial<Volume> = {}): Volume =>
-      ({ id, name: 'n', status, createdAt, attachments: [], metadata: { [CLUSTER_METADATA_KEY]: CLUSTER }, ...extra }) as Volume;
-    const sameSecond = [v('b', '2026-11-26T10:00:00.000000'), v('a', '2026-11-26T10:00:00.000000'), v('c', '2026-11-26T09:59:59.000000', 'error')];
-    assert.equal(keeper(sameSecond).id, 'a');
-    assert.equal(keeper([...sameSecond].reverse()).id, 'a');
-    assert.equal(keeper([v('x', '2026-11-26T10:00:01.000000'), v('y', '2026-11-26T10:00:00.000000')]).id, 'y');
-    assert.equal(unclaimed(v('a', ''), CLUSTER), true);
-    assert.equal(unclaimed(v('a', '', 'creating'), CLUSTER), true);
-    assert.equal(unclaimed(v('a', '', 'in-use'), CLUSTER), false);
-    assert.equal(unclaimed(v('a', '', 'available', { attachments: [{ serverId: 's' } as Volume['attachments'][number]] }), CLUSTER), false);
-    assert.equal(unclaimed(v('a', '', 'uploading'), CLUSTER), false);
-    assert.equal(unclaimed(v('a', '', 'available', { metadata: {} }), CLUSTER), false);
+      ({ id, name: 'n', status, createdAt, attachments: [], metadata: { [CLUSTER_METADATA_KEY]: CLUSTER }, migrationStatus: null, ...extra }) as Volume;
+    const T = '2026-11-26T10:00:00.000000';
+
+    it('keeps the same one whatever order Cinder lists them in: available first, then oldest, then smallest ID', () => {
+      const sameSecond = [v('b', T), v('a', T), v('c', '2026-11-26T09:59:59.000000', 'error'), v('d', '2026-11-26T09:59:58.000000', 'creating')];
+      assert.equal(keeper(sameSecond).id, 'a');
+      assert.equal(keeper([...sameSecond].reverse()).id, 'a');
+      assert.equal(keeper([v('x', '2026-11-26T10:00:01.000000'), v('y', T)]).id, 'y');
+      assert.equal(keeper([v('x', T, 'error'), v('y', '2026-11-26T10:00:05.000000', 'creating')]).id, 'y');
+    });
+
+    it('keeps the volume this process answered with, even when another sorts first', () => {
+      const older = v('a', '2026-11-26T09:59:59.000000');
+      const answered = v('z', T);
+      assert.deepEqual(plan([answered, older], CLUSTER, 'z'), { keep: answered, remove: [older], problems: [] });
+      assert.deepEqual(plan([answered, older], CLUSTER), { keep: older, remove: [answered], problems: [] });
+    });
+
+    it('without an answer here, chooses nothing when any of them may be in use; with one, deletes only what nothing uses', () => {
+      const attached = v('b', T, 'in-use', { attachments: [{ serverId: 's' } as Volume['attachments'][number]] });
+      assert.deepEqual(plan([v('a', T), attached], CLUSTER), { keep: undefined, remove: [], problems: ['b is attached'] });
+      const answered = v('z', T, 'in-use', { attachments: [{ serverId: 's' } as Volume['attachments'][number]] });
+      const leftover = v('a', T);
+      assert.deepEqual(plan([answered, leftover], CLUSTER, 'z'), { keep: answered, remove: [leftover], problems: [] });
+    });
+
+    it('a volume made more than 10 minutes apart is not a leftover (an idle PV of long ago), nor is a migrating, busy or foreign one', () => {
+      const old = v('old', '2026-11-26T09:49:59.000000');
+      const r = plan([v('z', T), old], CLUSTER, 'z');
+      assert.deepEqual(r.remove, []);
+      assert.deepEqual(r.problems, ['old was made more than 10 minutes apart from z']);
+      assert.deepEqual(plan([v('z', T), v('m', T, 'available', { migrationStatus: 'migrating' })], CLUSTER, 'z').problems, ["m is migrating ('migrating')"]);
+      assert.deepEqual(plan([v('z', T), v('u', T, 'uploading')], CLUSTER, 'z').problems, ["u is 'uploading'"]);
+      assert.deepEqual(plan([v('z', T), v('f', T, 'available', { metadata: { [CLUSTER_METADATA_KEY]: 'other' } })], CLUSTER, 'z').problems, ["f belongs to cluster 'other'"]);
+      assert.deepEqual(plan([v('z', T), v('n', T, 'available', { metadata: {} })], CLUSTER, 'z').problems, ['n carries no cluster mark']);
+      assert.equal(unclaimed(v('a', T, 'creating'), CLUSTER), true);
+    });
   });
 });
