@@ -128,9 +128,9 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     );
   }
 
-  // A create an earlier controller left in Cinder's hands may land after the look-up above
-  // (and leftovers the look-up found still being made are deleted then).
-  env.sameNameChecks?.schedule(cloud, name, volume.id);
+  // To be marked as answered (it may go into a PV), and the name looked at later: a create an
+  // earlier controller left in Cinder's hands may land after the look-up above.
+  env.sameNameChecks?.answer(cloud, name, volume);
   const context: Record<string, string> = {};
   if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';
   return { volume: csiVolume(env, cloud.name, volume, context) };

@@ -15,8 +15,8 @@ export interface ControllerEnv {
   logger: Logger;
   /** For waits the cloud's own waiter does not offer (Nova attachments). */
   waiterFor(cloud: Cloud): Waiter;
-  /** The later look at the name of each volume CreateVolume answered with, and the answers it remembers (same-name.ts). */
-  sameNameChecks?: { schedule(cloud: Cloud, name: string, answeredId: string): void; answered(name: string): string | undefined };
+  /** Looks at the name of each volume CreateVolume answered with later, and marks the volume; remembers the answers meanwhile (same-name.ts). */
+  sameNameChecks?: { answer(cloud: Cloud, name: string, volume: Volume): void; answered(name: string): string | undefined };
 }
 
 export function createEnv(clouds: CloudSet, settings: ControllerSettings, logger: Logger): ControllerEnv {

@@ -35,6 +35,14 @@ import { invalidArgument } from '../csi/errors';
 export const CLUSTER_METADATA_KEY = 'cinder.csi.openstack.org/cluster';
 
 /**
+ * Metadata key set on a volume once CreateVolume has answered with it; its
+ * value is the name it was answered for (a restore copies another volume's
+ * metadata, whose mark then names another name). Such a volume may be in a
+ * PersistentVolume: it is never deleted as a leftover (same-name.ts).
+ */
+export const ANSWERED_METADATA_KEY = 'cinder.csi.openstack.org/answered';
+
+/**
  * Metadata key naming the backup a volume was restored from. Cinder's volume
  * record has snapshot_id and source_volid but no backup_id, and the
  * external-provisioner deletes a volume made for a PVC with a data source when

@@ -6,22 +6,28 @@
 // after the next controller has looked the name up, and then two volumes
 // carry the name: one answered, one nobody knows (a leftover).
 //
-// One rule decides which stays (plan below), in two places:
-//   - CreateVolume's look-up, when it finds several;
-//   - a look at the name some time after CreateVolume answered (SameNameChecks),
-//     for a leftover that landed after the answer.
-// The volume this process answered with for the name stays, whatever its
-// age: the CO may hold its ID, and the CSI spec wants the same volume for
-// the same name. Without one, the best (plan's keeper) stays. The others go
-// only when nothing can be using them: this cluster's, attached nowhere, in
-// no busy state, and made within minutes of the one that stays (a leftover
-// lands within a request's life; a PV's idle volume from long ago does not
-// qualify). Any other mix is left to an operator.
+// A volume CreateVolume answered with may be in a PersistentVolume, so it is
+// marked as such in Cinder (ANSWERED_METADATA_KEY) by the look below, and
+// this process remembers the answer until then. A marked (or remembered)
+// volume is never deleted here. (Marked at the look, not at the answer: one
+// request less on the busy path, figure 2 of issue 7.)
 //
-// What is not covered: the answered IDs live in this process only, so a CO
-// that repeats a CreateVolume it already had an answer for, across a
-// controller restart, while a leftover exists, may get the other volume. The
-// external-provisioner asks for a name only until it has kept an answer.
+// One rule (plan) decides what stays, in two places:
+//   - CreateVolume's look-up, when it finds several volumes of its name;
+//   - a look at the name two minutes after each answer (SameNameChecks), for
+//     a leftover that landed after the answer.
+// The answered volume stays; with none, the keeper() below. The others go
+// only when nothing can be using them: unmarked, this cluster's, attached
+// nowhere, idle, not migrating, and made within 10 minutes of the one kept
+// (a leftover lands within a request's life; an idle PV of long ago does
+// not qualify). Any other mix is left to an operator.
+//
+// Not covered, both from a controller that restarts within two minutes of
+// an answer, before its look: a leftover that lands then stays (a leak); and
+// the answered volume is not marked yet, so a CO that repeats a CreateVolume
+// it has already kept the answer of (the external-provisioner does not) may
+// get the leftover instead, and the answered volume be deleted.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../log';
 import type { Cloud, Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
@@ -29,15 +35,21 @@ import { WAIT } from '../openstack/waiter';
 import { internal } from '../csi/errors';
 import { duplicatesMessage, findAllByName } from './by-name';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
-import { CLUSTER_METADATA_KEY } from './params';
+import { ANSWERED_METADATA_KEY, CLUSTER_METADATA_KEY } from './params';
 
 /** States in which a volume is not in use: being made, ready, or failed. */
 const IDLE = ['creating', 'downloading', 'restoring-backup', 'available', 'error', 'error_restoring'];
 /** Volumes of one name made further apart than this are not a crash's leftovers. */
 const LEFTOVER_WINDOW_MS = 10 * 60_000;
 
+/** Whether CreateVolume answered with this volume for its own name (see ANSWERED_METADATA_KEY). */
+export function isAnswered(v: Volume): boolean {
+  return v.metadata[ANSWERED_METADATA_KEY] === v.name;
+}
+
 /** Why this volume may be in use, or null when nothing can be using it. */
 function claimedBecause(v: Volume, clusterId: string): string | null {
+  if (isAnswered(v)) return 'was answered by an earlier CreateVolume';
   const cluster = v.metadata[CLUSTER_METADATA_KEY];
   if (cluster !== clusterId) return cluster === undefined ? 'carries no cluster mark' : `belongs to cluster '${cluster}'`;
   if (v.attachments.length > 0) return 'is attached';
@@ -46,9 +58,14 @@ function claimedBecause(v: Volume, clusterId: string): string | null {
   return null;
 }
 
-/** Whether nothing can be using this volume: this cluster's, attached nowhere, idle, not migrating. */
+/** Whether nothing can be using this volume (and no CreateVolume answered with it). */
 export function unclaimed(v: Volume, clusterId: string): boolean {
   return claimedBecause(v, clusterId) === null;
+}
+
+/** Cinder's times carry no zone and are UTC: read them so, whatever this machine's zone. */
+function cinderTime(s: string): number {
+  return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(s) ? s : `${s}Z`);
 }
 
 const isTransient = (v: Volume) => (WAIT.volumeAvailable.transient as readonly string[]).includes(v.status);
@@ -56,11 +73,10 @@ const rank = (v: Volume) => (v.status === 'available' ? 0 : v.status.startsWith(
 const before = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Of several volumes of one name, the one to keep when none was answered
- * here: an available one, then one still being made, then a failed one;
- * among equals the oldest, then the smallest ID (Cinder's created_at may
- * have whole seconds only). Plain string order, so every controller picks
- * the same from the same volumes.
+ * Of several volumes of one name, none of them answered, the one to keep:
+ * an available one, then one still being made, then a failed one; among
+ * equals the oldest, then the smallest ID (Cinder's created_at has whole
+ * seconds). Plain string order, so every controller picks the same.
  */
 export function keeper(volumes: Volume[]): Volume {
   return [...volumes].sort((a, b) => rank(a) - rank(b) || before(a.createdAt, b.createdAt) || before(a.id, b.id))[0]!;
@@ -74,24 +90,29 @@ export interface Plan {
   problems: string[];
 }
 
-/** What to keep and what to delete among volumes of one name; `answeredId`: the one this process answered with. */
+/**
+ * What to keep and what to delete among volumes of one name. The answered
+ * one is kept: `answeredId` (this process's answer, its mark perhaps not
+ * written yet), else the one marked. Without one, the keeper, and only when
+ * nothing of the name can be in use.
+ */
 export function plan(named: Volume[], clusterId: string, answeredId?: string): Plan {
-  const answered = named.find((v) => v.id === answeredId);
+  const marked = named.filter(isAnswered);
+  const answered = named.find((v) => v.id === answeredId) ?? (marked.length === 1 ? marked[0] : undefined);
   const claimed = named.flatMap((v) => {
     const why = claimedBecause(v, clusterId);
     return why ? [`${v.id} ${why}`] : [];
   });
-  // Without an answer given here, the choice is safe only if no volume of the name can be in use.
   const keep = answered ?? (claimed.length === 0 ? keeper(named) : undefined);
   if (!keep) return { keep, remove: [], problems: claimed };
   const remove: Volume[] = [];
   const problems: string[] = [];
-  const keptAt = Date.parse(keep.createdAt);
+  const keptAt = cinderTime(keep.createdAt);
   for (const v of named) {
     if (v === keep) continue;
     const why = claimedBecause(v, clusterId);
     if (why) problems.push(`${v.id} ${why}`);
-    else if (!(Math.abs(Date.parse(v.createdAt) - keptAt) <= LEFTOVER_WINDOW_MS)) problems.push(`${v.id} was made more than 10 minutes apart from ${keep.id}`);
+    else if (!(Math.abs(cinderTime(v.createdAt) - keptAt) <= LEFTOVER_WINDOW_MS)) problems.push(`${v.id} was made more than 10 minutes apart from ${keep.id}`);
     else remove.push(v);
   }
   return { keep, remove, problems };
@@ -99,10 +120,10 @@ export function plan(named: Volume[], clusterId: string, answeredId?: string): P
 
 /**
  * CreateVolume's look-up: the volume of this name, or none. With several,
- * the plan's keeper, once the leftovers that can be deleted are gone (a
- * delete the backend refuses puts a volume back, and it must not be back
- * beside the one answered); leftovers still being made are left to the
- * later look. Anything the plan cannot settle is INTERNAL, with the IDs.
+ * the plan's keep, once the leftovers that can be deleted are gone (a delete
+ * the backend refuses puts a volume back); leftovers still being made are
+ * left to the later look, so a retry never waits on them. Anything the plan
+ * cannot settle is INTERNAL, with the IDs.
  */
 export async function oneVolumeNamed(env: ControllerEnv, cloud: Cloud, name: string, op: Op): Promise<Volume | undefined> {
   const named = await findAllByName((q, o) => cloud.blockStorage.listVolumes(q, o), name, op);
@@ -136,7 +157,7 @@ async function untilGone(cloud: Cloud, v: Volume, name: string, op: Op): Promise
 }
 
 export interface SameNameCheckOptions {
-  /** When to look, counted from the answer (and between looks while a leftover is still being made). */
+  /** When to look, counted from the answer (and between looks while leftovers remain). */
   delayMs: number;
   /**
    * Runs `work` holding the name's slot in the in-flight registry, so that
@@ -147,43 +168,44 @@ export interface SameNameCheckOptions {
   logger: Logger;
 }
 
-/** Looks at one name at most this many times (a leftover still being made, or the name busy). */
+/** Looks at one name at most this many times (leftovers still being made, refused deletes, the name busy). */
 const MAX_LOOKS = 5;
+/** Bounds the list and deletes a look makes while it holds the name's slot. */
+const SLOT_DEADLINE_MS = 30_000;
+/** Bounds the wait, outside the slot, until the deleted leftovers are gone. */
+const GONE_DEADLINE_MS = 5 * 60_000;
 
 /**
- * The later look at the name of each volume CreateVolume answered with. A
- * create an earlier controller left in Cinder's hands lands within a
- * request's life (seconds, a minute at worst): one look two minutes on
- * catches it for one request per create, and an unused volume that lives
- * two minutes harms no one. Until its look is done, the answered ID is
- * what plan() keeps for the name.
+ * The mark and the later look for each volume CreateVolume answered with.
+ * A create an earlier controller left in Cinder's hands lands within a
+ * request's life (seconds, a minute at worst): a look two minutes on catches
+ * it for one request per create, and an unused volume that lives two
+ * minutes harms no one.
  */
 export class SameNameChecks {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly running = new AbortController();
-  /** Name -> the volume ID the latest CreateVolume of it answered with, while a look is due. */
-  private readonly answers = new Map<string, string>();
+  /** Name -> the volume the latest CreateVolume of it answered with, while its look is due. */
+  private readonly answers = new Map<string, Volume>();
 
   constructor(
     private readonly env: ControllerEnv,
     private readonly options: SameNameCheckOptions,
-  ) {}
-
-  /** The volume this process answered with for the name, while its look is due. */
-  answered(name: string): string | undefined {
-    return this.answers.get(name);
+  ) {
+    // Every running look waits on this signal through the in-flight registry.
+    setMaxListeners(0, this.running.signal);
   }
 
-  schedule(cloud: Cloud, name: string, answeredId: string, looks = 0): void {
+  /** The volume ID this process answered with for the name, while its look is due. */
+  answered(name: string): string | undefined {
+    return this.answers.get(name)?.id;
+  }
+
+  /** CreateVolume answered with `volume` for `name`: remember it, and look at the name (and mark it) later. */
+  answer(cloud: Cloud, name: string, volume: Volume): void {
     if (this.running.signal.aborted) return;
-    this.answers.set(name, answeredId);
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      void this.look(cloud, name, answeredId, looks + 1);
-    }, this.options.delayMs);
-    // A look that cannot happen before the process ends is not worth keeping it alive for.
-    timer.unref();
-    this.timers.add(timer);
+    this.answers.set(name, volume);
+    this.schedule(cloud, name, volume, 1);
   }
 
   /** Cancel what is scheduled and what runs (the driver is stopping). */
@@ -193,34 +215,71 @@ export class SameNameChecks {
     this.running.abort();
   }
 
-  private async look(cloud: Cloud, name: string, answeredId: string, looks: number): Promise<void> {
+  private async mark(cloud: Cloud, volume: Volume, name: string): Promise<boolean> {
+    try {
+      await cloud.blockStorage.setVolumeMetadata(volume.id, { [ANSWERED_METADATA_KEY]: name }, { signal: this.running.signal });
+      return true;
+    } catch (err) {
+      // The next look tries again; meanwhile this process remembers the answer.
+      if (!this.running.signal.aborted) this.options.logger.warn({ volume_id: volume.id, name, error: (err as Error).message }, 'could not mark the volume CreateVolume answered with');
+      return false;
+    }
+  }
+
+  private schedule(cloud: Cloud, name: string, volume: Volume, look: number): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.look(cloud, name, volume, look);
+    }, this.options.delayMs);
+    // A look that cannot happen before the process ends is not worth keeping it alive for.
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private async look(cloud: Cloud, name: string, answered: Volume, look: number): Promise<void> {
     const { logger, exclusive } = this.options;
     // A newer answer for the name has its own look.
-    if (this.answers.get(name) !== answeredId) return;
+    if (this.answers.get(name) !== answered) return;
+    let deleted: Volume[] = [];
     let again = false;
     try {
-      await exclusive(name, { name, answeredId }, this.running.signal, async (signal) => {
-        const op: Op = { signal };
+      await exclusive(name, { name, answered: answered.id }, this.running.signal, async (signal) => {
+        const op: Op = { signal, deadline: Date.now() + SLOT_DEADLINE_MS };
         const named = await findAllByName((q, o) => cloud.blockStorage.listVolumes(q, o), name, op);
-        const { keep, remove, problems } = plan(named, this.env.settings.clusterId, answeredId);
-        // Gone or going (deleted since): nothing here is ours to judge.
-        if (keep?.id !== answeredId) return;
-        if (problems.length > 0) logger.warn({ volume_id: answeredId, name, problems }, 'other volumes have the name CreateVolume answered; left alone');
-        const now = remove.filter((v) => !isTransient(v));
-        for (const v of now) await deleteLeftover(cloud, v, name, op);
-        // Not waited for here: the name's slot is held, and CreateVolume of the name would be ABORTED meanwhile.
-        again = now.length < remove.length;
-        if (now.length > 0) {
-          logger.warn({ volume_id: answeredId, name, deleted: now.map((v) => v.id) }, 'deleted leftovers of the same name as a volume CreateVolume answered with');
-        }
+        const current = named.find((v) => v.id === answered.id);
+        if (current && !isAnswered(current) && !(await this.mark(cloud, current, name))) again = true;
+        const { keep, remove, problems } = current ? plan(named, this.env.settings.clusterId, answered.id) : planWithoutAnswer(named, this.env.settings.clusterId, answered);
+        if (!keep && remove.length === 0) return;
+        if (problems.length > 0) logger.warn({ volume_id: answered.id, name, problems }, 'other volumes have the name CreateVolume answered; left alone');
+        deleted = remove.filter((v) => !isTransient(v));
+        for (const v of deleted) await deleteLeftover(cloud, v, name, op);
+        if (deleted.length < remove.length) again = true;
       });
+      // Outside the slot: waiting here must not hold back a CreateVolume of the name.
+      const op: Op = { signal: this.running.signal, deadline: Date.now() + GONE_DEADLINE_MS };
+      for (const v of deleted) await untilGone(cloud, v, name, op);
+      if (deleted.length > 0) logger.warn({ volume_id: answered.id, name, deleted: deleted.map((v) => v.id) }, 'deleted leftovers of the same name as a volume CreateVolume answered with');
     } catch (err) {
       if (this.running.signal.aborted) return;
-      // ABORTED from the registry (a CreateVolume of the name runs) or a failure: look again later.
+      // ABORTED from the registry (a CreateVolume of the name runs), a refused delete, the cloud unreachable.
       again = true;
-      logger.warn({ volume_id: answeredId, name, error: (err as Error).message }, 'could not look for other volumes of the name CreateVolume answered');
+      logger.warn({ volume_id: answered.id, name, error: (err as Error).message }, 'could not look for leftovers of the name CreateVolume answered');
     }
-    if (again && looks < MAX_LOOKS) this.schedule(cloud, name, answeredId, looks);
-    else if (this.answers.get(name) === answeredId) this.answers.delete(name);
+    if (again && look < MAX_LOOKS) return this.schedule(cloud, name, answered, look + 1);
+    if (again) logger.warn({ volume_id: answered.id, name }, `gave up looking for leftovers of the name after ${MAX_LOOKS} looks; list the volumes named '${name}' and delete all but ${answered.id}`);
+    if (this.answers.get(name) === answered) this.answers.delete(name);
   }
+}
+
+/**
+ * The answered volume is gone (its PVC deleted before the look): the name's
+ * one PV held it, so unmarked leftovers made within the window of it can be
+ * in no PV. A volume marked for the name meanwhile (another answer) is kept.
+ */
+function planWithoutAnswer(named: Volume[], clusterId: string, answered: Volume): Plan {
+  const marked = named.filter(isAnswered);
+  if (marked.length > 0) return plan(named, clusterId, marked.length === 1 ? marked[0]!.id : undefined);
+  const at = cinderTime(answered.createdAt);
+  const remove = named.filter((v) => unclaimed(v, clusterId) && Math.abs(cinderTime(v.createdAt) - at) <= LEFTOVER_WINDOW_MS);
+  return { keep: undefined, remove, problems: [] };
 }

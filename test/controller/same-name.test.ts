@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Volume } from '../../src/openstack/types';
-import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
+import { ANSWERED_METADATA_KEY, CLUSTER_METADATA_KEY } from '../../src/controller/params';
 import { keeper, plan, unclaimed } from '../../src/controller/same-name';
 import { Code, GiB, MOUNT_RWO, expectCode, startController, type ControllerHarness } from './harness';
 
@@ -74,14 +74,29 @@ describe('volumes that share a name', () => {
     assert.equal(left[0]!.status, 'available');
   });
 
-  it('a CreateVolume repeated after its answer, with a leftover present, answers the same volume and deletes the leftover', async () => {
-    const name = 'pvc-repeat';
-    const answered = (await create(name)).volume.volume_id as string;
-    await stray(name);
+  it('the volume CreateVolume answered with is marked so in Cinder, with its name, at the later look', async () => {
+    const name = 'pvc-marked';
+    const id = (await create(name)).volume.volume_id as string;
+    const end = Date.now() + 5000;
+    let v = (await live(name))[0]!;
+    while (v.metadata[ANSWERED_METADATA_KEY] !== name && Date.now() < end) {
+      await sleep(20);
+      v = (await live(name))[0]!;
+    }
+    assert.equal(v.id, id);
+    assert.equal(v.metadata[ANSWERED_METADATA_KEY], name);
+  });
+
+  it('a volume an earlier controller answered with (marked) is kept, though an older leftover sorts first', async () => {
+    const name = 'pvc-marked-younger';
+    const older = await stray(name);
+    // What a controller that answered and then restarted leaves: this process never answered it.
+    await sleep(1000 - (Date.now() % 1000) + 10); // a second later: the leftover sorts first
+    const answered = await h.cloud.blockStorage.createVolume({ name, size: 1, metadata: { [CLUSTER_METADATA_KEY]: CLUSTER, [ANSWERED_METADATA_KEY]: name } });
     await settled(name);
-    const again = await create(name);
-    assert.equal(again.volume.volume_id, answered);
-    assert.deepEqual((await live(name)).map((v) => v.id), [answered]);
+    assert.equal((await create(name)).volume.volume_id, answered.id);
+    assert.deepEqual((await live(name)).map((v) => v.id), [answered.id]);
+    assert.ok(older.createdAt < answered.createdAt, 'the leftover is the older');
   });
 
   it('a leftover whose delete the backend refuses: INTERNAL saying so, and the retry finishes the job', async () => {
@@ -137,18 +152,30 @@ describe('volumes that share a name', () => {
     assert.deepEqual(left.map((v) => v.id), [answered], `the late ${late.id} is deleted`);
   });
 
-  it("the later look leaves alone another cluster's volume of the name, and everything once the answered volume is gone", async () => {
+  it('a leftover whose delete the backend refuses at the later look is deleted at the next look', async () => {
+    const name = 'pvc-late-busy';
+    const answered = (await create(name)).volume.volume_id as string;
+    await stray(name, CLUSTER, true);
+    await settled(name);
+    h.driver.sim.control.failDeletes(1);
+    assert.deepEqual((await untilLive(name, 1)).map((v) => v.id), [answered]);
+  });
+
+  it("the later look leaves alone another cluster's volume of the name", async () => {
     const name = 'pvc-late-foreign';
     const answered = (await create(name)).volume.volume_id as string;
     const foreign = await stray(name, 'another-cluster', true);
-    const name2 = 'pvc-deleted-before-look';
-    const deleted = (await create(name2)).volume.volume_id as string;
-    await h.rpc('DeleteVolume', { volume_id: deleted });
-    const after = await stray(name2, CLUSTER, true);
     await sleep(CHECK_MS + 500);
     assert.deepEqual((await live(name)).map((v) => v.id).sort(), [answered, foreign.id].sort());
-    // The answered volume was deleted: a later retry's look-up would keep the oldest, not this look.
-    assert.deepEqual((await live(name2)).map((v) => v.id), [after.id]);
+  });
+
+  it('a leftover of a volume deleted before its look is deleted too (the name\'s one PV held the answered volume)', async () => {
+    const name = 'pvc-deleted-before-look';
+    const deleted = (await create(name)).volume.volume_id as string;
+    await h.rpc('DeleteVolume', { volume_id: deleted });
+    const leftover = await stray(name, CLUSTER, true);
+    assert.deepEqual((await live(name)).map((v) => v.id), [leftover.id]);
+    assert.deepEqual(await untilLive(name, 0), []);
   });
 
   describe('the rule (plan)', () => {
@@ -164,11 +191,20 @@ describe('volumes that share a name', () => {
       assert.equal(keeper([v('x', T, 'error'), v('y', '2026-11-26T10:00:05.000000', 'creating')]).id, 'y');
     });
 
-    it('keeps the volume this process answered with, even when another sorts first', () => {
+    it('keeps the volume this process answered with, or the one marked answered, even when another sorts first', () => {
       const older = v('a', '2026-11-26T09:59:59.000000');
       const answered = v('z', T);
       assert.deepEqual(plan([answered, older], CLUSTER, 'z'), { keep: answered, remove: [older], problems: [] });
       assert.deepEqual(plan([answered, older], CLUSTER), { keep: older, remove: [answered], problems: [] });
+      const marked = v('z', T, 'available', { metadata: { [CLUSTER_METADATA_KEY]: CLUSTER, [ANSWERED_METADATA_KEY]: 'n' } });
+      assert.deepEqual(plan([marked, older], CLUSTER), { keep: marked, remove: [older], problems: [] });
+      // Two marked: both may be in use, nothing is chosen.
+      const marked2 = v('y', T, 'available', { metadata: { [CLUSTER_METADATA_KEY]: CLUSTER, [ANSWERED_METADATA_KEY]: 'n' } });
+      assert.equal(plan([marked, marked2], CLUSTER).keep, undefined);
+      assert.deepEqual(plan([marked, marked2], CLUSTER, 'z').problems, ['y was answered by an earlier CreateVolume']);
+      // A mark for another name came with a restore of another volume's metadata: it counts for nothing.
+      const copied = v('c', '2026-11-26T09:59:58.000000', 'available', { metadata: { [CLUSTER_METADATA_KEY]: CLUSTER, [ANSWERED_METADATA_KEY]: 'other' } });
+      assert.deepEqual(plan([answered, copied], CLUSTER, 'z'), { keep: answered, remove: [copied], problems: [] });
     });
 
     it('without an answer here, chooses nothing when any of them may be in use; with one, deletes only what nothing uses', () => {
