@@ -22,11 +22,14 @@
 // (a leftover lands within a request's life; an idle PV of long ago does
 // not qualify). Any other mix is left to an operator.
 //
-// Not covered, both from a controller that restarts within two minutes of
-// an answer, before its look: a leftover that lands then stays (a leak); and
-// the answered volume is not marked yet, so a CO that repeats a CreateVolume
-// it has already kept the answer of (the external-provisioner does not) may
-// get the leftover instead, and the answered volume be deleted.
+// Not covered, both from a controller that restarts or loses its leadership
+// within two minutes of an answer, before its look: a leftover that lands
+// then stays (a leak); and the answered volume is not marked yet, so a CO
+// that repeats a CreateVolume it has already kept the answer of (the
+// external-provisioner does not) may get the leftover instead, and the
+// answered volume be deleted. Nor is a leftover of an answered volume that
+// was deleted before its look: another controller may have answered with it
+// since, and it is left (and logged) unless one volume of the name is marked.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from '../log';
 import type { Cloud, Volume } from '../openstack/types';
@@ -170,10 +173,10 @@ export interface SameNameCheckOptions {
 
 /** Looks at one name at most this many times (leftovers still being made, refused deletes, the name busy). */
 const MAX_LOOKS = 5;
-/** Bounds the list and deletes a look makes while it holds the name's slot. */
-const SLOT_DEADLINE_MS = 30_000;
+/** Bounds the list, mark and deletes a look makes while it holds the name's slot. */
+const SLOT_TIMEOUT_MS = 30_000;
 /** Bounds the wait, outside the slot, until the deleted leftovers are gone. */
-const GONE_DEADLINE_MS = 5 * 60_000;
+const GONE_TIMEOUT_MS = 5 * 60_000;
 
 /**
  * The mark and the later look for each volume CreateVolume answered with.
@@ -215,9 +218,9 @@ export class SameNameChecks {
     this.running.abort();
   }
 
-  private async mark(cloud: Cloud, volume: Volume, name: string): Promise<boolean> {
+  private async mark(cloud: Cloud, volume: Volume, name: string, op: Op): Promise<boolean> {
     try {
-      await cloud.blockStorage.setVolumeMetadata(volume.id, { [ANSWERED_METADATA_KEY]: name }, { signal: this.running.signal });
+      await cloud.blockStorage.setVolumeMetadata(volume.id, { [ANSWERED_METADATA_KEY]: name }, op);
       return true;
     } catch (err) {
       // The next look tries again; meanwhile this process remembers the answer.
@@ -242,21 +245,25 @@ export class SameNameChecks {
     if (this.answers.get(name) !== answered) return;
     let deleted: Volume[] = [];
     let again = false;
+    /** The answered volume is marked, or gone: nothing left to remember it for. */
+    let settled = false;
     try {
       await exclusive(name, { name, answered: answered.id }, this.running.signal, async (signal) => {
-        const op: Op = { signal, deadline: Date.now() + SLOT_DEADLINE_MS };
+        // A signal, not a deadline: the waiter and the retries stop on it (a deadline only stops retries).
+        const op: Op = { signal: AbortSignal.any([signal, AbortSignal.timeout(SLOT_TIMEOUT_MS)]) };
         const named = await findAllByName((q, o) => cloud.blockStorage.listVolumes(q, o), name, op);
         const current = named.find((v) => v.id === answered.id);
-        if (current && !isAnswered(current) && !(await this.mark(cloud, current, name))) again = true;
-        const { keep, remove, problems } = current ? plan(named, this.env.settings.clusterId, answered.id) : planWithoutAnswer(named, this.env.settings.clusterId, answered);
-        if (!keep && remove.length === 0) return;
+        settled = !current || isAnswered(current) || (await this.mark(cloud, current, name, op));
+        if (!settled) again = true;
+        const { keep, remove, problems } = current ? plan(named, this.env.settings.clusterId, answered.id) : planWithoutAnswer(named, this.env.settings.clusterId);
         if (problems.length > 0) logger.warn({ volume_id: answered.id, name, problems }, 'other volumes have the name CreateVolume answered; left alone');
+        if (!keep) return;
         deleted = remove.filter((v) => !isTransient(v));
         for (const v of deleted) await deleteLeftover(cloud, v, name, op);
         if (deleted.length < remove.length) again = true;
       });
       // Outside the slot: waiting here must not hold back a CreateVolume of the name.
-      const op: Op = { signal: this.running.signal, deadline: Date.now() + GONE_DEADLINE_MS };
+      const op: Op = { signal: AbortSignal.any([this.running.signal, AbortSignal.timeout(GONE_TIMEOUT_MS)]) };
       for (const v of deleted) await untilGone(cloud, v, name, op);
       if (deleted.length > 0) logger.warn({ volume_id: answered.id, name, deleted: deleted.map((v) => v.id) }, 'deleted leftovers of the same name as a volume CreateVolume answered with');
     } catch (err) {
@@ -267,19 +274,20 @@ export class SameNameChecks {
     }
     if (again && look < MAX_LOOKS) return this.schedule(cloud, name, answered, look + 1);
     if (again) logger.warn({ volume_id: answered.id, name }, `gave up looking for leftovers of the name after ${MAX_LOOKS} looks; list the volumes named '${name}' and delete all but ${answered.id}`);
-    if (this.answers.get(name) === answered) this.answers.delete(name);
+    // Not marked: remembered for as long as this process runs, so that no look-up here prefers a leftover.
+    if (settled && this.answers.get(name) === answered) this.answers.delete(name);
   }
 }
 
 /**
- * The answered volume is gone (its PVC deleted before the look): the name's
- * one PV held it, so unmarked leftovers made within the window of it can be
- * in no PV. A volume marked for the name meanwhile (another answer) is kept.
+ * The answered volume is gone (deleted before the look). Another controller
+ * may have answered with one of the others since (a retry after a
+ * leadership change), its mark not written yet: only a marked one is kept,
+ * and with none, nothing is deleted.
  */
-function planWithoutAnswer(named: Volume[], clusterId: string, answered: Volume): Plan {
+function planWithoutAnswer(named: Volume[], clusterId: string): Plan {
   const marked = named.filter(isAnswered);
-  if (marked.length > 0) return plan(named, clusterId, marked.length === 1 ? marked[0]!.id : undefined);
-  const at = cinderTime(answered.createdAt);
-  const remove = named.filter((v) => unclaimed(v, clusterId) && Math.abs(cinderTime(v.createdAt) - at) <= LEFTOVER_WINDOW_MS);
-  return { keep: undefined, remove, problems: [] };
+  if (marked.length === 1) return plan(named, clusterId, marked[0]!.id);
+  const problems = named.length > 0 ? [`the answered volume is gone and ${marked.length === 0 ? 'none' : 'more than one'} of ${named.map((v) => v.id).join(', ')} is marked answered`] : [];
+  return { keep: undefined, remove: [], problems };
 }

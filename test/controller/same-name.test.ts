@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Volume } from '../../src/openstack/types';
 import { ANSWERED_METADATA_KEY, CLUSTER_METADATA_KEY } from '../../src/controller/params';
-import { keeper, plan, unclaimed } from '../../src/controller/same-name';
+import { keeper, plan, SameNameChecks, unclaimed } from '../../src/controller/same-name';
+import type { ControllerEnv } from '../../src/controller/env';
+import type { Cloud } from '../../src/openstack/types';
+import { silentLogger } from '../../src/log';
 import { Code, GiB, MOUNT_RWO, expectCode, startController, type ControllerHarness } from './harness';
 
 const CLUSTER = 'test-cluster';
@@ -169,13 +172,13 @@ describe('volumes that share a name', () => {
     assert.deepEqual((await live(name)).map((v) => v.id).sort(), [answered, foreign.id].sort());
   });
 
-  it('a leftover of a volume deleted before its look is deleted too (the name\'s one PV held the answered volume)', async () => {
+  it('a leftover of a volume deleted before its look is left alone: another controller may have answered with it since', async () => {
     const name = 'pvc-deleted-before-look';
     const deleted = (await create(name)).volume.volume_id as string;
     await h.rpc('DeleteVolume', { volume_id: deleted });
     const leftover = await stray(name, CLUSTER, true);
+    await sleep(CHECK_MS + 500);
     assert.deepEqual((await live(name)).map((v) => v.id), [leftover.id]);
-    assert.deepEqual(await untilLive(name, 0), []);
   });
 
   describe('the rule (plan)', () => {
@@ -227,4 +230,79 @@ describe('volumes that share a name', () => {
       assert.equal(unclaimed(v('a', T, 'creating'), CLUSTER), true);
     });
   });
+
+describe('the later look (SameNameChecks) against a cloud that misbehaves', () => {
+  const T = '2026-11-26T10:00:00.000000';
+  const vol = (id: string, extra: Partial<Volume> = {}): Volume =>
+    ({ id, name: 'n', status: 'available', createdAt: T, attachments: [], metadata: { [CLUSTER_METADATA_KEY]: CLUSTER }, migrationStatus: null, ...extra }) as Volume;
+
+  /** A cloud whose Cinder holds `volumes` (all of the one name), deletes at once, and records what is asked of it. */
+  function fakeCloud(volumes: Volume[], opts: { markFails?: boolean } = {}) {
+    const calls: string[] = [];
+    const cloud = {
+      blockStorage: {
+        async listVolumes() {
+          return { items: [...volumes], next: undefined };
+        },
+        async setVolumeMetadata(id: string) {
+          calls.push(`mark ${id}`);
+          if (opts.markFails) throw new Error('Cinder answered 503');
+        },
+        async deleteVolume(id: string) {
+          calls.push(`delete ${id}`);
+          volumes.splice(volumes.findIndex((v) => v.id === id), 1);
+        },
+      },
+      // Gone already: the wait until a deleted leftover is gone ends at once.
+      waiter: { volume: async () => null },
+    } as unknown as Cloud;
+    return { cloud, calls };
+  }
+
+  function checks(delayMs = 5) {
+    const env = { settings: { clusterId: CLUSTER }, logger: silentLogger } as unknown as ControllerEnv;
+    return new SameNameChecks(env, { delayMs, logger: silentLogger, exclusive: (_name, _req, signal, work) => work(signal) });
+  }
+
+  it('an answer whose mark never takes is remembered after the looks give up', async () => {
+    const answered = vol('a');
+    const { cloud, calls } = fakeCloud([answered], { markFails: true });
+    const c = checks();
+    c.answer(cloud, 'n', answered);
+    await sleep(200);
+    assert.equal(calls.filter((x) => x === 'mark a').length, 5, 'five looks, each tried the mark');
+    assert.equal(c.answered('n'), 'a', 'still remembered: no look-up here may prefer a leftover');
+    c.stop();
+  });
+
+  it('an answer that is marked is forgotten after its look (the mark speaks for it)', async () => {
+    const answered = vol('a');
+    const { cloud, calls } = fakeCloud([answered]);
+    const c = checks();
+    c.answer(cloud, 'n', answered);
+    await sleep(100);
+    assert.deepEqual(calls, ['mark a']);
+    assert.equal(c.answered('n'), undefined);
+    c.stop();
+  });
+
+  it('with the answered volume gone, an unmarked volume of the name is not deleted (another controller may have answered with it)', async () => {
+    const { cloud, calls } = fakeCloud([vol('b')]);
+    const c = checks();
+    c.answer(cloud, 'n', vol('a'));
+    await sleep(100);
+    assert.deepEqual(calls, []);
+    c.stop();
+  });
+
+  it('with the answered volume gone and one other marked, unmarked leftovers of the name go', async () => {
+    const marked = vol('b', { metadata: { [CLUSTER_METADATA_KEY]: CLUSTER, [ANSWERED_METADATA_KEY]: 'n' } });
+    const { cloud, calls } = fakeCloud([marked, vol('c')]);
+    const c = checks();
+    c.answer(cloud, 'n', vol('a'));
+    await sleep(50);
+    c.stop();
+    assert.deepEqual(calls, ['delete c']);
+  });
+});
 });
