@@ -12,7 +12,7 @@ import { DriverProcess, rpc } from './driver-process';
 import { FLOCKER, INCUMBENT, scheduleOvershoot } from './incumbent';
 import type { Report } from './report';
 import { GiB, MOUNT_CAP, setupClient, untilVolumeStatus } from './common';
-import { SimApi, volumeChangedAt } from './sim-clock';
+import { snapshotChangedAt, volumeChangedAt } from './sim-clock';
 import { median, round } from './stats';
 
 const OPS = ['create', 'attach', 'detach', 'extend', 'snapshot'] as const;
@@ -45,7 +45,6 @@ export async function figure1(report: Report, work: string, opts: { quick: boole
     maxVolumesPerInstance: 1024,
   });
   const setup = setupClient(sim);
-  const api = new SimApi(sim);
   const samples = new Map<string, Sample[]>();
   try {
     for (const t of T_SECONDS) {
@@ -53,7 +52,7 @@ export async function figure1(report: Report, work: string, opts: { quick: boole
       try {
         const reps = opts.quick ? 1 : REPS[t];
         for (let rep = 0; rep < reps; rep++) {
-          const got = await oneRound(sim, setup, api, driver, t * 1000, `${t}-${rep}`);
+          const got = await oneRound(sim, setup, driver, t * 1000, `${t}-${rep}`);
           for (const op of OPS) {
             const key = `${op}|${t}`;
             samples.set(key, [...(samples.get(key) ?? []), got[op]]);
@@ -86,7 +85,6 @@ export async function figure1(report: Report, work: string, opts: { quick: boole
 async function oneRound(
   sim: Simulator,
   setup: Cloud,
-  api: SimApi,
   driver: DriverProcess,
   changeMs: number,
   tag: string,
@@ -137,7 +135,7 @@ async function oneRound(
     attach: sample('attach', attachedAt, volumeChangedAt(sim, forAttach.id)),
     detach: sample('detach', detachedAt, volumeChangedAt(sim, forDetach.id)),
     extend: sample('extend', extendedAt, volumeChangedAt(sim, forExtend.id)),
-    snapshot: sample('snapshot', snapshottedAt, await api.snapshotChangedAt(snapshotId)),
+    snapshot: sample('snapshot', snapshottedAt, snapshotChangedAt(sim, snapshotId)),
   };
 }
 

@@ -14,6 +14,16 @@ export interface ViewContext {
   state: CloudState;
 }
 
+/**
+ * A time as Cinder shows it once read back from its database: whole seconds
+ * (MySQL DATETIME), '2024-01-02T03:04:05.000000', as the Zed testbed shows on
+ * every GET and list. Only the create's own answer, built from the object in
+ * memory, has the microseconds. So objects made in one second tie on created_at.
+ */
+export function dbTime<T extends string | null>(t: T): T {
+  return (t === null ? t : t.replace(/\.\d+$/, '.000000')) as T;
+}
+
 function links(v: ViewContext, collection: string, id: string): unknown[] {
   return [
     { href: `${v.root}/${collection}/${id}`, rel: 'self' },
@@ -35,6 +45,7 @@ const SERVICE_UUID = randomUUID();
  * add their fields to show and list only.
  */
 export function volumeDetail(v: ViewContext, vol: VolumeRecord, created = false): Record<string, unknown> {
+  const shown = created ? <T>(t: T) => t : dbTime;
   // Cinder lists an attachment on the volume once it is complete (attach_status 'attached'), and
   // through Nova's detach: begin_detaching changes the volume's status only, and the attachment goes
   // when Nova deletes it at the end (volume manager _do_attachment_delete -> volume_detached).
@@ -47,7 +58,7 @@ export function volumeDetail(v: ViewContext, vol: VolumeRecord, created = false)
       size: vol.size,
       status: vol.status,
       availability_zone: vol.availabilityZone,
-      created_at: vol.createdAt,
+      created_at: shown(vol.createdAt),
       volume_type: v.state.typeName(vol.volumeTypeId),
       metadata: v.state.visibleMetadata(vol),
       snapshot_id: vol.snapshotId,
@@ -65,8 +76,8 @@ export function volumeDetail(v: ViewContext, vol: VolumeRecord, created = false)
     size: vol.size,
     status: vol.status,
     availability_zone: vol.availabilityZone,
-    created_at: vol.createdAt,
-    updated_at: vol.updatedAt,
+    created_at: shown(vol.createdAt),
+    updated_at: shown(vol.updatedAt),
     volume_type: v.state.typeName(vol.volumeTypeId),
     multiattach: vol.multiattach,
     metadata: v.state.visibleMetadata(vol),
@@ -102,8 +113,9 @@ export function volumeDetail(v: ViewContext, vol: VolumeRecord, created = false)
 }
 
 export function snapshotView(v: ViewContext, s: SnapshotRecord, created = false): Record<string, unknown> {
+  const shown = created ? <T>(t: T) => t : dbTime;
   if (v.api === 'v1') {
-    return { id: s.id, display_name: s.name, display_description: s.description, volume_id: s.volumeId, size: s.size, status: s.status, created_at: s.createdAt, metadata: s.metadata };
+    return { id: s.id, display_name: s.name, display_description: s.description, volume_id: s.volumeId, size: s.size, status: s.status, created_at: shown(s.createdAt), metadata: s.metadata };
   }
   const out: Record<string, unknown> = {
     id: s.id,
@@ -112,8 +124,8 @@ export function snapshotView(v: ViewContext, s: SnapshotRecord, created = false)
     volume_id: s.volumeId,
     size: s.size,
     status: s.status,
-    created_at: s.createdAt,
-    updated_at: s.updatedAt,
+    created_at: shown(s.createdAt),
+    updated_at: shown(s.updatedAt),
     metadata: s.metadata,
   };
   if (!created) {
@@ -141,9 +153,9 @@ export function backupDetail(v: ViewContext, b: BackupRecord): Record<string, un
     status: b.status,
     availability_zone: b.availabilityZone,
     container: b.status === 'available' ? 'volumebackups' : null,
-    created_at: b.createdAt,
-    updated_at: b.updatedAt,
-    data_timestamp: b.createdAt,
+    created_at: dbTime(b.createdAt),
+    updated_at: dbTime(b.updatedAt),
+    data_timestamp: dbTime(b.createdAt),
     fail_reason: null,
     object_count: 0,
     is_incremental: b.incremental,

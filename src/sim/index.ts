@@ -131,6 +131,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     counters: () => counters.snapshot(),
     resetCounters: () => counters.reset(),
     volume: (id) => state.volumes.get(id),
+    snapshot: (id) => state.snapshots.get(id),
     inventory: () => ({
       volumes: [...state.volumes.values()].map((v) => ({
         id: v.id,

@@ -132,10 +132,9 @@ export function typeIsMultiattach(t: VolumeTypeRecord): boolean {
 }
 
 export function now(): string {
-  // Cinder and Nova print microseconds and no zone, but their database keeps whole seconds (MySQL
-  // DATETIME): every read shows '2024-01-02T03:04:05.000000' (seen on the Zed testbed), so objects
-  // made in the same second tie on created_at.
-  return new Date().toISOString().replace(/\.\d+Z$/, '.000000');
+  // Cinder and Nova print microseconds and no zone: '2024-01-02T03:04:05.123000'. Records keep
+  // this; Cinder's views show what its database keeps (cinder-views.ts, dbTime).
+  return new Date().toISOString().replace('Z', '000');
 }
 
 export class CloudState {

@@ -137,6 +137,8 @@ export interface SimControl {
   counters(): Record<string, number>;
   resetCounters(): void;
   volume(id: string): unknown | undefined;
+  /** The simulator's own record, with its times to the millisecond (Cinder's views show whole seconds). */
+  snapshot(id: string): unknown | undefined;
   /** Every volume, snapshot and attachment, Cinder's and Nova's, as they are now. */
   inventory(): SimInventory;
   setVolumeStatus(id: string, status: string): void;

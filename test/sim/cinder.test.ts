@@ -75,6 +75,19 @@ describe('sim cinder', () => {
     assert.deepEqual(gone.body, { itemNotFound: { code: 404, message: `Volume ${id} could not be found.` } });
   });
 
+  it('times: the create answer has microseconds; every read after it whole seconds, as the database keeps them', async () => {
+    // Seen on the Zed testbed: POST answered '...T13:45:47.078905', the GET after it '...T13:45:47.000000'.
+    const r = await createVolume(s, { size: 1, name: 'times' });
+    assert.match(r.body.volume.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+    const id = r.body.volume.id;
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+    const got = (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
+    assert.equal(got.created_at, `${r.body.volume.created_at.slice(0, 19)}.000000`);
+    assert.match(got.updated_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000$/);
+    const listed = (await call('GET', `${s.volume}/volumes/detail?name=times`, { token: s.token })).body.volumes[0];
+    assert.equal(listed.created_at, got.created_at);
+  });
+
   it('each change takes its configured duration; setDurations applies to later requests', async () => {
     sim.control.setDurations({ create: 300 });
     try {
