@@ -16,7 +16,7 @@ export interface ControllerEnv {
   /** For waits the cloud's own waiter does not offer (Nova attachments). */
   waiterFor(cloud: Cloud): Waiter;
   /** Looks at the name of each volume CreateVolume answered with later, and marks the volume; remembers the answers meanwhile (same-name.ts). */
-  sameNameChecks?: { answer(cloud: Cloud, name: string, volume: Volume): void; answered(name: string): string | undefined };
+  sameNameChecks?: { answer(cloud: Cloud, name: string, volume: Volume): void; answered(cloud: Cloud, name: string): string | undefined };
 }
 
 export function createEnv(clouds: CloudSet, settings: ControllerSettings, logger: Logger): ControllerEnv {

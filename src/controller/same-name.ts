@@ -131,7 +131,7 @@ export function plan(named: Volume[], clusterId: string, answeredId?: string): P
 export async function oneVolumeNamed(env: ControllerEnv, cloud: Cloud, name: string, op: Op): Promise<Volume | undefined> {
   const named = await findAllByName((q, o) => cloud.blockStorage.listVolumes(q, o), name, op);
   if (named.length <= 1) return named[0];
-  const { keep, remove, problems } = plan(named, env.settings.clusterId, env.sameNameChecks?.answered(name));
+  const { keep, remove, problems } = plan(named, env.settings.clusterId, env.sameNameChecks?.answered(cloud, name));
   if (!keep || problems.length > 0) {
     throw internal(`${duplicatesMessage(named, name, 'volume')} (the driver does not choose, as ${problems.join(' and ')})`);
   }
@@ -188,7 +188,7 @@ const GONE_TIMEOUT_MS = 5 * 60_000;
 export class SameNameChecks {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly running = new AbortController();
-  /** Name -> the volume the latest CreateVolume of it answered with, while its look is due. */
+  /** Cloud and name (answerKey) -> the volume the latest CreateVolume of it answered with, while its look is due. */
   private readonly answers = new Map<string, Volume>();
 
   constructor(
@@ -200,14 +200,14 @@ export class SameNameChecks {
   }
 
   /** The volume ID this process answered with for the name, while its look is due. */
-  answered(name: string): string | undefined {
-    return this.answers.get(name)?.id;
+  answered(cloud: Cloud, name: string): string | undefined {
+    return this.answers.get(answerKey(cloud, name))?.id;
   }
 
   /** CreateVolume answered with `volume` for `name`: remember it, and look at the name (and mark it) later. */
   answer(cloud: Cloud, name: string, volume: Volume): void {
     if (this.running.signal.aborted) return;
-    this.answers.set(name, volume);
+    this.answers.set(answerKey(cloud, name), volume);
     this.schedule(cloud, name, volume, 1);
   }
 
@@ -242,7 +242,8 @@ export class SameNameChecks {
   private async look(cloud: Cloud, name: string, answered: Volume, look: number): Promise<void> {
     const { logger, exclusive } = this.options;
     // A newer answer for the name has its own look.
-    if (this.answers.get(name) !== answered) return;
+    const key = answerKey(cloud, name);
+    if (this.answers.get(key) !== answered) return;
     let deleted: Volume[] = [];
     let again = false;
     /** The answered volume is marked, or gone: nothing left to remember it for. */
@@ -275,8 +276,13 @@ export class SameNameChecks {
     if (again && look < MAX_LOOKS) return this.schedule(cloud, name, answered, look + 1);
     if (again) logger.warn({ volume_id: answered.id, name }, `gave up looking for leftovers of the name after ${MAX_LOOKS} looks; list the volumes named '${name}' and delete all but ${answered.id}`);
     // Not marked: remembered for as long as this process runs, so that no look-up here prefers a leftover.
-    if (settled && this.answers.get(name) === answered) this.answers.delete(name);
+    if (settled && this.answers.get(key) === answered) this.answers.delete(key);
   }
+}
+
+/** One name may be used in two clouds (a StorageClass's secrets choose the cloud). */
+function answerKey(cloud: Cloud, name: string): string {
+  return `${cloud.name}\0${name}`;
 }
 
 /**

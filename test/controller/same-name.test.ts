@@ -240,6 +240,7 @@ describe('the later look (SameNameChecks) against a cloud that misbehaves', () =
   function fakeCloud(volumes: Volume[], opts: { markFails?: boolean } = {}) {
     const calls: string[] = [];
     const cloud = {
+      name: 'fake',
       blockStorage: {
         async listVolumes() {
           return { items: [...volumes], next: undefined };
@@ -271,7 +272,8 @@ describe('the later look (SameNameChecks) against a cloud that misbehaves', () =
     c.answer(cloud, 'n', answered);
     await sleep(200);
     assert.equal(calls.filter((x) => x === 'mark a').length, 5, 'five looks, each tried the mark');
-    assert.equal(c.answered('n'), 'a', 'still remembered: no look-up here may prefer a leftover');
+    assert.equal(c.answered(cloud, 'n'), 'a', 'still remembered: no look-up here may prefer a leftover');
+    assert.equal(c.answered({ name: 'another-cloud' } as Cloud, 'n'), undefined, 'for its own cloud only');
     c.stop();
   });
 
@@ -282,7 +284,7 @@ describe('the later look (SameNameChecks) against a cloud that misbehaves', () =
     c.answer(cloud, 'n', answered);
     await sleep(100);
     assert.deepEqual(calls, ['mark a']);
-    assert.equal(c.answered('n'), undefined);
+    assert.equal(c.answered(cloud, 'n'), undefined);
     c.stop();
   });
 
