@@ -285,7 +285,9 @@ describe('a controller killed (SIGKILL) in the middle of a call, then started ag
     await until('both held creates landed and made', () => volumesNamed(name).filter((v) => v.status === 'available').length === 2);
     const [a, b] = volumesNamed(name);
     const res = await retryUntilOk<any>('CreateVolume', req);
-    const oldest = [a!, b!].sort((x, y) => (x.createdAt < y.createdAt ? -1 : x.createdAt > y.createdAt ? 1 : x.id < y.id ? -1 : 1))[0]!;
+    // What the driver sees: Cinder's whole seconds (the inventory has the simulator's milliseconds).
+    const second = (v: { createdAt: string }) => v.createdAt.slice(0, 19);
+    const oldest = [a!, b!].sort((x, y) => (second(x) < second(y) ? -1 : second(x) > second(y) ? 1 : x.id < y.id ? -1 : 1))[0]!;
     assert.equal(res.volume.volume_id, oldest.id, 'the oldest is kept (the smaller ID within one second)');
     assertOneVolume(name, res, 2);
     assertSettled();
