@@ -39,6 +39,7 @@ import { internal } from '../csi/errors';
 import { duplicatesMessage, findAllByName } from './by-name';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { ANSWERED_METADATA_KEY, CLUSTER_METADATA_KEY } from './params';
+import { cinderTimeMs } from './views';
 
 /** States in which a volume is not in use: being made, ready, or failed. */
 const IDLE = ['creating', 'downloading', 'restoring-backup', 'available', 'error', 'error_restoring'];
@@ -64,11 +65,6 @@ function claimedBecause(v: Volume, clusterId: string): string | null {
 /** Whether nothing can be using this volume (and no CreateVolume answered with it). */
 export function unclaimed(v: Volume, clusterId: string): boolean {
   return claimedBecause(v, clusterId) === null;
-}
-
-/** Cinder's times carry no zone and are UTC: read them so, whatever this machine's zone. */
-function cinderTime(s: string): number {
-  return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(s) ? s : `${s}Z`);
 }
 
 const isTransient = (v: Volume) => (WAIT.volumeAvailable.transient as readonly string[]).includes(v.status);
@@ -110,12 +106,12 @@ export function plan(named: Volume[], clusterId: string, answeredId?: string): P
   if (!keep) return { keep, remove: [], problems: claimed };
   const remove: Volume[] = [];
   const problems: string[] = [];
-  const keptAt = cinderTime(keep.createdAt);
+  const keptAt = cinderTimeMs(keep.createdAt);
   for (const v of named) {
     if (v === keep) continue;
     const why = claimedBecause(v, clusterId);
     if (why) problems.push(`${v.id} ${why}`);
-    else if (!(Math.abs(cinderTime(v.createdAt) - keptAt) <= LEFTOVER_WINDOW_MS)) problems.push(`${v.id} was made more than 10 minutes apart from ${keep.id}`);
+    else if (!(Math.abs(cinderTimeMs(v.createdAt) - keptAt) <= LEFTOVER_WINDOW_MS)) problems.push(`${v.id} was made more than 10 minutes apart from ${keep.id}`);
     else remove.push(v);
   }
   return { keep, remove, problems };

@@ -59,11 +59,16 @@ export function volumeCondition(v: Volume): VolumeCondition {
   return { abnormal: false, message: `volume is ${v.status}` };
 }
 
-/** Cinder prints times like '2024-01-02T03:04:05.000000' (UTC, no zone). */
+/** Milliseconds since the epoch of a Cinder time, '2024-01-02T03:04:05.000000' (UTC, no zone); NaN if unreadable. */
+export function cinderTimeMs(t: string): number {
+  const zoned = /[zZ]|[+-]\d\d:?\d\d$/.test(t) ? t : `${t}Z`;
+  return Date.parse(zoned.replace(/(\.\d{3})\d+/, '$1'));
+}
+
+/** A Cinder time as a protobuf Timestamp, to the microsecond Cinder prints. */
 export function timestampOf(created: string): Timestamp | null {
   if (!created) return null;
-  const zoned = /[zZ]|[+-]\d\d:?\d\d$/.test(created) ? created : `${created}Z`;
-  const ms = Date.parse(zoned.replace(/(\.\d{3})\d+/, '$1'));
+  const ms = cinderTimeMs(created);
   if (Number.isNaN(ms)) return null;
   const micros = /\.(\d+)/.exec(created)?.[1]?.padEnd(9, '0').slice(0, 9);
   return { seconds: Math.floor(ms / 1000), nanos: micros ? Number(micros) : (ms % 1000) * 1e6 };
