@@ -429,6 +429,17 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     assert.equal(v.status, 'available');
   });
 
+  /** As the sidecars do: the call again every 50 ms while it answers ABORTED (the earlier one still in flight). */
+  async function retryWhileAborted(call: () => Promise<unknown>, what: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const err = await call().then(() => undefined, (e) => e);
+      if (!err) return;
+      assert.equal(err.code, Code.ABORTED, err.details);
+      assert.ok(attempt < 100, `${what} never got its turn`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   it('a publish whose caller gives up while Nova still handles the attach request leaves no attachment behind the unpublish that follows', async () => {
     // Nova acts on an attach request it has received whether or not the client is still there: a slow Nova API
     // (here: 1 s) attaches the volume after an abandoned publish, and an unpublish that ran before that would leave
@@ -437,13 +448,7 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     h.driver.sim.control.addFault({ service: 'compute', method: 'POST', pathPattern: 'os-volume_attachments', delayMs: 1000, times: 1 });
     await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA, volume_capability: MOUNT_RWO }, 200), Code.DEADLINE_EXCEEDED);
     // What the external-attacher does when the VolumeAttachment goes away: unpublish, retrying ABORTED.
-    for (let attempt = 0; ; attempt++) {
-      const err = await unpublish(id, nodeA).then(() => undefined, (e) => e);
-      if (!err) break;
-      assert.equal(err.code, Code.ABORTED, err.details);
-      assert.ok(attempt < 100, 'the unpublish never got its turn');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await retryWhileAborted(() => unpublish(id, nodeA), 'the unpublish');
     // Long enough for an attach request still under way in Nova to have been acted on.
     await new Promise((r) => setTimeout(r, 1500));
     await assertAvailableAndDetachedFrom(id, nodeA);
@@ -457,13 +462,7 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     await publish(id, nodeA);
     h.driver.sim.control.addFault({ service: 'compute', method: 'DELETE', pathPattern: 'os-volume_attachments', delayMs: 1000, times: 1 });
     await expectCode(h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: nodeA }, 200), Code.DEADLINE_EXCEEDED);
-    for (let attempt = 0; ; attempt++) {
-      const err = await publish(id, nodeA).then(() => undefined, (e) => e);
-      if (!err) break;
-      assert.equal(err.code, Code.ABORTED, err.details);
-      assert.ok(attempt < 100, 'the publish never got its turn');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await retryWhileAborted(() => publish(id, nodeA), 'the publish');
     // Long enough for a detach request still under way in Nova to have been acted on.
     await new Promise((r) => setTimeout(r, 1500));
     const v = await h.cloud.blockStorage.getVolume(id);
