@@ -194,6 +194,7 @@ async function nodeHandlers(
     metadataUrl: config.node.metadataUrl,
     override: { instanceId: config.node.instanceId, availabilityZone: config.node.availabilityZone },
     logger,
+    sysfsRoot: config.node.sysfsRoot,
   });
   let service: Record<string, Handler<any, any>> | undefined;
   let lastError = 'looking up the instance ID';

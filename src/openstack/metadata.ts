@@ -2,7 +2,7 @@
 // (the filesystem labelled config-2), else the metadata service, in a
 // configurable order. The answer never changes for a running instance, so
 // it is looked up once per process.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log';
@@ -24,6 +24,8 @@ export interface InstanceMetadataOptions {
   /** The metadata service's timeout for the first attempt; each further attempt doubles it, up to 10 s. */
   timeoutMs?: number;
   attempts?: number;
+  /** Where sysfs is (default /sys): a labelled filesystem on a Cinder volume's disk is not the config drive. */
+  sysfsRoot?: string;
 }
 
 export interface InstanceMetadata {
@@ -54,12 +56,17 @@ export const CONFIG_DRIVE_LABELS = ['config-2', 'CONFIG-2'] as const;
 
 /**
  * The device of the config drive, or null when no filesystem carries its
- * label, or more than one does: a Cinder volume attached to this node can hold
- * a filesystem labelled config-2 too (a disk image of another VM, say), and
- * its meta_data.json would name another instance, so then neither is trusted
- * and the next source (the metadata service) decides.
+ * label, or more than one does.
+ *
+ * A Cinder volume attached to this node can hold a filesystem labelled
+ * config-2 too (a disk image of another VM, say), and its meta_data.json would
+ * name another instance. Nova gives a disk a serial only when it is a volume
+ * (the volume ID), never the config drive, so a labelled filesystem on a disk
+ * whose serial is a volume ID is passed over. When more than one of the rest
+ * is labelled, none is trusted and the next source (the metadata service)
+ * decides.
  */
-export async function findConfigDrive(signal?: AbortSignal, logger?: Logger): Promise<string | null> {
+export async function findConfigDrive(signal?: AbortSignal, logger?: Logger, sysfsRoot = '/sys'): Promise<string | null> {
   const devices: string[] = [];
   for (const label of CONFIG_DRIVE_LABELS) {
     // -c /dev/null: probe the devices now rather than trust blkid's cache file,
@@ -67,11 +74,50 @@ export async function findConfigDrive(signal?: AbortSignal, logger?: Logger): Pr
     const found = await run('blkid', ['-c', '/dev/null', '-t', `LABEL=${label}`, '-o', 'device'], { timeoutMs: 10_000, signal, okCodes: [2] });
     for (const line of found.stdout.split('\n')) if (line.trim() && !devices.includes(line.trim())) devices.push(line.trim());
   }
-  if (devices.length > 1) {
-    logger?.warn({ devices }, 'more than one filesystem is labelled as a config drive; trusting none of them');
+  const candidates: string[] = [];
+  for (const device of devices) {
+    const serial = await volumeSerialOf(device, sysfsRoot);
+    if (serial === null) candidates.push(device);
+    else logger?.warn({ device, serial }, 'a filesystem labelled as a config drive is on a Cinder volume; not reading it as this node\'s identity');
+  }
+  if (candidates.length > 1) {
+    logger?.warn({ devices: candidates }, 'more than one filesystem is labelled as a config drive; trusting none of them');
     return null;
   }
-  return devices[0] ?? null;
+  return candidates[0] ?? null;
+}
+
+/** A Cinder volume ID, or the first 20 characters of one that virtio-blk keeps as the serial. */
+const VOLUME_SERIAL = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]/i;
+
+/**
+ * The serial of the disk holding `device` (the disk itself, or the disk a
+ * partition is on) when it is a volume ID, else null. virtio-blk shows the
+ * serial in `serial`; SCSI disks (virtio-scsi) in VPD page 0x80, whose first
+ * four bytes are a header.
+ */
+async function volumeSerialOf(device: string, sysfsRoot: string): Promise<string | null> {
+  let disk: string;
+  try {
+    disk = await realpath(path.join(sysfsRoot, 'class', 'block', path.basename(device)));
+  } catch {
+    return null;
+  }
+  if (await exists(path.join(disk, 'partition'))) disk = path.dirname(disk);
+  for (const [file, skip] of [['serial', 0], [path.join('device', 'serial'), 0], [path.join('device', 'vpd_pg80'), 4]] as const) {
+    const bytes = await readFile(path.join(disk, file)).catch(() => null);
+    if (!bytes || bytes.length <= skip) continue;
+    const serial = bytes.subarray(skip).toString('latin1').replace(/\0/g, '').trim();
+    if (serial) return VOLUME_SERIAL.test(serial) ? serial : null;
+  }
+  return null;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -93,9 +139,11 @@ async function mountConfigDrive(device: string, dir: string, logger: Logger, sig
 }
 
 /** Mount the config drive read-only in a private directory, read meta_data.json, unmount. */
-export async function readConfigDrive(logger: Logger, signal?: AbortSignal): Promise<InstanceIdentity> {
-  const device = await findConfigDrive(signal, logger);
-  if (!device) throw new OpenStackError('not_found', `no config drive (no filesystem, or more than one, labelled ${CONFIG_DRIVE_LABELS.join(' or ')})`);
+export async function readConfigDrive(logger: Logger, signal?: AbortSignal, sysfsRoot = '/sys'): Promise<InstanceIdentity> {
+  const device = await findConfigDrive(signal, logger, sysfsRoot);
+  if (!device) {
+    throw new OpenStackError('not_found', `no config drive (no filesystem, or more than one, labelled ${CONFIG_DRIVE_LABELS.join(' or ')} outside Cinder volumes)`);
+  }
   const dir = await mkdtemp(path.join(tmpdir(), 'cinder-csi-configdrive-'));
   try {
     await mountConfigDrive(device, dir, logger, signal);
@@ -152,7 +200,7 @@ export function createInstanceMetadata(opts: InstanceMetadataOptions): InstanceM
       try {
         const id =
           source === 'configDrive'
-            ? await readConfigDrive(opts.logger)
+            ? await readConfigDrive(opts.logger, undefined, opts.sysfsRoot)
             : // The metadata service is plain HTTP on a link-local address; a short
               // timeout keeps a node off OpenStack from hanging at start.
               await readMetadataService(baseUrl, opts.timeoutMs ?? 2_000, opts.attempts ?? 3, opts.logger);

@@ -11,7 +11,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdir, readFile, writeFile, readdir, open } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, readdir, open, symlink } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { run } from '../../src/util/exec';
 import { silentLogger } from '../../src/log';
@@ -200,6 +200,61 @@ test('two filesystems labelled config-2 (a volume holding another VM\'s config d
   await ext4ConfigDrive(box);
   assert.equal(await findConfigDrive(), null);
   await assert.rejects(readConfigDrive(silentLogger), /more than one/);
+  await assertNothingLeft();
+});
+
+/**
+ * A sysfs tree (as `driver.node.sysfs_root` would point to) in which the loop
+ * devices `volumes` are the disks of Cinder volumes, as Nova attaches them: each
+ * with the volume ID as its serial, shown the way `bus` shows it. A
+ * `partitionOf` device is shown as a partition of such a disk instead.
+ */
+async function sysfsWithVolumes(
+  box: Sandbox,
+  volumes: { device: string; bus: 'virtio-blk' | 'virtio-scsi'; partitionOf?: string }[],
+): Promise<string> {
+  const sys = path.join(box.root, 'sys');
+  await mkdir(path.join(sys, 'class', 'block'), { recursive: true });
+  for (const [i, v] of volumes.entries()) {
+    const id = `0f6c2a3e-9b1d-4c7e-8a5f-3d2b1c0e9f${String(i).padStart(2, '0')}`;
+    const diskName = v.partitionOf ?? path.basename(v.device);
+    const disk = path.join(sys, 'devices', `pci0000:00/0000:00:0${i}.0`, 'block', diskName);
+    await mkdir(path.join(disk, 'device'), { recursive: true });
+    if (v.bus === 'virtio-blk') await writeFile(path.join(disk, 'serial'), id.slice(0, 20));
+    // VPD page 0x80: a four-byte header (qualifier, page code, length), then the serial.
+    else await writeFile(path.join(disk, 'device', 'vpd_pg80'), Buffer.concat([Buffer.from([0, 0x80, 0, id.length]), Buffer.from(id)]));
+    let node = disk;
+    if (v.partitionOf) {
+      node = path.join(disk, path.basename(v.device));
+      await mkdir(node);
+      await writeFile(path.join(node, 'partition'), '1\n');
+    }
+    await symlink(node, path.join(sys, 'class', 'block', path.basename(v.device)));
+  }
+  return sys;
+}
+
+test('a filesystem labelled config-2 on a Cinder volume (virtio-blk serial) is not read as the node\'s identity', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const onVolume = await ext4ConfigDrive(box);
+  const sys = await sysfsWithVolumes(box, [{ device: onVolume.path, bus: 'virtio-blk' }]);
+  assert.equal(await findConfigDrive(undefined, silentLogger, sys), null);
+  await assert.rejects(readConfigDrive(silentLogger, undefined, sys), /outside Cinder volumes/);
+  // Without the serial (the real sysfs: loop devices have none) it is the config drive.
+  assert.equal(await findConfigDrive(undefined, silentLogger), onVolume.path);
+  await assertNothingLeft();
+});
+
+test('beside the real config drive, one on a Cinder volume\'s partition (virtio-scsi serial) is passed over, and the real one read', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const real = await ext4ConfigDrive(box);
+  const onVolume = await ext4ConfigDrive(box);
+  const sys = await sysfsWithVolumes(box, [{ device: onVolume.path, bus: 'virtio-scsi', partitionOf: 'sdb' }]);
+  assert.equal(await findConfigDrive(undefined, silentLogger, sys), real.path);
+  const identity = await readConfigDrive(silentLogger, undefined, sys);
+  assert.deepEqual([identity.instanceId, identity.source], [UUID, 'config-drive']);
   await assertNothingLeft();
 });
 
