@@ -1,6 +1,7 @@
 // GetCapacity from the project's Cinder quota and usage: what is left of
 // `gigabytes` and, when the volume type has its own quota, of
-// `gigabytes_<type>`; nothing when no more volumes may be made or the
+// `gigabytes_<type>` (the type a new volume would get: the StorageClass's, the
+// driver's default, else Cinder's own default type); nothing when no more volumes may be made or the
 // requested zone has no Cinder zone. maximum_volume_size honours
 // `per_volume_gigabytes`.
 //
@@ -34,8 +35,9 @@ export async function getCapacity(env: ControllerEnv, req: GetCapacityRequest__O
   const cloud = env.clouds.get(env.clouds.defaultName)!;
   const bs = cloud.blockStorage;
   const typeName = params.volumeType ?? env.settings.defaultVolumeType;
-  const type = typeName ? await requireVolumeType(cloud, typeName, 'the StorageClass (or driver default)', op) : undefined;
-  if (req.volume_capabilities.length > 0 && capabilitiesProblem(req.volume_capabilities, type ? (isMultiattachType(type) ?? true) : false)) {
+  const named = typeName ? await requireVolumeType(cloud, typeName, 'the StorageClass (or driver default)', op) : undefined;
+  // As CreateVolume judges it: a volume of no named type is not taken for multiattach.
+  if (req.volume_capabilities.length > 0 && capabilitiesProblem(req.volume_capabilities, named ? (isMultiattachType(named) ?? true) : false)) {
     return NOTHING;
   }
 
@@ -47,6 +49,8 @@ export async function getCapacity(env: ControllerEnv, req: GetCapacityRequest__O
     if (!zones.some((z) => z.name === zone && z.available)) return NOTHING;
   }
 
+  // With no type named, Cinder gives the volume its default type, whose own quota binds it as well.
+  const type = named ?? (await bs.getDefaultVolumeType(op)) ?? undefined;
   const quotas = await bs.getQuotaUsage(op);
   const suffix = type ? `_${type.name}` : undefined;
   if (remaining(quotas, 'volumes') < 1 || (suffix && remaining(quotas, `volumes${suffix}`) < 1)) return NOTHING;

@@ -3,7 +3,7 @@
 // is sent on every v3 request; features that need a newer microversion are
 // refused with a clear message rather than sent and misunderstood.
 import type { Logger } from '../log';
-import { OpenStackError } from './errors';
+import { isNotFound, OpenStackError } from './errors';
 import type { HttpClient } from './http';
 import type { AuthState, Identity } from './keystone';
 import { VOLUME_SERVICE_TYPES } from './catalog';
@@ -322,6 +322,20 @@ export class Cinder implements BlockStorage {
     const api = await this.current(opts);
     const body = await this.call<{ volume_types?: Json[] }>(api, { ...opts, method: 'GET', path: '/types' });
     return (body.volume_types ?? []).map(toVolumeType);
+  }
+
+  async getDefaultVolumeType(opts: CallOptions = {}): Promise<VolumeType | null> {
+    const api = await this.current(opts);
+    // v1 has no such call (it came with v2); there the answer is "not known".
+    if (api.apiVersion === '1') return null;
+    try {
+      const body = await this.call<{ volume_type?: Json }>(api, { ...opts, method: 'GET', path: '/types/default' });
+      return body.volume_type ? toVolumeType(body.volume_type) : null;
+    } catch (err) {
+      // A Cinder without a default type (default_volume_type unset, before Train's __DEFAULT__) says 404.
+      if (isNotFound(err)) return null;
+      throw err;
+    }
   }
 
   async listAvailabilityZones(opts: CallOptions = {}): Promise<AvailabilityZone[]> {

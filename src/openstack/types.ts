@@ -299,6 +299,8 @@ export interface BlockStorage {
   /** Quota limits with usage for the token's project, keyed by resource name. */
   getQuotaUsage(opts?: CallOptions): Promise<Record<string, QuotaUsage>>;
   listVolumeTypes(opts?: CallOptions): Promise<VolumeType[]>;
+  /** The type Cinder gives a volume whose create names none; null when this Cinder has no default type. */
+  getDefaultVolumeType(opts?: CallOptions): Promise<VolumeType | null>;
   listAvailabilityZones(opts?: CallOptions): Promise<AvailabilityZone[]>;
 }
 

@@ -209,6 +209,14 @@ export class CinderApi {
       add('GET', '/os-quota-sets/{id}', (a) => this.quotaSet(a, a.ctx.query.get('usage')?.toLowerCase() === 'true'));
       add('GET', '/os-quota-sets/{id}/defaults', (a) => this.quotaSet(a, false));
       add('GET', '/types', () => ({ status: 200, body: { volume_types: [...this.state.types.values()].map((t) => typeView(t, this.opts.showUserExtraSpecs)) } }));
+      // Before /types/{id}: "default" is not a type's ID. v2 brought it; v1 has none.
+      if (api !== 'v1') {
+        add('GET', '/types/default', () =>
+          this.state.types.size === 0
+            ? notFound('Default volume type can not be found.')
+            : { status: 200, body: { volume_type: typeView(this.state.defaultType(), this.opts.showUserExtraSpecs) } },
+        );
+      }
       add('GET', '/types/{id}', (a) => ({ status: 200, body: { volume_type: typeView(this.type(a.ctx.params.id), this.opts.showUserExtraSpecs) } }));
       add('GET', '/types/{id}/extra_specs', (a) => ({ status: 200, body: { extra_specs: this.type(a.ctx.params.id).extraSpecs } }));
       add('GET', '/os-availability-zone', () => ({
@@ -293,7 +301,7 @@ export class CinderApi {
       bad(`Invalid input received: Volume size '${size}'GB cannot be smaller than the ${snapshotId ? 'snapshot' : sourceVolId ? 'original volume' : 'backup'} size ${sourceSize}GB. They must be >= original ${snapshotId ? 'snapshot' : 'volume'} size.`);
     }
     const typeRef = str(body.volume_type);
-    const type = typeRef !== undefined ? s.findType(typeRef) ?? notFound(`Volume type with name ${typeRef} could not be found.`) : sourceTypeId ? s.types.get(sourceTypeId)! : s.findType('__DEFAULT__') ?? [...s.types.values()][0];
+    const type = typeRef !== undefined ? s.findType(typeRef) ?? notFound(`Volume type with name ${typeRef} could not be found.`) : sourceTypeId ? s.types.get(sourceTypeId)! : s.defaultType();
     let az = str(body.availability_zone) ?? sourceAz ?? s.availabilityZones[0];
     if (!s.availabilityZones.includes(az)) {
       // cinder.conf allow_availability_zone_fallback: the default zone instead of a refusal.
@@ -577,7 +585,7 @@ export class CinderApi {
       if (vol.size < backup.size) bad(`Invalid volume: volume size ${vol.size} is too small to restore backup of size ${backup.size}.`);
       s.restoreBackup(backup, vol);
     } else {
-      const type = s.findType('__DEFAULT__') ?? [...s.types.values()][0];
+      const type = s.defaultType();
       const exceeded = s.quotas.check(s.volumeQuotaDeltas(type.id, backup.size), backup.size);
       if (exceeded) overQuota(exceeded);
       vol = s.createVolume(

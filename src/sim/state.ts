@@ -187,6 +187,11 @@ export class CloudState {
   }
 
   /** A type by ID or by name, as Cinder accepts either. */
+  /** The type a volume gets when its create names none: Cinder's __DEFAULT__ (default_volume_type), else the first. */
+  defaultType(): VolumeTypeRecord {
+    return this.findType('__DEFAULT__') ?? [...this.types.values()][0];
+  }
+
   findType(idOrName: string): VolumeTypeRecord | undefined {
     const byId = this.types.get(idOrName);
     if (byId) return byId;

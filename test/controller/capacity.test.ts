@@ -56,6 +56,26 @@ describe('GetCapacity', () => {
   });
 });
 
+describe('GetCapacity with a quota on Cinder\'s default type', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({
+      sim: { volumeTypes: [{ name: '__DEFAULT__' }, { name: 'fast' }], quotas: { gigabytes: 100, gigabytes___DEFAULT__: 12 } },
+    });
+    await h.createVolume('pvc-capacity-default-type', { capacity_range: { required_bytes: 10 * GiB } });
+  });
+  after(() => h.stop());
+
+  it('a StorageClass that names no type is held to the quota of the type Cinder gives its volumes', async () => {
+    const res = await h.rpc('GetCapacity', { volume_capabilities: [MOUNT_RWO] });
+    assert.equal(Number(res.available_capacity), 2 * GiB);
+    // The next CreateVolume agrees: 3 GiB more does not fit.
+    await expectCode(h.createVolume('pvc-capacity-default-type-2', { capacity_range: { required_bytes: 3 * GiB } }), Code.RESOURCE_EXHAUSTED);
+    // A type of its own is not held to it.
+    assert.equal(Number((await h.rpc('GetCapacity', { parameters: { type: 'fast' } })).available_capacity), 90 * GiB);
+  });
+});
+
 describe('GetCapacity without quotas', () => {
   let h: ControllerHarness;
   before(async () => {

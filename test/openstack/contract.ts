@@ -336,6 +336,9 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         }
         const types = await cloud.blockStorage.listVolumeTypes();
         assert.ok(types.length >= 1 && types.every((t) => t.id && t.name));
+        // Cinder's default type (GET /types/default) is one of them (__DEFAULT__ on every Cinder since Train).
+        const byDefault = await cloud.blockStorage.getDefaultVolumeType();
+        assert.ok(byDefault && types.some((t) => t.id === byDefault.id && t.name === byDefault.name), 'the default type is listed');
         const zones = await cloud.blockStorage.listAvailabilityZones();
         assert.ok(zones.some((z) => z.available && z.name));
       });
