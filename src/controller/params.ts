@@ -29,6 +29,7 @@
 //
 // Any other key is INVALID_ARGUMENT naming it: a typo in a class must not
 // silently make volumes of the wrong kind.
+import { SUPPORTED_FILESYSTEMS } from '../csi/constants';
 import { invalidArgument } from '../csi/errors';
 
 /** Metadata key carrying the cluster ID, the same key the Go plugin uses. */
@@ -86,9 +87,24 @@ const LEGACY_FSTYPE_KEY = 'fstype';
 function rejectUnknown(params: Record<string, string>, known: readonly string[], where: string, ignored: readonly string[] = []): void {
   for (const key of Object.keys(params)) {
     if (known.includes(key) || key.startsWith(SIDECAR_PREFIX) || ignored.includes(key.toLowerCase())) continue;
+    const supported = [...known, ...(ignored.includes(LEGACY_FSTYPE_KEY) ? ['fsType'] : [])];
     throw invalidArgument(
-      `unknown ${where} parameter '${key}'; supported: ${known.map((k) => `'${k}'`).join(', ')} and the sidecars' '${SIDECAR_PREFIX}*' keys`,
+      `unknown ${where} parameter '${key}'; supported: ${supported.map((k) => `'${k}'`).join(', ')} and the sidecars' '${SIDECAR_PREFIX}*' keys`,
     );
+  }
+}
+
+/**
+ * The filesystem keys are the provisioner's to read (into the capability's
+ * fs_type, which is checked there), but a value no node can make is refused
+ * here too, for callers that send the class's parameters as they are.
+ */
+function checkFsTypeKeys(params: Record<string, string>, where: string): void {
+  for (const [key, value] of Object.entries(params)) {
+    if (key.toLowerCase() !== LEGACY_FSTYPE_KEY && key !== `${SIDECAR_PREFIX}fstype`) continue;
+    if (value.trim() !== '' && !(SUPPORTED_FILESYSTEMS as readonly string[]).includes(value.trim())) {
+      throw invalidArgument(`${where} parameter '${key}' is ${JSON.stringify(value)}: the node plugin makes ${SUPPORTED_FILESYSTEMS.join(', ')}`);
+    }
   }
 }
 
@@ -140,6 +156,7 @@ export function parseVolumeParams(params: Record<string, string> | undefined): V
   const p = params ?? {};
   const where = 'StorageClass';
   rejectUnknown(p, VOLUME_KEYS, where, [LEGACY_FSTYPE_KEY]);
+  checkFsTypeKeys(p, where);
   return {
     volumeType: nonEmpty(p, 'type', where),
     availability: nonEmpty(p, 'availability', where),

@@ -39,6 +39,12 @@ describe('StorageClass parameters', () => {
     }
   });
 
+  it('refuses a filesystem no node makes, under either filesystem key, and names fsType among the keys it knows', () => {
+    assert.throws(() => parseVolumeParams({ fsType: 'ntfs' }), invalid(/'fsType' is "ntfs": the node plugin makes ext4, ext3, xfs/));
+    assert.throws(() => parseVolumeParams({ 'csi.storage.k8s.io/fstype': 'btrfs' }), invalid(/'csi.storage.k8s.io\/fstype' is "btrfs"/));
+    assert.throws(() => parseVolumeParams({ fstyp: 'ext4' }), invalid(/'appendVolumeMetadata', 'fsType'/));
+  });
+
   it('lets appendVolumeMetadata override the cluster key only', () => {
     assert.deepEqual(ownedMetadata('k8s-a', {}), { [CLUSTER_METADATA_KEY]: 'k8s-a' });
     assert.deepEqual(ownedMetadata('k8s-a', { [CLUSTER_METADATA_KEY]: 'other' }), { [CLUSTER_METADATA_KEY]: 'other' });
