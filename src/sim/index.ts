@@ -85,6 +85,8 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
   const cinderVersions = opts.cinderVersions ?? ['v1', 'v2', 'v3'];
   if (cinderVersions.length === 0) throw new Error('cinderVersions must name at least one API');
   let url = '';
+  /** Where the metadata service is: the APIs' URL, or with TLS a plain-HTTP listener of its own. */
+  let metadataBase = '';
   const baseUrl = (): string => url;
   let latencyMs = opts.latencyMs ?? 0;
   const faults = new FaultSet();
@@ -116,7 +118,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
   const nova = new NovaApi(state, { maxMicroversion: opts.maxComputeMicroversion ?? '2.96', maxVolumesPerInstance: opts.maxVolumesPerInstance ?? 26, baseUrl });
 
   const instances: SimInstance[] = [];
-  const toPublic = (r: InstanceRecord): SimInstance => ({ id: r.id, name: r.name, availabilityZone: r.availabilityZone, deviceRoot: r.deviceRoot, metadataUrl: `${url}/metadata/${r.id}` });
+  const toPublic = (r: InstanceRecord): SimInstance => ({ id: r.id, name: r.name, availabilityZone: r.availabilityZone, deviceRoot: r.deviceRoot, metadataUrl: `${metadataBase}/metadata/${r.id}` });
 
   const control: SimControl = {
     addFault: (f) => faults.add(f),
@@ -221,7 +223,27 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     });
   });
   const port = (server.address() as AddressInfo).port;
-  url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  url = `${tls ? 'https' : 'http'}://${hostInUrl}:${port}`;
+  // A cloud serves its APIs over TLS but its metadata service in plain HTTP
+  // (169.254.169.254 is link-local; the driver refuses https there): with TLS,
+  // the metadata routes get a plain listener of their own, and only they.
+  const metadataServer = tls
+    ? http.createServer((req, res) => {
+        if ((req.url ?? '').startsWith('/metadata/')) return handler.handle(req, res);
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('this listener serves only the metadata service\n');
+      })
+    : undefined;
+  if (metadataServer) {
+    await new Promise<void>((resolve, reject) => {
+      metadataServer.once('error', reject);
+      metadataServer.listen(0, host, () => {
+        metadataServer.off('error', reject);
+        resolve();
+      });
+    });
+  }
+  metadataBase = metadataServer ? `http://${hostInUrl}:${(metadataServer.address() as AddressInfo).port}` : url;
   const authUrl = `${url}/identity/v3`;
 
   for (const spec of opts.instances ?? [{ name: 'node-1' }]) await control.addInstance(spec);
@@ -230,10 +252,12 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
   const stop = (): Promise<SimStopped> => {
     stopping ??= (async () => {
       await state.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      for (const listener of metadataServer ? [server, metadataServer] : [server]) {
+        await new Promise<void>((resolve) => {
+          listener.close(() => resolve());
+          listener.closeAllConnections();
+        });
+      }
       const stillMounted = await hypervisor.mountedTargets();
       await hypervisor.stop();
       if (stillMounted.length > 0) {

@@ -7,6 +7,7 @@ import yaml from 'js-yaml';
 import { Agent } from 'undici';
 import { runSimCommand, startSimulator, type Simulator } from '../../src/sim';
 import { silentLogger } from '../../src/log';
+import { readMetadataService } from '../../src/openstack/metadata';
 import { call, login } from './helpers';
 
 describe('sim over HTTPS', () => {
@@ -39,6 +40,20 @@ describe('sim over HTTPS', () => {
       await strict.close();
       await insecure.close();
     }
+  });
+
+  it('serves the metadata service in plain HTTP, as a cloud does, on a listener that serves nothing else', async () => {
+    const inst = sim.instances[0]!;
+    assert.match(inst.metadataUrl, /^http:\/\/127\.0\.0\.1:\d+\/metadata\//);
+    const md = await call('GET', `${inst.metadataUrl}/openstack/latest/meta_data.json`);
+    assert.equal(md.status, 200);
+    assert.equal(md.body.uuid, inst.id);
+    // The driver's own reader, which refuses https there, gets the identity.
+    const identity = await readMetadataService(inst.metadataUrl, 2000, 1, silentLogger);
+    assert.equal(identity.instanceId, inst.id);
+    const plain = new URL(inst.metadataUrl).origin;
+    assert.equal((await call('GET', `${plain}/volume/`)).status, 404);
+    assert.equal((await call('GET', `${plain}/identity/v3`)).status, 404);
   });
 
   it('cloudConfig carries the CA and the password credentials', () => {
