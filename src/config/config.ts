@@ -13,7 +13,9 @@
 //       OS_CLIENT_CONFIG_FILE may point at one; a cloud.conf becomes one;
 //   (c) the standard OS_* environment variables, when the file has neither.
 // Driver settings live under `driver:` in the same file.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import yaml from 'js-yaml';
 import type { AuthPlugin, CloudConfig, CloudCredentials, EndpointInterface } from '../openstack/types';
 import { parseProxyUrl, proxySettingsFromEnv, type ProxySettings } from '../openstack/proxy';
@@ -113,8 +115,7 @@ export function loadConfig(opts: LoadOptions): DriverConfig {
   try {
     doc = yaml.load(text, { filename: opts.file });
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
-    throw new ConfigError(`config file ${opts.file} is not valid YAML: ${msg}`);
+    throw new ConfigError(`config file ${opts.file} is not valid YAML: ${yamlProblem(e)}`);
   }
   return fromDocument(doc ?? {}, opts.file, env);
 }
@@ -438,14 +439,46 @@ function envInsecure(value: string | undefined): boolean {
   throw new ConfigError(`OS_INSECURE must be true or false, not '${value}'`);
 }
 
+/**
+ * js-yaml's complaint without the text it quotes: the text is often a
+ * secret (an unquoted password starting with ! reads as a tag, with * as an
+ * alias, and js-yaml quotes both), and this message goes to the pod's log.
+ * The line and column say where to look.
+ */
+export function yamlProblem(e: unknown): string {
+  const { reason, mark } = e as { reason?: string; mark?: { line: number; column: number } };
+  if (!mark) return (e as NodeJS.ErrnoException).code ?? 'unreadable';
+  const full = reason ?? 'syntax error';
+  // Cut at the first quoted, tagged or listed fragment ("unknown tag !<...>", "alias \"...\"", "characters: ...").
+  const words = full.replace(/\s*(:|!<|!|"|'|<|\*|&).*$/s, '').trim() || 'syntax error';
+  const hint = words !== full ? " (a value starting with !, *, & or @, or holding ': ' or ' #', must be quoted)" : '';
+  return `${words} at line ${mark.line + 1}, column ${mark.column + 1}${hint}`;
+}
+
+/**
+ * Where the OpenStack clients (openstacksdk) look for clouds.yaml when
+ * OS_CLIENT_CONFIG_FILE does not say: the working directory, the user's
+ * config directory, then /etc/openstack.
+ */
+export function cloudsYamlPlaces(env: NodeJS.ProcessEnv): string[] {
+  const configHome = env.XDG_CONFIG_HOME || path.join(env.HOME || os.homedir(), '.config');
+  return [path.join(process.cwd(), 'clouds.yaml'), path.join(configHome, 'openstack', 'clouds.yaml'), '/etc/openstack/clouds.yaml'];
+}
+
 function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
+  if (env.OS_CLOUD && !env.OS_CLIENT_CONFIG_FILE) {
+    const places = cloudsYamlPlaces(env);
+    const found = places.find((p) => existsSync(p));
+    if (!found) throw new ConfigError(`OS_CLOUD names cloud '${env.OS_CLOUD}', but there is no clouds.yaml in ${places.join(', ')}; set OS_CLIENT_CONFIG_FILE to yours`);
+    env = { ...env, OS_CLIENT_CONFIG_FILE: found };
+  }
   if (env.OS_CLIENT_CONFIG_FILE && env.OS_CLOUD) {
     const file = env.OS_CLIENT_CONFIG_FILE;
     let doc: unknown;
     try {
       doc = yaml.load(readFileSync(file, 'utf8'), { filename: file });
     } catch (e) {
-      throw new ConfigError(`cannot read OS_CLIENT_CONFIG_FILE ${file}: ${(e as Error).message.split('\n')[0]}`);
+      throw new ConfigError(`cannot read OS_CLIENT_CONFIG_FILE ${file}: ${(e as { mark?: unknown }).mark ? `not valid YAML: ${yamlProblem(e)}` : (e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
     const top = Section.of(doc, '', file);
     // Only OS_CLOUD's cloud is kept, so only it is read: the other clouds' cacert, cert and key files

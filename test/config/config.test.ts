@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { ConfigError, DEFAULTS, loadConfig } from '../../src/config/config';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cloudsYamlPlaces, ConfigError, DEFAULTS, loadConfig } from '../../src/config/config';
 import { configFiles } from '../helpers/config-files';
 
 const { dir, CA, CERT, KEY, file, load, configError } = configFiles('cinder-csi-config-');
@@ -240,6 +240,20 @@ test('OS_CLIENT_CONFIG_FILE with OS_CLOUD reads that cloud from a clouds.yaml', 
   assert.equal(c.clouds[0].auth.applicationCredentialId, 'ac-west');
 });
 
+test('OS_CLOUD alone reads clouds.yaml where the OpenStack clients look for it, or says where it looked', () => {
+  const home = path.join(dir, 'home');
+  mkdirSync(path.join(home, '.config', 'openstack'), { recursive: true });
+  const env = { OS_CLOUD: 'west', HOME: home };
+  // The other two places (the working directory, /etc/openstack) are this machine's: asserted only when empty.
+  if (!cloudsYamlPlaces(env).some((p) => existsSync(p))) {
+    assert.throws(() => loadConfig({ env }), /OS_CLOUD names cloud 'west', but there is no clouds\.yaml in .*\.config\/openstack\/clouds\.yaml.*set OS_CLIENT_CONFIG_FILE/);
+  }
+  writeFileSync(path.join(home, '.config', 'openstack', 'clouds.yaml'), CLOUDS);
+  const c = loadConfig({ env });
+  assert.deepEqual(c.clouds.map((x) => x.name), ['west']);
+  assert.equal(c.clouds[0].auth.applicationCredentialId, 'ac-west');
+});
+
 test('the config file itself may be a plain clouds.yaml', () => {
   const c = loadConfig({ file: file(CLOUDS, 'plain-clouds.yaml'), env: { OS_CLOUD: 'east' } });
   assert.equal(c.clouds[0].name, 'east');
@@ -372,6 +386,24 @@ test('a missing OS_* credential names the variable set and the environment', () 
 test('a file that is not YAML is named, with the parser line', () => {
   assert.match(configError('dataset:\n  username: [unclosed\n'), /^config file \S+ is not valid YAML: /);
   assert.match(configError('- just\n- a list\n'), /^'' in \S+ must be a mapping$|must be a mapping/);
+});
+
+test('a YAML error says where, never what: an unquoted password read as a tag or an alias stays out of the message', () => {
+  const secret = 'Hunter2Secret';
+  for (const [text, words] of [
+    [`dataset:\n  username: alice\n  password: !${secret}\n`, /unknown tag at line \d+, column \d+ \(a value starting with !, \*/],
+    [`dataset:\n  username: alice\n  password: *${secret}\n`, /unidentified alias at line 3, column \d+ /],
+    [`dataset:\n  password: !!${secret}x: y\n`, /at line \d+, column \d+/],
+  ] as const) {
+    const message = configError(text);
+    assert.match(message, words);
+    assert.ok(!message.includes(secret), message);
+  }
+  const cloudsFile = file(`clouds:\n  west:\n    auth:\n      password: *${secret}\n`, 'star-clouds.yaml');
+  assert.throws(
+    () => loadConfig({ env: { OS_CLIENT_CONFIG_FILE: cloudsFile, OS_CLOUD: 'west' } }),
+    (e) => e instanceof ConfigError && /OS_CLIENT_CONFIG_FILE \S+: not valid YAML: unidentified alias at line 4/.test(e.message) && !e.message.includes(secret),
+  );
 });
 
 test('a file that cannot be read is named', () => {
