@@ -9,7 +9,7 @@ import './cli/heap';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createLogger, type Logger } from './log';
+import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from './log';
 import { parseServeArgs, parseEndpoint, SERVE_USAGE, UsageError, type ServeOptions } from './cli/args';
 import { ConfigError, loadConfig, type DriverConfig } from './config/config';
 import { startDriver, VENDOR_VERSION, type RunningDriver } from './driver';
@@ -100,7 +100,11 @@ async function serve(args: string[]): Promise<number> {
     driver = await startDriver({ mode, endpoint: parseEndpoint(opts.endpoint), config, logger });
   } catch (e) {
     await stopSim?.().catch(() => undefined);
-    if (e instanceof StartupError || e instanceof ConfigError) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`cinder-csi: configuration error: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof StartupError) {
       process.stderr.write(`cinder-csi: cannot start: ${e.message}\n`);
       return 1;
     }
@@ -188,20 +192,29 @@ async function sim(args: string[]): Promise<number> {
   let listen: string | undefined;
   let stateDir: string | undefined;
   let tls = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--listen') listen = args[++i];
-    else if (a === '--state-dir') stateDir = args[++i];
-    else if (a === '--tls') tls = true;
-    else if (a === '--help') {
-      process.stdout.write(USAGE);
-      return 0;
-    } else {
-      process.stderr.write(`cinder-csi sim: unknown argument '${a}'\n${USAGE}`);
-      return 2;
+  const valueOf = (flag: string, value: string | undefined): string => {
+    if (value === undefined || value.startsWith('--')) throw new UsageError(`${flag} needs a value`);
+    return value;
+  };
+  const level = process.env.CINDER_CSI_LOG_LEVEL ?? 'info';
+  try {
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`CINDER_CSI_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a === '--listen') listen = valueOf(a, args[++i]);
+      else if (a === '--state-dir') stateDir = valueOf(a, args[++i]);
+      else if (a === '--tls') tls = true;
+      else if (a === '--help') {
+        process.stdout.write(USAGE);
+        return 0;
+      } else throw new UsageError(`unknown argument '${a}'`);
     }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`cinder-csi sim: ${e.message}\n${USAGE}`);
+    return 2;
   }
-  const logger = createLogger({ level: (process.env.CINDER_CSI_LOG_LEVEL as 'info') ?? 'info' });
+  const logger = createLogger({ level: level as LogLevel });
   const { runSimCommand } = await import('./sim');
   const tempDir = stateDir ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-sim-'));
   const dir = stateDir ?? tempDir!;

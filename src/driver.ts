@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from './log';
 import type { Endpoint, Mode } from './cli/args';
-import type { DriverConfig } from './config/config';
-import { CsiServer, StartupError } from './csi/server';
+import { ConfigError, type DriverConfig } from './config/config';
+import { CsiServer } from './csi/server';
 import { loadCsi, warmCodecsInBackground } from './csi/proto';
 import { wrapService } from './csi/pipeline';
 import { unavailable } from './csi/errors';
@@ -47,8 +47,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
 
   if (runsController) {
     if (config.clouds.length === 0) {
-      throw new StartupError(
-        `no OpenStack cloud is configured in ${config.source}: add a 'clouds:' or 'dataset:' section, or set OS_AUTH_URL and friends`,
+      throw new ConfigError(
+        `no OpenStack cloud is configured in ${config.source}: add a 'clouds:' or 'dataset:' section, or set OS_AUTH_URL and friends (or OS_CLOUD)`,
       );
     }
     const { createCloud } = await import('./openstack/cloud');

@@ -313,7 +313,8 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
 
 /** Parses '--listen': 'host:port', '[::1]:port', ':port' or 'port'. */
 export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(listen.trim());
+  // HOST:PORT, [IPV6]:PORT, :PORT or PORT alone (on 127.0.0.1).
+  const m = /^(?:(?:\[([^\]]+)\]|([^:\[\]]*)):)?(\d+)$/.exec(listen.trim());
   if (!m) throw new Error(`--listen must be host:port, not '${listen}'`);
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`port ${port} is out of range`);

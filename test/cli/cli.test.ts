@@ -12,6 +12,7 @@ import net from 'node:net';
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { call, connect } from '../helpers/grpc';
 import { until } from '../helpers/server';
+import { parseListen } from '../../src/sim';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
@@ -80,10 +81,10 @@ test('serve with a config file that does not exist exits 2 naming it', async () 
   assert.equal(r.stderr, `cinder-csi: configuration error: cannot read config file ${missing}: ENOENT\n`);
 });
 
-test('a controller with no cloud configured cannot start: exit 1 with one line', async () => {
+test('a controller with no cloud configured is a broken configuration: exit 2 with one line', async () => {
   const r = await cli(serveController(configFile('driver:\n  cluster_id: c1\n')));
-  assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /^cinder-csi: cannot start: no OpenStack cloud is configured in [^\n]+\n$/);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^cinder-csi: configuration error: no OpenStack cloud is configured in [^\n]+\n$/);
 });
 
 test('a regular file where the socket should be stops start-up: exit 1 with one line', async () => {
@@ -319,6 +320,26 @@ test('the launcher of a checkout that was never built says to build it, not a No
   });
   assert.equal(outcome.code, 1);
   assert.match(outcome.stderr, /^cinder-csi: \S+\/dist\/src\/cli\.js is missing: build the driver first \(npm ci && npm run build; npm start builds too\)\n$/);
+});
+
+test('sim: a flag without its value, or a log level pino does not know, is a usage error (exit 2), before anything starts', async () => {
+  const tmp = mkdtempSync(path.join(dir, 'tmp-sim-usage-'));
+  for (const [args, env, said] of [
+    [['sim', '--listen'], {}, /--listen needs a value/],
+    [['sim', '--state-dir', '--tls'], {}, /--state-dir needs a value/],
+    [['sim'], { CINDER_CSI_LOG_LEVEL: 'verbose' }, /CINDER_CSI_LOG_LEVEL must be one of .*info/],
+  ] as const) {
+    const { code, stderr } = await cli([...args], { ...CLEAN_ENV, ...env, TMPDIR: tmp });
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, said);
+  }
+  assert.deepEqual(readdirSync(tmp), []);
+});
+
+test('sim --listen takes a port alone, on loopback', () => {
+  assert.deepEqual(parseListen('23923'), { host: '127.0.0.1', port: 23923 });
+  assert.deepEqual(parseListen('[::1]:8777'), { host: '::1', port: 8777 });
+  assert.throws(() => parseListen('1.2.3.4'), /--listen must be host:port/);
 });
 
 test('a simulator that cannot start (its port is taken) leaves no temporary directory behind', async () => {
