@@ -176,15 +176,18 @@ async function startEmbeddedSimulator(
  * it made for it; unless volumes are still mounted here (staged or published
  * by hand, and never unstaged): then say which, and keep their images.
  */
-async function stopSimulator(sim: { stop(): Promise<{ stillMounted: string[] }> }, tempDir: string): Promise<void> {
+async function stopSimulator(sim: { stop(): Promise<{ stillMounted: string[] }> }, tempDir: string | undefined): Promise<void> {
   const { stillMounted } = await sim.stop();
   if (stillMounted.length === 0) {
-    await rm(tempDir, { recursive: true, force: true });
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
     return;
   }
+  const umount = `umount ${stillMounted.map((t) => JSON.stringify(t)).join(' ')}`;
   process.stderr.write(
-    `cinder-csi: simulated volumes are still mounted at ${stillMounted.join(', ')}; their images stay in ${tempDir}.\n` +
-      `  Unmount them (umount ${stillMounted.map((t) => JSON.stringify(t)).join(' ')}), then remove ${tempDir}.\n`,
+    tempDir
+      ? `cinder-csi: simulated volumes are still mounted at ${stillMounted.join(', ')}; their images stay in ${tempDir}.\n` +
+          `  Unmount them (${umount}), then remove ${tempDir}.\n`
+      : `cinder-csi: simulated volumes are still mounted at ${stillMounted.join(', ')}; unmount them (${umount}).\n`,
   );
 }
 
@@ -225,8 +228,7 @@ async function sim(args: string[]): Promise<number> {
   const stopped = new Promise<number>((resolve) => {
     const stop = async () => {
       // A --state-dir is the user's (it holds openrc and clouds.yaml); a directory made here goes.
-      if (tempDir) await stopSimulator(simulator, tempDir);
-      else await simulator.stop();
+      await stopSimulator(simulator, tempDir);
       resolve(0);
     };
     process.once('SIGTERM', () => void stop());
@@ -236,7 +238,7 @@ async function sim(args: string[]): Promise<number> {
   process.stdout.write(
     `simulated OpenStack on ${simulator.url}\n  source ${path.join(dir, 'openrc')}\n  or OS_CLIENT_CONFIG_FILE=${path.join(dir, 'clouds.yaml')} OS_CLOUD=sim\n` +
       `  the driver, controller and node (its node is the simulator's instance ${simulator.instances[0]!.id}):\n` +
-      `    cinder-csi serve --config ${path.join(dir, 'cinder-csi.yaml')} --endpoint unix:///tmp/cinder-csi-${process.getuid?.() ?? 0}/csi.sock\nCtrl-C stops it\n`,
+      `    cinder-csi serve --config ${path.join(dir, 'cinder-csi.yaml')} --endpoint unix:///tmp/cinder-csi-${process.getuid?.() ?? 0}/sim-driver.sock\nCtrl-C stops it\n`,
   );
   return stopped;
 }
