@@ -338,9 +338,21 @@ export class CloudState {
     });
   }
 
+  /**
+   * A retype the scheduler cannot place (the new type names another backend)
+   * fails quietly, as on a real Cinder (checked on Zed): the API said 202, the
+   * scheduler logs "No valid backend was found", and the volume goes back to
+   * its status with its old type and no user message.
+   */
   retypeVolume(vol: VolumeRecord, type: VolumeTypeRecord): void {
     const back = vol.status;
     this.setVolumeStatus(vol, 'retyping');
+    if (!this.backendServesType(type.id)) {
+      this.after(this.durations.retype, () => {
+        if (!this.stopped) this.setVolumeStatus(vol, back);
+      });
+      return;
+    }
     this.change(this.durations.retype, () => Promise.resolve(), () => {
       this.quotas.apply(this.volumeQuotaDeltas(vol.volumeTypeId, -vol.size, -1));
       this.quotas.apply(this.volumeQuotaDeltas(type.id, vol.size, 1));

@@ -184,6 +184,17 @@ describe('sim cinder', () => {
     assert.equal(v.multiattach, true);
   });
 
+  it('retype to a type no backend serves: 202, then back to its status with its old type and no user message (as Zed does)', async () => {
+    const id = await availableVolume(s, { size: 1 });
+    const r = await call('POST', `${s.volume}/volumes/${id}/action`, { token: s.token, body: { 'os-retype': { new_type: 'no-backend', migration_policy: 'on-demand' } } });
+    assert.equal(r.status, 202);
+    assert.equal(await volumeStatus(s, id), 'retyping');
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+    assert.equal((await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume.volume_type, '__DEFAULT__');
+    const messages = await call('GET', `${s.volume}/messages`, { token: s.token, headers: mvh('3.3') });
+    assert.ok(!messages.body.messages.some((m: { resource_uuid: string }) => m.resource_uuid === id));
+  });
+
   it('metadata: PUT replaces, POST merges', async () => {
     const id = await availableVolume(s, { size: 1, metadata: { a: '1' } });
     const put = await call('PUT', `${s.volume}/volumes/${id}/metadata`, { token: s.token, body: { metadata: { b: '2' } } });
