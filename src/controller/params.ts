@@ -23,7 +23,7 @@
 // | `type`                                | `snapshot` (default) or `backup` | A Cinder snapshot (fast, on the volume's backend) or a Cinder backup (a copy in the backup service, survives the backend; restores need microversion 3.47). |
 // | `force-create`                        | `true` / `false` (default false) | Take the snapshot or backup of a volume that is attached (in-use). |
 // | `incremental`                         | `true` / `false` (default false) | Backups only: an incremental backup on top of the volume's last full one. |
-// | `availability`                        | availability zone       | Backups only: the backup service's zone. |
+// | `availability`                        | availability zone       | Backups only: the backup service's zone (microversion 3.51; refused below). |
 // | `backup-max-duration-seconds-per-gb`  | integer                 | Accepted for compatibility with the Go plugin; not used: a backup's CreateSnapshot answers once Cinder accepts it and reports ready_to_use when the upload is done. |
 // | `csi.storage.k8s.io/volumesnapshot/name` ... | set by the external-snapshotter | Every `csi.storage.k8s.io/*` key (with `--extra-create-metadata`) is stored as snapshot or backup metadata. |
 //

@@ -250,6 +250,13 @@ export class Cinder implements BlockStorage {
 
   async createBackup(input: CreateBackupInput, opts: CallOptions = {}): Promise<Backup> {
     const api = await this.current(opts);
+    // Dropping the zone would put the copy wherever the backup service likes: refuse instead.
+    if (input.availabilityZone !== undefined && !atLeast(api.microversion, '3.51')) {
+      throw new OpenStackError(
+        'config',
+        `this Cinder (API ${api.microversion ?? `v${api.apiVersion}`}) cannot place a backup in availability zone '${input.availabilityZone}': that needs microversion 3.51`,
+      );
+    }
     const backup = dropUndefined({
       volume_id: input.volumeId,
       name: input.name,
@@ -257,8 +264,8 @@ export class Cinder implements BlockStorage {
       force: input.force,
       incremental: input.incremental,
       snapshot_id: input.snapshotId,
-      // Older microversions reject unknown keys, so send these only where they exist.
-      availability_zone: atLeast(api.microversion, '3.51') ? input.availabilityZone : undefined,
+      availability_zone: input.availabilityZone,
+      // Older microversions reject unknown keys, so send it only where it exists.
       metadata: atLeast(api.microversion, '3.43') ? input.metadata : undefined,
     });
     const body = await this.call<{ backup: Json }>(api, { ...opts, method: 'POST', path: '/backups', json: { backup } });
