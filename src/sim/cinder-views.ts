@@ -158,8 +158,8 @@ export function backupDetail(v: ViewContext, b: BackupRecord): Record<string, un
     data_timestamp: dbTime(b.createdAt),
     fail_reason: null,
     object_count: 0,
-    is_incremental: b.incremental,
-    has_dependent_backups: false,
+    is_incremental: b.parentId !== null,
+    has_dependent_backups: v.state.hasDependentBackups(b.id),
     links: links(v, 'backups', b.id),
   };
   if (atLeast(v.mv, '3.43')) out.metadata = b.metadata;

@@ -550,10 +550,17 @@ export class CinderApi {
     if (vol.status === 'in-use' && !snapshotId && !parseBool(body.force, 'force')) bad('Invalid volume: Backing up an in-use volume must use the force flag.');
     const exceeded = this.state.quotas.check({ backups: 1, backup_gigabytes: vol.size });
     if (exceeded) overQuota(exceeded);
+    // An incremental backup builds on the volume's newest backup, which must be available.
+    let parentId: string | null = null;
+    if (parseBool(body.incremental, 'incremental')) {
+      const parent = this.state.newestBackupOf(vol.id) ?? bad('Invalid backup: No backups available to do an incremental backup.');
+      if (parent.status !== 'available') bad('Invalid backup: The parent backup must be available for incremental backup.');
+      parentId = parent.id;
+    }
     const backup = this.state.createBackup(vol, {
       name: str(body.name) ?? '',
       description: str(body.description) ?? '',
-      incremental: parseBool(body.incremental, 'incremental'),
+      parentId,
       snapshotId,
       availabilityZone: str(body.availability_zone) ?? vol.availabilityZone,
       metadata: parseMetadata(body.metadata),
@@ -568,6 +575,7 @@ export class CinderApi {
   private deleteBackup(a: Api): Reply {
     const backup = this.backup(a.ctx.params.id);
     if (!['available', 'error'].includes(backup.status)) bad('Invalid backup: Backup status must be available or error');
+    if (this.state.hasDependentBackups(backup.id)) bad('Invalid backup: Incremental backups exist for this backup.');
     this.state.deleteBackup(backup);
     return { status: 202, plain: true };
   }

@@ -89,7 +89,8 @@ export interface BackupRecord extends Stored {
   size: number;
   status: string;
   availabilityZone: string | null;
-  incremental: boolean;
+  /** The backup an incremental one builds on (Cinder's parent_id); null for a full backup. */
+  parentId: string | null;
   metadata: Record<string, string>;
   /**
    * The backed-up volume's metadata: Cinder's backup drivers store it with
@@ -413,7 +414,7 @@ export class CloudState {
 
   // ------------------------------------------------------------- backups
 
-  createBackup(vol: VolumeRecord, b: { name: string; description: string; incremental: boolean; snapshotId: string | null; availabilityZone: string | null; metadata: Record<string, string> }): BackupRecord {
+  createBackup(vol: VolumeRecord, b: { name: string; description: string; parentId: string | null; snapshotId: string | null; availabilityZone: string | null; metadata: Record<string, string> }): BackupRecord {
     const backup: BackupRecord = {
       id: randomUUID(), seq: this.nextSeq(), ...b, volumeId: vol.id, size: vol.size, status: 'creating', volumeMetadata: { ...vol.metadata },
       createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId,
@@ -432,6 +433,24 @@ export class CloudState {
       this.setVolumeStatus(vol, back);
     });
     return backup;
+  }
+
+  /**
+   * The backup an incremental backup of this volume builds on: Cinder's newest by data_timestamp
+   * (its created_at here), whatever its status; undefined when the volume has none.
+   */
+  newestBackupOf(volumeId: string): BackupRecord | undefined {
+    let newest: BackupRecord | undefined;
+    for (const b of this.backups.values()) {
+      if (b.volumeId === volumeId && (!newest || b.createdAt > newest.createdAt || (b.createdAt === newest.createdAt && b.seq > newest.seq))) newest = b;
+    }
+    return newest;
+  }
+
+  /** Whether incremental backups build on this one (Cinder's has_dependent_backups). */
+  hasDependentBackups(backupId: string): boolean {
+    for (const b of this.backups.values()) if (b.parentId === backupId) return true;
+    return false;
   }
 
   deleteBackup(backup: BackupRecord): void {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type Simulator } from '../../src/sim';
-import { availableVolume, call, createVolume, login, volumeStatus, waitFor, type Session } from './helpers';
+import { availableVolume, call, createVolume, login, volumeStatus, waitFor, type HttpResult, type Session } from './helpers';
 
 describe('sim cinder', () => {
   let sim: Simulator;
@@ -314,6 +314,33 @@ describe('sim cinder', () => {
     assert.equal(detail.body.backups.length, 1);
     assert.equal((await call('DELETE', `${s.volume}/backups/${b.body.backup.id}`, { token: s.token })).status, 202);
     await waitFor(bStatus, (st) => st === 'gone');
+  });
+
+  it('incremental backups build on the newest backup, which must be available; a backup with incrementals is not deleted', async () => {
+    const id = await availableVolume(s, { size: 1 });
+    const backup = (incremental: boolean) => call('POST', `${s.volume}/backups`, { token: s.token, body: { backup: { volume_id: id, incremental } } });
+    const show = async (backupId: string) => (await call('GET', `${s.volume}/backups/${backupId}`, { token: s.token })).body?.backup;
+    const refused = async (r: Promise<HttpResult>, message: string) => {
+      const res = await r;
+      assert.equal(res.status, 400);
+      assert.equal(res.body.badRequest.message, message);
+    };
+    await refused(backup(true), 'Invalid backup: No backups available to do an incremental backup.');
+    const full = (await backup(false)).body.backup.id;
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+    sim.control.setBackupStatus(full, 'creating');
+    await refused(backup(true), 'Invalid backup: The parent backup must be available for incremental backup.');
+    sim.control.setBackupStatus(full, 'available');
+    const incremental = await backup(true);
+    assert.equal(incremental.status, 202);
+    await waitFor(async () => (await show(incremental.body.backup.id)).status, (st) => st === 'available');
+    assert.equal((await show(incremental.body.backup.id)).is_incremental, true);
+    assert.deepEqual([(await show(full)).is_incremental, (await show(full)).has_dependent_backups], [false, true]);
+    await refused(call('DELETE', `${s.volume}/backups/${full}`, { token: s.token }), 'Invalid backup: Incremental backups exist for this backup.');
+    assert.equal((await call('DELETE', `${s.volume}/backups/${incremental.body.backup.id}`, { token: s.token })).status, 202);
+    await waitFor(async () => (await show(incremental.body.backup.id))?.status ?? 'gone', (st) => st === 'gone');
+    assert.equal((await show(full)).has_dependent_backups, false);
+    assert.equal((await call('DELETE', `${s.volume}/backups/${full}`, { token: s.token })).status, 202);
   });
 
   it('types with extra specs and availability zones', async () => {
