@@ -12,6 +12,7 @@ import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { failureMessage, isExtendMessage } from './messages';
 import { rethrow } from './os-errors';
 import { gibToBytes, sizeForRange } from './size';
+import { isErrorState, volumeInError } from './volume-state';
 
 export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolumeRequest__Output, op: Op): Promise<ControllerExpandVolumeResponse> {
   const csiId = requireId(req.volume_id, 'volume_id');
@@ -44,12 +45,8 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
           `(needs microversion 3.42): scale the workload down so the volume is detached, and the resize proceeds`,
       );
     }
-  } else if (volume.status.startsWith('error')) {
-    // error_extending and the like are final: Cinder acts on nothing until an operator resets the state.
-    throw failedPrecondition(
-      `volume ${csiId} is '${volume.status}' in Cinder; find why ('openstack volume message list'), then reset its state ` +
-        `('openstack volume set --state available' or 'in-use') and the CO retries`,
-    );
+  } else if (isErrorState(volume.status)) {
+    throw volumeInError(csiId, volume.status, 'extend');
   } else if (volume.status !== 'available' && volume.status !== 'extending') {
     throw aborted(`volume ${csiId} is '${volume.status}'; it can be extended when Cinder has finished`);
   }

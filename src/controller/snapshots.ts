@@ -22,10 +22,10 @@ import type { ListSnapshotsResponse, _csi_v1_ListSnapshotsResponse_Entry as Entr
 import type { GetSnapshotRequest__Output } from '../gen/csi/v1/GetSnapshotRequest';
 import type { GetSnapshotResponse } from '../gen/csi/v1/GetSnapshotResponse';
 import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
-import type { Backup, Cloud, Snapshot } from '../openstack/types';
+import type { Backup, Cloud, Snapshot, Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireId, requireName, resourceExhausted } from '../csi/errors';
+import { aborted, alreadyExists, failedPrecondition, internal, invalidArgument, notFound, requireId, requireName, resourceExhausted, type CsiError } from '../csi/errors';
 import { findOneByName } from './by-name';
 import { failureMessage } from './messages';
 import { locate } from './clouds';
@@ -35,7 +35,8 @@ import { rethrow, translate } from './os-errors';
 import { collectEntries, type Segment } from './paging';
 import { listSnapshotsEntrySize } from './wire-size';
 import { ownedMetadata, parseSnapshotParams, type SnapshotParams } from './params';
-import { csiSnapshot } from './views';
+import { cinderTimeMs, csiSnapshot } from './views';
+import { isErrorState, volumeInError } from './volume-state';
 
 type Kind = SnapshotParams['kind'];
 
@@ -61,8 +62,10 @@ export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequ
     }
     copy = existing;
   } else {
-    await bs.getVolume(volumeId, op).catch(rethrow({ not_found: () => notFound(`source volume ${sourceCsiId} does not exist in cloud '${cloud.name}'`) }));
-    copy = await startCopy(env, cloud, params, name, volumeId, op);
+    const volume = await bs.getVolume(volumeId, op).catch(rethrow({ not_found: () => notFound(`source volume ${sourceCsiId} does not exist in cloud '${cloud.name}'`) }));
+    const notNow = notCopyable(volume, sourceCsiId, what);
+    if (notNow) throw notNow;
+    copy = await startCopy(env, cloud, params, name, volumeId, sourceCsiId, op);
   }
   if (copy.status.startsWith('error')) {
     // A backup's ID went to the snapshotter with the first answer (ready_to_use false), and it keeps the
@@ -97,19 +100,23 @@ async function untilCut(env: ControllerEnv, cloud: Cloud, snapshot: Copy, op: Op
   }
 }
 
-async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParams, name: string, volumeId: string, op: Op): Promise<Copy> {
+/**
+ * Why Cinder will not copy the volume now, from its status alone (Cinder copies only an 'available'
+ * or 'in-use' volume), or null. ABORTED while one of Cinder's own operations holds the volume
+ * (extending, backing-up, retyping, attaching...): the spec's "operation pending for volume", and
+ * csi-snapshotter retries it, keeping its being-created annotation. UNAVAILABLE would say the plugin
+ * or Cinder cannot be reached, which is not so. An error state is final: FAILED_PRECONDITION.
+ */
+function notCopyable(volume: Volume, csiId: string, what: Kind): CsiError | null {
+  if (volume.status === 'available' || volume.status === 'in-use') return null;
+  if (isErrorState(volume.status)) return volumeInError(csiId, volume.status, `take a ${what} of`);
+  return aborted(`volume ${csiId} is '${volume.status}' in Cinder; the ${what} is taken when Cinder has finished, and the snapshotter retries`);
+}
+
+async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParams, name: string, volumeId: string, csiId: string, op: Op): Promise<Copy> {
   const bs = cloud.blockStorage;
   const metadata = ownedMetadata(env.settings.clusterId, params.metadata);
   const description = 'Created by cinder-csi';
-  const what = params.kind === 'backup' ? 'backup' : 'snapshot';
-  const translations = {
-    over_quota: (m: string) => resourceExhausted(`Cinder refused the ${what}: ${m}; delete old VolumeSnapshots or raise the project's quota`),
-    bad_request: (m: string) =>
-      failedPrecondition(
-        `Cinder refused the ${what} of volume ${volumeId}: ${m}` +
-          (params.force ? '' : `; if the volume is attached, set force-create: "true" in the VolumeSnapshotClass`),
-      ),
-  };
   try {
     if (params.kind === 'backup') {
       const created = await bs.createBackup(
@@ -121,8 +128,53 @@ async function startCopy(env: ControllerEnv, cloud: Cloud, params: SnapshotParam
     }
     return await bs.createSnapshot({ volumeId, name, description, force: params.force, metadata }, UNINTERRUPTED);
   } catch (err) {
-    throw translate(err, translations);
+    if (isOpenStackError(err, 'bad_request')) throw await refusedCopy(cloud, params, volumeId, csiId, err.message, op);
+    throw translate(err, {
+      over_quota: (m) => resourceExhausted(`Cinder refused the ${params.kind}: ${m}; delete old VolumeSnapshots or raise the project's quota`),
+    });
   }
+}
+
+/**
+ * What to tell the operator when Cinder refused to start a copy (400). Its words name a status or a
+ * rule; what helps depends on the volume's status now, and for an incremental backup on the volume's
+ * backups.
+ */
+async function refusedCopy(cloud: Cloud, params: SnapshotParams, volumeId: string, csiId: string, cinderSays: string, op: Op): Promise<CsiError> {
+  const refused = `Cinder refused the ${params.kind} of volume ${csiId}: ${cinderSays}`;
+  const volume = await cloud.blockStorage.getVolume(volumeId, op).catch(() => null);
+  if (!volume) return failedPrecondition(refused);
+  // The status may have moved between the look before the request and Cinder's own.
+  const notNow = notCopyable(volume, csiId, params.kind);
+  if (notNow) return notNow;
+  if (volume.status === 'in-use' && !params.force) {
+    return failedPrecondition(`${refused}; the volume is attached: set force-create: "true" in the VolumeSnapshotClass to take it anyway`);
+  }
+  if (params.kind === 'backup' && params.incremental) return (await noParentBackup(cloud, volumeId, csiId, refused, op).catch(() => null)) ?? failedPrecondition(refused);
+  return failedPrecondition(refused);
+}
+
+/** An incremental backup Cinder refused: it builds on the volume's newest backup, which must be there and available. */
+async function noParentBackup(cloud: Cloud, volumeId: string, csiId: string, refused: string, op: Op): Promise<CsiError> {
+  const backups: Backup[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await cloud.blockStorage.listBackups({ volumeId, marker }, op);
+    backups.push(...page.items.filter((b) => b.volumeId === volumeId));
+    marker = page.items.length > 0 ? page.next : undefined;
+  } while (marker);
+  if (backups.length === 0) {
+    return failedPrecondition(
+      `${refused}; volume ${csiId} has no backup for an incremental one to build on: take a full backup first ` +
+        `(with a VolumeSnapshotClass without incremental: "true"), and the snapshotter retries`,
+    );
+  }
+  const newest = backups.reduce((a, b) => (cinderTimeMs(b.createdAt) > cinderTimeMs(a.createdAt) ? b : a));
+  const builtOn = `${refused}; Cinder builds it on the volume's newest backup, ${newest.id}, which is '${newest.status}'`;
+  if (isErrorState(newest.status)) return failedPrecondition(`${builtOn}: delete that backup (or take a full backup), and the snapshotter retries`);
+  // Being made, restored from or deleted: that ends by itself.
+  if (newest.status !== 'available') return aborted(`${builtOn}; the snapshotter retries when Cinder has finished with it`);
+  return failedPrecondition(refused);
 }
 
 /** A snapshot or backup that failed is deleted, so the snapshotter's next call starts a new one. */

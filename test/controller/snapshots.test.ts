@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isNotFound } from '../../src/openstack/errors';
 import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
+import { until } from '../helpers/server';
 import { Code, expectCode, GiB, MOUNT_RWO, startController, type ControllerHarness } from './harness';
 
 describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
@@ -236,6 +237,89 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     } finally {
       h.driver.sim.control.setDurations({ backup: 50 });
     }
+  });
+
+  // ABORTED keeps csi-snapshotter retrying; FAILED_PRECONDITION is final for it, and the force-create hint was wrong here.
+  it('answers ABORTED while Cinder works on the volume (extending, backing-up), without the force-create hint, and takes the copy on the retry', async () => {
+    const id = await h.createVolume('pvc-snap-busy');
+    h.driver.sim.control.setDurations({ extend: 1000, backup: 1000 });
+    try {
+      await h.cloud.blockStorage.extendVolume(id, 2);
+      for (const type of ['snapshot', 'backup']) {
+        const err = await expectCode(h.rpc('CreateSnapshot', { name: `${type}-while-extending`, source_volume_id: id, parameters: { type } }), Code.ABORTED);
+        assert.match(err.details, new RegExp(`volume ${id} is 'extending' in Cinder; the ${type} is taken when Cinder has finished, and the snapshotter retries`));
+        assert.doesNotMatch(err.details, /force-create/);
+      }
+      await h.cloud.waiter.volume(id, { target: ['available'], transient: ['extending'] });
+
+      const backup = await h.rpc('CreateSnapshot', { name: 'backup-holds-volume', source_volume_id: id, parameters: { type: 'backup' } });
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'backing-up');
+      const err = await expectCode(h.rpc('CreateSnapshot', { name: 'snapshot-while-backing-up', source_volume_id: id }), Code.ABORTED);
+      assert.match(err.details, /'backing-up' in Cinder; the snapshot is taken when Cinder has finished/);
+      assert.deepEqual((await h.cloud.blockStorage.listSnapshots({ volumeId: id })).items, [], 'nothing was made');
+      await h.cloud.waiter.backup(backup.snapshot.snapshot_id, { target: ['available'], transient: ['creating'] });
+      const snap = await h.rpc('CreateSnapshot', { name: 'snapshot-while-backing-up', source_volume_id: id });
+      assert.equal(snap.snapshot.ready_to_use, true);
+      await h.rpc('DeleteSnapshot', { snapshot_id: snap.snapshot.snapshot_id });
+      await h.rpc('DeleteSnapshot', { snapshot_id: backup.snapshot.snapshot_id });
+    } finally {
+      h.driver.sim.control.setDurations({ extend: 50, backup: 50 });
+    }
+  });
+
+  it('a volume whose status changes just before Cinder refuses the copy is judged by its status after the refusal', async () => {
+    const id = await h.createVolume('pvc-snap-race');
+    const posts = () => h.driver.sim.control.counters()['POST /volume/v3/{project}/snapshots'] ?? 0;
+    const before = posts();
+    // Cinder receives the create and holds it while the volume goes 'extending' (an extend from elsewhere).
+    h.driver.sim.control.addFault({ method: 'POST', pathPattern: '/snapshots$', delayMs: 400, times: 1 });
+    const refused = expectCode(h.rpc('CreateSnapshot', { name: 'snap-race', source_volume_id: id }), Code.ABORTED);
+    await until(() => posts() > before, 5000, 'the snapshot create reaching Cinder');
+    h.driver.sim.control.setVolumeStatus(id, 'extending');
+    try {
+      const err = await refused;
+      assert.match(err.details, /'extending' in Cinder; the snapshot is taken when Cinder has finished/);
+    } finally {
+      h.driver.sim.control.setVolumeStatus(id, 'available');
+    }
+  });
+
+  it('answers FAILED_PRECONDITION for a volume in an error state, saying to repair or reset it, even with force-create', async () => {
+    const id = await h.createVolume('pvc-snap-error');
+    h.driver.sim.control.setVolumeStatus(id, 'error');
+    try {
+      for (const parameters of [{}, { 'force-create': 'true' }, { type: 'backup', 'force-create': 'true' }]) {
+        const err = await expectCode(h.rpc('CreateSnapshot', { name: 'snap-of-error', source_volume_id: id, parameters }), Code.FAILED_PRECONDITION);
+        assert.match(err.details, new RegExp(`volume ${id} is 'error' in Cinder.*repair the volume or reset its state \\('openstack volume set --state available'`));
+        assert.doesNotMatch(err.details, /force-create/);
+      }
+    } finally {
+      h.driver.sim.control.setVolumeStatus(id, 'available');
+    }
+  });
+
+  it('an incremental backup that Cinder refuses says why: no full backup yet, one still being made, or a failed one', async () => {
+    const id = await h.createVolume('pvc-incremental');
+    const incremental = { type: 'backup', incremental: 'true' };
+    let err = await expectCode(h.rpc('CreateSnapshot', { name: 'incremental-1', source_volume_id: id, parameters: incremental }), Code.FAILED_PRECONDITION);
+    assert.match(err.details, /No backups available to do an incremental backup.*has no backup for an incremental one to build on: take a full backup first/);
+    const full = (await h.rpc('CreateSnapshot', { name: 'full-1', source_volume_id: id, parameters: { type: 'backup' } })).snapshot.snapshot_id;
+    await h.cloud.waiter.backup(full, { target: ['available'], transient: ['creating'] });
+    await h.cloud.waiter.volume(id, { target: ['available'], transient: ['backing-up'] });
+    for (const [status, code, says] of [
+      ['creating', Code.ABORTED, /the snapshotter retries when Cinder has finished with it/],
+      ['error', Code.FAILED_PRECONDITION, /delete that backup \(or take a full backup\)/],
+    ] as const) {
+      h.driver.sim.control.setBackupStatus(full, status);
+      err = await expectCode(h.rpc('CreateSnapshot', { name: 'incremental-1', source_volume_id: id, parameters: incremental }), code);
+      assert.match(err.details, new RegExp(`The parent backup must be available.*newest backup, ${full}, which is '${status}'`));
+      assert.match(err.details, says);
+    }
+    h.driver.sim.control.setBackupStatus(full, 'available');
+    const made = await h.rpc('CreateSnapshot', { name: 'incremental-1', source_volume_id: id, parameters: incremental });
+    await h.cloud.waiter.backup(made.snapshot.snapshot_id, { target: ['available'], transient: ['creating'] });
+    await h.rpc('DeleteSnapshot', { snapshot_id: made.snapshot.snapshot_id });
+    await h.rpc('DeleteSnapshot', { snapshot_id: full });
   });
 
   it('backs up an attached volume only with force-create, telling the operator so', async () => {
