@@ -10,6 +10,7 @@ import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
 import { parseMutableParams } from './params';
 import { isType, requireVolumeType } from './volume-types';
+import { isErrorState, volumeInError } from './volume-state';
 
 export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolumeRequest__Output, op: Op): Promise<ControllerModifyVolumeResponse> {
   const csiId = requireId(req.volume_id, 'volume_id');
@@ -21,7 +22,11 @@ export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolu
   const type = await requireVolumeType(cloud, wanted.volumeType, 'the VolumeAttributesClass', op);
   if (isType(volume.volumeType, type) && volume.status !== 'retyping') return {};
 
-  if (volume.status !== 'retyping') {
+  // Asked here, or a retype found under way from an earlier request (its new type is not shown).
+  const asked = volume.status !== 'retyping';
+  if (asked) {
+    // An error state is final: waiting for it to pass, as ABORTED would have the CO do, never ends.
+    if (isErrorState(volume.status)) throw volumeInError(csiId, volume.status, 'retype');
     if (volume.status !== 'available' && volume.status !== 'in-use') {
       throw aborted(`volume ${csiId} is '${volume.status}'; it can be retyped when Cinder has finished`);
     }

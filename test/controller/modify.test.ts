@@ -30,6 +30,25 @@ describe('ControllerModifyVolume', () => {
     }
   });
 
+  // The resizer retries ABORTED until it succeeds, which for an error state is never.
+  it('answers FAILED_PRECONDITION for a volume in an error state, saying to repair or reset it; ABORTED only while Cinder is busy with it', async () => {
+    const id = await h.createVolume('pvc-retype-error');
+    try {
+      for (const status of ['error', 'error_extending']) {
+        h.driver.sim.control.setVolumeStatus(id, status);
+        const err = await expectCode(modify(id, { type: 'fast' }), Code.FAILED_PRECONDITION);
+        assert.match(err.details, new RegExp(`volume ${id} is '${status}' in Cinder, which cannot retype a volume in an error state: .*reset its state`));
+      }
+      h.driver.sim.control.setVolumeStatus(id, 'extending');
+      const err = await expectCode(modify(id, { type: 'fast' }), Code.ABORTED);
+      assert.match(err.details, /'extending'; it can be retyped when Cinder has finished/);
+    } finally {
+      h.driver.sim.control.setVolumeStatus(id, 'available');
+    }
+    await modify(id, { type: 'fast' });
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
+  });
+
   it('sets the type at creation from mutable_parameters', async () => {
     const id = await h.createVolume('pvc-vac', { mutable_parameters: { type: 'fast' } });
     assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
