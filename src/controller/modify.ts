@@ -4,7 +4,7 @@ import type { ControllerModifyVolumeRequest__Output } from '../gen/csi/v1/Contro
 import type { ControllerModifyVolumeResponse } from '../gen/csi/v1/ControllerModifyVolumeResponse';
 import { isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireId, resourceExhausted } from '../csi/errors';
+import { aborted, failedPrecondition, internal, invalidArgument, notFound, requireId, resourceExhausted, type CsiError } from '../csi/errors';
 import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
@@ -41,6 +41,8 @@ export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolu
     const done = await waitForVolume(cloud, id, { spec: WAIT.volumeRetyped, kind: 'volume:retype' }, op);
     if (!done) throw notFound(`volume ${csiId} was deleted while it was being retyped`);
     if (!isType(done.volumeType, type)) {
+      // Nothing failed: that retype was another request's, which the CO abandoned for this one.
+      if (!asked) throw earlierRetypeEnded(csiId, volume.volumeType, done.volumeType, type.name);
       throw internal(
         `Cinder finished the retype of volume ${csiId} but it still has type '${done.volumeType}' (migration status '${done.migrationStatus ?? 'none'}'); ` +
           `'openstack volume message list' says why; the CO retries`,
@@ -48,7 +50,14 @@ export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolu
     }
   } catch (err) {
     if (!isOpenStackError(err, 'state')) throw err;
-    throw internal(`Cinder failed to retype volume ${csiId} to '${type.name}' (status '${err.lastState}'); check its backend; the CO retries`);
+    throw internal(`Cinder failed to retype volume ${csiId}${asked ? ` to '${type.name}'` : ''} (status '${err.lastState}'); check its backend; the CO retries`);
   }
   return {};
+}
+
+/** ABORTED for a retype from an earlier request that ended on another type than this request's: the retry asks for its own. */
+function earlierRetypeEnded(csiId: string, typeBefore: string | null, typeAfter: string | null, wanted: string): CsiError {
+  const retry = `the CO retries, and the retry retypes it to '${wanted}'`;
+  if (typeAfter !== typeBefore) return aborted(`a retype of volume ${csiId} to '${typeAfter}' from an earlier request was under way and has finished; ${retry}`);
+  return aborted(`a retype of volume ${csiId} from an earlier request was under way and left its type '${typeAfter ?? 'none'}'; ${retry}`);
 }

@@ -49,6 +49,31 @@ describe('ControllerModifyVolume', () => {
     assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
   });
 
+  it('a retype to another type left under way by an earlier request: ABORTED once it ends, and the retry retypes', async () => {
+    const id = await h.createVolume('pvc-retype-abandoned');
+    h.driver.sim.control.setDurations({ retype: 1000 });
+    try {
+      // The earlier request's deadline passes; Cinder goes on retyping to 'fast'.
+      await expectCode(h.rpc('ControllerModifyVolume', { volume_id: id, mutable_parameters: { type: 'fast' } }, 300), Code.DEADLINE_EXCEEDED);
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'retyping');
+      const err = await expectCode(modify(id, { type: 'multiattach' }), Code.ABORTED);
+      assert.match(err.details, new RegExp(`a retype of volume ${id} to 'fast' from an earlier request was under way and has finished; the CO retries`));
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
+      await modify(id, { type: 'multiattach' });
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'multiattach');
+
+      // One that fails: Cinder puts the status back and the type stays.
+      h.driver.sim.control.setVolumeStatus(id, 'retyping');
+      setTimeout(() => h.driver.sim.control.setVolumeStatus(id, 'available'), 300);
+      const failed = await expectCode(modify(id, { type: 'fast' }), Code.ABORTED);
+      assert.match(failed.details, /from an earlier request was under way and left its type 'multiattach'; the CO retries, and the retry retypes it to 'fast'/);
+      await modify(id, { type: 'fast' });
+      assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
+    } finally {
+      h.driver.sim.control.setDurations({ retype: 50 });
+    }
+  });
+
   it('sets the type at creation from mutable_parameters', async () => {
     const id = await h.createVolume('pvc-vac', { mutable_parameters: { type: 'fast' } });
     assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
