@@ -221,12 +221,10 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
   const bs = cloud.blockStorage;
   if (STILL_CREATING.includes(copy.status)) await settle(cloud, kind, id, op);
   if (copy.status !== 'deleting') {
-    await (kind === 'backup' ? bs.deleteBackup(id, op) : bs.deleteSnapshot(id, op)).catch((err) => {
+    await (kind === 'backup' ? bs.deleteBackup(id, op) : bs.deleteSnapshot(id, op)).catch(async (err) => {
       if (isNotFound(err)) return;
-      throw translate(err, {
-        bad_request: (m) => failedPrecondition(`Cinder refused to delete ${kind} ${csiId}: ${m}; if volumes are still being restored from it, the CO retries once they are done`),
-        conflict: (m) => aborted(`Cinder cannot delete ${kind} ${csiId} right now: ${m}; the CO retries`),
-      });
+      if (isOpenStackError(err, 'bad_request')) throw await refusedDelete(cloud, found, csiId, err.message, op);
+      throw translate(err, { conflict: (m) => aborted(`Cinder cannot delete ${kind} ${csiId} right now: ${m}; the CO retries`) });
     });
   }
   const waitOpts = { kind: `${kind}:delete`, signal: op.signal, deadline: op.deadline };
@@ -246,6 +244,34 @@ export async function deleteSnapshot(env: ControllerEnv, req: DeleteSnapshotRequ
     throw internal(`Cinder failed to delete ${kind} ${csiId} (status '${err.lastState}'); check the backend or backup service, then reset its state; the CO retries`);
   }
   return {};
+}
+
+/**
+ * What to tell the CO when Cinder refused a delete (400): Cinder deletes only an 'available' or
+ * 'error' copy that nothing builds on, and what to do depends on the copy as it is now. ABORTED
+ * while one of Cinder's own operations holds it (a backup taken from the snapshot, a restore from
+ * it): the spec's "operation pending for snapshot", over by itself. FAILED_PRECONDITION for what
+ * needs someone: incremental backups that build on it (the spec's "snapshot in use"), or an
+ * earlier delete that failed, which Cinder never retries until its state is reset.
+ */
+async function refusedDelete(cloud: Cloud, found: Found, csiId: string, cinderSays: string, op: Op): Promise<CsiError> {
+  const { kind } = found;
+  const refused = `Cinder refused to delete ${kind} ${csiId}: ${cinderSays}`;
+  const copy = (await findCopy(cloud, found.copy.id, op).catch(() => undefined))?.copy ?? found.copy;
+  if (copy.status === 'error_deleting') {
+    return failedPrecondition(
+      `an earlier delete of ${kind} ${csiId} failed in Cinder (status 'error_deleting'); find why, then ` +
+        `'openstack volume ${kind} set --state error ${copy.id}' and the CO retries the delete`,
+    );
+  }
+  if (copy.status === 'available' && 'hasDependentBackups' in copy && copy.hasDependentBackups) {
+    return failedPrecondition(`${refused}; incremental backups build on it: delete their VolumeSnapshots first, and the CO retries`);
+  }
+  if (copy.status !== 'available' && !isErrorState(copy.status)) {
+    const using = copy.status === 'backing-up' ? 'a backup is being taken from it' : copy.status === 'restoring' ? 'a volume is being restored from it' : 'Cinder is working on it';
+    return aborted(`${refused}; it is '${copy.status}' (${using}), and the CO retries when Cinder has finished`);
+  }
+  return failedPrecondition(refused);
 }
 
 /**

@@ -68,6 +68,7 @@ export function toBackup(b: Json): Backup {
     createdAt: str(b.created_at),
     availabilityZone: strOrNull(b.availability_zone),
     snapshotId: strOrNull(b.snapshot_id),
+    hasDependentBackups: b.has_dependent_backups === true,
   };
 }
 

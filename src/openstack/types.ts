@@ -182,6 +182,8 @@ export interface Backup {
   createdAt: string;
   availabilityZone: string | null;
   snapshotId: string | null;
+  /** Incremental backups build on this one: Cinder deletes it only after them. */
+  hasDependentBackups: boolean;
 }
 
 export interface CreateBackupInput {

@@ -156,6 +156,36 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     await assert.rejects(h.cloud.blockStorage.getSnapshot(id), (e) => isNotFound(e));
   });
 
+  it('a delete Cinder refuses says why, from the copy\'s status: busy (ABORTED), an earlier failed delete, or incremental backups on it', async () => {
+    const source = await h.createVolume('pvc-delete-refused');
+    const snap = (await h.rpc('CreateSnapshot', { name: 'snap-delete-refused', source_volume_id: source })).snapshot.snapshot_id;
+    const full = (await h.rpc('CreateSnapshot', { name: 'backup-delete-refused', source_volume_id: source, parameters: { type: 'backup' } })).snapshot.snapshot_id;
+    await h.cloud.waiter.backup(full, { target: ['available'], transient: ['creating'] });
+    await h.cloud.waiter.volume(source, { target: ['available'], transient: ['backing-up'] });
+    const control = h.driver.sim.control;
+    const refused = async (id: string, code: number, says: RegExp) => {
+      const err = await expectCode(h.rpc('DeleteSnapshot', { snapshot_id: id }), code);
+      assert.match(err.details, says);
+      assert.doesNotMatch(err.details, /being restored from it, the CO retries once they are done/);
+    };
+
+    control.setSnapshotStatus(snap, 'backing-up');
+    await refused(snap, Code.ABORTED, /it is 'backing-up' \(a backup is being taken from it\), and the CO retries when Cinder has finished/);
+    control.setSnapshotStatus(snap, 'error_deleting');
+    await refused(snap, Code.FAILED_PRECONDITION, new RegExp(`status 'error_deleting'.*'openstack volume snapshot set --state error ${snap}'`));
+    control.setBackupStatus(full, 'restoring');
+    await refused(full, Code.ABORTED, /it is 'restoring' \(a volume is being restored from it\)/);
+    control.setBackupStatus(full, 'error_deleting');
+    await refused(full, Code.FAILED_PRECONDITION, new RegExp(`'openstack volume backup set --state error ${full}'`));
+    control.setBackupStatus(full, 'available');
+    const incremental = (await h.rpc('CreateSnapshot', { name: 'incremental-delete-refused', source_volume_id: source, parameters: { type: 'backup', incremental: 'true' } })).snapshot.snapshot_id;
+    await h.cloud.waiter.backup(incremental, { target: ['available'], transient: ['creating'] });
+    await refused(full, Code.FAILED_PRECONDITION, /Incremental backups exist for this backup.*incremental backups build on it: delete their VolumeSnapshots first/);
+
+    control.setSnapshotStatus(snap, 'available');
+    for (const id of [snap, incremental, full]) await h.rpc('DeleteSnapshot', { snapshot_id: id });
+  });
+
   it('a snapshot found by name while a backup is taken from it was cut: ready_to_use false, not deleted as failed', async () => {
     const first = await h.rpc('CreateSnapshot', { name: 'snap-backing-up', source_volume_id: volumeId });
     const id = first.snapshot.snapshot_id;
