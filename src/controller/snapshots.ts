@@ -51,10 +51,20 @@ export async function createSnapshot(env: ControllerEnv, req: CreateSnapshotRequ
   const bs = cloud.blockStorage;
   const what = params.kind === 'backup' ? 'backup' : 'snapshot';
 
-  const existing =
-    params.kind === 'backup'
-      ? await findOneByName((q, o) => bs.listBackups(q, o), name, what, op)
-      : await findOneByName((q, o) => bs.listSnapshots(q, o), name, what, op);
+  // Both kinds share one namespace of snapshot names (and IDs): a name taken by the other kind is taken.
+  const [snapshotNamed, backupNamed] = await Promise.all([
+    findOneByName((q, o) => bs.listSnapshots(q, o), name, 'snapshot', op),
+    findOneByName((q, o) => bs.listBackups(q, o), name, 'backup', op),
+  ]);
+  const [existing, otherKind] = params.kind === 'backup' ? [backupNamed, snapshotNamed] : [snapshotNamed, backupNamed];
+  if (!existing && otherKind) {
+    const other = params.kind === 'backup' ? 'snapshot' : 'backup';
+    throw alreadyExists(
+      `a Cinder ${other} named '${name}' already exists (${otherKind.id}, of volume ${otherKind.volumeId}), and this request asks for a ${what} of that name; ` +
+        `one name stands for one VolumeSnapshot: set type: ${other} back in its VolumeSnapshotClass, or delete the ${other} ` +
+        `('openstack volume ${other} delete ${otherKind.id}') if nothing uses it`,
+    );
+  }
   let copy: Copy;
   if (existing) {
     if (existing.volumeId !== volumeId) {

@@ -95,6 +95,25 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     assert.match(err.details, /snap-taken/);
   });
 
+  // Snapshots and backups share the name space (and the IDs) of VolumeSnapshots.
+  it('answers ALREADY_EXISTS for a name a copy of the other type holds, making nothing', async () => {
+    const snap = await snapshot('snap-or-backup');
+    let err = await expectCode(snapshot('snap-or-backup', { parameters: { type: 'backup' } }), Code.ALREADY_EXISTS);
+    assert.match(err.details, new RegExp(`a Cinder snapshot named 'snap-or-backup' already exists \\(${snap.snapshot_id}, of volume ${volumeId}\\), and this request asks for a backup`));
+    assert.match(err.details, new RegExp(`set type: snapshot back in its VolumeSnapshotClass, or delete the snapshot \\('openstack volume snapshot delete ${snap.snapshot_id}'\\)`));
+    assert.deepEqual((await h.cloud.blockStorage.listBackups({ name: 'snap-or-backup' })).items, []);
+
+    const backup = await snapshot('backup-or-snap', { parameters: { type: 'backup' } });
+    await h.cloud.waiter.backup(backup.snapshot_id, { target: ['available'], transient: ['creating'] });
+    await h.cloud.waiter.volume(volumeId, { target: ['available'], transient: ['backing-up'] });
+    err = await expectCode(snapshot('backup-or-snap'), Code.ALREADY_EXISTS);
+    assert.match(err.details, new RegExp(`a Cinder backup named 'backup-or-snap' already exists \\(${backup.snapshot_id}, .* asks for a snapshot`));
+    assert.deepEqual((await h.cloud.blockStorage.listSnapshots({ name: 'backup-or-snap' })).items, []);
+    assert.equal((await snapshot('backup-or-snap', { parameters: { type: 'backup' } })).snapshot_id, backup.snapshot_id, 'the same type is still a retry');
+    await h.rpc('DeleteSnapshot', { snapshot_id: snap.snapshot_id });
+    await h.rpc('DeleteSnapshot', { snapshot_id: backup.snapshot_id });
+  });
+
   it('gets, lists by ID and by source volume, and pages with a signed token', async () => {
     const other = await h.createVolume('pvc-snap-list');
     const mine = await Promise.all(['snap-l1', 'snap-l2', 'snap-l3'].map((n) => h.rpc('CreateSnapshot', { name: n, source_volume_id: other }).then((r) => r.snapshot.snapshot_id)));
