@@ -193,10 +193,15 @@ async function discardFailed(env: ControllerEnv, cloud: Cloud, kind: Kind, copy:
   await (kind === 'backup' ? bs.deleteBackup(copy.id, op) : bs.deleteSnapshot(copy.id, op)).catch((e) => {
     if (!isNotFound(e)) env.logger.warn({ snapshot_id: copy.id, error: (e as Error).message }, 'could not delete the failed snapshot; the next attempt will');
   });
-  throw internal(
-    `Cinder could not make ${kind} ${copy.id} of volume ${copy.volumeId} (status '${copy.status}'; 'openstack volume message list' says why). ` +
-      `It was deleted; the snapshotter retries`,
-  );
+  // Cinder's scheduler turns a snapshot down for want of room on the backend without a user message
+  // (its create_snapshot sets 'error' and only notifies), and the volume manager's message for a driver
+  // failure is the generic "Snapshot failed to create.": nothing tells lack of space from other failures,
+  // so this stays INTERNAL rather than RESOURCE_EXHAUSTED, and names both places to look.
+  const why =
+    kind === 'snapshot'
+      ? `'openstack volume message list' and the cinder-volume log say why; Cinder's scheduler leaves no message when no backend has room for a snapshot, so check the backend's free capacity too`
+      : `'openstack volume message list' says why`;
+  throw internal(`Cinder could not make ${kind} ${copy.id} of volume ${copy.volumeId} (status '${copy.status}'; ${why}). It was deleted; the snapshotter retries`);
 }
 
 interface Found {

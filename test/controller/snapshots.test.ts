@@ -73,6 +73,21 @@ describe('CreateSnapshot, DeleteSnapshot, GetSnapshot, ListSnapshots', () => {
     }
   });
 
+  it('a snapshot Cinder failed is deleted and reported INTERNAL, pointing at the backend\'s capacity too (Cinder leaves no message for that)', async () => {
+    h.driver.sim.control.setDurations({ snapshot: 600 });
+    try {
+      await expectCode(h.rpc('CreateSnapshot', { name: 'snap-failed', source_volume_id: volumeId }, 200), Code.DEADLINE_EXCEEDED);
+      const [made] = (await h.cloud.blockStorage.listSnapshots({ name: 'snap-failed' })).items;
+      await h.cloud.waiter.snapshot(made.id, { target: ['available'], transient: ['creating'] });
+      h.driver.sim.control.setSnapshotStatus(made.id, 'error');
+      const err = await expectCode(snapshot('snap-failed'), Code.INTERNAL);
+      assert.match(err.details, new RegExp(`could not make snapshot ${made.id} .*status 'error'; .*no backend has room for a snapshot, so check the backend's free capacity too\\)\\. It was deleted`));
+      await h.cloud.waiter.snapshot(made.id, { target: [], transient: ['deleting'], goneIsTarget: true });
+    } finally {
+      h.driver.sim.control.setDurations({ snapshot: 50 });
+    }
+  });
+
   it('checks its arguments', async () => {
     await expectCode(h.rpc('CreateSnapshot', { source_volume_id: volumeId }), Code.INVALID_ARGUMENT);
     await expectCode(h.rpc('CreateSnapshot', { name: 'snap-nosource' }), Code.INVALID_ARGUMENT);
