@@ -93,11 +93,12 @@ export interface BackupRecord extends Stored {
   parentId: string | null;
   metadata: Record<string, string>;
   /**
-   * The backed-up volume's metadata: Cinder's backup drivers store it with
-   * the data, and a restore replaces the target volume's metadata with it
-   * (chunked drivers' put_metadata -> volume_metadata_update(..., delete=True)).
+   * What Cinder's backup drivers store of the backed-up volume with the data
+   * (BackupMetadataAPI.get), for a restore to put back: see restoreVolumeMeta.
    */
   volumeMetadata: Record<string, string>;
+  volumeName: string | null;
+  volumeDescription: string | null;
   createdAt: string;
   updatedAt: string | null;
   projectId: string;
@@ -126,6 +127,22 @@ export interface InstanceRecord {
 export const DEFAULT_DURATIONS: SimDurations = {
   create: 50, delete: 50, attach: 50, detach: 50, extend: 50, snapshot: 50, backup: 50, restore: 50, retype: 50,
 };
+
+/**
+ * What a restore puts back on the target volume, as Cinder's backup drivers do
+ * at its end (BackupMetadataAPI.put): the backed-up volume's metadata replaces
+ * the target's (volume_metadata_update with delete=True), unless it had none
+ * (then none was stored, and the target's is left as it is). Its name and
+ * description are taken only by a target without a name of its own, or with
+ * the 'restore_backup_<id>' one a restore without a volume gives.
+ */
+function restoreVolumeMeta(backup: BackupRecord, vol: VolumeRecord): void {
+  if (Object.keys(backup.volumeMetadata).length > 0) vol.metadata = { ...backup.volumeMetadata };
+  if (backup.volumeName && (!vol.name || vol.name.startsWith('restore_backup_'))) {
+    vol.name = backup.volumeName;
+    vol.description = backup.volumeDescription;
+  }
+}
 
 /** Cinder's extra spec that makes a type's volumes multiattach. */
 export function typeIsMultiattach(t: VolumeTypeRecord): boolean {
@@ -248,7 +265,7 @@ export class CloudState {
     this.change(duration, copy, () => {
       if (vol.backupId) {
         const backup = this.backups.get(vol.backupId);
-        if (backup) vol.metadata = { ...backup.volumeMetadata };
+        if (backup) restoreVolumeMeta(backup, vol);
         this.setBackupStatus(vol.backupId, 'available');
       }
       this.setVolumeStatus(vol, 'available');
@@ -416,7 +433,8 @@ export class CloudState {
 
   createBackup(vol: VolumeRecord, b: { name: string; description: string; parentId: string | null; snapshotId: string | null; availabilityZone: string | null; metadata: Record<string, string> }): BackupRecord {
     const backup: BackupRecord = {
-      id: randomUUID(), seq: this.nextSeq(), ...b, volumeId: vol.id, size: vol.size, status: 'creating', volumeMetadata: { ...vol.metadata },
+      id: randomUUID(), seq: this.nextSeq(), ...b, volumeId: vol.id, size: vol.size, status: 'creating',
+      volumeMetadata: { ...vol.metadata }, volumeName: vol.name, volumeDescription: vol.description,
       createdAt: now(), updatedAt: null, projectId: this.projectId, userId: this.userId,
     };
     this.backups.add(backup);
@@ -465,7 +483,7 @@ export class CloudState {
     this.setBackupStatus(backup.id, 'restoring');
     this.setVolumeStatus(vol, 'restoring-backup');
     this.change(this.durations.restore, () => this.hypervisor.copy({ kind: 'backups', id: backup.id }, { kind: 'volumes', id: vol.id }, vol.size), () => {
-      vol.metadata = { ...backup.volumeMetadata };
+      restoreVolumeMeta(backup, vol);
       this.setBackupStatus(backup.id, 'available');
       this.setVolumeStatus(vol, 'available');
     }, () => {

@@ -343,6 +343,39 @@ describe('sim cinder', () => {
     assert.equal((await call('DELETE', `${s.volume}/backups/${full}`, { token: s.token })).status, 202);
   });
 
+  // Cinder's backup drivers store the volume's metadata, name and description with the data and put them
+  // back at the end of a restore (BackupMetadataAPI.put).
+  it("a restore replaces the volume's metadata with the backed-up volume's, keeps its own when that had none, and keeps a name it has", async () => {
+    const backupOf = async (volumeId: string): Promise<string> => {
+      const b = await call('POST', `${s.volume}/backups`, { token: s.token, body: { backup: { volume_id: volumeId } } });
+      const get = async () => (await call('GET', `${s.volume}/backups/${b.body.backup.id}`, { token: s.token })).body.backup.status;
+      await waitFor(get, (st) => st === 'available');
+      return b.body.backup.id;
+    };
+    const show = async (id: string) => (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
+    const restored = async (volume: Record<string, unknown>): Promise<any> => {
+      const r = await createVolume(s, { size: 1, ...volume }, '3.47');
+      await waitFor(() => volumeStatus(s, r.body.volume.id), (st) => st === 'available');
+      return show(r.body.volume.id);
+    };
+    const marked = await backupOf(await availableVolume(s, { size: 1, name: 'backed-up', description: 'its description', metadata: { from: 'backed-up' } }));
+    const bare = await backupOf(await availableVolume(s, { size: 1 }));
+
+    const named = await restored({ backup_id: marked, name: 'new', description: 'mine', metadata: { mine: 'yes' } });
+    assert.deepEqual(named.metadata, { from: 'backed-up' });
+    assert.equal(named.name, 'new');
+    assert.equal(named.description, 'mine');
+    const unnamed = await restored({ backup_id: marked });
+    assert.equal(unnamed.name, 'backed-up');
+    assert.equal(unnamed.description, 'its description');
+    assert.deepEqual((await restored({ backup_id: bare, name: 'kept', metadata: { mine: 'yes' } })).metadata, { mine: 'yes' });
+
+    // A restore without a target volume makes one called restore_backup_<id>, which takes the backed-up name.
+    const r = await call('POST', `${s.volume}/backups/${marked}/restore`, { token: s.token, body: { restore: {} } });
+    await waitFor(() => volumeStatus(s, r.body.restore.volume_id), (st) => st === 'available');
+    assert.equal((await show(r.body.restore.volume_id)).name, 'backed-up');
+  });
+
   it('types with extra specs and availability zones', async () => {
     const types = await call('GET', `${s.volume}/types`, { token: s.token });
     const multi = types.body.volume_types.find((t: { name: string }) => t.name === 'multiattach');
