@@ -15,7 +15,7 @@ import { cloudForSecrets } from './clouds';
 import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
 import { oneVolumeNamed } from './same-name';
-import { CLUSTER_METADATA_KEY, ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY } from './params';
+import { CLUSTER_METADATA_KEY, ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY, volumeDescription } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
 import { resolveSource, type ResolvedSource } from './source';
 import { chooseVolumeZone, zoneMismatch } from './topology';
@@ -83,7 +83,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
         {
           name,
           size,
-          description: 'Created by cinder-csi',
+          description: volumeDescription(source?.kind === 'backup' ? source.id : undefined),
           volumeType: type?.name,
           availabilityZone: zone,
           metadata: {
@@ -115,7 +115,9 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
     await discard(env, cloud, volume.id, 'it is in a zone the request cannot use', UNINTERRUPTED);
     throw resourceExhausted(`Cinder made volume ${volume.id} but it ${misplaced}; it was deleted (check Cinder's zone fallback and the volume type's zones)`);
   }
-  if (source?.kind === 'backup' && sourceBackupId(volume) !== source.id) volume = await markRestored(env, cloud, volume, source.id, params.metadata);
+  if (source?.kind === 'backup' && volume.metadata[SOURCE_BACKUP_METADATA_KEY] !== source.id) {
+    volume = await markRestored(env, cloud, volume, source.id, params.metadata);
+  }
   if (multiattachType === undefined && caps.some(isMultiNode) && !volume.multiattach) {
     // One found by name is an earlier attempt of this very call (which ran out of time) when it carries this
     // cluster's mark and is attached nowhere: the provisioner never learnt its ID, so nobody else would delete it.
@@ -139,7 +141,12 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
 /**
  * Cinder's restore replaces the new volume's metadata with the one the
  * backed-up volume had (the backup drivers store it with the data), which
- * drops this driver's keys, the backup's ID among them: write them again.
+ * drops the keys CreateVolume wrote: the cluster's, the PVC's and the
+ * backup's (which then names the backup the backed-up volume came from, if
+ * any). Written again by whichever attempt finds the volume restored with
+ * its backup key gone: the first attempt is abandoned at its caller's
+ * deadline while a long restore runs, and only a retry sees the end. Which
+ * backup it is a retry knows from the description (volumeDescription).
  */
 async function markRestored(env: ControllerEnv, cloud: Cloud, volume: Volume, backupId: string, extra: Record<string, string>): Promise<Volume> {
   const metadata = { ...ownedMetadata(env.settings.clusterId, extra), [SOURCE_BACKUP_METADATA_KEY]: backupId };
@@ -174,8 +181,8 @@ function incompatibility(v: Volume, wanted: Wanted): string | null {
   } else if (src.kind === 'volume' && v.sourceVolumeId !== src.id) {
     return `was made from ${has}, not volume ${src.id}`;
   } else if (src.kind === 'backup' && (v.snapshotId || v.sourceVolumeId || (backupId !== null && backupId !== src.id))) {
-    // A restore replaces the volume's metadata with the backed-up volume's (see createVolume), so a
-    // retry that finds it before its key is written again cannot tell: an unmarked volume matches.
+    // The description names the backup whatever the restore did to the metadata (volumeDescription). A
+    // volume made before it did has only the metadata key, which a restore may have dropped: unmarked matches.
     return `was made from ${has}, not backup ${src.id}`;
   }
   if (wanted.typeName && v.volumeType && v.volumeType !== wanted.typeName && v.volumeType !== wanted.typeId) {

@@ -47,9 +47,34 @@ export const ANSWERED_METADATA_KEY = 'cinder.csi.openstack.org/answered';
  * Metadata key naming the backup a volume was restored from. Cinder's volume
  * record has snapshot_id and source_volid but no backup_id, and the
  * external-provisioner deletes a volume made for a PVC with a data source when
- * CreateVolume reports no content_source; this key is how the driver knows.
+ * CreateVolume reports no content_source. A restore overwrites this key, so
+ * the driver reads the volume's description first (volumeDescription);
+ * volumes made before the description named the backup have only the key.
  */
 export const SOURCE_BACKUP_METADATA_KEY = 'cinder.csi.openstack.org/source-backup';
+
+const DESCRIPTION = 'Created by cinder-csi';
+const FROM_BACKUP = ' from backup ';
+
+/**
+ * The description CreateVolume gives a volume; one restored from a backup
+ * names it. Cinder's restore replaces the new volume's metadata with the
+ * backed-up volume's, SOURCE_BACKUP_METADATA_KEY among it, which then names
+ * the backup that volume was restored from, if any. It leaves the
+ * description (and name) of a volume that has a name: only one without, or
+ * with the 'restore_backup_<id>' name a restore gives the volume it makes,
+ * takes the backed-up volume's (the backup drivers' _restore_vol_base_meta).
+ * So the description tells the backup at every moment, and a retry that
+ * finds the volume after the restore knows it for its own.
+ */
+export function volumeDescription(backupId?: string): string {
+  return backupId ? `${DESCRIPTION}${FROM_BACKUP}${backupId}` : DESCRIPTION;
+}
+
+/** The backup a description of volumeDescription names, or null. */
+export function backupInDescription(description: string): string | null {
+  return description.startsWith(DESCRIPTION + FROM_BACKUP) ? description.slice(DESCRIPTION.length + FROM_BACKUP.length) || null : null;
+}
 
 /** Keys the Kubernetes sidecars add; they become metadata. */
 const SIDECAR_PREFIX = 'csi.storage.k8s.io/';

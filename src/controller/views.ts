@@ -7,7 +7,7 @@ import type { Snapshot as CsiSnapshot } from '../gen/csi/v1/Snapshot';
 import type { Timestamp } from '../gen/google/protobuf/Timestamp';
 import type { Backup, Snapshot, Volume } from '../openstack/types';
 import { csiId } from './clouds';
-import { SOURCE_BACKUP_METADATA_KEY } from './params';
+import { backupInDescription, SOURCE_BACKUP_METADATA_KEY } from './params';
 import type { ControllerEnv } from './env';
 import { gibToBytes } from './size';
 import { accessibleTopology } from './topology';
@@ -22,9 +22,15 @@ export function contentSourceOf(env: ControllerEnv, cloudName: string, v: Volume
   return null;
 }
 
-/** The backup a volume was restored from: Cinder's backup_id where a cloud reports one, else the driver's own metadata key. */
+/**
+ * The backup a volume was restored from: Cinder's backup_id where a cloud
+ * reports one, else the backup its description names (volumeDescription:
+ * the restore leaves it alone), else the driver's metadata key, for volumes
+ * made before the description named the backup (the restore overwrites it,
+ * and CreateVolume writes it again).
+ */
 export function sourceBackupId(v: Volume): string | null {
-  return v.backupId ?? v.metadata[SOURCE_BACKUP_METADATA_KEY] ?? null;
+  return v.backupId ?? backupInDescription(v.description) ?? v.metadata[SOURCE_BACKUP_METADATA_KEY] ?? null;
 }
 
 export function csiVolume(env: ControllerEnv, cloudName: string, v: Volume, volumeContext: Record<string, string> = {}): CsiVolume {

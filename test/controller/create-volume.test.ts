@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
-import { CLUSTER_METADATA_KEY } from '../../src/controller/params';
+import { CLUSTER_METADATA_KEY, SOURCE_BACKUP_METADATA_KEY } from '../../src/controller/params';
 import { BLOCK_RWO, BLOCK_RWX, Code, GiB, MOUNT_RWO, expectCode, startController, type ControllerHarness } from './harness';
 
 describe('CreateVolume', () => {
@@ -460,5 +460,63 @@ describe('CreateVolume on a Cinder with messages but without their filters (3.3,
     await expectCode(h.rpc('CreateVolume', { name: 'pvc-other', volume_capabilities: [MOUNT_RWO], parameters: { type: 'no-backend' } }), Code.RESOURCE_EXHAUSTED);
     const err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-this', volume_capabilities: [MOUNT_RWO], parameters: { type: 'no-backend' } }), Code.RESOURCE_EXHAUSTED);
     assert.match(err.details, /Could not find any available weighted backend/);
+  });
+});
+
+// Cinder's restore replaces the new volume's metadata with the backed-up volume's at its end, and a
+// restore outlives the provisioner's deadline easily: the retry is what finds it restored.
+describe('CreateVolume from a backup, retried', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ configure: (c) => (c.clusterId = 'test-cluster') });
+  });
+  after(() => h.stop());
+
+  const backupOf = async (volumeId: string): Promise<string> => {
+    const b = await h.cloud.blockStorage.createBackup({ volumeId, name: `backup-of-${volumeId}`, force: false, incremental: false });
+    await h.cloud.waiter.backup(b.id, { target: ['available'], transient: ['creating'] });
+    return b.id;
+  };
+  const fromBackup = (name: string, backupId: string) => ({
+    name,
+    volume_capabilities: [MOUNT_RWO],
+    parameters: { 'csi.storage.k8s.io/pvc/name': name },
+    volume_content_source: { snapshot: { snapshot_id: backupId } },
+  });
+
+  it('a retry after the restore of a backup of a restored volume answers with the volume, as made from its own backup, marked again', async () => {
+    const b0 = await backupOf(await h.createVolume('pvc-gen0'));
+    const gen1 = await h.rpc('CreateVolume', fromBackup('pvc-gen1', b0));
+    const b1 = await backupOf(gen1.volume.volume_id);
+    h.driver.sim.control.setDurations({ restore: 1500 });
+    try {
+      const req = fromBackup('pvc-gen2', b1);
+      const err = await h.rpc('CreateVolume', req, 500).then(
+        () => assert.fail('the call should not finish before the restore does'),
+        (e) => e,
+      );
+      assert.ok([Code.DEADLINE_EXCEEDED, Code.ABORTED, Code.UNAVAILABLE].includes(err.code), `retryable code, got ${err.code}`);
+      const [made] = await h.volumesNamed('pvc-gen2');
+      const restored = await h.cloud.waiter.volume(made.id, { target: ['available'], transient: ['creating', 'restoring-backup'] });
+      // What the restore left: pvc-gen1's metadata, which names b0.
+      assert.equal(restored?.metadata[SOURCE_BACKUP_METADATA_KEY], b0);
+      assert.equal(restored?.metadata['csi.storage.k8s.io/pvc/name'], 'pvc-gen1');
+      const meanwhile = await h.rpc('ControllerGetVolume', { volume_id: made.id });
+      assert.deepEqual(meanwhile.volume.content_source?.snapshot, { snapshot_id: b1 });
+
+      const retry = await h.rpc('CreateVolume', req);
+      assert.equal(retry.volume.volume_id, made.id);
+      assert.deepEqual(retry.volume.content_source?.snapshot, { snapshot_id: b1 });
+      const [marked] = await h.volumesNamed('pvc-gen2');
+      assert.equal(marked.metadata[SOURCE_BACKUP_METADATA_KEY], b1);
+      assert.equal(marked.metadata[CLUSTER_METADATA_KEY], 'test-cluster');
+      assert.equal(marked.metadata['csi.storage.k8s.io/pvc/name'], 'pvc-gen2');
+      assert.equal((await h.rpc('CreateVolume', req)).volume.volume_id, made.id);
+      const listed = (await h.rpc('ListVolumes', {})).entries.find((e: any) => e.volume.volume_id === made.id);
+      assert.deepEqual(listed.volume.content_source?.snapshot, { snapshot_id: b1 });
+      assert.equal((await h.volumesNamed('pvc-gen2')).length, 1);
+    } finally {
+      h.driver.sim.control.setDurations({ restore: 50 });
+    }
   });
 });
