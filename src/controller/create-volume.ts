@@ -45,7 +45,11 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   const problem = capabilitiesProblem(caps, multiattachType ?? true);
   if (problem) throw invalidArgument(problem);
 
-  const source = await resolveSource(env, cloud, req.volume_content_source, op);
+  // The name first: a retry must find the volume an earlier attempt made even while its source is busy
+  // making it (a backup is 'restoring' throughout its restore), instead of being told to wait for the source.
+  let volume = await oneVolumeNamed(env, cloud, name, op);
+  const made = !volume;
+  const source = await resolveSource(env, cloud, req.volume_content_source, op, { forExisting: !made });
   if (source) {
     if (size < source.size) {
       if (Number(req.capacity_range?.required_bytes ?? 0) > 0) {
@@ -70,8 +74,6 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       ? `is in availability zone '${v.availabilityZone}', not in '${params.availability}' (the StorageClass's availability)`
       : null) ?? (env.settings.topology ? zoneMismatch(v.availabilityZone, req.accessibility_requirements, env.settings.azMap) : null);
 
-  let volume = await oneVolumeNamed(env, cloud, name, op);
-  const made = !volume;
   if (volume) {
     // The spec: the same name is OK only when the volume is compatible and accessible from accessibility_requirements.
     const mismatch = incompatibility(volume, { size: req.capacity_range, source, typeName: type?.name, typeId: type?.id }) ?? placementProblem(volume);

@@ -27,18 +27,29 @@ function notReady(what: string, status: string): Error {
   return invalidArgument(`${what} is '${status}' and cannot be copied; use another source or repair it in Cinder`);
 }
 
+export interface ResolveOptions {
+  /**
+   * The volume of the request's name exists already (an earlier attempt made
+   * it): the source is only compared with it, so its state does not matter.
+   * It is busy while it is copied (a backup is 'restoring' all through its
+   * restore), and the retry must answer with the volume, not wait for it.
+   */
+  forExisting: boolean;
+}
+
 export async function resolveSource(
   env: ControllerEnv,
   cloud: Cloud,
   source: VolumeContentSource__Output | null | undefined,
   op: Op,
+  opts: ResolveOptions,
 ): Promise<ResolvedSource | undefined> {
   if (!source || (!source.snapshot && !source.volume)) return undefined;
   if (source.type === 'volume' || (!source.type && source.volume)) {
-    return resolveVolume(env, cloud, requireId(source.volume?.volume_id, 'volume_content_source.volume.volume_id'), op);
+    return resolveVolume(env, cloud, requireId(source.volume?.volume_id, 'volume_content_source.volume.volume_id'), op, opts);
   }
   const csi = requireId(source.snapshot?.snapshot_id, 'volume_content_source.snapshot.snapshot_id');
-  return resolveSnapshotOrBackup(env, cloud, csi, op);
+  return resolveSnapshotOrBackup(env, cloud, csi, op, opts);
 }
 
 function sameCloud(env: ControllerEnv, cloud: Cloud, csiId: string, what: string): string {
@@ -49,21 +60,21 @@ function sameCloud(env: ControllerEnv, cloud: Cloud, csiId: string, what: string
   return located.id;
 }
 
-async function resolveVolume(env: ControllerEnv, cloud: Cloud, csiId: string, op: Op): Promise<ResolvedSource> {
+async function resolveVolume(env: ControllerEnv, cloud: Cloud, csiId: string, op: Op, opts: ResolveOptions): Promise<ResolvedSource> {
   const id = sameCloud(env, cloud, csiId, 'source volume');
   const volume = await cloud.blockStorage.getVolume(id, op).catch((err) => {
     throw isNotFound(err) ? notFound(`source volume ${csiId} does not exist`) : err;
   });
-  if (volume.status !== 'available' && volume.status !== 'in-use') throw notReady(`source volume ${csiId}`, volume.status);
+  if (!opts.forExisting && volume.status !== 'available' && volume.status !== 'in-use') throw notReady(`source volume ${csiId}`, volume.status);
   return { kind: 'volume', id, size: volume.size, zone: volume.availabilityZone || undefined };
 }
 
-async function resolveSnapshotOrBackup(env: ControllerEnv, cloud: Cloud, csiId: string, op: Op): Promise<ResolvedSource> {
+async function resolveSnapshotOrBackup(env: ControllerEnv, cloud: Cloud, csiId: string, op: Op, opts: ResolveOptions): Promise<ResolvedSource> {
   const id = sameCloud(env, cloud, csiId, 'snapshot');
   const bs = cloud.blockStorage;
   try {
     const snapshot = await bs.getSnapshot(id, op);
-    if (snapshot.status !== 'available') throw notReady(`snapshot ${csiId}`, snapshot.status);
+    if (!opts.forExisting && snapshot.status !== 'available') throw notReady(`snapshot ${csiId}`, snapshot.status);
     // Cinder restores a snapshot in its volume's zone; the volume may be gone.
     const zone = await bs.getVolume(snapshot.volumeId, op).then(
       (v) => v.availabilityZone || undefined,
@@ -79,6 +90,7 @@ async function resolveSnapshotOrBackup(env: ControllerEnv, cloud: Cloud, csiId: 
   const backup = await bs.getBackup(id, op).catch((err) => {
     throw isNotFound(err) ? notFound(`snapshot ${csiId} does not exist (neither as a Cinder snapshot nor as a backup)`) : err;
   });
+  if (opts.forExisting) return { kind: 'backup', id, size: backup.size };
   if (backup.status !== 'available') throw notReady(`backup ${csiId}`, backup.status);
   const features = await bs.features(op);
   if (!features.volumeFromBackup) {

@@ -4,6 +4,15 @@ import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
 import { CLUSTER_METADATA_KEY, SOURCE_BACKUP_METADATA_KEY } from '../../src/controller/params';
 import { BLOCK_RWO, BLOCK_RWX, Code, GiB, MOUNT_RWO, expectCode, startController, type ControllerHarness } from './harness';
 
+/** A CreateVolume whose deadline passes before Cinder has made the volume fails with a code the provisioner retries. */
+async function expectOutOfTime(call: Promise<unknown>): Promise<void> {
+  const err = await call.then(
+    () => assert.fail('the call should not finish before the volume is available'),
+    (e) => e,
+  );
+  assert.ok([Code.DEADLINE_EXCEEDED, Code.ABORTED, Code.UNAVAILABLE].includes(err.code), `retryable code, got ${err.code}`);
+}
+
 describe('CreateVolume', () => {
   let h: ControllerHarness;
   before(async () => {
@@ -134,11 +143,7 @@ describe('CreateVolume', () => {
     h.driver.sim.control.setDurations({ create: 3000 });
     try {
       const req = { name: 'pvc-slow', volume_capabilities: [MOUNT_RWO] };
-      const err = await h.rpc('CreateVolume', req, 1000).then(
-        () => assert.fail('the call should not finish before the volume is available'),
-        (e) => e,
-      );
-      assert.ok([Code.DEADLINE_EXCEEDED, Code.ABORTED, Code.UNAVAILABLE].includes(err.code), `retryable code, got ${err.code}`);
+      await expectOutOfTime(h.rpc('CreateVolume', req, 1000));
       const [creating] = await h.volumesNamed('pvc-slow');
       assert.ok(creating, 'the volume was created in Cinder before the deadline');
       assert.equal(creating.status, 'creating');
@@ -484,6 +489,33 @@ describe('CreateVolume from a backup, retried', () => {
     volume_content_source: { snapshot: { snapshot_id: backupId } },
   });
 
+  it("a retry while the restore runs waits for the volume, not for the backup the restore keeps 'restoring'", async () => {
+    const b0 = await backupOf(await h.createVolume('pvc-busy-src'));
+    h.driver.sim.control.setDurations({ restore: 1500 });
+    try {
+      const req = fromBackup('pvc-busy', b0);
+      await expectOutOfTime(h.rpc('CreateVolume', req, 300));
+      assert.equal((await h.cloud.blockStorage.getBackup(b0)).status, 'restoring');
+      const [made] = await h.volumesNamed('pvc-busy');
+      const retry = await h.rpc('CreateVolume', req);
+      assert.equal(retry.volume.volume_id, made.id);
+      assert.deepEqual(retry.volume.content_source?.snapshot, { snapshot_id: b0 });
+      assert.equal((await h.volumesNamed('pvc-busy')).length, 1);
+    } finally {
+      h.driver.sim.control.setDurations({ restore: 50 });
+    }
+    // A new volume still waits for a busy backup.
+    h.driver.sim.control.setDurations({ backup: 1000 });
+    try {
+      const busy = await h.cloud.blockStorage.createBackup({ volumeId: (await h.volumesNamed('pvc-busy-src'))[0].id, name: 'busy', force: false, incremental: false });
+      const wait = await expectCode(h.rpc('CreateVolume', fromBackup('pvc-from-busy', busy.id)), Code.UNAVAILABLE);
+      assert.match(wait.details, /is 'creating'; the new volume is created once it is available/);
+      assert.deepEqual(await h.volumesNamed('pvc-from-busy'), []);
+    } finally {
+      h.driver.sim.control.setDurations({ backup: 50 });
+    }
+  });
+
   it('a retry after the restore of a backup of a restored volume answers with the volume, as made from its own backup, marked again', async () => {
     const b0 = await backupOf(await h.createVolume('pvc-gen0'));
     const gen1 = await h.rpc('CreateVolume', fromBackup('pvc-gen1', b0));
@@ -491,11 +523,7 @@ describe('CreateVolume from a backup, retried', () => {
     h.driver.sim.control.setDurations({ restore: 1500 });
     try {
       const req = fromBackup('pvc-gen2', b1);
-      const err = await h.rpc('CreateVolume', req, 500).then(
-        () => assert.fail('the call should not finish before the restore does'),
-        (e) => e,
-      );
-      assert.ok([Code.DEADLINE_EXCEEDED, Code.ABORTED, Code.UNAVAILABLE].includes(err.code), `retryable code, got ${err.code}`);
+      await expectOutOfTime(h.rpc('CreateVolume', req, 500));
       const [made] = await h.volumesNamed('pvc-gen2');
       const restored = await h.cloud.waiter.volume(made.id, { target: ['available'], transient: ['creating', 'restoring-backup'] });
       // What the restore left: pvc-gen1's metadata, which names b0.
