@@ -22,9 +22,6 @@ import { chooseVolumeZone, zoneMismatch } from './topology';
 import { csiVolume, sourceBackupId } from './views';
 import { requireVolumeType } from './volume-types';
 
-/** volume_context key telling the node to grow the filesystem: the volume is larger than its source (the Go plugin's key). */
-export const RESIZE_REQUIRED_KEY = 'resizeRequired';
-
 export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest__Output, op: Op): Promise<CreateVolumeResponse> {
   const name = requireName(req.name, 'name');
   const caps = requireField(req.volume_capabilities, 'volume_capabilities');
@@ -135,9 +132,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   // To be marked as answered (it may go into a PV), and the name looked at later: a create an
   // earlier controller left in Cinder's hands may land after the look-up above.
   env.sameNameChecks?.answer(cloud, name, volume);
-  const context: Record<string, string> = {};
-  if (source && volume.size > source.size) context[RESIZE_REQUIRED_KEY] = 'true';
-  return { volume: csiVolume(env, cloud.name, volume, context) };
+  return { volume: csiVolume(env, cloud.name, volume) };
 }
 
 /**

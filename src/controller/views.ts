@@ -33,12 +33,30 @@ export function sourceBackupId(v: Volume): string | null {
   return v.backupId ?? backupInDescription(v.description) ?? v.metadata[SOURCE_BACKUP_METADATA_KEY] ?? null;
 }
 
-export function csiVolume(env: ControllerEnv, cloudName: string, v: Volume, volumeContext: Record<string, string> = {}): CsiVolume {
+/** volume_context key telling the node to grow the filesystem to its disk when it stages the volume (the Go plugin's key). */
+export const RESIZE_REQUIRED_KEY = 'resizeRequired';
+
+/**
+ * The volume context, from what Cinder records of the volume alone, so that
+ * CreateVolume, ListVolumes and ControllerGetVolume report the same (the
+ * spec: a volume SHALL always report the same volume_context). A copy larger
+ * than its source has the source's smaller filesystem, which the node must
+ * grow; the volume does not say its source's size, and reading each source
+ * would cost ListVolumes a request per volume and change the answer once the
+ * source is deleted. So every volume made from a source asks for the growth,
+ * which does nothing to a filesystem that fills its disk already.
+ */
+function volumeContextOf(source: VolumeContentSource | null): Record<string, string> {
+  return source ? { [RESIZE_REQUIRED_KEY]: 'true' } : {};
+}
+
+export function csiVolume(env: ControllerEnv, cloudName: string, v: Volume): CsiVolume {
+  const source = contentSourceOf(env, cloudName, v);
   return {
     volume_id: csiId(env.clouds, cloudName, v.id),
     capacity_bytes: gibToBytes(v.size),
-    volume_context: volumeContext,
-    content_source: contentSourceOf(env, cloudName, v),
+    volume_context: volumeContextOf(source),
+    content_source: source,
     accessible_topology: env.settings.topology ? accessibleTopology(v.availabilityZone, env.settings.azMap) : [],
   };
 }

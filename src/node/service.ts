@@ -63,7 +63,7 @@ export interface NodeService {
   NodeGetInfo: Handler<NodeGetInfoRequest__Output, NodeGetInfoResponse>;
 }
 
-/** volume_context key the controller sets when it restored a volume larger than its source. */
+/** volume_context key the controller sets on every volume made from a source (a snapshot, backup or volume), which may be larger than it. */
 export const VOLUME_CONTEXT_RESIZE_REQUIRED = 'resizeRequired';
 
 export function createNodeService(settings: NodeSettings): NodeService {
@@ -133,16 +133,18 @@ export function createNodeService(settings: NodeSettings): NodeService {
     // A read-only disk: the CO published the volume read-only, and the cloud honoured Cinder's
     // readonly flag (the controller sets it for such a publish). Nothing can be written to it.
     const readOnlyDevice = sysfsAttribute(settings.sysfsRoot, majMin, 'ro') === '1';
-    // A volume restored larger than its source has a filesystem smaller than its disk. It is grown on
-    // every stage, not only the one that mounts: a stage whose mount command failed after mount(2) had
+    // A volume restored larger than its source has a filesystem smaller than its disk; the controller
+    // cannot tell, so it asks for the growth for every volume made from a source. It is grown on every
+    // stage, not only the one that mounts: a stage whose mount command failed after mount(2) had
     // succeeded (a timeout), or that died before growing, is retried and finds the volume already staged.
     // resize2fs and xfs_growfs do nothing when the filesystem already fills the device.
     const resizeRequired = req.volume_context?.[VOLUME_CONTEXT_RESIZE_REQUIRED] === 'true';
     const growIfRequired = async (fsType: string, readOnly: boolean): Promise<void> => {
       if (!resizeRequired) return;
       if (readOnly) {
-        // It grows the next time it is staged read-write.
-        ctx.log.warn({ device: device.path, stagingPath }, 'filesystem not grown to the volume size: it is mounted read-only');
+        // It grows the next time it is staged read-write. Most such volumes fill their disk already (a copy
+        // no larger than its source), so this is no warning.
+        ctx.log.info({ device: device.path, stagingPath }, 'filesystem not grown to the disk, if smaller, as it is mounted read-only; it grows when staged read-write');
         return;
       }
       await growFilesystem(device.path, fsType, stagingPath, signal, ctx.log);

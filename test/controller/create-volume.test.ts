@@ -272,7 +272,7 @@ describe('CreateVolume', () => {
     assert.deepEqual(await h.volumesNamed('pvc-zone-unknown'), []);
   });
 
-  it('clones a volume and restores a snapshot, marking a larger copy for resize', async () => {
+  it('clones a volume and restores a snapshot, marking each for the node to grow its filesystem', async () => {
     const sourceId = await h.createVolume('pvc-source');
     const clone = await h.rpc('CreateVolume', {
       name: 'pvc-clone',
@@ -280,7 +280,8 @@ describe('CreateVolume', () => {
       volume_content_source: { volume: { volume_id: sourceId } },
     });
     assert.equal(clone.volume.content_source.volume.volume_id, sourceId);
-    assert.deepEqual(clone.volume.volume_context, {});
+    // The same size as its source: the node's growth will have nothing to do, but the volume cannot tell.
+    assert.deepEqual(clone.volume.volume_context, { resizeRequired: 'true' });
     assert.equal((await h.volumesNamed('pvc-clone'))[0].sourceVolumeId, sourceId);
 
     const snap = await h.cloud.blockStorage.createSnapshot({ volumeId: sourceId, name: 'snap-for-restore' });
@@ -300,6 +301,29 @@ describe('CreateVolume', () => {
       h.rpc('CreateVolume', { name: 'pvc-clone', volume_capabilities: [MOUNT_RWO], volume_content_source: { snapshot: { snapshot_id: snap.id } } }),
       Code.ALREADY_EXISTS,
     );
+  });
+
+  it('reports the same volume_context in CreateVolume, ListVolumes and ControllerGetVolume', async () => {
+    const sourceId = await h.createVolume('pvc-context-source');
+    const snap = await h.cloud.blockStorage.createSnapshot({ volumeId: sourceId, name: 'snap-context' });
+    await h.cloud.waiter.snapshot(snap.id, { target: ['available'], transient: ['creating'] });
+    const created = [
+      await h.rpc('CreateVolume', { name: 'pvc-context-empty', volume_capabilities: [MOUNT_RWO] }),
+      await h.rpc('CreateVolume', {
+        name: 'pvc-context-larger',
+        volume_capabilities: [MOUNT_RWO],
+        capacity_range: { required_bytes: 3 * GiB },
+        volume_content_source: { snapshot: { snapshot_id: snap.id } },
+      }),
+      await h.rpc('CreateVolume', { name: 'pvc-context-clone', volume_capabilities: [MOUNT_RWO], volume_content_source: { volume: { volume_id: sourceId } } }),
+    ].map((r) => r.volume);
+    const listed = (await h.rpc('ListVolumes', {})).entries.map((e: any) => e.volume);
+    for (const v of created) {
+      const got = await h.rpc('ControllerGetVolume', { volume_id: v.volume_id });
+      assert.deepEqual(got.volume.volume_context, v.volume_context, `ControllerGetVolume of ${v.volume_id}`);
+      assert.deepEqual(listed.find((l: any) => l.volume_id === v.volume_id)?.volume_context, v.volume_context, `ListVolumes of ${v.volume_id}`);
+    }
+    assert.deepEqual(created.map((v) => v.volume_context), [{}, { resizeRequired: 'true' }, { resizeRequired: 'true' }]);
   });
 
   it('answers NOT_FOUND for a missing source and OUT_OF_RANGE for a size below the source', async () => {

@@ -679,6 +679,32 @@ test('a retried stage grows an ext4 filesystem that the first attempt mounted bu
   await stageRestoredLarger(t, 'ext4', 256 * MiB, 512 * MiB, true);
 });
 
+/**
+ * The controller marks every volume made from a source for growth (it cannot tell which are larger than
+ * their source): one whose filesystem fills its disk already stages as it is, the growth doing nothing.
+ * (Needs no CAP_SYS_RESOURCE: resize2fs stops before the online resize when the size is the same.)
+ */
+async function stageCopyOfSameSize(t: Parameters<typeof Sandbox.create>[0], fsType: 'ext4' | 'xfs'): Promise<void> {
+  const { box, node } = await fixture(t);
+  const { volumeId, loop } = await attach(box, 320 * MiB);
+  await run(`mkfs.${fsType}`, ['-q', loop.path]);
+  const { staging } = await box.volumePaths('pv-copy');
+  const req = stageReq(volumeId, staging, mountCap(fsType), { resizeRequired: 'true' });
+  await node.NodeStageVolume(req, ctx('NodeStageVolume'));
+  const staged = await statfs(staging);
+  await node.NodeStageVolume(req, ctx('NodeStageVolume'));
+  assert.equal((await statfs(staging)).blocks, staged.blocks);
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+}
+
+test('stage of an ext4 volume the volume context marks for growth, whose filesystem fills its disk, leaves it as it is', { skip }, async (t) => {
+  await stageCopyOfSameSize(t, 'ext4');
+});
+
+test('stage of an xfs volume the volume context marks for growth, whose filesystem fills its disk, leaves it as it is', { skip: XFS_SKIP }, async (t) => {
+  await stageCopyOfSameSize(t, 'xfs');
+});
+
 test('a first stage whose filesystem growth fails leaves the volume unstaged', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId, loop } = await attach(box, 64 * MiB);
