@@ -17,7 +17,7 @@ import { rethrow } from './os-errors';
 import { oneVolumeNamed } from './same-name';
 import { CLUSTER_METADATA_KEY, ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY, volumeDescription } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
-import { resolveSource, type ResolvedSource } from './source';
+import { requestedSource, resolveSource, type ResolvedSource } from './source';
 import { chooseVolumeZone, zoneMismatch } from './topology';
 import { csiVolume, sourceBackupId } from './views';
 import { requireVolumeType } from './volume-types';
@@ -27,6 +27,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   const caps = requireField(req.volume_capabilities, 'volume_capabilities');
   const params = parseVolumeParams(req.parameters);
   const mutable = parseMutableParams(req.mutable_parameters);
+  const requested = requestedSource(req.volume_content_source);
   const cloud = cloudForSecrets(env.clouds, req.secrets);
   const bs = cloud.blockStorage;
   let size = sizeForRange(req.capacity_range);
@@ -46,7 +47,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
   // making it (a backup is 'restoring' throughout its restore), instead of being told to wait for the source.
   let volume = await oneVolumeNamed(env, cloud, name, op);
   const made = !volume;
-  const source = await resolveSource(env, cloud, req.volume_content_source, op, { forExisting: !made });
+  const source = await resolveSource(env, cloud, requested, op, { forExisting: !made });
   if (source) {
     if (size < source.size) {
       if (Number(req.capacity_range?.required_bytes ?? 0) > 0) {

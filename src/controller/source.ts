@@ -37,19 +37,40 @@ export interface ResolveOptions {
   forExisting: boolean;
 }
 
+/** The source a request names, checked before anything is asked of Cinder. */
+export interface RequestedSource {
+  kind: 'snapshot' | 'volume';
+  /** The CSI ID. */
+  id: string;
+}
+
+/**
+ * The request's volume_content_source, or undefined for an empty volume. A
+ * message that names neither a snapshot nor a volume is INVALID_ARGUMENT
+ * (the spec: one of the type fields MUST be specified), never an empty
+ * volume. On the wire that is an empty message: proto-loader decodes it as
+ * {} with no `type`, where a set member, even empty, sets `type`.
+ */
+export function requestedSource(source: VolumeContentSource__Output | null | undefined): RequestedSource | undefined {
+  if (!source) return undefined;
+  const kind = source.type ?? (source.volume ? 'volume' : source.snapshot ? 'snapshot' : undefined);
+  if (kind === 'volume') return { kind, id: requireId(source.volume?.volume_id, 'volume_content_source.volume.volume_id') };
+  if (kind === 'snapshot') return { kind, id: requireId(source.snapshot?.snapshot_id, 'volume_content_source.snapshot.snapshot_id') };
+  throw invalidArgument(
+    'volume_content_source names neither a snapshot nor a volume; give snapshot.snapshot_id or volume.volume_id, or leave it out for an empty volume',
+  );
+}
+
 export async function resolveSource(
   env: ControllerEnv,
   cloud: Cloud,
-  source: VolumeContentSource__Output | null | undefined,
+  source: RequestedSource | undefined,
   op: Op,
   opts: ResolveOptions,
 ): Promise<ResolvedSource | undefined> {
-  if (!source || (!source.snapshot && !source.volume)) return undefined;
-  if (source.type === 'volume' || (!source.type && source.volume)) {
-    return resolveVolume(env, cloud, requireId(source.volume?.volume_id, 'volume_content_source.volume.volume_id'), op, opts);
-  }
-  const csi = requireId(source.snapshot?.snapshot_id, 'volume_content_source.snapshot.snapshot_id');
-  return resolveSnapshotOrBackup(env, cloud, csi, op, opts);
+  if (!source) return undefined;
+  if (source.kind === 'volume') return resolveVolume(env, cloud, source.id, op, opts);
+  return resolveSnapshotOrBackup(env, cloud, source.id, op, opts);
 }
 
 function sameCloud(env: ControllerEnv, cloud: Cloud, csiId: string, what: string): string {

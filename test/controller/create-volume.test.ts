@@ -74,7 +74,10 @@ describe('CreateVolume', () => {
       Code.INVALID_ARGUMENT,
     );
     assert.match(err.details, /'gold'.*__DEFAULT__/);
-    for (const name of ['pvc-limit', 'pvc-typo', 'pvc-notype']) assert.deepEqual(await h.volumesNamed(name), []);
+    // The spec: one of the source's type fields MUST be specified. An empty message is not an empty volume.
+    err = await expectCode(h.rpc('CreateVolume', { name: 'pvc-nosource', volume_capabilities: [MOUNT_RWO], volume_content_source: {} }), Code.INVALID_ARGUMENT);
+    assert.match(err.details, /volume_content_source names neither a snapshot nor a volume/);
+    for (const name of ['pvc-limit', 'pvc-typo', 'pvc-notype', 'pvc-nosource']) assert.deepEqual(await h.volumesNamed(name), []);
   });
 
   it('refuses access modes Cinder cannot honour', async () => {

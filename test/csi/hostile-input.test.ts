@@ -268,8 +268,9 @@ describe('hostile input over the socket', () => {
         refuse('controller', 'CreateVolume', 'secrets with empty, long and control-character keys', () => ({ ...createBase(), name: 'hostile-secrets', secrets: { '': 'x', [LONG]: 'y', 'a\nb': 'z' } }), ['OK', Code.INVALID_ARGUMENT], 'secrets'),
       ]));
 
-    it('CreateVolume: a content source that names nothing is NOT_FOUND, one without an ID INVALID_ARGUMENT', () =>
+    it('CreateVolume: a content source that names nothing is NOT_FOUND; one of neither type, or without an ID, INVALID_ARGUMENT', () =>
       run([
+        refuse('controller', 'CreateVolume', 'a content source of neither type', () => ({ ...createBase(), volume_content_source: {} }), [Code.INVALID_ARGUMENT], 'neither a snapshot nor a volume'),
         refuse('controller', 'CreateVolume', 'a snapshot source without snapshot_id', () => ({ ...createBase(), volume_content_source: { snapshot: {} } }), [Code.INVALID_ARGUMENT], 'snapshot_id'),
         refuse('controller', 'CreateVolume', 'a volume source without volume_id', () => ({ ...createBase(), volume_content_source: { volume: {} } }), [Code.INVALID_ARGUMENT], 'volume_id'),
         refuse('controller', 'CreateVolume', 'an unknown snapshot source', () => ({ ...createBase(), volume_content_source: { snapshot: { snapshot_id: 'fake-snap-id' } } }), [Code.NOT_FOUND], 'fake-snap-id'),
