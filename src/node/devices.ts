@@ -170,6 +170,28 @@ export async function diskNamesAnotherVolume(device: string, volumeId: string, s
   return serial !== null && !serialMatches(serial, volumeId);
 }
 
+/**
+ * What says that disk `name` (e.g. 'vdb') is a Cinder volume's: its serial
+ * (sysfs), or a by-id link udev made for a volume's serial that leads to it
+ * (what discovery goes by where sysfs shows no serial, as for loop devices and
+ * virtio-scsi disks); null when nothing does. Nova gives a serial only to the
+ * disks of volumes.
+ */
+export async function volumeEvidence(name: string, deviceRoot: string, sysfsRoot: string): Promise<string | null> {
+  const serial = await readSerial(sysfsRoot, name);
+  if (serial !== null) return `serial ${serial}`;
+  const byIdDir = path.join(deviceRoot, 'disk', 'by-id');
+  const links = await readdir(byIdDir).catch(() => [] as string[]);
+  for (const link of links.filter((l) => VOLUME_LINK_PREFIXES.some((prefix) => l.startsWith(prefix)))) {
+    const real = await realpath(path.join(byIdDir, link)).catch(() => null);
+    if (real !== null && path.basename(real) === name) return `by-id link ${link}`;
+  }
+  return null;
+}
+
+/** The by-id link names byIdLinkNames makes, up to the serial. */
+const VOLUME_LINK_PREFIXES = ['virtio-', 'scsi-0QEMU_QEMU_HARDDISK_'];
+
 async function readSerial(sysfsRoot: string, name: string): Promise<string | null> {
   const dir = path.join(sysfsRoot, 'block', name);
   return (await readTrimmed(path.join(dir, 'serial'))) ?? (await readTrimmed(path.join(dir, 'device', 'serial')));

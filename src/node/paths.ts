@@ -3,8 +3,13 @@
 // '.' or '..' segments, no doubled slashes, within the kernel's PATH_MAX and
 // NAME_MAX; and none that resolves to the root directory (a symlink to '/').
 // A trailing slash is tolerated and dropped.
+//
+// A path the node mounts onto, unmounts from or removes must also be the place
+// it appears to be (confinedRequestPath): no symlink in it, except in and above
+// kubelet's root directory, which the host may have put there; with
+// driver.node.confine_paths, only kubelet's own directories.
 import path from 'node:path';
-import { realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { hasControlCharacter, invalidArgument, notFound, requireField } from '../csi/errors';
 
 /** Linux's PATH_MAX (with the terminating NUL) and NAME_MAX, in bytes. */
@@ -69,6 +74,84 @@ export async function resolveRequestPath(p: string, field: string): Promise<stri
   const resolved = await canonicalPath(p);
   if (resolved === '/') throw invalidArgument(`${field} ${p} resolves to the root directory (a symlink to /); it must not`);
   return resolved;
+}
+
+/** Which of kubelet's directories a request path may be in under driver.node.confine_paths. */
+export type PathKind = 'staging' | 'target' | 'volume';
+
+export interface PathRules {
+  /** kubelet's root directory as configured (its --root-dir): it, and what is above it, may be reached through symlinks. */
+  kubeletRoot: string;
+  /** Accept only paths in kubelet's own directories for staging and publishing (CONFINED). */
+  confine: boolean;
+}
+
+/**
+ * Where kubelet puts staging and target paths, relative to its root directory
+ * (pkg/volume/csi: csi_attacher.go makeDeviceMountPath
+ * plugins/kubernetes.io/csi/<driver>/<sha256 of the volume handle>/globalmount, before
+ * 1.24 plugins/kubernetes.io/csi/pv/<pv>/globalmount; csi_block.go
+ * plugins/kubernetes.io/csi/volumeDevices/staging/<pv> and
+ * plugins/kubernetes.io/csi/volumeDevices/publish/<pv>/<pod UID>; csi_mounter.go
+ * pods/<pod UID>/volumes/kubernetes.io~csi/<pv>/mount). A path must lie below one of them.
+ */
+const STAGING_DIRS = ['plugins/kubernetes.io/csi'];
+const TARGET_DIRS = ['pods', 'plugins/kubernetes.io/csi/volumeDevices/publish'];
+const CONFINED: Record<PathKind, string[]> = { staging: STAGING_DIRS, target: TARGET_DIRS, volume: [...STAGING_DIRS, ...TARGET_DIRS] };
+
+/** `p` relative to directory `dir` when it lies below it or is it; null otherwise. */
+function below(p: string, dir: string): string | null {
+  if (p === dir) return '';
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return p.startsWith(prefix) ? p.slice(prefix.length) : null;
+}
+
+/**
+ * The path of request field `field` (validated already) as the mount table
+ * shows it, for the calls that mount, unmount or remove there. INVALID_ARGUMENT
+ * when it goes through a symlink, itself included: a symlink made inside a
+ * volume (pods can write there) would take a mount, an unmount or a removal
+ * anywhere on the node. The host's own symlinks in and above kubelet's root
+ * directory (/var/lib/kubelet a link to a data disk, on some distributions)
+ * are expected, so a path below the root is compared with the root's real
+ * path. A path that does not exist yet is resolved as far as it exists; a
+ * dangling symlink on the way is refused too. With `rules.confine`, the path
+ * must also lie in kubelet's directories for `kind` (CONFINED).
+ */
+export async function confinedRequestPath(p: string, field: string, kind: PathKind, rules: PathRules): Promise<string> {
+  const root = path.resolve(rules.kubeletRoot);
+  const realRoot = await realpath(root).catch(() => root);
+  const rel = below(p, root) ?? below(p, realRoot);
+  if (rules.confine && (rel === null || !CONFINED[kind].some((dir) => (below(rel, dir) ?? '') !== ''))) {
+    const allowed = CONFINED[kind].map((dir) => `${path.join(root, dir)}/`).join(' or ');
+    throw invalidArgument(`${field} ${p} is not in kubelet's directories: this node accepts only paths below ${allowed} (driver.node.confine_paths)`);
+  }
+  const expected = rel === null ? p : path.join(realRoot, rel);
+  const resolved = await resolveWithoutLinks(p, field);
+  if (resolved !== expected) {
+    throw invalidArgument(`${field} ${p} goes through a symlink (it leads to ${resolved}); only kubelet's root directory ${root} may be reached through one`);
+  }
+  if (resolved === '/') throw invalidArgument(`${field} ${p} resolves to the root directory; it must not`);
+  return resolved;
+}
+
+/** `p` with its existing directories resolved (realpath); INVALID_ARGUMENT when `p` itself, or a dangling link on the way, is a symlink. */
+async function resolveWithoutLinks(p: string, field: string): Promise<string> {
+  const refuse = (link: string) => invalidArgument(`${field} ${p} goes through a symlink (${link}); request paths must be real paths`);
+  if ((await lstat(p).catch(() => null))?.isSymbolicLink()) throw refuse(p);
+  const rest: string[] = [path.basename(p)];
+  for (let dir = path.dirname(p); ; dir = path.dirname(dir)) {
+    try {
+      return path.join(await realpath(dir), ...rest);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw refuse(dir);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      // Missing, or a symlink that leads nowhere: only the second is refused.
+      if ((await lstat(dir).catch(() => null))?.isSymbolicLink()) throw refuse(dir);
+      rest.unshift(path.basename(dir));
+    }
+  }
 }
 
 export function isMissing(err: unknown): boolean {

@@ -28,9 +28,9 @@ import type { NodeGetInfoRequest__Output } from '../gen/csi/v1/NodeGetInfoReques
 import type { NodeGetInfoResponse } from '../gen/csi/v1/NodeGetInfoResponse';
 import type { NodeSettings } from './settings';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
-import { isMissing, lookupPath, resolveRequestPath, validatePath } from './paths';
+import { confinedRequestPath, isMissing, lookupPath, resolveRequestPath, validatePath, type PathKind } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, readOnlyDeviceMountOptions, stagingMountOptions, type ParsedCapability } from './capability';
-import { deviceNodeBinds, diskNamesAnotherVolume, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, type FoundDevice } from './devices';
+import { deviceNodeBinds, diskNamesAnotherVolume, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, volumeEvidence, type FoundDevice } from './devices';
 import {
   bindMount,
   deviceNumber,
@@ -69,6 +69,30 @@ export const VOLUME_CONTEXT_RESIZE_REQUIRED = 'resizeRequired';
 export function createNodeService(settings: NodeSettings): NodeService {
   const inflight = new InFlight();
   const store = new StagingStore(settings.stateDir);
+
+  /** A path this call mounts onto, unmounts from or removes, as the mount table shows it (paths.ts confinedRequestPath). */
+  const requestPath = (p: string, field: string, kind: PathKind): Promise<string> =>
+    confinedRequestPath(p, field, kind, { kubeletRoot: settings.kubeletRoot, confine: settings.confinePaths ?? false });
+
+  /**
+   * INVALID_ARGUMENT when `p`, a path to stage or publish at, lies inside a
+   * volume's filesystem: a volume staged here, or one published from it (the
+   * pods that use it can write there, and a mount there would be theirs to
+   * move). Its directory's filesystem is a volume's when the disk it is on
+   * is one (volumeEvidence), other than the disk that holds kubelet's root
+   * directory or '/' (a node booted from a volume).
+   */
+  async function refuseInsideVolume(p: string, field: string): Promise<void> {
+    const [dir, root, kubelet] = await Promise.all([bigStatOrNull(path.dirname(p)), bigStatOrNull('/'), bigStatOrNull(settings.kubeletRoot)]);
+    if (!dir) return; // nothing there to mount into; the call fails on its own
+    const majMin = formatDeviceNumber(dir.dev);
+    if ([root, kubelet].some((s) => s && formatDeviceNumber(s.dev) === majMin)) return;
+    const disk = await deviceNameOf(majMin, settings.sysfsRoot);
+    const evidence = disk ? await volumeEvidence(disk, settings.deviceRoot, settings.sysfsRoot) : null;
+    if (evidence) {
+      throw invalidArgument(`${field} ${p} lies inside the filesystem of a volume (disk ${disk}, ${evidence}); a volume is never staged or published inside another`);
+    }
+  }
 
   async function discover(
     volumeId: string,
@@ -258,7 +282,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const cap = parseCapability(req.volume_capability);
     ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath, access_type: cap.access });
     await inflight.run(volumeId, 'NodeStageVolume', req, ctx.signal, async (signal) => {
-      const canonical = await resolveRequestPath(stagingPath, 'staging_target_path');
+      const canonical = await requestPath(stagingPath, 'staging_target_path', 'staging');
+      await refuseInsideVolume(canonical, 'staging_target_path');
       if (cap.access === 'mount') await stageFilesystem(req, cap, canonical, signal, ctx);
       else await stageBlock(req, canonical, signal, ctx);
     });
@@ -272,7 +297,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
     ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath });
     await inflight.run(volumeId, 'NodeUnstageVolume', req, ctx.signal, async (signal) => {
-      const canonical = await resolveRequestPath(stagingPath, 'staging_target_path');
+      const canonical = await requestPath(stagingPath, 'staging_target_path', 'staging');
       const mounts = await listMounts(signal);
       const staged = mounts.at(canonical);
       if (staged) {
@@ -519,9 +544,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx.annotate({ volume_id: volumeId, target_path: targetPath, access_type: cap.access, readonly: readOnly });
     await inflight.run(volumeId, 'NodePublishVolume', req, ctx.signal, async (signal) => {
       const [staging, target] = await Promise.all([
-        resolveRequestPath(stagingPath, 'staging_target_path'),
-        resolveRequestPath(targetPath, 'target_path'),
+        requestPath(stagingPath, 'staging_target_path', 'staging'),
+        requestPath(targetPath, 'target_path', 'target'),
       ]);
+      await refuseInsideVolume(target, 'target_path');
       if (cap.access === 'mount') await publishFilesystem(req, cap, staging, target, readOnly, signal, ctx);
       else await publishBlock(req, cap, staging, target, readOnly, signal, ctx);
     });
@@ -535,7 +561,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const targetPath = validatePath(req.target_path, 'target_path');
     ctx.annotate({ volume_id: volumeId, target_path: targetPath });
     await inflight.run(volumeId, 'NodeUnpublishVolume', req, ctx.signal, async (signal) => {
-      const target = await resolveRequestPath(targetPath, 'target_path');
+      const target = await requestPath(targetPath, 'target_path', 'target');
       const record = await store.get(volumeId);
       const published = record?.targets.find((t) => t.path === target);
       // Only the view bound here is detached: not a recorded name that no longer is what is bound here (after a
@@ -641,7 +667,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (Number(req.capacity_range?.required_bytes ?? 0) < 0) throw invalidArgument('capacity_range.required_bytes must not be negative');
     ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
     return inflight.run(volumeId, 'NodeExpandVolume', req, ctx.signal, async (signal) => {
-      const target = await resolveRequestPath(volumePath, 'volume_path');
+      const target = await requestPath(volumePath, 'volume_path', 'volume');
       const node = await statOrNull(target);
       const mount = node ? await findMountAt(target, signal) : undefined;
       if (!node || !mount) throw notFound(`volume_path ${target} is not a mounted volume path`);

@@ -17,6 +17,12 @@ export interface NodeSettings {
   stateDir: string;
   /** kubelet's root directory (its --root-dir): kubelet's own binds of our raw block publishes are under it. */
   kubeletRoot: string;
+  /**
+   * Accept staging paths only below <kubeletRoot>/plugins/kubernetes.io/csi/ and targets only below
+   * <kubeletRoot>/pods/ (raw block: <kubeletRoot>/plugins/kubernetes.io/csi/volumeDevices/publish/), where
+   * kubelet puts them (paths.ts). Off unless configured: csi-sanity and people trying the driver by hand use other paths.
+   */
+  confinePaths?: boolean;
   /** How long NodeStageVolume waits for the attached disk to appear (also bounded by the caller's deadline). */
   discoveryTimeoutMs?: number;
 }
@@ -54,6 +60,7 @@ export function resolveNodeSettings(input: NodeSettingsInput): NodeSettings {
     sysfsRoot: input.sysfsRoot ?? DEFAULT_SYSFS_ROOT,
     stateDir: input.stateDir ?? DEFAULT_STATE_DIR,
     kubeletRoot: input.kubeletRoot ?? DEFAULT_KUBELET_ROOT,
+    confinePaths: input.confinePaths ?? false,
     discoveryTimeoutMs: input.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
   };
 }

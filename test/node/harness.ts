@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { run } from '../../src/util/exec';
 import { createNodeService, type NodeService } from '../../src/node/service';
-import { resolveNodeSettings } from '../../src/node/settings';
+import { resolveNodeSettings, type NodeSettingsInput } from '../../src/node/settings';
 import type { VolumeCapability__Output } from '../../src/gen/csi/v1/VolumeCapability';
 import type { NodeStageVolumeRequest__Output } from '../../src/gen/csi/v1/NodeStageVolumeRequest';
 import type { NodePublishVolumeRequest__Output } from '../../src/gen/csi/v1/NodePublishVolumeRequest';
@@ -39,8 +39,11 @@ export interface Fixture {
   node: NodeService;
 }
 
-/** A node service over `box`; a second one over the same box is the plugin after a restart (the same state). */
-export function nodeServiceOn(box: Sandbox): NodeService {
+/**
+ * A node service over `box`; a second one over the same box is the plugin after a restart (the same state).
+ * `settings` changes what the node's config would (kubeletRoot, confinePaths).
+ */
+export function nodeServiceOn(box: Sandbox, settings: Partial<NodeSettingsInput> = {}): NodeService {
   return createNodeService(
     resolveNodeSettings({
       nodeId: 'instance-1',
@@ -50,6 +53,7 @@ export function nodeServiceOn(box: Sandbox): NodeService {
       stateDir: box.stateDir,
       kubeletRoot: box.kubeletDir, // where kubeletMapBlock maps raw block volumes
       discoveryTimeoutMs: 1_000,
+      ...settings,
     }),
   );
 }

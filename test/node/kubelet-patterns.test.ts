@@ -463,3 +463,41 @@ test('expansion during mount, as older kubelets did it: after NodeStageVolume an
   // NodeExpandVolume right after MountDevice with DeviceMountPath = DeviceStagePath = the staging path.
   await expandDuringMount(t, 'pvc-expand-after-stage', (staging) => staging, false);
 });
+
+test('with confine_paths (deploy/ turns it on), kubelet\'s own paths stage and publish filesystem and raw block volumes, and any other path is INVALID_ARGUMENT', { skip }, async (t) => {
+  const { box } = await fixture(t);
+  const node = nodeServiceOn(box, { confinePaths: true });
+  const fs = await attach(box);
+  const block = await attach(box, 16 * MiB);
+  const kf = kubeletLayout(box.kubeletDir, 'pvc-confined-fs', fs.volumeId);
+  const kb = kubeletLayout(box.kubeletDir, 'pvc-confined-block', block.volumeId);
+  const pod = randomUUID();
+  const cap = mountCap('ext4');
+
+  await kubeletStages(node, kf, fs.volumeId, cap);
+  await kubeletPublishes(node, kf, fs.volumeId, kf.fsTarget(pod), cap);
+  await mkdir(kb.blockStaging, { recursive: true });
+  await mkdir(path.dirname(kb.blockPublish(pod)), { recursive: true });
+  await node.NodeStageVolume(stageReq(block.volumeId, kb.blockStaging, blockCap()), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(block.volumeId, kb.blockStaging, kb.blockPublish(pod), blockCap()), ctx('NodePublishVolume'));
+
+  // Paths of the driver's choosing below kubelet's root, and kubelet's own paths in each other's places.
+  const elsewhere = await box.volumePaths('not-kubelets');
+  const refused = async (call: Promise<unknown>, field: string) => rejectsWithCode(call, status.INVALID_ARGUMENT, new RegExp(`${field} .* not in kubelet's directories`));
+  const other = await attach(box);
+  await refused(node.NodeStageVolume(stageReq(other.volumeId, elsewhere.staging, cap), ctx('NodeStageVolume')), 'staging_target_path');
+  await refused(node.NodeStageVolume(stageReq(other.volumeId, path.dirname(kf.fsTarget(pod)), cap), ctx('NodeStageVolume')), 'staging_target_path');
+  await refused(node.NodePublishVolume(publishReq(fs.volumeId, kf.fsStaging, elsewhere.target, cap), ctx('NodePublishVolume')), 'target_path');
+  await refused(node.NodePublishVolume(publishReq(fs.volumeId, elsewhere.staging, kf.fsTarget(randomUUID()), cap), ctx('NodePublishVolume')), 'staging_target_path');
+  await refused(node.NodePublishVolume(publishReq(fs.volumeId, kf.fsStaging, path.join(path.dirname(kf.fsStaging), 'mount'), cap), ctx('NodePublishVolume')), 'target_path');
+  await refused(node.NodeUnpublishVolume({ volume_id: fs.volumeId, target_path: kf.fsStaging }, ctx('NodeUnpublishVolume')), 'target_path');
+  await refused(node.NodeUnstageVolume({ volume_id: fs.volumeId, staging_target_path: kf.fsTarget(pod) }, ctx('NodeUnstageVolume')), 'staging_target_path');
+  assert.ok(await findMountAt(kf.fsStaging), 'the staging mount is still there');
+  assert.ok(await findMountAt(kf.fsTarget(pod)), 'and so is the publish');
+
+  await node.NodeUnpublishVolume({ volume_id: fs.volumeId, target_path: kf.fsTarget(pod) }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: fs.volumeId, staging_target_path: kf.fsStaging }, ctx('NodeUnstageVolume'));
+  await node.NodeUnpublishVolume({ volume_id: block.volumeId, target_path: kb.blockPublish(pod) }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: block.volumeId, staging_target_path: kb.blockStaging }, ctx('NodeUnstageVolume'));
+  assert.deepEqual(await box.mountsUnder(), []);
+});

@@ -16,7 +16,7 @@ import { findMountAt } from '../../src/node/mount';
 import { TOPOLOGY_ZONE_KEY } from '../../src/csi/constants';
 import { EXT4_ONLINE_RESIZE_SKIP, isRoot, ROOT_SKIP_REASON, Sandbox, toolsSkip, writeMbr, XFS_SKIP } from './loop';
 import { rejectsWithCode } from './context';
-import { attach, blockCap, ctx, fakeCommand, fixture, kubeletMapBlock, MiB, mountCap, publishReq, stageReq } from './harness';
+import { attach, blockCap, ctx, fakeCommand, fixture, kubeletMapBlock, MiB, mountCap, nodeServiceOn, publishReq, stageReq } from './harness';
 
 const skip = isRoot() ? false : ROOT_SKIP_REASON;
 
@@ -503,22 +503,74 @@ test('raw block: a recorded view name that is now another target\'s view (loop n
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
-test('raw block publish to a target path under a symlinked directory is recorded by the path the mount table shows', { skip }, async (t) => {
-  const { box, node } = await fixture(t);
+test('kubelet\'s root directory may be a symlink (a data disk\'s directory): raw block paths through it are staged, published and recorded by the path the mount table shows', { skip }, async (t) => {
+  const { box } = await fixture(t);
   const { volumeId } = await attach(box, 16 * MiB);
   const { staging, target } = await box.volumePaths('pv-linked');
-  const linked = path.join(box.kubeletDir, 'pods-link');
-  await symlink(path.dirname(target), linked);
-  const linkedTarget = path.join(linked, path.basename(target));
+  const linkedRoot = path.join(box.root, 'var-lib-kubelet');
+  await symlink(box.kubeletDir, linkedRoot);
+  const node = nodeServiceOn(box, { kubeletRoot: linkedRoot });
+  const [linkedStaging, linkedTarget] = [staging, target].map((p) => path.join(linkedRoot, path.relative(box.kubeletDir, p)));
   const cap = blockCap();
-  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
-  await node.NodePublishVolume(publishReq(volumeId, staging, linkedTarget, cap, true), ctx('NodePublishVolume'));
+  await node.NodeStageVolume(stageReq(volumeId, linkedStaging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(volumeId, linkedStaging, linkedTarget, cap, true), ctx('NodePublishVolume'));
   assert.ok(await findMountAt(target), 'the kernel mounted at the resolved path');
-  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published/);
-  await node.NodePublishVolume(publishReq(volumeId, staging, linkedTarget, cap, true), ctx('NodePublishVolume'));
+  await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: linkedStaging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, /still published/);
+  await node.NodePublishVolume(publishReq(volumeId, linkedStaging, linkedTarget, cap, true), ctx('NodePublishVolume'));
   await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: linkedTarget }, ctx('NodeUnpublishVolume'));
   assert.deepEqual(await box.viewsOfOurLoops(), [], 'the read-only view was detached');
+  await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: linkedStaging }, ctx('NodeUnstageVolume'));
+});
+
+test('a path through a symlink below kubelet\'s root is INVALID_ARGUMENT: a link a pod made inside its volume never moves a publish, an unpublish or a stage elsewhere', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const { volumeId } = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-links');
+  const cap = mountCap();
+  await node.NodeStageVolume(stageReq(volumeId, staging, cap), ctx('NodeStageVolume'));
+  // What the link leads to: an empty directory of the node's, which a publish would cover and an unpublish remove.
+  const victim = path.join(box.root, 'victim');
+  await mkdir(victim);
+  // A pod that can write to the volume makes a link in it; so can anyone with a directory on kubelet's way.
+  const inVolume = path.join(staging, 'evil');
+  await symlink(victim, inVolume);
+  const linkedDir = path.join(box.kubeletDir, 'pv-links', 'linked-pod');
+  await symlink(victim, linkedDir);
+  const dangling = path.join(box.kubeletDir, 'pv-links', 'dangling');
+  await symlink(path.join(box.root, 'nowhere'), dangling);
+
+  for (const p of [inVolume, path.join(linkedDir, 'mount'), path.join(dangling, 'mount')]) {
+    await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, staging, p, cap), ctx('NodePublishVolume')), status.INVALID_ARGUMENT, /target_path .* symlink/);
+    await rejectsWithCode(node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume')), status.INVALID_ARGUMENT, /target_path .* symlink/);
+  }
+  const other = await attach(box);
+  await rejectsWithCode(node.NodeStageVolume(stageReq(other.volumeId, path.join(linkedDir, 'globalmount'), cap), ctx('NodeStageVolume')), status.INVALID_ARGUMENT, /staging_target_path .* symlink/);
+  const stagingLink = path.join(box.kubeletDir, 'staging-link');
+  await symlink(path.dirname(staging), stagingLink);
+  await rejectsWithCode(node.NodePublishVolume(publishReq(volumeId, path.join(stagingLink, 'globalmount'), target, cap), ctx('NodePublishVolume')), status.INVALID_ARGUMENT, /staging_target_path .* symlink/);
+  await assert.rejects(stat(target), { code: 'ENOENT' }, 'a refused publish makes no target');
+  assert.equal(await findMountAt(victim), undefined, 'nothing was mounted over the link\'s destination');
+  assert.ok((await stat(victim)).isDirectory(), 'nor was it removed');
   await node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
+test('a path inside a volume\'s filesystem is INVALID_ARGUMENT: no volume is staged or published inside one staged here', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const a = await attach(box);
+  const b = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-outer');
+  const cap = mountCap();
+  await node.NodeStageVolume(stageReq(a.volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(a.volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  // Directories the pods of volume A can write to: in its staging mount, and in its publish.
+  for (const dir of [path.join(staging, 'sub'), path.join(target, 'sub')]) {
+    await mkdir(path.join(dir, 'globalmount'), { recursive: true });
+    await rejectsWithCode(node.NodePublishVolume(publishReq(a.volumeId, staging, path.join(dir, 'mount'), cap), ctx('NodePublishVolume')), status.INVALID_ARGUMENT, /target_path .* inside the filesystem of a volume/);
+    await rejectsWithCode(node.NodeStageVolume(stageReq(b.volumeId, path.join(dir, 'globalmount'), cap), ctx('NodeStageVolume')), status.INVALID_ARGUMENT, /staging_target_path .* inside the filesystem of a volume/);
+  }
+  assert.deepEqual((await box.mountsUnder()).sort(), [staging, target].sort(), 'nothing was mounted inside the volume');
+  await node.NodeUnpublishVolume({ volume_id: a.volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: a.volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
 });
 
 test('stats match statfs; NOT_FOUND for paths that are not mounted volumes; abnormal when the filesystem goes read-only or the mount goes away', { skip }, async (t) => {

@@ -6,7 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { mkdir, mkdtemp, realpath, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { canonicalPath, validatePath } from '../../src/node/paths';
+import { canonicalPath, confinedRequestPath, validatePath } from '../../src/node/paths';
 import { parseCapability, readOnlyDeviceMountOptions, stagingMountOptions } from '../../src/node/capability';
 import { parseFsType } from '../../src/node/format';
 import { resolveNodeSettings, DEFAULT_MAX_VOLUMES_PER_NODE } from '../../src/node/settings';
@@ -36,6 +36,63 @@ test('canonicalPath resolves symlinks, also in the parent of a path that does no
   assert.equal(await canonicalPath(path.join(root, 'link')), path.join(root, 'real'));
   assert.equal(await canonicalPath(path.join(root, 'link', 'target')), path.join(root, 'real', 'target'));
   assert.equal(await canonicalPath(path.join(root, 'missing', 'target')), path.join(root, 'missing', 'target'), 'nothing to resolve');
+});
+
+test('a path to mount at, unmount from or remove goes through no symlink, itself included, except in and above kubelet\'s root directory', async (t) => {
+  const root = await realpath(await mkdtemp(path.join(tmpdir(), 'cinder-csi-paths-')));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  // The host's: kubelet's root directory is a link to a data disk's directory.
+  const kubelet = path.join(root, 'var-lib-kubelet');
+  await mkdir(path.join(root, 'data', 'kubelet', 'pods', 'uid', 'volumes'), { recursive: true });
+  await symlink(path.join(root, 'data', 'kubelet'), kubelet);
+  const rules = { kubeletRoot: kubelet, confine: false };
+  const resolve = (p: string) => confinedRequestPath(p, 'target_path', 'target', rules);
+  assert.equal(await resolve(path.join(kubelet, 'pods', 'uid', 'volumes', 'mount')), path.join(root, 'data', 'kubelet', 'pods', 'uid', 'volumes', 'mount'));
+  assert.equal(await resolve(path.join(root, 'data', 'kubelet', 'pods', 'uid', 'volumes')), path.join(root, 'data', 'kubelet', 'pods', 'uid', 'volumes'), 'the real path too');
+  assert.equal(await resolve(path.join(root, 'missing', 'mount')), path.join(root, 'missing', 'mount'), 'a path that does not exist yet');
+
+  // Anyone's: a link in a directory (a pod's volume, say) to somewhere else, as the last part of the path or on the way.
+  await mkdir(path.join(root, 'victim'));
+  await symlink(path.join(root, 'victim'), path.join(kubelet, 'pods', 'uid', 'volumes', 'evil'));
+  await symlink(path.join(root, 'nowhere'), path.join(root, 'dangling'));
+  await symlink(path.join(root, 'loop'), path.join(root, 'loop'));
+  for (const p of [
+    path.join(kubelet, 'pods', 'uid', 'volumes', 'evil'),
+    path.join(kubelet, 'pods', 'uid', 'volumes', 'evil', 'mount'),
+    path.join(root, 'dangling', 'mount'),
+    path.join(root, 'loop', 'mount'),
+  ]) {
+    await rejectsWithCode(resolve(p), status.INVALID_ARGUMENT, /target_path .* goes through a symlink/);
+  }
+});
+
+test('with confine_paths, staging paths lie below kubelet\'s plugins/kubernetes.io/csi/ and targets below its pods/ or volumeDevices/publish/', async () => {
+  const rules = { kubeletRoot: '/nonexistent/kubelet', confine: true };
+  const csi = '/nonexistent/kubelet/plugins/kubernetes.io/csi';
+  const ok: [string, 'staging' | 'target' | 'volume'][] = [
+    [`${csi}/cinder.csi.openstack.org/0123abcd/globalmount`, 'staging'],
+    [`${csi}/pv/pvc-1/globalmount`, 'staging'],
+    [`${csi}/volumeDevices/staging/pvc-1`, 'staging'],
+    ['/nonexistent/kubelet/pods/uid/volumes/kubernetes.io~csi/pvc-1/mount', 'target'],
+    [`${csi}/volumeDevices/publish/pvc-1/uid`, 'target'],
+    ['/nonexistent/kubelet/pods/uid/volumes/kubernetes.io~csi/pvc-1/mount', 'volume'],
+    [`${csi}/volumeDevices/staging/pvc-1`, 'volume'],
+  ];
+  for (const [p, kind] of ok) assert.equal(await confinedRequestPath(p, 'path', kind, rules), p, `${kind} ${p}`);
+  const refused: [string, 'staging' | 'target'][] = [
+    ['/tmp/globalmount', 'staging'],
+    ['/nonexistent/kubelet/pods/uid/volumes/kubernetes.io~csi/pvc-1/mount', 'staging'],
+    [csi, 'staging'],
+    ['/nonexistent/kubelet-other/plugins/kubernetes.io/csi/x/globalmount', 'staging'],
+    ['/tmp/mount', 'target'],
+    [`${csi}/cinder.csi.openstack.org/0123abcd/globalmount`, 'target'],
+    ['/nonexistent/kubelet/pods', 'target'],
+    ['/nonexistent/kubelet', 'target'],
+  ];
+  for (const [p, kind] of refused) {
+    await rejectsWithCode(confinedRequestPath(p, `${kind}_path`, kind, rules), status.INVALID_ARGUMENT, new RegExp(`${kind}_path .* not in kubelet's directories`));
+  }
+  assert.equal(await confinedRequestPath('/tmp/mount', 'target_path', 'target', { ...rules, confine: false }), '/tmp/mount', 'off, any path');
 });
 
 const mountCap = (fs_type: string, mode = 'SINGLE_NODE_WRITER', mount_flags: string[] = []): VolumeCapability__Output =>
