@@ -209,6 +209,7 @@ async function nodeHandlers(
       sysfsRoot: config.node.sysfsRoot,
       stateDir: config.node.stateDir,
       kubeletRoot: config.node.kubeletRoot,
+      confinePaths: config.node.confinePaths,
     })) as unknown as Record<string, Handler<any, any>>;
     logger.info({ node_id: id.instanceId, zone: id.availabilityZone, source: id.source }, 'node identity known');
   };

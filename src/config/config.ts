@@ -40,6 +40,8 @@ export interface NodeConfig {
   stateDir: string;
   /** kubelet's --root-dir: kubelet's own binds of raw block volumes are under it. */
   kubeletRoot: string;
+  /** Accept only kubelet's own staging and target directories below kubeletRoot (default false). */
+  confinePaths: boolean;
   metadataSearchOrder: MetadataSource[];
   metadataUrl: string;
 }
@@ -174,6 +176,7 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
       sysfsRoot: absolutePath(node, 'sysfs_root') ?? DEFAULTS.sysfsRoot,
       stateDir: absolutePath(node, 'state_dir') ?? DEFAULTS.stateDir,
       kubeletRoot: absolutePath(node, 'kubelet_root') ?? DEFAULTS.kubeletRoot,
+      confinePaths: node.bool('confine_paths') ?? false,
       metadataSearchOrder: metadataOrder(node),
       metadataUrl: node.string('metadata_url') ?? DEFAULTS.metadataUrl,
     },

@@ -294,6 +294,7 @@ driver:
     sysfs_root: /host/sys
     state_dir: /var/lib/kubelet/plugins/cinder
     kubelet_root: /var/snap/microk8s/common/var/lib/kubelet
+    confine_paths: true
     metadata_search_order: [metadata_service, config_drive]
     metadata_url: http://169.254.169.254:8080
 `);
@@ -308,6 +309,7 @@ driver:
     sysfsRoot: '/host/sys',
     stateDir: '/var/lib/kubelet/plugins/cinder',
     kubeletRoot: '/var/snap/microk8s/common/var/lib/kubelet',
+    confinePaths: true,
     metadataSearchOrder: ['metadataService', 'configDrive'],
     metadataUrl: 'http://169.254.169.254:8080',
   });
@@ -317,6 +319,7 @@ test('an empty file is a valid config of defaults', () => {
   const c = load('');
   assert.deepEqual(c.clouds, []);
   assert.equal(c.clusterId, 'kubernetes');
+  assert.equal(c.node.confinePaths, false, 'csi-sanity and people trying the driver pass paths outside kubelet\'s');
 });
 
 // ----------------------------------------------------------- errors

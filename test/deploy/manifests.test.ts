@@ -411,6 +411,7 @@ test('every plugin container passes only flags our CLI accepts, in the right mod
       assert.ok(cm, 'the base holds the node ConfigMap');
       const loaded = fromDocument(yaml.load(cm.data[rest]), `ConfigMap ${configMap.name}`, {});
       assert.deepEqual(loaded.clouds, [], 'the node config names no cloud');
+      assert.equal(loaded.node.confinePaths, true, 'on a cluster the node plugin stages and publishes only in kubelet\'s directories');
     }
     if (opts.driverName !== undefined) assert.equal(opts.driverName, DEFAULT_DRIVER_NAME);
   }
