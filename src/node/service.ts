@@ -2,11 +2,11 @@
 // mkfs, mount). It never calls Cinder or Nova; the instance identity arrives
 // in NodeSettings.
 import type { BigIntStats, Stats } from 'node:fs';
-import { lstat, mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallContext, Handler } from '../csi/context';
 import { InFlight } from '../csi/inflight';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
+import { alreadyExists, CsiError, failedPrecondition, invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
 import { TOPOLOGY_ZONE_KEY } from '../csi/constants';
 import { run } from '../util/exec';
 import type { Logger } from '../log';
@@ -51,6 +51,7 @@ import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAt
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
 import { StagingStore, type BlockStaging, type PublishedTarget } from './staging-store';
 import { createReadOnlyView, readOnlyViewOf, readOnlyViewsOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
+import { kindOf, liveDisk, mountedDisk } from './ownership';
 
 export interface NodeService {
   NodeStageVolume: Handler<NodeStageVolumeRequest__Output, NodeStageVolumeResponse>;
@@ -112,6 +113,88 @@ export function createNodeService(settings: NodeSettings): NodeService {
     });
     ctx.annotate({ device: found.path });
     return found;
+  }
+
+  /** The volume's disk as a stage would find it now, without waiting; null when it is not attached here. */
+  async function discoverNow(volumeId: string, signal: AbortSignal, ctx: CallContext): Promise<FoundDevice | null> {
+    return discover(volumeId, undefined, signal, ctx, 0).catch((err: unknown) => {
+      if (err instanceof CsiError) return null;
+      throw err;
+    });
+  }
+
+  /**
+   * Why the mount `m` at `p` (a target or a staging path) is not volume `volumeId`'s, or null when it is, or
+   * may be. It is when it is of the volume's disk (`own`: the raw block record's disk and the read-only view
+   * bound here; or the disk discovery finds now) or of a read-only view of that disk. A mount of a disk that
+   * is gone, or holds nothing (0 sectors), is taken as the volume's: kubelet unpublishes and unstages after the
+   * volume was detached under it (kubelet-patterns.test.ts), nothing on the node says any more whose the disk
+   * was, and unmounting it loses nothing. Anything else is not the volume's: a filesystem this driver never
+   * mounts (tmpfs, overlay, NFS), a bind of part of a filesystem or of another kind of file, a live disk that
+   * is not the volume's.
+   */
+  async function whyNotOurs(volumeId: string, p: string, m: MountEntry, own: readonly string[], signal: AbortSignal, ctx: CallContext): Promise<string | null> {
+    const disk = await mountedDisk(p, m);
+    if (typeof disk === 'string') return disk;
+    if (own.includes(disk.majMin)) return null;
+    const found = await discoverNow(volumeId, signal, ctx);
+    if (found && (await deviceNumber(found.path)) === disk.majMin) return null;
+    if (found && disk.block && (await readOnlyViewOf(disk.majMin, found.path, settings.sysfsRoot, signal))) return null;
+    const name = await liveDisk(disk.majMin, settings.sysfsRoot);
+    if (name === null) return null;
+    const evidence = await volumeEvidence(name, settings.deviceRoot, settings.sysfsRoot);
+    const what = `${disk.block ? 'the block device' : 'a filesystem on'} ${name}${evidence ? ` (${evidence})` : ''}`;
+    return `${what}, not the disk of volume ${volumeId}${found ? ` (${found.path})` : ', which is not attached here'}`;
+  }
+
+  /**
+   * Unmount what is mounted at `p` (mounts can be stacked), each layer judged first (whyNotOurs). At one that
+   * is not this volume's: FAILED_PRECONDITION, and it stays mounted. Answering OK would tell the CO that nothing
+   * of the volume is there, and the CO (which sent a volume_id and a path that do not go together) would go on
+   * as if the path were free; the refusal keeps it retrying and says why, for someone to look. Returns how many
+   * mounts were removed.
+   */
+  async function unmountOwn(volumeId: string, p: string, field: string, own: readonly string[], signal: AbortSignal, ctx: CallContext): Promise<number> {
+    let removed = 0;
+    for (let m = await findMountAt(p, signal); m; m = await findMountAt(p, signal)) {
+      const why = await whyNotOurs(volumeId, p, m, own, signal, ctx);
+      if (why) throw failedPrecondition(`${field} ${p} holds ${why}; that is no mount of volume ${volumeId}, and it is left as it is`);
+      if (removed >= 8) throw new Error(`${p} is still mounted after ${removed} unmounts`);
+      await unmount(p, signal);
+      removed++;
+    }
+    return removed;
+  }
+
+  /**
+   * Remove what a publish made at `target` once nothing is mounted there: the directory of a filesystem
+   * publish or the empty file of a raw block one (ensureDirectory, ensureFile), with rmdir or unlink, never
+   * a recursive delete. `ours` when this call unmounted the volume from it or the raw block record names it;
+   * a directory is also when kubelet's vol_data.json beside it names the volume, or the volume's disk is
+   * attached here (a retry after a plugin died between the unmount and the rmdir). An empty directory or file
+   * that may be ours but is not known to be is left, and the answer is OK: the volume is not published there.
+   * What a publish never leaves (a file or directory with something in it, a device node, a socket, a FIFO)
+   * is FAILED_PRECONDITION, and stays.
+   */
+  async function removeTarget(volumeId: string, target: string, left: Stats, ours: boolean, signal: AbortSignal, ctx: CallContext): Promise<void> {
+    const notEmpty = () => failedPrecondition(`target_path ${target} is a directory with files in it that we did not put there; not removing it`);
+    if (left.isDirectory()) {
+      if (ours || (await isKubeletTargetOf(target, volumeId)) || (await discoverNow(volumeId, signal, ctx))) {
+        await rmdir(target).catch((err: NodeJS.ErrnoException) => {
+          throw err.code === 'ENOTEMPTY' ? notEmpty() : err;
+        });
+      } else if ((await readdir(target)).length > 0) {
+        throw notEmpty();
+      } else {
+        ctx.log.info({ targetPath: target }, 'left an empty directory at target_path: nothing says a publish of this volume made it');
+      }
+    } else if (left.isFile()) {
+      if (left.size !== 0) throw failedPrecondition(`${target} is a non-empty file that we did not create; not removing it`);
+      if (ours) await unlink(target);
+      else ctx.log.info({ targetPath: target }, 'left an empty file at target_path: nothing says a publish of this volume made it');
+    } else {
+      throw failedPrecondition(`target_path ${target} is ${kindOf(left)}, which a publish never makes; not removing it`);
+    }
   }
 
   /**
@@ -301,6 +384,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const mounts = await listMounts(signal);
       const staged = mounts.at(canonical);
       if (staged) {
+        const why = await whyNotOurs(volumeId, canonical, staged, [], signal, ctx);
+        if (why) throw failedPrecondition(`staging_target_path ${canonical} holds ${why}; volume ${volumeId} is not staged there, and it is left as it is`);
         const stillPublished = mounts.ofDevice(staged.majMin).filter((m) => m.target !== canonical);
         if (stillPublished.length > 0) {
           throw failedPrecondition(
@@ -308,7 +393,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
           );
         }
         await syncBeforeUnmount(canonical, volumeId, signal, ctx.log);
-        await unmountAll(canonical, signal);
+        await unmountOwn(volumeId, canonical, 'staging_target_path', [staged.majMin], signal, ctx);
         if (await isBlockDevice(staged.source)) await flushBuffers(staged.source, signal);
         ctx.log.info({ stagingPath: canonical, device: staged.source }, 'unstaged volume');
       }
@@ -568,20 +653,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
       // reboot it can be another target's view); a view bound here that the record does not name is one a publish
       // died before recording, or a stale record's.
       const view = record ? await viewBoundAt(target, record, published?.readOnlyView ?? null, signal) : null;
-      const unmounted = await unmountAll(target, signal);
+      const viewMajMin = view ? await deviceNumber(view).catch(() => null) : null;
+      const own = [...(record ? [record.majMin] : []), ...(viewMajMin ? [viewMajMin] : [])];
+      const unmounted = await unmountOwn(volumeId, target, 'target_path', own, signal, ctx);
       const left = await lstatOrNull(target);
-      if (left?.isDirectory()) {
-        // rmdir, never a recursive delete: a directory with files in it after unmounting is someone's data.
-        await rmdir(target).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOTEMPTY') throw err;
-          throw failedPrecondition(`target_path ${target} is a directory with files in it that we did not put there; not removing it`);
-        });
-      } else if (left) {
-        if (left.isFile() && left.size !== 0) {
-          throw failedPrecondition(`${target} is a non-empty file that we did not create; not removing it`);
-        }
-        await unlink(target);
-      }
+      if (left) await removeTarget(volumeId, target, left, unmounted > 0 || published !== undefined, signal, ctx);
       if (record && view && (await viewOnlyAt(view, target, record, signal))) {
         await removeReadOnlyView(view, record.device, signal);
         if (view !== published?.readOnlyView) ctx.log.warn({ targetPath: target, view }, 'detached a read-only view that the record did not name');

@@ -5,7 +5,8 @@
 // fails if anything was left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, open, readdir, readFile, stat, statfs, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, stat, statfs, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -799,6 +800,79 @@ test('staging path already staged from another device is ALREADY_EXISTS; a missi
   await rejectsWithCode(node.NodeStageVolume(stageReq(randomUUID(), staging, mountCap()), ctx('NodeStageVolume')), status.NOT_FOUND, /is it attached/);
   await rejectsWithCode(node.NodePublishVolume(publishReq(a.volumeId, staging, target, mountCap()), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged/);
   await assert.rejects(stat(target), { code: 'ENOENT' }, 'a refused publish creates nothing');
+});
+
+test('NodeUnpublishVolume removes only what a publish makes: a device node, a socket or a FIFO at target_path is FAILED_PRECONDITION and stays; an empty file or directory it cannot tell is its own stays, and the answer is OK', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const volumeId = randomUUID(); // not attached here, never published
+  const dir = path.join(box.kubeletDir, 'not-targets');
+  await mkdir(dir);
+  const nullDevice = path.join(dir, 'fake-null');
+  await run('mknod', [nullDevice, 'c', '1', '3']);
+  const fifo = path.join(dir, 'fifo');
+  await run('mkfifo', [fifo]);
+  const socket = path.join(dir, 'socket');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  for (const [p, kind] of [[nullDevice, 'character device'], [fifo, 'FIFO'], [socket, 'socket']]) {
+    await rejectsWithCode(node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume')), status.FAILED_PRECONDITION, new RegExp(`is a ${kind}, which a publish never makes`));
+    assert.ok(await lstat(p), `${p} is still there`);
+  }
+  const emptyFile = path.join(dir, 'xtables.lock');
+  await writeFile(emptyFile, '');
+  const emptyDir = path.join(dir, 'empty');
+  await mkdir(emptyDir);
+  for (const p of [emptyFile, emptyDir]) {
+    await node.NodeUnpublishVolume({ volume_id: volumeId, target_path: p }, ctx('NodeUnpublishVolume'));
+    assert.ok(await lstat(p), `${p} is still there`);
+  }
+});
+
+test('NodeUnpublishVolume and NodeUnstageVolume unmount only the volume\'s own mounts: a tmpfs, another volume\'s disk or a bind of part of a filesystem is FAILED_PRECONDITION and stays mounted', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const a = await attach(box);
+  const b = await attach(box);
+  const pathsA = await box.volumePaths('pv-a');
+  const pathsB = await box.volumePaths('pv-b');
+  const cap = mountCap();
+  for (const [v, p] of [[a, pathsA], [b, pathsB]] as const) {
+    await node.NodeStageVolume(stageReq(v.volumeId, p.staging, cap), ctx('NodeStageVolume'));
+    await node.NodePublishVolume(publishReq(v.volumeId, p.staging, p.target, cap), ctx('NodePublishVolume'));
+  }
+  // Someone's secrets on a tmpfs, and a bind of a subdirectory of volume A (not a publish: a publish binds the whole filesystem).
+  const secrets = path.join(box.kubeletDir, 'secrets');
+  await mkdir(secrets);
+  await run('mount', ['-t', 'tmpfs', 'tmpfs', secrets]);
+  await writeFile(path.join(secrets, 'token'), 'secret');
+  await mkdir(path.join(pathsA.target, 'sub'));
+  const subBind = path.join(box.kubeletDir, 'sub-bind');
+  await mkdir(subBind);
+  await run('mount', ['--bind', path.join(pathsA.target, 'sub'), subBind]);
+  const unknown = randomUUID(); // a volume not attached here
+
+  const refusals: [string, string, RegExp][] = [
+    [a.volumeId, secrets, /holds a tmpfs filesystem/],
+    [unknown, secrets, /holds a tmpfs filesystem/],
+    [a.volumeId, pathsB.target, new RegExp(`holds a filesystem on ${path.basename(b.loop.path)} \\(by-id link virtio-${b.volumeId.slice(0, 20)}\\), not the disk of volume ${a.volumeId} \\(${a.loop.path}\\)`)],
+    [unknown, pathsB.target, /, which is not attached here/],
+    [a.volumeId, subBind, /a bind of \/sub .* not a whole filesystem/],
+  ];
+  for (const [volumeId, target, message] of refusals) {
+    await rejectsWithCode(node.NodeUnpublishVolume({ volume_id: volumeId, target_path: target }, ctx('NodeUnpublishVolume')), status.FAILED_PRECONDITION, message);
+  }
+  for (const [volumeId, staging, message] of [[a.volumeId, pathsB.staging, /holds a filesystem on/], [unknown, secrets, /holds a tmpfs filesystem/]] as const) {
+    await rejectsWithCode(node.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume')), status.FAILED_PRECONDITION, message);
+  }
+  assert.equal(await readFile(path.join(secrets, 'token'), 'utf8'), 'secret', 'the tmpfs is still mounted');
+  for (const p of [pathsB.target, pathsB.staging, subBind]) assert.ok(await findMountAt(p), `${p} is still mounted`);
+
+  await run('umount', [subBind]);
+  await run('umount', [secrets]);
+  for (const [v, p] of [[a, pathsA], [b, pathsB]] as const) {
+    await node.NodeUnpublishVolume({ volume_id: v.volumeId, target_path: p.target }, ctx('NodeUnpublishVolume'));
+    await node.NodeUnstageVolume({ volume_id: v.volumeId, staging_target_path: p.staging }, ctx('NodeUnstageVolume'));
+  }
 });
 
 test('SINGLE_NODE_SINGLE_WRITER allows one target; SINGLE_NODE_MULTI_WRITER allows several', { skip }, async (t) => {
