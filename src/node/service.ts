@@ -428,6 +428,14 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const mounts = await listMounts(signal);
     const staged = mounts.at(stagingPath);
     if (!staged) throw failedPrecondition(`volume ${req.volume_id} is not staged at ${stagingPath}; call NodeStageVolume first`);
+    // What is mounted there must be the volume's disk, as a stage mounts it (whole), not just anything: a bind of it
+    // would hand the pod whatever that is. The disk is looked for once, as for a raw block publish.
+    const device = await discover(req.volume_id, req.publish_context, signal, ctx, 0);
+    const disk = await mountedDisk(stagingPath, staged);
+    if (typeof disk === 'string' || disk.block || disk.majMin !== (await deviceNumber(device.path))) {
+      const what = typeof disk === 'string' ? disk : `${staged.source} (${disk.majMin})`;
+      throw failedPrecondition(`volume ${req.volume_id} is not staged at ${stagingPath}: it holds ${what}, not the volume's disk ${device.path}; call NodeStageVolume first`);
+    }
     // A bind mount of a read-only mount is read-only: a read-write publish would quietly not be one.
     if (!readOnly && isReadOnlyMount(staged)) {
       throw failedPrecondition(

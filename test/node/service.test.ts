@@ -875,6 +875,29 @@ test('NodeUnpublishVolume and NodeUnstageVolume unmount only the volume\'s own m
   }
 });
 
+test('NodePublishVolume binds only the volume\'s own staging mount: a tmpfs or another volume\'s staging mount at staging_target_path is FAILED_PRECONDITION, a volume not attached here NOT_FOUND, and nothing is bound', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const a = await attach(box);
+  const b = await attach(box);
+  const pathsB = await box.volumePaths('pv-b');
+  const cap = mountCap();
+  await node.NodeStageVolume(stageReq(b.volumeId, pathsB.staging, cap), ctx('NodeStageVolume'));
+  const secrets = path.join(box.kubeletDir, 'secrets');
+  await mkdir(secrets);
+  await run('mount', ['-t', 'tmpfs', 'tmpfs', secrets]);
+  await writeFile(path.join(secrets, 'token'), 'secret');
+  const { target } = await box.volumePaths('pv-a');
+
+  await rejectsWithCode(node.NodePublishVolume(publishReq(a.volumeId, secrets, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, /not staged at .*: it holds a tmpfs filesystem/);
+  await rejectsWithCode(node.NodePublishVolume(publishReq(a.volumeId, pathsB.staging, target, cap), ctx('NodePublishVolume')), status.FAILED_PRECONDITION, new RegExp(`not staged at .*: it holds ${b.loop.path} .*, not the volume's disk ${a.loop.path}`));
+  await rejectsWithCode(node.NodePublishVolume(publishReq(randomUUID(), secrets, target, cap), ctx('NodePublishVolume')), status.NOT_FOUND, /is it attached/);
+  assert.equal(await findMountAt(target), undefined, 'nothing was bound');
+  await assert.rejects(stat(target), { code: 'ENOENT' }, 'a refused publish makes no target');
+
+  await run('umount', [secrets]);
+  await node.NodeUnstageVolume({ volume_id: b.volumeId, staging_target_path: pathsB.staging }, ctx('NodeUnstageVolume'));
+});
+
 test('SINGLE_NODE_SINGLE_WRITER allows one target; SINGLE_NODE_MULTI_WRITER allows several', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const { volumeId } = await attach(box);
