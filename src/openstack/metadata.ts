@@ -2,7 +2,8 @@
 // (the filesystem labelled config-2), else the metadata service, in a
 // configurable order. The answer never changes for a running instance, so
 // it is looked up once per process.
-import { access, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, mkdtemp, open, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log';
@@ -121,6 +122,15 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /**
+ * Options of our mount of the drive, whatever else: nothing on it runs or acts
+ * as a device, and no set-user-ID bit counts (the plugin is privileged; the
+ * drive's files are only read, but the mount is visible to the node while it
+ * is there). They are flags of this mount point, not of the filesystem, so
+ * they apply on a filesystem mounted read-write elsewhere too.
+ */
+const CONFIG_DRIVE_MOUNT_OPTIONS = ['nosuid', 'nodev', 'noexec'];
+
+/**
  * Mount the drive read-only at `dir`. A drive someone has already mounted
  * read-write (a vfat one mounted by hand or by fstab, in this mount namespace
  * or the host's) cannot be mounted again read-only: the kernel refuses to
@@ -130,12 +140,49 @@ async function exists(file: string): Promise<boolean> {
  */
 async function mountConfigDrive(device: string, dir: string, logger: Logger, signal?: AbortSignal): Promise<void> {
   try {
-    await run('mount', ['-o', 'ro', device, dir], { timeoutMs: 30_000, signal });
+    await run('mount', ['-o', ['ro', ...CONFIG_DRIVE_MOUNT_OPTIONS].join(','), device, dir], { timeoutMs: 30_000, signal });
   } catch (err) {
     if (!(err instanceof CommandError) || !/already mounted|busy/i.test(err.stderr)) throw err;
     logger.debug({ device, err: err.message }, 'the config drive is mounted read-write elsewhere; mounting it as it is');
-    await run('mount', [device, dir], { timeoutMs: 30_000, signal });
+    await run('mount', ['-o', CONFIG_DRIVE_MOUNT_OPTIONS.join(','), device, dir], { timeoutMs: 30_000, signal });
   }
+}
+
+/**
+ * meta_data.json of the drive mounted at `dir`. Nothing on the drive leads
+ * out of it: a symlink as openstack/, latest/ or the file itself (Nova's drives
+ * hold none; a filesystem labelled config-2 by anyone else can) is refused, and
+ * the file is opened with O_NOFOLLOW. A file that is not a JSON object is
+ * refused without quoting it (V8's message quotes its start): it may hold anything.
+ */
+async function readMetaData(dir: string, device: string): Promise<MetaData> {
+  const refuse = (what: string) => new OpenStackError('bad_request', `${what} on the config drive ${device} is a symlink; it is not followed`);
+  const parts = META_DATA_PATH.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    if ((await lstat(path.join(dir, ...parts.slice(0, i)))).isSymbolicLink()) throw refuse(`${parts.slice(0, i).join('/')}/`);
+  }
+  let text: string;
+  try {
+    const file = await open(path.join(dir, META_DATA_PATH), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = await file.readFile('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw refuse(META_DATA_PATH);
+    throw err;
+  }
+  let md: unknown;
+  try {
+    md = JSON.parse(text);
+  } catch {
+    md = undefined;
+  }
+  if (typeof md !== 'object' || md === null || Array.isArray(md)) {
+    throw new OpenStackError('bad_request', `${META_DATA_PATH} on the config drive ${device} is not a JSON object (${Buffer.byteLength(text)} bytes)`);
+  }
+  return md as MetaData;
 }
 
 /** Mount the config drive read-only in a private directory, read meta_data.json, unmount. */
@@ -148,7 +195,7 @@ export async function readConfigDrive(logger: Logger, signal?: AbortSignal, sysf
   try {
     await mountConfigDrive(device, dir, logger, signal);
     try {
-      const md = JSON.parse(await readFile(path.join(dir, META_DATA_PATH), 'utf8')) as MetaData;
+      const md = await readMetaData(dir, device);
       logger.debug({ device }, 'read instance identity from the config drive');
       return identityFromMetaData(md, 'config-drive');
     } finally {

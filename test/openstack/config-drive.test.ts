@@ -11,12 +11,13 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdir, readFile, writeFile, readdir, open, symlink } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, readdir, open, rm, symlink } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { run } from '../../src/util/exec';
 import { silentLogger } from '../../src/log';
 import { createInstanceMetadata, findConfigDrive, readConfigDrive } from '../../src/openstack/metadata';
 import { Sandbox, toolsSkip, type LoopDevice } from '../node/loop';
+import { fakeCommand } from '../node/harness';
 
 const root = process.getuid?.() === 0;
 
@@ -30,6 +31,8 @@ async function existingConfigDrive(): Promise<boolean> {
 }
 
 const UUID = '6e1c3a39-2b47-4d83-9f8e-0f6f5d8b1c2a';
+/** Another instance's, where a drive's symlink would lead. */
+const OTHER_UUID = '0b9d4f7e-5a3c-4e21-8d6b-7c1f2e3a4b5c';
 /** meta_data.json as Nova writes it (trimmed): uuid, name, hostname, availability_zone, devices. */
 const META_DATA = {
   uuid: UUID,
@@ -178,15 +181,15 @@ test('an iso9660 config drive made as Nova makes it is read whole, and left unmo
   await assertNothingLeft();
 });
 
-/** An ext4 config drive (this kernel mounts ext4 wherever these tests run) holding Nova's files. */
-async function ext4ConfigDrive(box: Sandbox): Promise<LoopDevice> {
+/** An ext4 config drive (this kernel mounts ext4 wherever these tests run) holding Nova's files, or what `files` puts there. */
+async function ext4ConfigDrive(box: Sandbox, files: (dir: string) => Promise<void> = driveTree): Promise<LoopDevice> {
   const disk = await box.loopDevice(16 * 1024 * 1024);
   await run('mkfs.ext4', ['-q', '-L', 'config-2', disk.path], { timeoutMs: 60_000 });
   const fill = path.join(box.root, 'fill');
   await mkdir(fill, { recursive: true });
   await run('mount', [disk.path, fill]);
   try {
-    await driveTree(fill);
+    await files(fill);
   } finally {
     await run('umount', [fill]);
   }
@@ -258,6 +261,79 @@ test('beside the real config drive, one on a Cinder volume\'s partition (virtio-
   await assertNothingLeft();
 });
 
+/**
+ * Runs `fn` with a stand-in for mount(8) first on PATH that runs the real one and then records the
+ * mountinfo line of the mount it made; returns the lines, to see the options the kernel really applied.
+ */
+async function mountsMadeDuring(box: Sandbox, fn: () => Promise<void>): Promise<string[]> {
+  const realMount = (await run('sh', ['-c', 'command -v mount'])).stdout.trim();
+  const log = path.join(box.root, 'mounts.log');
+  await writeFile(log, '');
+  const recording = await fakeCommand(box, 'mount', `${realMount} "$@" || exit $?\nfor last; do :; done\ngrep " $last " /proc/self/mountinfo >> ${log}`);
+  await recording(fn);
+  return (await readFile(log, 'utf8')).split('\n').filter(Boolean);
+}
+
+/** The per-mount options (mountinfo's sixth field) of a mountinfo line. */
+const mountOptions = (line: string) => line.split(' ')[5].split(',');
+
+test('the config drive is mounted read-only, nosuid, nodev and noexec', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  await ext4ConfigDrive(box);
+  const made = await mountsMadeDuring(box, async () => {
+    assert.equal((await readConfigDrive(silentLogger)).instanceId, UUID);
+  });
+  assert.equal(made.length, 1, made.join('\n'));
+  for (const option of ['ro', 'nosuid', 'nodev', 'noexec']) assert.ok(mountOptions(made[0]).includes(option), `${option} in ${made[0]}`);
+  await assertNothingLeft();
+});
+
+test('a meta_data.json that is a symlink on the drive is refused, and what it leads to is never read', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const elsewhere = path.join(box.root, 'host-meta_data.json');
+  await writeFile(elsewhere, JSON.stringify({ ...META_DATA, uuid: OTHER_UUID }));
+  await ext4ConfigDrive(box, async (dir) => {
+    await driveTree(dir);
+    await rm(path.join(dir, 'openstack', 'latest', 'meta_data.json'));
+    await symlink(elsewhere, path.join(dir, 'openstack', 'latest', 'meta_data.json'));
+  });
+  await assert.rejects(readConfigDrive(silentLogger), /openstack\/latest\/meta_data\.json on the config drive .* is a symlink/);
+  await assertNothingLeft();
+});
+
+test('a meta_data.json under a symlinked directory on the drive is refused, and what it leads to is never read', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  const elsewhere = path.join(box.root, 'host-dir');
+  await mkdir(elsewhere);
+  await writeFile(path.join(elsewhere, 'meta_data.json'), JSON.stringify({ ...META_DATA, uuid: OTHER_UUID }));
+  await ext4ConfigDrive(box, async (dir) => {
+    await driveTree(dir);
+    await rm(path.join(dir, 'openstack', 'latest'), { recursive: true });
+    await symlink(elsewhere, path.join(dir, 'openstack', 'latest'));
+  });
+  await assert.rejects(readConfigDrive(silentLogger), /openstack\/latest\/ on the config drive .* is a symlink/);
+  await assertNothingLeft();
+});
+
+test('a meta_data.json that is not JSON is refused, and the error quotes none of it', { skip: NEEDS_ROOT }, async (t) => {
+  if (await existingConfigDrive()) return t.skip('this machine already has a config-2 filesystem');
+  const box = await Sandbox.create(t, 'cinder-csi-configdrive-test-');
+  await ext4ConfigDrive(box, async (dir) => {
+    await mkdir(path.join(dir, 'openstack', 'latest'), { recursive: true });
+    await writeFile(path.join(dir, 'openstack', 'latest', 'meta_data.json'), 'admin_pass=hunter2, not JSON at all');
+  });
+  const err = await readConfigDrive(silentLogger).then(
+    () => assert.fail('read as an identity'),
+    (e: Error) => e,
+  );
+  assert.match(err.message, /meta_data\.json on the config drive .* is not a JSON object/);
+  assert.doesNotMatch(err.message, /admin|hunter2/);
+  await assertNothingLeft();
+});
+
 // cloud-init reads a config drive where it is already mounted (util.mount_cb), and people
 // mount it by hand (mount /dev/disk/by-label/config-2 /mnt/config): read-write, for vfat.
 // The kernel refuses a second, read-only mount of a filesystem mounted read-write.
@@ -268,8 +344,12 @@ test('a config drive already mounted read-write here is read, and that mount is 
   const theirs = path.join(box.root, 'mnt-config');
   await mkdir(theirs);
   await run('mount', [disk.path, theirs]);
-  const identity = await readConfigDrive(silentLogger);
-  assert.deepEqual([identity.instanceId, identity.availabilityZone], [UUID, 'az-2']);
+  const made = await mountsMadeDuring(box, async () => {
+    const identity = await readConfigDrive(silentLogger);
+    assert.deepEqual([identity.instanceId, identity.availabilityZone], [UUID, 'az-2']);
+  });
+  assert.equal(made.length, 1, made.join('\n'));
+  for (const option of ['nosuid', 'nodev', 'noexec']) assert.ok(mountOptions(made[0]).includes(option), `ours is ${option} too: ${made[0]}`);
   await assertNothingLeft();
   const mine = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.split(' ')[4] === theirs);
   assert.equal(mine.length, 1, 'the existing mount is still there');
