@@ -775,6 +775,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
       if (!(await isBlockDevice(device)) || (await deviceNumber(device)) !== mount.majMin) {
         throw failedPrecondition(`${target} is not a mount of a block device (source ${device})`);
       }
+      // Only the volume's own filesystem is grown, not whatever a volume_id and a path name together (whyNotOurs).
+      const why = await whyNotOurs(volumeId, target, mount, [], signal, ctx);
+      if (why) throw notFound(`volume ${volumeId} is not published at volume_path ${target}: it holds ${why}`);
       await refreshDeviceSize(path.basename(device), settings.sysfsRoot, ctx.log);
       const size = await blockDeviceSize(device, settings.sysfsRoot, signal);
       requireGrown(size, required, volumeId);

@@ -646,6 +646,26 @@ test('online expand grows a mounted ext4 filesystem', { skip: EXT4_ONLINE_RESIZE
   await expandFilesystem(t, 'ext4', 256 * MiB, 512 * MiB);
 });
 
+test('NodeExpandVolume grows only the volume\'s own filesystem: another volume\'s publish at volume_path is NOT_FOUND and is not grown', { skip }, async (t) => {
+  const { box, node } = await fixture(t);
+  const a = await attach(box);
+  const b = await attach(box);
+  const { staging, target } = await box.volumePaths('pv-b');
+  const cap = mountCap('ext4');
+  await node.NodeStageVolume(stageReq(b.volumeId, staging, cap), ctx('NodeStageVolume'));
+  await node.NodePublishVolume(publishReq(b.volumeId, staging, target, cap), ctx('NodePublishVolume'));
+  await box.grow(b.loop, 128 * MiB);
+  const before = await statfs(target);
+  await rejectsWithCode(
+    node.NodeExpandVolume({ volume_id: a.volumeId, volume_path: target, staging_target_path: '', capacity_range: null, volume_capability: cap, secrets: {} }, ctx('NodeExpandVolume')),
+    status.NOT_FOUND,
+    new RegExp(`volume ${a.volumeId} is not published at volume_path .*: it holds a filesystem on ${path.basename(b.loop.path)}`),
+  );
+  assert.equal((await statfs(target)).blocks, before.blocks, 'volume B\'s filesystem was not grown');
+  await node.NodeUnpublishVolume({ volume_id: b.volumeId, target_path: target }, ctx('NodeUnpublishVolume'));
+  await node.NodeUnstageVolume({ volume_id: b.volumeId, staging_target_path: staging }, ctx('NodeUnstageVolume'));
+});
+
 test('expand of a raw block volume reports the new size, through a read-only view too', { skip }, async (t) => {
   const { box, node } = await fixture(t);
   const block = await attach(box, 16 * MiB);
