@@ -102,8 +102,8 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
           bad_request: (m) =>
             // A zone taken from the node's topology that Cinder does not have: another node may do.
             zone !== undefined && !fixedZone && /availability.?zone/i.test(m)
-              ? resourceExhausted(`Cinder refused availability zone '${zone}' (from the node's topology): ${m}; map the node's zone with the driver's azMap`)
-              : invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's azMap`),
+              ? resourceExhausted(`Cinder refused availability zone '${zone}' (from the node's topology): ${m}; map the node's zone with the driver's az_map setting (driver.controller.az_map)`)
+              : invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's az_map setting (driver.controller.az_map)`),
         }),
       );
   }

@@ -44,8 +44,9 @@ export async function modifyVolume(env: ControllerEnv, req: ControllerModifyVolu
       // Nothing failed: that retype was another request's, which the CO abandoned for this one.
       if (!asked) throw earlierRetypeEnded(csiId, volume.volumeType, done.volumeType, type.name);
       throw internal(
-        `Cinder finished the retype of volume ${csiId} but it still has type '${done.volumeType}' (migration status '${done.migrationStatus ?? 'none'}'); ` +
-          `'openstack volume message list' says why; the CO retries`,
+        `Cinder did not retype volume ${csiId} to '${type.name}': it still has type '${done.volumeType}' (migration status '${done.migrationStatus ?? 'none'}'). ` +
+          `Cinder's scheduler found no backend for that type or the migration failed; its scheduler and volume logs say which ` +
+          `(it leaves no user message for this); the CO retries`,
       );
     }
   } catch (err) {

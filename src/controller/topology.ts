@@ -56,7 +56,7 @@ export function chooseVolumeZone(
       // WaitForFirstConsumer it makes the provisioner reschedule the pod (INVALID_ARGUMENT would not).
       throw resourceExhausted(
         `${fixed.why} puts the volume in availability zone '${fixed.zone}', which no requisite zone (${requisite.join(', ')}) can attach; ` +
-          `the pod needs a node that can (check the StorageClass's availability and allowedTopologies, or the driver's azMap)`,
+          `the pod needs a node that can (check the StorageClass's availability and allowedTopologies, or the driver's az_map setting (driver.controller.az_map))`,
       );
     }
     return fixed.zone;

@@ -266,7 +266,7 @@ describe('CreateVolume', () => {
       }),
       Code.RESOURCE_EXHAUSTED,
     );
-    assert.match(fromTopology.details, /compute-z.*azMap/);
+    assert.match(fromTopology.details, /compute-z.*az_map/);
     const fromClass = await expectCode(
       h.rpc('CreateVolume', { name: 'pvc-zone-typo', volume_capabilities: [MOUNT_RWO], parameters: { availability: 'cinder-typo' } }),
       Code.INVALID_ARGUMENT,

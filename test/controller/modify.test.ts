@@ -5,7 +5,7 @@ import { Code, expectCode, startController, type ControllerHarness } from './har
 describe('ControllerModifyVolume', () => {
   let h: ControllerHarness;
   before(async () => {
-    h = await startController({ sim: { volumeTypes: [{ name: '__DEFAULT__' }, { name: 'fast' }, { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } }] } });
+    h = await startController({ sim: { volumeTypes: [{ name: '__DEFAULT__' }, { name: 'fast' }, { name: 'multiattach', extraSpecs: { multiattach: '<is> True' } }, { name: 'no-backend', extraSpecs: { volume_backend_name: 'no-such-backend' } }] } });
   });
   after(() => h.stop());
 
@@ -72,6 +72,15 @@ describe('ControllerModifyVolume', () => {
     } finally {
       h.driver.sim.control.setDurations({ retype: 50 });
     }
+  });
+
+  // Cinder answers 202, its scheduler finds no backend, and the volume keeps its type with no user message (Zed).
+  it('a retype Cinder accepts but cannot place: INTERNAL saying where the reason is, and the volume keeps its type', async () => {
+    const id = await h.createVolume('pvc-retype-nowhere');
+    const err = await expectCode(modify(id, { type: 'no-backend' }), Code.INTERNAL);
+    assert.match(err.details, /did not retype .* to 'no-backend': it still has type '__DEFAULT__'.*scheduler and volume logs/);
+    const v = await h.cloud.blockStorage.getVolume(id);
+    assert.deepEqual([v.volumeType, v.status], ['__DEFAULT__', 'available']);
   });
 
   it('sets the type at creation from mutable_parameters', async () => {
