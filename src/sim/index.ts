@@ -130,6 +130,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       state.durations = { ...state.durations, ...d };
     },
     expireTokens: () => identity.expireAll(),
+    deleteApplicationCredential: () => identity.deleteApplicationCredential(),
     counters: () => counters.snapshot(),
     resetCounters: () => counters.reset(),
     volume: (id) => state.volumes.get(id),

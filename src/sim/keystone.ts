@@ -1,6 +1,9 @@
 // Keystone: v3 (password, application credential, token) and v2.0 (password,
 // token, and Rackspace's RAX-KSKEY:apiKeyCredentials), issuing tokens that
-// expire and a catalog in each version's shape.
+// expire and a catalog in each version's shape. Its refusals are the real
+// ones: a wrong password or secret is 401, but an application credential ID
+// it does not know (deleted, or rotated) and a v3 token it cannot validate
+// (expired, revoked, or never issued) are 404, as on the Zed testbed.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { httpError, objectField, str, type RequestContext, type Reply, type Route } from './http';
 import type { CinderApiVersion, SimCredentials } from './types';
@@ -51,6 +54,10 @@ export function makeCredentials(): SimCredentials {
 
 export class Identity {
   private tokens = new Map<string, TokenRecord>();
+  /** Tokens issued once and dead now (expired or revoked): Keystone still recognizes them, and fails to validate them. */
+  private dead = new Set<string>();
+  /** False once the application credential is deleted: its ID is then unknown. */
+  private appCredExists = true;
 
   constructor(
     readonly creds: SimCredentials,
@@ -64,13 +71,28 @@ export class Identity {
     if (!t) return undefined;
     if (Date.now() >= t.expiresAt) {
       this.tokens.delete(token);
+      this.dead.add(token);
       return undefined;
     }
     return t;
   }
 
   expireAll(): void {
+    for (const id of this.tokens.keys()) this.dead.add(id);
     this.tokens = new Map();
+  }
+
+  /**
+   * The application credential is deleted (or rotated: the old ID is gone).
+   * Keystone revokes the tokens made with it, and refuses it from now on.
+   */
+  deleteApplicationCredential(): void {
+    this.appCredExists = false;
+    for (const [id, t] of this.tokens) {
+      if (!t.appCred) continue;
+      this.tokens.delete(id);
+      this.dead.add(id);
+    }
   }
 
   setLifetime(seconds: number): void {
@@ -158,6 +180,16 @@ export class Identity {
     throw httpError('identity', 401, 'The request you have made requires authentication.', this.challenge());
   }
 
+  /**
+   * Keystone's token method on a token it cannot use: 404, not 401. A Fernet
+   * token it issued and that is now dead "Failed to validate token"; anything
+   * else "Could not recognize Fernet token" (both seen on the Zed testbed).
+   */
+  private tokenNotFound(id: string | undefined): never {
+    const message = id !== undefined && this.dead.has(id) ? 'Failed to validate token' : 'Could not recognize Fernet token';
+    throw httpError('identity', 404, message);
+  }
+
   private domainMatches(d: unknown): boolean {
     if (!d || typeof d !== 'object') return false;
     const dom = d as Record<string, unknown>;
@@ -194,15 +226,20 @@ export class Identity {
     } else if (method === 'application_credential') {
       const ac = objectField('identity', identity, 'application_credential');
       const c = this.creds;
-      const known = ac.id !== undefined
-        ? ac.id === c.applicationCredentialId
-        : ac.name === c.applicationCredentialName && !!ac.user && typeof ac.user === 'object' && this.userMatches(ac.user as Record<string, unknown>);
-      if (!known || ac.secret !== c.applicationCredentialSecret) this.unauthorized();
+      // By ID, the credential is looked up, and an unknown one is not found
+      // (404); by name, the user's are searched, and no match is a plain 401.
+      if (ac.id !== undefined) {
+        if (ac.id !== c.applicationCredentialId || !this.appCredExists) throw httpError('identity', 404, `Could not find Application Credential: ${String(ac.id)}.`);
+      } else {
+        const user = ac.user && typeof ac.user === 'object' ? (ac.user as Record<string, unknown>) : undefined;
+        if (!this.appCredExists || ac.name !== c.applicationCredentialName || !user || !this.userMatches(user)) this.unauthorized();
+      }
+      if (ac.secret !== c.applicationCredentialSecret) this.unauthorized();
       appCred = true;
     } else if (method === 'token') {
       const tok = objectField('identity', identity, 'token');
       const old = this.validate(str(tok.id));
-      if (!old) this.unauthorized();
+      if (!old) this.tokenNotFound(str(tok.id));
       appCred = old.appCred;
       this.checkScopeV3(auth);
     } else {

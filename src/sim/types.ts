@@ -131,8 +131,10 @@ export interface SimControl {
   clearFaults(): void;
   setLatency(ms: number): void;
   setDurations(d: Partial<SimDurations>): void;
-  /** Every issued token becomes invalid (401). */
+  /** Every issued token becomes invalid (401 from the services; Keystone's token method answers 404 for them). */
   expireTokens(): void;
+  /** Keystone deletes the application credential (as on a rotation) and revokes its tokens: authenticating with its ID answers 404, by name 401. */
+  deleteApplicationCredential(): void;
   /** Requests per route ('GET /volume/v3/{project}/volumes/detail'; a list narrowed by a search parameter such as ?name= under '... (filtered)') plus 'identity.auth' per successful authentication. */
   counters(): Record<string, number>;
   resetCounters(): void;

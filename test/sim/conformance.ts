@@ -155,6 +155,14 @@ export async function runScenario(t: Target): Promise<Observation[]> {
   bad.auth.identity.password.user.password = 'wrong-password';
   const badAuth = record('keystone: POST /v3/auth/tokens wrong password', await http('POST', `${authUrl}/auth/tokens`, { body: bad }));
   fact('keystone: 401 body', { fault: faultOf(badAuth), title: badAuth.body?.error?.title });
+  // Not 401: Keystone looks the credential up, and an application credential
+  // ID or a token it does not know is "not found" (deleted, rotated, revoked).
+  const unknownAppCred = { auth: { identity: { methods: ['application_credential'], application_credential: { id: randomUUID().replace(/-/g, ''), secret: 'any' } } } };
+  const noAppCred = record('keystone: POST /v3/auth/tokens unknown application credential ID', await http('POST', `${authUrl}/auth/tokens`, { body: unknownAppCred }));
+  fact('keystone: unknown application credential body', { fault: faultOf(noAppCred), title: noAppCred.body?.error?.title });
+  const unknownToken = { auth: { identity: { methods: ['token'], token: { id: 'gAAAAAnot-a-token' } } } };
+  const badSubject = record('keystone: POST /v3/auth/tokens unknown token', await http('POST', `${authUrl}/auth/tokens`, { body: unknownToken }));
+  fact('keystone: unknown token body', { fault: faultOf(badSubject), title: badSubject.body?.error?.title });
   const auth = record('keystone: POST /v3/auth/tokens', await http('POST', `${authUrl}/auth/tokens`, { body: v3AuthBody(t.config.auth) }));
   if (auth.status !== 201) throw new Error(`${t.name}: authentication failed: ${auth.status}`);
   const token = String(auth.headers['x-subject-token']);

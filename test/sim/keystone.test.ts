@@ -47,12 +47,65 @@ describe('sim keystone', () => {
     assert.equal(wrong.status, 401);
   });
 
-  it('v3 token method exchanges a valid token and refuses an unknown one', async () => {
+  // Real Keystone (Zed) looks an application credential up by its ID first: an unknown one is 404, not 401.
+  it('v3 application credential: an unknown ID is 404 Not Found; once deleted, its tokens are revoked, by ID 404 and by name 401', async () => {
+    const own = await startSimulator({ hypervisor: false });
+    try {
+      const c = own.credentials;
+      const byId = () =>
+        call('POST', `${own.authUrl}/auth/tokens`, {
+          body: { auth: { identity: { methods: ['application_credential'], application_credential: { id: c.applicationCredentialId, secret: c.applicationCredentialSecret } } } },
+        });
+      const unknown = await call('POST', `${own.authUrl}/auth/tokens`, {
+        body: { auth: { identity: { methods: ['application_credential'], application_credential: { id: 'f'.repeat(32), secret: c.applicationCredentialSecret } } } },
+      });
+      assert.equal(unknown.status, 404);
+      assert.deepEqual(unknown.body, { error: { code: 404, message: `Could not find Application Credential: ${'f'.repeat(32)}.`, title: 'Not Found' } });
+      const made = await byId();
+      assert.equal(made.status, 201);
+      const s = await login(own);
+      own.control.deleteApplicationCredential();
+      assert.equal((await call('GET', `${s.volume}/types`, { token: String(made.headers['x-subject-token']) })).status, 401, 'its tokens are revoked');
+      assert.equal((await call('GET', `${s.volume}/types`, { token: s.token })).status, 200, 'a password token lives on');
+      const deleted = await byId();
+      assert.equal(deleted.status, 404);
+      assert.equal(deleted.body.error.message, `Could not find Application Credential: ${c.applicationCredentialId}.`);
+      const byName = await call('POST', `${own.authUrl}/auth/tokens`, {
+        body: {
+          auth: {
+            identity: {
+              methods: ['application_credential'],
+              application_credential: { name: c.applicationCredentialName, secret: c.applicationCredentialSecret, user: { name: c.username, domain: { id: 'default' } } },
+            },
+          },
+        },
+      });
+      assert.equal(byName.status, 401);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('v3 token method exchanges a valid token; one it cannot validate is 404 Not Found (not 401), as on real Keystone', async () => {
     const s = await login(sim);
     const ok = await v3({ methods: ['token'], token: { id: s.token } }, { project: { id: sim.credentials.projectId } });
     assert.equal(ok.status, 201);
     const bad = await v3({ methods: ['token'], token: { id: 'gAAAAAunknown' } });
-    assert.equal(bad.status, 401);
+    assert.equal(bad.status, 404);
+    assert.deepEqual(bad.body, { error: { code: 404, message: 'Could not recognize Fernet token', title: 'Not Found' } });
+  });
+
+  it('v3 token method on an expired or revoked token: 404 "Failed to validate token"', async () => {
+    const own = await startSimulator({ hypervisor: false });
+    try {
+      const s = await login(own);
+      own.control.expireTokens();
+      const dead = await call('POST', `${own.authUrl}/auth/tokens`, { body: { auth: { identity: { methods: ['token'], token: { id: s.token } } } } });
+      assert.equal(dead.status, 404);
+      assert.deepEqual(dead.body, { error: { code: 404, message: 'Failed to validate token', title: 'Not Found' } });
+    } finally {
+      await own.stop();
+    }
   });
 
   it('401 with Keystone error body for a wrong password or a foreign project', async () => {
