@@ -5,6 +5,8 @@
 // the token so the next call authenticates once more. The token's lifetime is
 // read on Keystone's clock (expires_at less its Date header), so a skewed
 // local clock neither re-authenticates on every call nor uses a dead token.
+// A failed authentication is never not_found, though Keystone answers 404
+// for credentials it no longer has (see authFailure).
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
 import type { HttpClient } from './http';
@@ -81,12 +83,12 @@ function projectScope(c: CloudCredentials): Record<string, unknown> | undefined 
 
 function userRef(c: CloudCredentials): Record<string, unknown> {
   if (c.userId) return { id: c.userId };
-  if (!c.username) throw new OpenStackError('bad_request', 'cloud config: username or user_id is required');
+  if (!c.username) throw new OpenStackError('config', 'cloud config: username or user_id is required');
   return { name: c.username, domain: domainRef(c.userDomainId, c.userDomainName, c) };
 }
 
 function required(value: string | undefined, what: string): string {
-  if (!value) throw new OpenStackError('bad_request', `cloud config: ${what} is required for this auth plugin`);
+  if (!value) throw new OpenStackError('config', `cloud config: ${what} is required for this auth plugin`);
   return value;
 }
 
@@ -113,7 +115,7 @@ export function v3AuthBody(c: CloudCredentials): unknown {
         auth: { identity: { methods: ['token'], token: { id: required(c.token, 'token') } }, scope: projectScope(c) },
       };
     case 'rackspace':
-      throw new OpenStackError('bad_request', 'the rackspace auth plugin uses Keystone v2.0');
+      throw new OpenStackError('config', 'the rackspace auth plugin uses Keystone v2.0');
   }
 }
 
@@ -135,7 +137,53 @@ export function v2AuthBody(c: CloudCredentials): unknown {
     case 'token':
       return { auth: { token: { id: required(c.token, 'token') }, ...tenant } };
     case 'v3applicationcredential':
-      throw new OpenStackError('bad_request', 'application credentials need Keystone v3');
+      throw new OpenStackError('config', 'application credentials need Keystone v3');
+  }
+}
+
+/** What the operator does when Keystone no longer knows the driver's credential. */
+function unknownCredentialAdvice(c: CloudCredentials): string {
+  if (c.authPlugin === 'v3applicationcredential' && c.applicationCredentialId) {
+    return `Keystone has no application credential ${c.applicationCredentialId} (deleted, or replaced by a rotation): create one and put its ID and secret in the driver's config`;
+  }
+  if (c.authPlugin === 'token') {
+    return "Keystone cannot validate the driver's token (it expired or was revoked), and a token in the config is never renewed: give the driver a password or an application credential";
+  }
+  return "Keystone does not know the driver's credentials: check the user, the project, their domains and the auth plugin's keys in the driver's config";
+}
+
+/**
+ * What a failed authentication means to the calls waiting on the token.
+ * Keystone answers 404 Not Found, not 401, for an application credential ID
+ * it no longer has and for a token it cannot validate. Read as not_found,
+ * that would tell DeleteVolume and ControllerUnpublish that the volume is
+ * already gone, and they would answer OK having done nothing. So no refusal
+ * of the token request is not_found: 400 (a request Keystone calls
+ * malformed) is config, 403 stays forbidden, and every other 4xx (404, 409,
+ * ...) is unauthorized. What may pass (5xx, rate limits, timeouts, the
+ * network) and what is already unauthorized or config stays as it is.
+ */
+export function authFailure(err: unknown, c: CloudCredentials): unknown {
+  if (!(err instanceof OpenStackError)) return err;
+  const details = { method: err.method, path: err.path, status: err.status, requestId: err.requestId, cause: err };
+  switch (err.kind) {
+    case 'unauthorized':
+    case 'forbidden':
+    case 'config':
+    case 'unavailable':
+    case 'rate_limited':
+    case 'timeout':
+    case 'network':
+      return err;
+    case 'bad_request':
+    case 'over_quota':
+      return new OpenStackError(
+        'config',
+        `${err.message}; Keystone refused the authentication request itself: check the auth plugin and its keys in the driver's config`,
+        details,
+      );
+    default:
+      return new OpenStackError('unauthorized', `${err.message}; ${unknownCredentialAdvice(c)}`, details);
   }
 }
 
@@ -247,7 +295,8 @@ export class Identity {
         'authenticated with keystone',
       );
       return state;
-    } catch (err) {
+    } catch (caught) {
+      const err = authFailure(caught, c);
       this.lastError = err instanceof Error ? err.message : String(err);
       this.log.warn({ err: this.lastError }, 'keystone authentication failed');
       throw err;

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { silentLogger } from '../../src/log';
 import { createCloud } from '../../src/openstack/cloud';
 import type { Cloud, Volume } from '../../src/openstack/types';
-import type { SimOptions } from '../../src/sim';
+import type { SimOptions, Simulator } from '../../src/sim';
 import type { DriverConfig } from '../../src/config/config';
 import { GiB } from '../../src/csi/constants';
 import { startTestDriver, type TestDriver } from '../helpers/driver';
@@ -32,8 +32,10 @@ export const MOUNT_RWO = { mount: { fs_type: 'ext4' }, access_mode: { mode: 'SIN
 export const BLOCK_RWO = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 export const BLOCK_RWX = { block: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } };
 
-export async function startController(opts: { sim?: SimOptions; configure?: (config: DriverConfig) => void } = {}): Promise<ControllerHarness> {
-  const driver = await startTestDriver({ mode: 'controller', sim: { hypervisor: false, ...opts.sim }, configure: opts.configure });
+export async function startController(
+  opts: { sim?: SimOptions; simulator?: Simulator; configure?: (config: DriverConfig) => void } = {},
+): Promise<ControllerHarness> {
+  const driver = await startTestDriver({ mode: 'controller', sim: { hypervisor: false, ...opts.sim }, simulator: opts.simulator, configure: opts.configure });
   const cloud = createCloud(driver.sim.cloudConfig(), silentLogger);
   const rpc = <Res>(method: string, request: unknown, deadlineMs?: number) =>
     driver.call<Res>(driver.controller, method, request, { deadlineMs });

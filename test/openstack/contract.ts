@@ -152,6 +152,20 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         assert.ok(!c.health().lastError!.includes('not-the-password'));
       });
 
+      // Keystone answers these with 404, not 401; a not_found here would read as "the volume is gone".
+      it('an application credential ID or a token Keystone does not know: unauthorized (its 404 is never not_found)', async () => {
+        const { authUrl } = target.config.auth;
+        const appCred = open({
+          ...target.config,
+          auth: { authUrl, authPlugin: 'v3applicationcredential', applicationCredentialId: randomUUID().replace(/-/g, ''), applicationCredentialSecret: 'any' },
+        });
+        const e = await expectError(appCred.blockStorage.listVolumes({ limit: 1 }), ['unauthorized'], 'unknown application credential');
+        assert.equal(e.status, 404);
+        assert.match(e.message, /Could not find Application Credential/);
+        const token = open({ ...target.config, auth: { authUrl, authPlugin: 'token', token: `gAAAAAnot-a-token-${RUN}` } });
+        assert.equal((await expectError(token.compute.getServer(target.serverId), ['unauthorized'], 'unknown token')).status, 404);
+      });
+
       it('single flight: concurrent first calls share one authentication', async () => {
         const c = open(target.config) as typeof cloud;
         target.control?.resetCounters();

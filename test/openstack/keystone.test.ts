@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../src/log';
-import { OpenStackError } from '../../src/openstack/errors';
+import { isOpenStackError, OpenStackError } from '../../src/openstack/errors';
 import type { HttpClient, HttpRequest, HttpResponse } from '../../src/openstack/http';
+import { errorFromResponse } from '../../src/openstack/http-errors';
 import { Identity, KEEP_USING_MS, localExpiry, REFRESH_RETRY_MS } from '../../src/openstack/keystone';
-import type { CloudConfig } from '../../src/openstack/types';
+import type { CloudConfig, CloudCredentials } from '../../src/openstack/types';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const HOUR = 3_600_000;
@@ -135,5 +136,67 @@ describe('keystone token lifetime on a skewed clock', () => {
     assert.equal(localExpiry(expires, 'Tue, 01 Jan 2030 00:00:00 GMT', 5_000), 5_000 + HOUR - 1_000);
     assert.equal(localExpiry(expires, undefined, 5_000), expires.getTime());
     assert.equal(localExpiry(expires, 'not a date', 5_000), expires.getTime());
+  });
+});
+
+describe('keystone refusals are never not_found', () => {
+  /** An Identity whose Keystone answers every token request with `status` and Keystone's error body. */
+  const refusedWith = (status: number, message: string, auth: Partial<CloudCredentials> = {}) => {
+    const keystone = {
+      asked: 0,
+      async request(): Promise<never> {
+        keystone.asked++;
+        throw errorFromResponse('POST', '/v3/auth/tokens', status, { 'x-openstack-request-id': 'req-k' }, { error: { code: status, message, title: 'Refused' } });
+      },
+    };
+    const identity = new Identity({ ...config, auth: { ...config.auth, ...auth } }, keystone as unknown as HttpClient, silentLogger);
+    return { identity, keystone };
+  };
+
+  // Seen on the Zed testbed: POST /v3/auth/tokens answers 404, not 401, for these.
+  it('an application credential Keystone no longer has (404) is unauthorized, naming the credential to replace', async () => {
+    const { identity, keystone } = refusedWith(404, 'Could not find Application Credential: 2c4c.', {
+      authPlugin: 'v3applicationcredential',
+      applicationCredentialId: '2c4c',
+      applicationCredentialSecret: 's',
+    });
+    await assert.rejects(identity.auth(), (e) => {
+      assert.ok(isOpenStackError(e, 'unauthorized'), String(e));
+      assert.equal(e.status, 404);
+      assert.equal(e.requestId, 'req-k');
+      assert.match(e.message, /Could not find Application Credential: 2c4c\./);
+      assert.match(e.message, /no application credential 2c4c \(deleted, or replaced by a rotation\)/);
+      return true;
+    });
+    assert.equal(keystone.asked, 1, 'a refusal is not retried');
+    assert.match(identity.health().lastError ?? '', /application credential 2c4c/);
+  });
+
+  it('an expired or revoked token given in the config (404) is unauthorized, saying a static token is never renewed', async () => {
+    const { identity } = refusedWith(404, 'Failed to validate token', { authPlugin: 'token', token: 'gAAAAAold' });
+    await assert.rejects(identity.auth(), (e) => isOpenStackError(e, 'unauthorized') && /expired or was revoked.*never renewed/.test(e.message));
+  });
+
+  it('a request Keystone calls malformed (400) is config; 403 stays forbidden; 401 unauthorized', async () => {
+    await assert.rejects(refusedWith(400, "'identity' is a required property").identity.auth(), (e) => isOpenStackError(e, 'config') && e.status === 400);
+    await assert.rejects(refusedWith(403, 'not allowed').identity.auth(), (e) => isOpenStackError(e, 'forbidden'));
+    await assert.rejects(refusedWith(401, 'The request you have made requires authentication.').identity.auth(), (e) => isOpenStackError(e, 'unauthorized'));
+  });
+
+  it('no 4xx from the token endpoint is not_found, conflict or bad_request (which callers read as facts about a volume)', async () => {
+    for (let status = 400; status < 500; status++) {
+      const { identity } = refusedWith(status, 'refused');
+      await assert.rejects(identity.auth(), (e) => {
+        assert.ok(e instanceof OpenStackError);
+        assert.ok(['unauthorized', 'forbidden', 'config', 'rate_limited'].includes(e.kind), `${status} -> ${e.kind}`);
+        return true;
+      });
+    }
+  });
+
+  it('a config the auth plugin cannot use is config, before anything is sent', async () => {
+    const { identity, keystone } = refusedWith(500, 'unused', { authPlugin: 'v3applicationcredential', applicationCredentialId: undefined, applicationCredentialSecret: 's' });
+    await assert.rejects(identity.auth(), (e) => isOpenStackError(e, 'config') && /application_credential_id or _name/.test(e.message));
+    assert.equal(keystone.asked, 0);
   });
 });
