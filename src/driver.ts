@@ -74,6 +74,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       const notReady = clouds.find((c) => !c.health().ready);
       if (!notReady) return { ready: true };
       const h = notReady.health();
+      if (h.catalogError) return { ready: false, reason: `cloud '${notReady.name}': ${h.catalogError}` };
       return { ready: false, reason: `cloud '${notReady.name}' not authenticated yet${h.lastError ? `: ${h.lastError}` : ''}` };
     });
     const controller = createControllerService({

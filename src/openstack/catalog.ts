@@ -65,7 +65,9 @@ export interface EndpointChoice {
 
 /**
  * The endpoint of the first service type in `serviceTypes` that the catalog
- * offers in `region` (any region when none is configured) on `iface`.
+ * offers in `region` (any region when none is configured) on `iface`. None
+ * is a config error, never not_found: a region typo must not make every
+ * DeleteVolume read "the volume is gone" and answer OK.
  */
 export function chooseEndpoint(
   catalog: readonly CatalogEndpoint[],
@@ -81,9 +83,10 @@ export function chooseEndpoint(
   }
   const offered = [...new Set(catalog.map((ep) => `${ep.serviceType}/${ep.interface}@${ep.region ?? '-'}`))].join(', ');
   throw new OpenStackError(
-    'not_found',
+    'config',
     `the service catalog has no ${serviceTypes.join(' or ')} endpoint on interface ${iface}` +
-      `${region ? ` in region ${region}` : ''} (offered: ${offered || 'nothing'})`,
+      `${region ? ` in region ${region}` : ''} (offered: ${offered || 'nothing'}); ` +
+      'check region and interface in the cloud config (region names are case-sensitive)',
   );
 }
 

@@ -12,7 +12,7 @@ import { OpenStackError } from './errors';
 import type { HttpClient } from './http';
 import { raceSignal } from './race-signal';
 import { withRetry } from './retry';
-import { chooseEndpoint, parseV2Catalog, parseV3Catalog, substituteProject, type CatalogEndpoint } from './catalog';
+import { chooseEndpoint, COMPUTE_SERVICE_TYPES, parseV2Catalog, parseV3Catalog, substituteProject, VOLUME_SERVICE_TYPES, type CatalogEndpoint } from './catalog';
 import type { CallOptions, CloudConfig, CloudCredentials, IdentityHealth } from './types';
 
 export interface AuthState {
@@ -198,6 +198,8 @@ export class Identity {
   private state: AuthState | null = null;
   private inflight: Promise<AuthState> | null = null;
   private lastError: string | undefined;
+  /** Why the current token's catalog cannot serve Cinder or Nova (see catalogGap). */
+  private catalogError: string | undefined;
   /** No refresh in the background before this time (set after one fails). */
   private nextBackgroundRefresh = 0;
   private authCount = 0;
@@ -259,8 +261,8 @@ export class Identity {
 
   health(): IdentityHealth {
     const s = this.state;
-    const ready = s !== null && s.validUntil > Date.now();
-    return { ready, lastError: this.lastError, projectId: s?.projectId, tokenExpiresAt: s?.expiresAt };
+    const ready = s !== null && s.validUntil > Date.now() && this.catalogError === undefined;
+    return { ready, lastError: this.lastError, catalogError: this.catalogError, projectId: s?.projectId, tokenExpiresAt: s?.expiresAt };
   }
 
   /** The URL of a service from the catalog (or the configured override), project placeholders filled. */
@@ -269,6 +271,22 @@ export class Identity {
       ? { url: override.replace(/\/+$/, ''), serviceType: serviceTypes[0] ?? 'unknown' }
       : chooseEndpoint(state.catalog, serviceTypes, this.config.region, this.config.interface);
     return { url: substituteProject(chosen.url, state.projectId), serviceType: chosen.serviceType };
+  }
+
+  /**
+   * Why the catalog cannot serve the driver: every call to Cinder or Nova
+   * would fail (config) until the region or interface is corrected, so
+   * health says not ready rather than leave it to the calls.
+   */
+  private catalogGap(state: AuthState): string | undefined {
+    const overrides = this.config.endpointOverrides;
+    try {
+      this.endpoint(state, VOLUME_SERVICE_TYPES, overrides?.volume);
+      this.endpoint(state, COMPUTE_SERVICE_TYPES, overrides?.compute);
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
   }
 
   private needsRefresh(s: AuthState): boolean {
@@ -289,11 +307,13 @@ export class Identity {
       );
       this.state = state;
       this.lastError = undefined;
+      this.catalogError = this.catalogGap(state);
       this.authCount++;
       this.log.debug(
         { identityVersion: version, projectId: state.projectId, expiresAt: state.expiresAt.toISOString() },
         'authenticated with keystone',
       );
+      if (this.catalogError) this.log.warn({ err: this.catalogError }, 'the service catalog cannot serve the driver');
       return state;
     } catch (caught) {
       const err = authFailure(caught, c);

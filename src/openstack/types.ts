@@ -337,10 +337,12 @@ export interface Compute {
 // -------------------------------------------------------------- identity
 
 export interface IdentityHealth {
-  /** A valid token and a parsed catalog are held right now. */
+  /** A valid token is held right now, and its catalog serves Cinder and Nova (or their endpoints are configured). */
   ready: boolean;
   /** The last authentication error, for Probe and logs (never a secret). */
   lastError?: string;
+  /** Why the token's catalog cannot serve Cinder or Nova as configured (region, interface); absent when it can. */
+  catalogError?: string;
   projectId?: string;
   tokenExpiresAt?: Date;
 }

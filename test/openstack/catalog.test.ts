@@ -30,7 +30,15 @@ describe('catalog', () => {
   it('falls back along the type list and fails naming what is offered', () => {
     const only2 = v3.filter((e) => e.serviceType !== 'volumev3');
     assert.equal(chooseEndpoint(only2, VOLUME_SERVICE_TYPES, 'RegionOne', 'public').serviceType, 'volumev2');
-    assert.throws(() => chooseEndpoint(v3, VOLUME_SERVICE_TYPES, 'RegionOne', 'admin'), (e) => isOpenStackError(e, 'not_found') && /offered: .*volumev3\/public@RegionOne/.test(e.message));
+    assert.throws(() => chooseEndpoint(v3, VOLUME_SERVICE_TYPES, 'RegionOne', 'admin'), (e) => isOpenStackError(e, 'config') && /offered: .*volumev3\/public@RegionOne/.test(e.message));
+  });
+
+  // Not not_found: DeleteVolume and ControllerUnpublish read that as "already gone" and answer OK.
+  it('a region typo, an interface the catalog lacks or an empty catalog is a config error, never not_found', () => {
+    const config = (e: unknown) => isOpenStackError(e, 'config') && /check region and interface/.test((e as Error).message);
+    assert.throws(() => chooseEndpoint(v3, VOLUME_SERVICE_TYPES, 'regionone', 'public'), config);
+    assert.throws(() => chooseEndpoint(v3, ['compute'], 'RegionOne', 'admin'), config);
+    assert.throws(() => chooseEndpoint([], VOLUME_SERVICE_TYPES, undefined, 'public'), (e) => config(e) && /offered: nothing/.test((e as Error).message));
   });
 
   it('parses the v2.0 shape (publicURL, internalURL, adminURL)', () => {

@@ -200,11 +200,15 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         }
       });
 
-      it('an unknown region fails clearly, naming what the catalog offers', async () => {
+      it('an unknown region is a config error (never not_found) naming what the catalog offers; health is not ready', async () => {
         const c = open({ ...target.config, region: `no-such-region-${RUN}` });
-        const e = await expectError(c.blockStorage.listVolumes({ limit: 1 }), ['not_found'], 'unknown region');
+        const e = await expectError(c.blockStorage.listVolumes({ limit: 1 }), ['config'], 'unknown region');
         assert.match(e.message, /no volumev3 or block-storage or volumev2 or volume endpoint/);
         assert.match(e.message, /offered: .*compute/);
+        await expectError(c.compute.getServer(target.serverId), ['config'], 'unknown region');
+        const h = c.health();
+        assert.equal(h.ready, false);
+        assert.match(h.catalogError ?? '', /no volumev3 or block-storage or volumev2 or volume endpoint .* in region no-such-region/);
       });
     });
 

@@ -23,9 +23,16 @@ const config: CloudConfig = {
   requestTimeoutMs: 1_000,
 };
 
+/** A catalog with Cinder and Nova in RegionOne, on every interface. */
+const CATALOG = ['volumev3', 'compute'].map((type) => ({
+  type,
+  endpoints: ['public', 'internal', 'admin'].map((iface) => ({ interface: iface, region_id: 'RegionOne', url: `http://${type}.invalid/` })),
+}));
+
 /** A Keystone issuing tokens of `lifetimeMs` on a clock `skewMs` ahead of the local one; `down` makes it answer 503. */
 function fakeKeystone(lifetimeMs: number, skewMs = 0) {
   const k = {
+    catalog: CATALOG as unknown[],
     down: false,
     issued: 0,
     asked: 0,
@@ -34,7 +41,7 @@ function fakeKeystone(lifetimeMs: number, skewMs = 0) {
       if (k.down) throw new OpenStackError('unavailable', 'POST /v3/auth/tokens: 503 Service Unavailable', { status: 503 });
       const now = Date.now() + skewMs;
       k.issued++;
-      const body = { token: { expires_at: new Date(now + lifetimeMs).toISOString(), project: { id: 'p1' }, catalog: [] } };
+      const body = { token: { expires_at: new Date(now + lifetimeMs).toISOString(), project: { id: 'p1' }, catalog: k.catalog } };
       return { status: 201, headers: { 'x-subject-token': `token-${k.issued}`, date: new Date(now).toUTCString() }, body: body as T };
     },
   };
@@ -136,6 +143,40 @@ describe('keystone token lifetime on a skewed clock', () => {
     assert.equal(localExpiry(expires, 'Tue, 01 Jan 2030 00:00:00 GMT', 5_000), 5_000 + HOUR - 1_000);
     assert.equal(localExpiry(expires, undefined, 5_000), expires.getTime());
     assert.equal(localExpiry(expires, 'not a date', 5_000), expires.getTime());
+  });
+});
+
+describe('keystone health and the catalog', () => {
+  it('a catalog without the Cinder or Nova endpoint the config asks for keeps the token, and health is not ready, saying why', async (t) => {
+    const keystone = fakeKeystone(HOUR);
+    keystone.catalog = CATALOG.filter((s) => s.type !== 'volumev3');
+    const id = identityWith(t, keystone);
+    const state = await id.auth();
+    assert.equal(state.token, 'token-1');
+    const h = id.health();
+    assert.equal(h.ready, false);
+    assert.match(h.catalogError ?? '', /no volumev3 or block-storage or volumev2 or volume endpoint on interface public.*offered: compute/);
+    assert.equal(h.lastError, undefined, 'the authentication itself succeeded');
+  });
+
+  it('a region typo (regionone for RegionOne) is not ready; the region named right is', async (t) => {
+    const wrong = new Identity({ ...config, region: 'regionone' }, fakeKeystone(HOUR) as unknown as HttpClient, silentLogger);
+    t.mock.timers.enable({ apis: ['Date'], now: T0 });
+    await wrong.auth();
+    assert.equal(wrong.health().ready, false);
+    assert.match(wrong.health().catalogError ?? '', /in region regionone .*case-sensitive/);
+    const right = new Identity({ ...config, region: 'RegionOne' }, fakeKeystone(HOUR) as unknown as HttpClient, silentLogger);
+    await right.auth();
+    assert.equal(right.health().ready, true);
+  });
+
+  it('a configured endpoint stands in for the one the catalog lacks', async (t) => {
+    const keystone = fakeKeystone(HOUR);
+    keystone.catalog = CATALOG.filter((s) => s.type !== 'compute');
+    t.mock.timers.enable({ apis: ['Date'], now: T0 });
+    const id = new Identity({ ...config, endpointOverrides: { compute: 'http://nova.example/v2.1' } }, keystone as unknown as HttpClient, silentLogger);
+    await id.auth();
+    assert.equal(id.health().ready, true);
   });
 });
 
