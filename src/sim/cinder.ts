@@ -34,9 +34,13 @@ function bad(message: string): never {
   throw httpError('volume', 400, message);
 }
 
-/** A route that exists from microversion `min` on: older requests get Cinder's 404 (VersionNotFoundForAPIMethod). */
+/**
+ * A route that exists from microversion `min` on: older requests get Cinder's
+ * 404 for VersionNotFoundForAPIMethod, a plain HTTPNotFound fault (the Zed
+ * testbed, GET /messages at 3.0), so itemNotFound with webob's message.
+ */
 function requireMicroversion(a: Api, min: string): void {
-  if (!atLeast(a.mv, min)) notFound(`API version ${a.mv ?? 'none'} is not supported on this method.`);
+  if (!atLeast(a.mv, min)) notFound('The resource could not be found.');
 }
 
 function notFound(message: string): never {

@@ -11,8 +11,9 @@ export interface Reply {
   /** Without request-ID headers: the unversioned roots of Cinder and Nova are served before that middleware. */
   noRequestId?: boolean;
   /**
-   * A bare webob.Response from a Cinder controller (its DELETEs): Cinder's
-   * wsgi layer, which adds X-Compute-Request-Id, does not touch it.
+   * A bare webob.Response from a Cinder controller (its DELETEs), or its
+   * router's 404 for an unknown URL: Cinder's wsgi layer, which adds
+   * X-Compute-Request-Id, does not touch it.
    */
   plain?: boolean;
 }
@@ -126,6 +127,35 @@ export function defaultMessage(status: number): string {
   if (status === 429) return 'Rate limit exceeded.';
   if (status >= 500) return 'The server has either erred or is incapable of performing the requested operation.';
   return `Simulated fault (HTTP ${status}).`;
+}
+
+/**
+ * webob's 404 for a URL that no route of Cinder's or Nova's router serves:
+ * not the {"itemNotFound": ...} fault of a missing object, and clients tell
+ * the two apart. Its body follows Accept as webob's does (checked on the Zed
+ * testbed): JSON for a client that accepts JSON but not HTML (the driver's
+ * `accept: application/json`), an HTML page for HTML, any type (*\/*) or no
+ * Accept, plain text otherwise. Which request-ID headers it carries depends
+ * on where it is answered (see the server's unmatched()).
+ */
+export function webobNotFound(accept: string | undefined): Reply {
+  const offers = (accept ?? '*/*').toLowerCase();
+  if (/text\/html|\*\/\*/.test(offers)) {
+    const html = '<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not Found</h1>\n  The resource could not be found.<br /><br />\n\n\n\n </body>\n</html>';
+    return { status: 404, body: html, headers: { 'content-type': 'text/html; charset=UTF-8' } };
+  }
+  if (offers.includes('application/json')) {
+    return { status: 404, body: { message: 'The resource could not be found.<br /><br />\n\n\n', code: '404 Not Found', title: 'Not Found' } };
+  }
+  return { status: 404, body: '404 Not Found\n\nThe resource could not be found.\n\n   ', headers: { 'content-type': 'text/plain; charset=UTF-8' } };
+}
+
+/** Flask's 404 for a URL Keystone has no route for: always HTML, whatever the client accepts. */
+export function flaskNotFound(): Reply {
+  const html =
+    '<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n' +
+    '<p>The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.</p>\n';
+  return { status: 404, body: html, headers: { 'content-type': 'text/html; charset=utf-8' } };
 }
 
 /** A plain object from a JSON body, or a 400 in the service's shape. */

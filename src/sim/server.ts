@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log';
-import { compileRoute, errorBody, defaultMessage, httpError, SimHttpError, UNAUTHORIZED_MESSAGE, type CompiledRoute, type Reply, type RequestContext, type Route } from './http';
+import { compileRoute, errorBody, defaultMessage, flaskNotFound, httpError, SimHttpError, UNAUTHORIZED_MESSAGE, webobNotFound, type CompiledRoute, type Reply, type RequestContext, type Route } from './http';
 import type { Counters, FaultSet } from './faults';
 import type { Identity } from './keystone';
 import type { SimService } from './types';
@@ -50,6 +50,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 export class RequestHandler {
   /** Routes grouped by their first path segment, so a request scans only its service's routes. */
   private readonly byPrefix = new Map<string, CompiledRoute[]>();
+  /** The API roots behind keystonemiddleware ('/volume/v3', '/compute/v2.1'): the first two segments of a route that needs a token. */
+  private readonly protectedRoots = new Set<string>();
 
   constructor(private readonly deps: ServerDeps) {
     for (const r of deps.routes.map(compileRoute)) {
@@ -57,6 +59,7 @@ export class RequestHandler {
       const list = this.byPrefix.get(prefix) ?? [];
       list.push(r);
       this.byPrefix.set(prefix, list);
+      if (r.auth && r.service !== 'identity') this.protectedRoots.add(rootOf(r.template));
     }
   }
 
@@ -126,12 +129,9 @@ export class RequestHandler {
       replyHeaders: {},
     };
     try {
-      if (!found) throw httpError(service, 404, defaultMessage(404));
+      if (!found) return this.write(res, service, this.unmatched(service, path, req), {});
       if (found.route.auth) {
-        const token = req.headers['x-auth-token'];
-        if (!this.deps.identity.validate(Array.isArray(token) ? token[0] : token)) {
-          throw httpError(service, 401, UNAUTHORIZED_MESSAGE, { 'www-authenticate': `Keystone uri="${this.deps.baseUrl()}/identity"` });
-        }
+        this.authorize(service, req);
         ctx.projectId = this.deps.identity.creds.projectId;
       }
       if (raw.length > 0) {
@@ -154,6 +154,30 @@ export class RequestHandler {
     }
   }
 
+  /** keystonemiddleware: a missing, unknown or expired token is 401 before anything else. */
+  private authorize(service: SimService, req: IncomingMessage): void {
+    const token = req.headers['x-auth-token'];
+    if (!this.deps.identity.validate(Array.isArray(token) ? token[0] : token)) {
+      throw httpError(service, 401, UNAUTHORIZED_MESSAGE, { 'www-authenticate': `Keystone uri="${this.deps.baseUrl()}/identity"` });
+    }
+  }
+
+  /**
+   * A URL no route serves, answered as the real services do (the Zed
+   * testbed): Keystone's Flask with its HTML 404; under an API root behind
+   * keystonemiddleware (/v3/ of Cinder, /v2.1/ of Nova), a 401 without a
+   * valid token, then the router's webob 404 with the request ID (Nova's
+   * both IDs, Cinder's only X-Openstack-Request-Id); elsewhere (an API
+   * version Cinder does not serve, the metadata service) the bare webob 404.
+   */
+  private unmatched(service: SimService, path: string, req: IncomingMessage): Reply {
+    if (service === 'identity') return flaskNotFound();
+    const accept = Array.isArray(req.headers.accept) ? req.headers.accept.join(', ') : req.headers.accept;
+    if (!this.protectedRoots.has(rootOf(path))) return { ...webobNotFound(accept), noRequestId: true };
+    this.authorize(service, req);
+    return { ...webobNotFound(accept), plain: true };
+  }
+
   private write(res: ServerResponse, service: SimService, reply: Reply, extra: Record<string, string>): void {
     const requestId = `req-${randomUUID()}`;
     const headers: Record<string, string> = reply.noRequestId ? { ...extra, ...reply.headers } : { 'x-openstack-request-id': requestId, ...extra, ...reply.headers };
@@ -173,6 +197,11 @@ export class RequestHandler {
     res.writeHead(reply.status, headers);
     res.end(payload);
   }
+}
+
+/** The first two segments of a path: '/volume/v3/p/volumes' -> '/volume/v3'. */
+function rootOf(path: string): string {
+  return path.split('/').slice(0, 3).join('/');
 }
 
 /** Query parameters that only page or order a list; any other narrows it to a search. */

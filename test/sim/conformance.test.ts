@@ -56,6 +56,49 @@ describe('sim conformance fixes (found against a real cloud)', () => {
     assert.equal(root.headers['x-compute-request-id'], undefined);
   });
 
+  // Seen on the Zed testbed: an unknown URL is never {"itemNotFound": ...}, which clients read as a missing object.
+  it("a URL no route serves: webob's 404 by Accept (JSON, HTML, text), after the token check under Cinder's /v3/ and Nova's /v2.1/", async () => {
+    const WEBOB_JSON = { message: 'The resource could not be found.<br /><br />\n\n\n', code: '404 Not Found', title: 'Not Found' };
+    const cinder = await call('GET', `${s.volume}/volumez/x`, { token: s.token });
+    assert.equal(cinder.status, 404);
+    assert.deepEqual(cinder.body, WEBOB_JSON);
+    assert.ok(cinder.headers['x-openstack-request-id']);
+    assert.equal(cinder.headers['x-compute-request-id'], undefined);
+    const html = await call('GET', `${s.volume}/volumez/x`, { token: s.token, headers: { accept: '*/*' } });
+    assert.equal(html.headers['content-type'], 'text/html; charset=UTF-8');
+    assert.match(html.text, /<title>404 Not Found<\/title>[\s\S]*The resource could not be found\./);
+    const text = await call('GET', `${s.volume}/volumez/x`, { token: s.token, headers: { accept: 'text/plain' } });
+    assert.equal(text.text, '404 Not Found\n\nThe resource could not be found.\n\n   ');
+    assert.equal((await call('GET', `${s.volume}/volumez/x`)).status, 401);
+    const novaNoRoute = await call('GET', `${s.compute}/serverz/x`, { token: s.token });
+    assert.deepEqual(novaNoRoute.body, WEBOB_JSON);
+    assert.ok(novaNoRoute.headers['x-compute-request-id']);
+  });
+
+  it('an API version Cinder does not serve: the bare webob 404, without request IDs or a token check', async () => {
+    const v3only = await startSimulator({ hypervisor: false, cinderVersions: ['v3'] });
+    try {
+      const r = await call('GET', `${v3only.url}/volume/v2/${v3only.credentials.projectId}/volumes/x`);
+      assert.equal(r.status, 404);
+      assert.equal(r.body.code, '404 Not Found');
+      assert.equal(r.headers['x-openstack-request-id'], undefined);
+    } finally {
+      await v3only.stop();
+    }
+  });
+
+  it("Keystone: a URL no route serves is Flask's HTML 404, whatever the client accepts", async () => {
+    const r = await call('GET', `${sim.authUrl}/no-such-route`);
+    assert.equal(r.status, 404);
+    assert.equal(r.headers['content-type'], 'text/html; charset=utf-8');
+    assert.match(r.text, /^<!doctype html>[\s\S]*The requested URL was not found on the server\./);
+  });
+
+  it("a route newer than the request's microversion: itemNotFound with webob's message (VersionNotFoundForAPIMethod)", async () => {
+    const r = await call('GET', `${s.volume}/messages`, { token: s.token, headers: mv('3.0') });
+    assert.deepEqual(r.body, { itemNotFound: { code: 404, message: 'The resource could not be found.' } });
+  });
+
   it('Cinder answers carry X-Compute-Request-Id too, except its bare DELETE responses', async () => {
     const list = await call('GET', `${s.volume}/volumes`, { token: s.token });
     assert.equal(list.headers['x-compute-request-id'], list.headers['x-openstack-request-id']);

@@ -187,6 +187,7 @@ export async function runScenario(t: Target): Promise<Observation[]> {
   const cinderRoot = cinder.replace(/\/v3\/[^/]+$/, '');
   const novaRoot = nova.replace(/\/v2(\.1)?(\/[^/]*)?$/, '');
   record('keystone: GET /v3/auth/tokens (validate)', await http('GET', `${authUrl}/auth/tokens`, { token, headers: { 'x-subject-token': token } }));
+  record('keystone: GET unknown route', await http('GET', `${authUrl}/no-such-route`, { token }));
 
   // ------------------------------------------------------- Cinder basics
   const vol = (mv?: string): Record<string, string> => (mv ? { 'openstack-api-version': `volume ${mv}` } : {});
@@ -213,6 +214,14 @@ export async function runScenario(t: Target): Promise<Observation[]> {
   record('cinder: GET /v3/ with a token', await http('GET', `${cinderRoot}/v3/`, { token }));
   const missing = record('cinder: GET unknown volume', await http('GET', `${cinder}/volumes/${randomUUID()}`, { token }));
   fact('cinder: 404 body', { fault: faultOf(missing) });
+  // A URL no route serves is not a missing object: webob's 404, whose body follows Accept, never itemNotFound.
+  const noRoute = record('cinder: GET unknown route', await http('GET', `${cinder}/volumez/${randomUUID()}`, { token }));
+  fact('cinder: unknown route body', { body: noRoute.body });
+  record('cinder: GET unknown route, accepting anything', await http('GET', `${cinder}/volumez/${randomUUID()}`, { token, headers: { accept: '*/*' } }));
+  record('cinder: GET unknown route without token', await http('GET', `${cinder}/volumez/${randomUUID()}`));
+  record('cinder: GET an API version it does not serve (v2)', await http('GET', `${cinderRoot}/v2/${projectId}/volumes/${randomUUID()}`, { token }));
+  const tooOld = record('cinder: GET messages at 3.0 (a route from 3.3)', await http('GET', `${cinder}/messages`, { token, headers: vol('3.0') }));
+  fact('cinder: route above the microversion body', { fault: faultOf(tooOld) });
   record('cinder: GET quota usage', await http('GET', `${cinder}/os-quota-sets/${projectId}?usage=true`, { token }));
   record('cinder: GET quota', await http('GET', `${cinder}/os-quota-sets/${projectId}`, { token }));
   record('cinder: GET types', await http('GET', `${cinder}/types`, { token }));
@@ -230,6 +239,8 @@ export async function runScenario(t: Target): Promise<Observation[]> {
   record('nova: GET servers/detail at 2.47', await http('GET', `${nova}/servers/detail`, { token, headers: comp('2.47') }));
   record('nova: GET server at 2.79', await http('GET', `${nova}/servers/${t.serverId}`, { token, headers: comp('2.79') }));
   record('nova: GET unknown server', await http('GET', `${nova}/servers/${randomUUID()}`, { token }));
+  const novaNoRoute = record('nova: GET unknown route', await http('GET', `${nova}/serverz/${randomUUID()}`, { token }));
+  fact('nova: unknown route body', { body: novaNoRoute.body });
   record('nova: microversion 2.999 (above max)', await http('GET', `${nova}/servers/${t.serverId}`, { token, headers: comp('2.999') }));
   record('nova: microversion 2.0 (below min)', await http('GET', `${nova}/servers/${t.serverId}`, { token, headers: comp('2.0') }));
   record('nova: POST attachment with a malformed body', await http('POST', `${nova}/servers/${t.serverId}/os-volume_attachments`, { token, headers: comp('2.60'), rawBody: '{"volumeAttachment": ' }));
