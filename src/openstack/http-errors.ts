@@ -2,7 +2,8 @@
 // services disagree on error bodies, so the service's own message is dug out
 // of every shape we know: Nova/Cinder's {"itemNotFound": {"message": ...}},
 // Keystone's {"error": {"message": ...}}, Neutron's {"NeutronError": {...}},
-// and plain text or HTML from proxies.
+// and plain text or HTML from proxies. A 404 is not_found only when the
+// service itself says so (see isServiceNotFound).
 import { OpenStackError, type OpenStackErrorKind } from './errors';
 
 export function kindForStatus(status: number, retryAfter: number | undefined): OpenStackErrorKind {
@@ -30,10 +31,15 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Math.max(0, (at - now) / 1000);
 }
 
+/** Text without its HTML tags, on one line. */
+function plainText(html: string): string {
+  return html.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+}
+
 /** The service's own message from any of the OpenStack error body shapes. */
 export function serviceMessage(body: unknown): string | undefined {
   if (typeof body === 'string') {
-    const text = body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+    const text = plainText(body);
     return text ? text.slice(0, 500) : undefined;
   }
   if (body === null || typeof body !== 'object') return undefined;
@@ -53,11 +59,38 @@ export function serviceMessage(body: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a 404 says that an object is missing: its body is a service's own
+ * error object, Nova's and Cinder's {"itemNotFound": {"code": 404, ...}} or
+ * Keystone's {"error": {"code": 404, ...}}. A URL that reaches no API route
+ * gets its router's 404 instead (Cinder's and Nova's webob: {"message",
+ * "code": "404 Not Found", "title"} or an HTML page; Keystone's Flask: HTML),
+ * as does one that reaches a proxy or some other web server (checked on the
+ * Zed testbed).
+ */
+export function isServiceNotFound(body: unknown): boolean {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return false;
+  const values = Object.values(body as Record<string, unknown>);
+  if (values.length !== 1) return false;
+  const inner = values[0];
+  return inner !== null && typeof inner === 'object' && String((inner as { code?: unknown }).code) === '404';
+}
+
 export function requestIdFrom(headers: Record<string, string>): string | undefined {
   return headers['x-openstack-request-id'] ?? headers['x-compute-request-id'] ?? headers['x-request-id'];
 }
 
 const QUOTA_WORDS = /quota|exceeded.*(gigabytes|volumes|snapshots|backups)|maximum number of/i;
+
+export interface ResponseErrorOptions {
+  /**
+   * A 404 without a service's error object is not_found too. For the
+   * metadata service, whose plain 404 means it has no such document (and
+   * stops the retries); for the API services it is config (see
+   * isServiceNotFound).
+   */
+  plainNotFound?: boolean;
+}
 
 export function errorFromResponse(
   method: string,
@@ -65,6 +98,7 @@ export function errorFromResponse(
   status: number,
   headers: Record<string, string>,
   body: unknown,
+  opts: ResponseErrorOptions = {},
 ): OpenStackError {
   const retryAfter = parseRetryAfter(headers['retry-after']);
   let kind = kindForStatus(status, retryAfter);
@@ -73,13 +107,18 @@ export function errorFromResponse(
   // for a quota carries Retry-After: the message decides.
   if ((kind === 'bad_request' || kind === 'forbidden' || status === 413) && message && QUOTA_WORDS.test(message)) kind = 'over_quota';
   const requestId = requestIdFrom(headers);
-  return new OpenStackError(kind, `${method} ${path}: ${status}${message ? ` ${message}` : ''}`, {
-    method,
-    path,
-    status,
-    requestId,
-    retryAfter,
-  });
+  const details = { method, path, status, requestId, retryAfter };
+  // Read as not_found, a wrong endpoint URL would make every DeleteVolume
+  // answer OK ("already gone") having deleted nothing.
+  if (status === 404 && !opts.plainNotFound && !isServiceNotFound(body)) {
+    return new OpenStackError(
+      'config',
+      `${method} ${path}: 404${message ? ` ${plainText(message)}` : ''}; this URL reached no OpenStack API (the answer is not a service's own error): ` +
+        "check the endpoint URLs in the service catalog, the driver's endpoint overrides and auth_url, and any proxy on the way",
+      details,
+    );
+  }
+  return new OpenStackError(kind, `${method} ${path}: ${status}${message ? ` ${message}` : ''}`, details);
 }
 
 const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL|HOSTNAME_MISMATCH)/;

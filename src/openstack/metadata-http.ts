@@ -34,6 +34,7 @@ export async function getMetadataJson(url: string, timeoutMs: number, signal?: A
     throw errorFromException('GET', path, err, signal);
   }
   const body = parseBody(result.text, result.headers['content-type']);
-  if (result.status < 200 || result.status >= 300) throw errorFromResponse('GET', path, result.status, result.headers, body);
+  // Its plain 404 means "no such document": not_found, which ends the retries.
+  if (result.status < 200 || result.status >= 300) throw errorFromResponse('GET', path, result.status, result.headers, body, { plainNotFound: true });
   return body;
 }

@@ -105,18 +105,24 @@ describe('reading the version document', () => {
     assert.equal(f.volumeFromBackup, true);
   });
 
-  it('takes a 404 at the root for "no document": the catalog names the API, and the root is not asked again', async () => {
-    sim.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, status: 404, times: Infinity });
-    sim.control.resetCounters();
-    const cloud = open();
-    try {
-      assert.deepEqual(await cloud.blockStorage.features().then((f) => [f.apiVersion, f.microversion]), ['3', '3.0']);
-      await cloud.blockStorage.listVolumes({ limit: 1 });
-      assert.equal(rootReads(), 1);
-    } finally {
-      sim.control.clearFaults();
-    }
-  });
+  // A proxy that hides the root answers with its own page: a 404 that is not Cinder's (kind config, not not_found).
+  for (const [what, body] of [
+    ["Cinder's itemNotFound", undefined],
+    ["a proxy's HTML page", '<html><body><h1>404 Not Found</h1></body></html>'],
+  ] as const) {
+    it(`takes a 404 at the root (${what}) for "no document": the catalog names the API, and the root is not asked again`, async () => {
+      sim.control.addFault({ service: 'volume', method: 'GET', pathPattern: ROOT, status: 404, body, times: Infinity });
+      sim.control.resetCounters();
+      const cloud = open();
+      try {
+        assert.deepEqual(await cloud.blockStorage.features().then((f) => [f.apiVersion, f.microversion]), ['3', '3.0']);
+        await cloud.blockStorage.listVolumes({ limit: 1 });
+        assert.equal(rootReads(), 1);
+      } finally {
+        sim.control.clearFaults();
+      }
+    });
+  }
 });
 
 describe('callers sharing one detection', () => {

@@ -471,6 +471,22 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         assert.ok(e.message.includes(id), e.message);
       });
 
+      // The router's 404, not the service's "no such object": read as not_found, a DeleteVolume would answer OK.
+      it('a 404 from a URL no API route serves (a wrong endpoint path) is config, never not_found', async () => {
+        const { identity } = cloud.internals;
+        const state = await identity.auth();
+        const at = (types: readonly string[]) => `${identity.endpoint(state, types).url}/nowhere`;
+        const c = open({ ...target.config, endpointOverrides: { volume: at(['volumev3', 'block-storage', 'volumev2', 'volume']), compute: at(['compute']) } });
+        for (const [label, call] of [
+          ['cinder', () => c.blockStorage.getVolume(randomUUID())],
+          ['nova', () => c.compute.getServer(target.serverId)],
+        ] as const) {
+          const e = await expectError(call(), ['config'], `${label} at an unknown route`);
+          assert.equal(e.status, 404);
+          assert.match(e.message, /reached no OpenStack API/);
+        }
+      });
+
       it('400 on an invalid request, with the service message', async () => {
         const e = await expectError(
           cloud.blockStorage.createVolume({ name: `bad-${RUN}`, size: -1 }),

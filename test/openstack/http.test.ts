@@ -51,6 +51,11 @@ describe('http client', () => {
     ['rate limit 413', 413, { overLimit: { code: 413, message: 'This request was rate-limited.', retryAfter: '3' } }, { 'retry-after': '3' }, 'rate_limited', /rate-limited/],
     ['429', 429, { message: 'slow down' }, {}, 'rate_limited', /slow down/],
     ['403', 403, { forbidden: { message: 'Policy does not allow volume:create' } }, {}, 'forbidden', /Policy/],
+    ['keystone 404', 404, { error: { code: 404, message: 'Could not find project: p.', title: 'Not Found' } }, {}, 'not_found', /Could not find project/],
+    // Real Cinder and Nova (Zed) for a URL no route serves, as the driver's Accept gets it: not a missing object.
+    ['webob 404 of an unknown route', 404, { message: 'The resource could not be found.<br /><br />\n\n\n', code: '404 Not Found', title: 'Not Found' }, {}, 'config', /404 The resource could not be found\.; this URL reached no OpenStack API/],
+    ['HTML 404 of a proxy', 404, '<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>', {}, 'config', /404 404 Not Found Not Found; this URL reached no OpenStack API.*endpoint URLs in the service catalog/],
+    ['empty 404', 404, '', {}, 'config', /^GET \/v3\/p\/volumes\/abc: 404; this URL reached no OpenStack API/],
   ];
   for (const [label, status, body, headers, kind, message] of cases) {
     it(`${label}: ${status} -> ${kind}`, async () => {
