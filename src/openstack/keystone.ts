@@ -3,8 +3,10 @@
 // cloud, shared by every call, refreshed before it expires; concurrent callers
 // share one authentication (single-flight); a 401 from a service invalidates
 // the token so the next call authenticates once more. The token's lifetime is
-// read on Keystone's clock (expires_at less its Date header), so a skewed
-// local clock neither re-authenticates on every call nor uses a dead token.
+// read on Keystone's clock (expires_at less the token's own issued_at, else
+// less the answer's Date header, which Keystone under uwsgi does not send),
+// so a skewed local clock neither re-authenticates on every call nor uses a
+// dead token.
 // A failed authentication is never not_found, though Keystone answers 404
 // for credentials it no longer has (see authFailure).
 import type { Logger } from '../log';
@@ -43,13 +45,19 @@ export const REFRESH_RETRY_MS = 15_000;
 
 /**
  * When a token expires by the local clock. Keystone states expires_at on its
- * own clock; less its Date header (whole seconds, so one more second off) that
- * is the lifetime, counted here from when the token was asked for: a little
- * early, never late. Without a usable Date, expires_at as it stands.
+ * own clock; less a moment on the same clock, that is the lifetime, counted
+ * here from when the token was asked for: a little early, never late. The
+ * moment is the token's issued_at (v3 and v2.0 bodies carry it), else the
+ * answer's Date header (Keystone under uwsgi sends none with a token); both
+ * are whole seconds, so one more second is taken off. With neither,
+ * expires_at as it stands.
  */
-export function localExpiry(expiresAt: Date, dateHeader: string | undefined, askedAt: number): number {
-  const lifetime = expiresAt.getTime() - (dateHeader ? Date.parse(dateHeader) + 1000 : NaN);
-  return Number.isFinite(lifetime) && lifetime > 0 ? askedAt + lifetime : expiresAt.getTime();
+export function localExpiry(expiresAt: Date, issuedAt: string | undefined, dateHeader: string | undefined, askedAt: number): number {
+  for (const then of [issuedAt, dateHeader]) {
+    const lifetime = expiresAt.getTime() - (then ? Date.parse(then) + 1000 : NaN);
+    if (Number.isFinite(lifetime) && lifetime > 0) return askedAt + lifetime;
+  }
+  return expiresAt.getTime();
 }
 
 export function identityVersion(auth: CloudCredentials): '2' | '3' {
@@ -188,10 +196,10 @@ export function authFailure(err: unknown, c: CloudCredentials): unknown {
 }
 
 interface V3TokenBody {
-  token?: { expires_at?: string; project?: { id?: string }; catalog?: unknown };
+  token?: { expires_at?: string; issued_at?: string; project?: { id?: string }; catalog?: unknown };
 }
 interface V2TokenBody {
-  access?: { token?: { id?: string; expires?: string; tenant?: { id?: string } }; serviceCatalog?: unknown };
+  access?: { token?: { id?: string; expires?: string; issued_at?: string; tenant?: { id?: string } }; serviceCatalog?: unknown };
 }
 
 export class Identity {
@@ -340,7 +348,7 @@ export class Identity {
       token,
       expiresAt,
       obtainedAt: askedAt,
-      validUntil: localExpiry(expiresAt, res.headers.date, askedAt),
+      validUntil: localExpiry(expiresAt, body.issued_at, res.headers.date, askedAt),
       projectId: body.project?.id,
       catalog: parseV3Catalog(body.catalog),
       identityVersion: '3',
@@ -363,7 +371,7 @@ export class Identity {
       token: access.token.id,
       expiresAt,
       obtainedAt: askedAt,
-      validUntil: localExpiry(expiresAt, res.headers.date, askedAt),
+      validUntil: localExpiry(expiresAt, access.token.issued_at, res.headers.date, askedAt),
       projectId: access.token.tenant?.id,
       catalog: parseV2Catalog(access.serviceCatalog),
       identityVersion: '2',

@@ -1,7 +1,8 @@
 // The shared Keystone token: when it is refreshed, what a refresh that fails
 // does to the calls the current token still serves, and how its lifetime is
 // read when the local clock and Keystone's disagree. Keystone is a fake here
-// (the clock is mocked, so Keystone's Date header is whatever the test says).
+// (the clock is mocked, so Keystone's Date header and issued_at are whatever
+// the test says).
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../src/log';
@@ -29,8 +30,13 @@ const CATALOG = ['volumev3', 'compute'].map((type) => ({
   endpoints: ['public', 'internal', 'admin'].map((iface) => ({ interface: iface, region_id: 'RegionOne', url: `http://${type}.invalid/` })),
 }));
 
-/** A Keystone issuing tokens of `lifetimeMs` on a clock `skewMs` ahead of the local one; `down` makes it answer 503. */
-function fakeKeystone(lifetimeMs: number, skewMs = 0) {
+/**
+ * A Keystone issuing tokens of `lifetimeMs` on a clock `skewMs` ahead of the
+ * local one; `down` makes it answer 503. Its answers carry a Date header and
+ * the token's issued_at unless told otherwise (Keystone under uwsgi sends no
+ * Date with a token).
+ */
+function fakeKeystone(lifetimeMs: number, skewMs = 0, says: { date?: boolean; issuedAt?: boolean } = {}) {
   const k = {
     catalog: CATALOG as unknown[],
     down: false,
@@ -41,8 +47,13 @@ function fakeKeystone(lifetimeMs: number, skewMs = 0) {
       if (k.down) throw new OpenStackError('unavailable', 'POST /v3/auth/tokens: 503 Service Unavailable', { status: 503 });
       const now = Date.now() + skewMs;
       k.issued++;
-      const body = { token: { expires_at: new Date(now + lifetimeMs).toISOString(), project: { id: 'p1' }, catalog: k.catalog } };
-      return { status: 201, headers: { 'x-subject-token': `token-${k.issued}`, date: new Date(now).toUTCString() }, body: body as T };
+      // Keystone's times are whole seconds.
+      const issuedAt = Math.floor(now / 1000) * 1000;
+      const token = { expires_at: new Date(issuedAt + lifetimeMs).toISOString(), project: { id: 'p1' }, catalog: k.catalog };
+      const body = { token: says.issuedAt === false ? token : { ...token, issued_at: new Date(issuedAt).toISOString() } };
+      const headers: Record<string, string> = { 'x-subject-token': `token-${k.issued}` };
+      if (says.date !== false) headers.date = new Date(now).toUTCString();
+      return { status: 201, headers, body: body as T };
     },
   };
   return k;
@@ -138,11 +149,32 @@ describe('keystone token lifetime on a skewed clock', () => {
     assert.equal((await id.auth()).token, 'token-2');
   });
 
-  it('reads the lifetime as expires_at less Date, a second short for its whole seconds, and trusts expires_at without a Date', () => {
+  // Keystone under uwsgi (the Zed testbed) sends no Date header with a token: the token's own issued_at serves.
+  for (const [what, says] of [
+    ['without a Date header', { date: false }],
+    ['without issued_at (a Date header only)', { issuedAt: false }],
+  ] as const) {
+    it(`${what}, a local clock 13 hours ahead does not re-authenticate on every call, and health is ready`, async (t) => {
+      const keystone = fakeKeystone(12 * HOUR, -13 * HOUR, says);
+      const id = identityWith(t, keystone);
+      await id.auth();
+      await id.auth();
+      t.mock.timers.setTime(T0 + 6 * HOUR);
+      await id.auth();
+      assert.equal(keystone.issued, 1);
+      assert.equal(id.health().ready, true);
+    });
+  }
+
+  it('reads the lifetime as expires_at less issued_at, else less Date, a second short for their whole seconds; else trusts expires_at', () => {
     const expires = new Date('2030-01-01T01:00:00.000Z');
-    assert.equal(localExpiry(expires, 'Tue, 01 Jan 2030 00:00:00 GMT', 5_000), 5_000 + HOUR - 1_000);
-    assert.equal(localExpiry(expires, undefined, 5_000), expires.getTime());
-    assert.equal(localExpiry(expires, 'not a date', 5_000), expires.getTime());
+    const issued = '2030-01-01T00:00:00.000000Z';
+    const date = 'Tue, 01 Jan 2030 00:30:00 GMT';
+    assert.equal(localExpiry(expires, issued, date, 5_000), 5_000 + HOUR - 1_000, 'issued_at first');
+    assert.equal(localExpiry(expires, undefined, date, 5_000), 5_000 + HOUR / 2 - 1_000);
+    assert.equal(localExpiry(expires, 'not a time', date, 5_000), 5_000 + HOUR / 2 - 1_000);
+    assert.equal(localExpiry(expires, undefined, undefined, 5_000), expires.getTime());
+    assert.equal(localExpiry(expires, undefined, 'not a date', 5_000), expires.getTime());
   });
 });
 
