@@ -30,7 +30,7 @@ const MAX_SOCKETS_PER_ORIGIN = 32;
  * How long a pooled socket may sit idle. Short, like undici's default:
  * proxies that send no Keep-Alive hint (haproxy) close idle connections
  * after a few seconds, and a POST sent on a socket the proxy is closing fails
- * (POSTs are not retried). A burst of calls keeps its sockets anyway.
+ * (POSTs are retried only after a rate limit). A burst of calls keeps its sockets anyway.
  */
 const IDLE_SOCKET_MS = 4_000;
 /** An endpoint that does not accept a connection in this long is down; the request timeout may be longer. */

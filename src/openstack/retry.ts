@@ -2,8 +2,10 @@
 // HEAD) are retried on 5xx, 429 (and 413 with Retry-After), connection
 // resets and socket timeouts, with exponential backoff and full jitter,
 // honouring Retry-After, and never sleeping past the caller's deadline.
-// POST is never retried here: a lost response to a create may have created
-// the object, so callers make creates idempotent by looking up by name.
+// A POST is retried only when it was rate limited (429, or 413 with
+// Retry-After): the server refused it before acting on it. After any other
+// failure it may have acted (a lost response to a create may have created
+// the object), so callers make creates idempotent by looking up by name.
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
 import { isPermanentNetworkFailure } from './http-errors';
@@ -36,6 +38,11 @@ export function isRetryable(err: unknown): boolean {
     default:
       return false;
   }
+}
+
+/** Whether the server refused the request before acting on it (a rate limit), so that even a POST may be sent again. */
+export function refusedBeforeActing(err: unknown): boolean {
+  return err instanceof OpenStackError && err.kind === 'rate_limited';
 }
 
 /** Backoff before attempt `attempt + 1` (attempt counts from 1): full jitter over an exponential cap. */
@@ -83,7 +90,8 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     try {
       return await fn(attempt);
     } catch (err) {
-      if (!retriable || attempt >= policy.maxAttempts || !isRetryable(err) || opts.signal?.aborted) throw err;
+      const mayRepeat = retriable || refusedBeforeActing(err);
+      if (!mayRepeat || attempt >= policy.maxAttempts || !isRetryable(err) || opts.signal?.aborted) throw err;
       const e = err as OpenStackError;
       let delay = backoffMs(attempt, policy, opts.random);
       if (e.retryAfter !== undefined) delay = Math.max(delay, e.retryAfter * 1000);

@@ -3,6 +3,7 @@
 // leaked or duplicated volume or a stuck attachment.
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { DEFAULT_RETRY_POLICY } from '../../src/openstack/retry';
 import { Code, expectCode, GiB, MOUNT_RWO, startController, type ControllerHarness } from './harness';
 
 describe('controller under faults', () => {
@@ -24,10 +25,23 @@ describe('controller under faults', () => {
     assert.equal((await h.volumesNamed('pvc-fault-500')).length, 1);
   });
 
-  it('a 429 on the create is UNAVAILABLE (retry later) with nothing made', async () => {
+  // Cinder refused a rate-limited create before acting on it, so sending it again makes no second volume.
+  it('a 429 on the create is sent again after its Retry-After; one volume', async () => {
     h.driver.sim.control.addFault({ ...createPost, status: 429, retryAfter: 1 });
-    await expectCode(h.rpc('CreateVolume', createRequest('pvc-fault-429')), Code.UNAVAILABLE);
-    assert.deepEqual(await h.volumesNamed('pvc-fault-429'), []);
+    h.driver.sim.control.resetCounters();
+    const started = Date.now();
+    const res = await h.rpc('CreateVolume', createRequest('pvc-fault-429'));
+    assert.ok(Date.now() - started >= 1_000, 'Retry-After honoured');
+    assert.equal(h.driver.sim.control.counters()['POST /volume/v3/{project}/volumes'], 2);
+    assert.deepEqual((await h.volumesNamed('pvc-fault-429')).map((v) => v.id), [res.volume.volume_id]);
+  });
+
+  it('a create still rate limited after the retry policy\'s attempts is UNAVAILABLE (retry later) with nothing made', async () => {
+    h.driver.sim.control.addFault({ ...createPost, status: 413, retryAfter: 0.1, body: { overLimit: { code: 413, message: 'This request was rate-limited.', retryAfter: '1' } }, times: Infinity });
+    h.driver.sim.control.resetCounters();
+    await expectCode(h.rpc('CreateVolume', createRequest('pvc-fault-429-again')), Code.UNAVAILABLE);
+    assert.equal(h.driver.sim.control.counters()['POST /volume/v3/{project}/volumes'], DEFAULT_RETRY_POLICY.maxAttempts);
+    assert.deepEqual(await h.volumesNamed('pvc-fault-429-again'), []);
   });
 
   it('5xx and 429 answers while waiting are retried; the call still succeeds with one volume', async () => {

@@ -1,7 +1,7 @@
 // The HTTP layer and the retry policy against a real local HTTP server:
 // error bodies of every OpenStack shape, request IDs, 413 quota vs rate
-// limit, retries of GET but not POST, Retry-After, aborts and refused
-// connections.
+// limit, retries of GET but not POST (unless rate limited), Retry-After,
+// aborts and refused connections.
 import assert from 'node:assert/strict';
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -207,16 +207,47 @@ describe('http client', () => {
     assert.equal(hits, 1);
   });
 
-  it('a retry that cannot finish before the deadline is not started', async () => {
-    handler = reply(429, 'later', { 'retry-after': '30' });
+  // A rate limit is the server's refusal before it acted, so even a create may be sent again.
+  it('a rate-limited POST (429, or 413 with a positive Retry-After) is sent again after its Retry-After; a quota 413 is not', async () => {
+    for (const limited of [
+      reply(429, 'slow down', { 'retry-after': '0.1' }),
+      reply(413, { overLimit: { code: 413, message: 'This request was rate-limited.', retryAfter: '1' } }, { 'retry-after': '0.1' }),
+    ]) {
+      let n = 0;
+      handler = (req, res) => (++n === 1 ? limited(req, res) : reply(202, { made: true })(req, res));
+      hits = 0;
+      const started = Date.now();
+      const res = await withRetry(() => http.request({ method: 'POST', url: `${base}/volumes`, json: {} }), { method: 'POST' });
+      assert.deepEqual(res.body, { made: true });
+      assert.equal(hits, 2);
+      assert.ok(Date.now() - started >= 100, 'Retry-After honoured');
+    }
+    handler = reply(413, { overLimit: { code: 413, message: 'VolumeSizeExceedsAvailableQuota: Requested volume exceeds allowed gigabytes quota.', retryAfter: '0' } }, { 'retry-after': '0' });
     hits = 0;
-    const started = Date.now();
-    await assert.rejects(
-      withRetry(() => http.request({ method: 'GET', url: `${base}/r` }), { method: 'GET', deadline: Date.now() + 1_000 }),
-      (e) => isOpenStackError(e, 'rate_limited') && e.retryAfter === 30,
-    );
+    await assert.rejects(withRetry(() => http.request({ method: 'POST', url: `${base}/volumes`, json: {} }), { method: 'POST' }), (e) => isOpenStackError(e, 'over_quota'));
     assert.equal(hits, 1);
-    assert.ok(Date.now() - started < 500);
+  });
+
+  it('a rate-limited POST is sent no more often than the policy allows', async () => {
+    handler = reply(429, 'later', { 'retry-after': '0' });
+    hits = 0;
+    const policy = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
+    await assert.rejects(withRetry(() => http.request({ method: 'POST', url: `${base}/volumes`, json: {} }), { method: 'POST', policy }), (e) => isOpenStackError(e, 'rate_limited'));
+    assert.equal(hits, 3);
+  });
+
+  it('a retry that cannot finish before the deadline is not started (a GET, or a rate-limited POST)', async () => {
+    handler = reply(429, 'later', { 'retry-after': '30' });
+    for (const method of ['GET', 'POST'] as const) {
+      hits = 0;
+      const started = Date.now();
+      await assert.rejects(
+        withRetry(() => http.request({ method, url: `${base}/r`, json: method === 'POST' ? {} : undefined }), { method, deadline: Date.now() + 1_000 }),
+        (e) => isOpenStackError(e, 'rate_limited') && e.retryAfter === 30,
+      );
+      assert.equal(hits, 1, method);
+      assert.ok(Date.now() - started < 500);
+    }
   });
 });
 
