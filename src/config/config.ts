@@ -178,7 +178,7 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
       kubeletRoot: absolutePath(node, 'kubelet_root') ?? DEFAULTS.kubeletRoot,
       confinePaths: node.bool('confine_paths') ?? false,
       metadataSearchOrder: metadataOrder(node),
-      metadataUrl: node.string('metadata_url') ?? DEFAULTS.metadataUrl,
+      metadataUrl: metadataServiceUrl(node, 'metadata_url') ?? DEFAULTS.metadataUrl,
     },
   };
   controller.rejectUnknown();
@@ -210,6 +210,33 @@ function absolutePath(s: Section, key: string): string | undefined {
   if (v !== undefined && !v.startsWith('/')) {
     throw new ConfigError(`${s.where(key)} must be an absolute path, not '${v}'`);
   }
+  return v;
+}
+
+/**
+ * The metadata service's URL, checked now: the lookup (metadata-http.ts)
+ * refuses anything but plain http://, and a node that cannot learn its
+ * instance would otherwise retry that refusal for as long as it runs. The
+ * lookup appends /openstack/latest/meta_data.json to it, so a ?query or
+ * #fragment would be sent in the wrong place.
+ */
+function metadataServiceUrl(s: Section, key: string): string | undefined {
+  const v = s.string(key);
+  if (v === undefined) return undefined;
+  // Nova's IPv6 address (fe80::a9fe:a9fe) is link-local and needs a zone; WHATWG URLs, and so Node, have no zones.
+  if (/^[^/]*\/\/\[[^\]]*%/.test(v)) {
+    throw new ConfigError(`${s.where(key)} is '${v}': a link-local IPv6 address with a zone (%...) is not supported; use http://169.254.169.254`);
+  }
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(`${s.where(key)} must be a URL such as http://169.254.169.254, not '${v}'`);
+  }
+  if (url.protocol !== 'http:') {
+    throw new ConfigError(`${s.where(key)} must be plain http:// (the metadata service is link-local and serves no TLS), not ${url.protocol}//`);
+  }
+  if (url.search || url.hash) throw new ConfigError(`${s.where(key)} must have no ?query or #fragment, not '${v}'`);
   return v;
 }
 

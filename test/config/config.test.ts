@@ -366,6 +366,21 @@ test('a value of the wrong type is named with what it should be', () => {
   assert.match(configError('driver:\n  name: not a name!\n'), /'driver\.name' in .* must be a domain-style name/);
 });
 
+test('a metadata_url the lookup would refuse is a config error now, not a node that retries forever', () => {
+  const where = /^'driver\.node\.metadata_url' in \S+ /;
+  const error = (url: string) => configError(`driver:\n  node:\n    metadata_url: '${url}'\n`);
+  assert.match(error('https://169.254.169.254'), where);
+  assert.match(error('https://169.254.169.254'), /must be plain http:\/\/ .*, not https:\/\/$/);
+  assert.match(error('169.254.169.254'), /must be a URL such as http:\/\/169\.254\.169\.254, not '169\.254\.169\.254'$/);
+  assert.match(error('http://[fe80::a9fe:a9fe%eth0]'), /a link-local IPv6 address with a zone \(%\.\.\.\) is not supported; use http:\/\/169\.254\.169\.254$/);
+  assert.match(error('http://[fe80::a9fe:a9fe%25eth0]/'), /with a zone .* is not supported/);
+  assert.match(error('http://169.254.169.254/?x=1'), /must have no \?query or #fragment/);
+  // Accepted: a port, a path (the simulator's), an IPv6 address without a zone.
+  for (const url of ['http://169.254.169.254:8080', 'http://127.0.0.1:4000/metadata/i-1/', 'http://[fd00::a9fe:a9fe]']) {
+    assert.equal(load(`driver:\n  node:\n    metadata_url: '${url}'\n`).node.metadataUrl, url);
+  }
+});
+
 test('a missing auth_url or credential is named', () => {
   assert.match(configError('dataset:\n  username: alice\n  password: pw\n'), /'dataset\.auth_url' in .* is required/);
   assert.match(configError('dataset:\n  username: alice\n  auth_url: https://k/v3\n'), /'dataset\.password' in .* is required for password authentication/);
