@@ -1,6 +1,7 @@
 // Command-line parsing for `cinder-csi`. Flags are parsed once into typed
 // options; every flag has an environment-variable equivalent (the flag wins),
 // so the manifests can use either.
+import { BlockList, isIP } from 'node:net';
 import { LOG_LEVELS, type LogLevel } from '../log';
 
 export class UsageError extends Error {
@@ -23,6 +24,8 @@ export interface ServeOptions {
   logLevel: LogLevel;
   /** Run against the embedded simulated OpenStack instead of a cloud. */
   sim: boolean;
+  /** Serve a tcp:// endpoint that is not loopback (refused without it). */
+  allowRemoteEndpoint: boolean;
   help: boolean;
 }
 
@@ -43,14 +46,22 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: '--driver-name', env: 'CINDER_CSI_DRIVER_NAME', key: 'driverName', kind: 'string', help: 'CSI driver name (default cinder.csi.openstack.org)' },
   { flag: '--log-level', env: 'CINDER_CSI_LOG_LEVEL', key: 'logLevel', kind: 'string', help: `${LOG_LEVELS.join(', ')} (default info)` },
   { flag: '--sim', env: 'CINDER_CSI_SIM', key: 'sim', kind: 'boolean', help: 'run on the embedded simulated OpenStack (no cloud needed)' },
+  {
+    flag: '--allow-remote-endpoint',
+    env: 'CINDER_CSI_ALLOW_REMOTE_ENDPOINT',
+    key: 'allowRemoteEndpoint',
+    kind: 'boolean',
+    help: 'let a tcp:// endpoint listen beyond loopback (no authentication, no encryption: a trusted network only)',
+  },
   { flag: '--help', key: 'help', kind: 'boolean', help: 'show this help' },
 ];
 
 export const SERVE_USAGE = [
   'Usage: cinder-csi serve --endpoint URL [--mode controller|node|all] [--config FILE]',
   '                        [--node-id ID] [--cluster-id ID] [--driver-name NAME] [--log-level LEVEL] [--sim]',
+  '                        [--allow-remote-endpoint]',
   '',
-  ...SERVE_FLAGS.map((f) => `  ${(f.flag + (f.kind === 'string' ? ' VALUE' : '')).padEnd(22)} ${f.help}${f.env ? ` [$${f.env}]` : ''}`),
+  ...SERVE_FLAGS.map((f) => `  ${(f.flag + (f.kind === 'string' ? ' VALUE' : '')).padEnd(23)} ${f.help}${f.env ? ` [$${f.env}]` : ''}`),
 ].join('\n');
 
 /** Parse `serve`'s arguments (without the subcommand). Throws UsageError on anything unknown or malformed. */
@@ -88,14 +99,39 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     driverName: raw.driverName as string | undefined,
     logLevel: (raw.logLevel as LogLevel | undefined) ?? 'info',
     sim: raw.sim === true,
+    allowRemoteEndpoint: raw.allowRemoteEndpoint === true,
     help: raw.help === true,
   };
   if (opts.help) return opts;
   if (!MODES.includes(opts.mode)) throw new UsageError(`--mode must be controller, node or all, not '${opts.mode}'`);
   if (!LOG_LEVELS.includes(opts.logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   if (!opts.endpoint) throw new UsageError('--endpoint is required (for example unix:///csi/csi.sock)');
-  parseEndpoint(opts.endpoint);
+  const endpoint = parseEndpoint(opts.endpoint);
+  // The CSI services have no authentication and no TLS here: whoever reaches the port could
+  // have the node plugin mount as root, delete volumes, and read the secrets sent with calls.
+  if (endpoint.kind === 'tcp' && !isLoopbackHost(endpoint.host) && !opts.allowRemoteEndpoint) {
+    throw new UsageError(
+      `endpoint '${opts.endpoint}' is not on loopback, so anyone who reaches it could call the driver unauthenticated ` +
+        `and read the secrets sent with its calls in clear text; use a unix:// socket or tcp://127.0.0.1:PORT, ` +
+        `or add --allow-remote-endpoint if the network is trusted`,
+    );
+  }
   return opts;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6'); // BlockList also matches it as ::ffff:127.x.x.x
+
+/**
+ * Whether a tcp:// endpoint's host is this machine's loopback: `localhost`, or
+ * a loopback address written out. Any other name is not resolved here: it
+ * could name any address, now or later.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 export type Endpoint = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };

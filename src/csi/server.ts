@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log';
-import type { Endpoint } from '../cli/args';
+import { isLoopbackHost, type Endpoint } from '../cli/args';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -53,6 +53,13 @@ export class CsiServer {
       address = `unix://${endpoint.path}`;
     } else {
       address = endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+      // Only with --allow-remote-endpoint (cli/args.ts refuses it otherwise): said at every start.
+      if (!isLoopbackHost(endpoint.host)) {
+        this.logger.warn(
+          { endpoint: address },
+          'listening beyond loopback: anyone who reaches this address can call the driver without authentication, and the secrets sent with calls travel in clear text',
+        );
+      }
     }
     await new Promise<void>((resolve, reject) => {
       this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => {

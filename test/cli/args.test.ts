@@ -27,6 +27,7 @@ test('every flag is read, with defaults for the rest', () => {
     driverName: undefined,
     logLevel: 'info',
     sim: false,
+    allowRemoteEndpoint: false,
     help: false,
   });
   assert.deepEqual(
@@ -39,6 +40,7 @@ test('every flag is read, with defaults for the rest', () => {
       '--driver-name', 'cinder.example.org',
       '--log-level', 'debug',
       '--sim',
+      '--allow-remote-endpoint',
     ]),
     {
       endpoint: ENDPOINT,
@@ -49,6 +51,7 @@ test('every flag is read, with defaults for the rest', () => {
       driverName: 'cinder.example.org',
       logLevel: 'debug',
       sim: true,
+      allowRemoteEndpoint: true,
       help: false,
     },
   );
@@ -73,6 +76,7 @@ test('environment variables stand in for every flag', () => {
     CINDER_CSI_DRIVER_NAME: 'd.example.org',
     CINDER_CSI_LOG_LEVEL: 'error',
     CINDER_CSI_SIM: 'true',
+    CINDER_CSI_ALLOW_REMOTE_ENDPOINT: '1',
   });
   assert.deepEqual(opts, {
     endpoint: ENDPOINT,
@@ -83,6 +87,7 @@ test('environment variables stand in for every flag', () => {
     driverName: 'd.example.org',
     logLevel: 'error',
     sim: true,
+    allowRemoteEndpoint: true,
     help: false,
   });
   assert.equal(parseServeArgs([], { CSI_ENDPOINT: ENDPOINT, CINDER_CSI_SIM: '1' }).sim, true);
@@ -106,7 +111,7 @@ test('a flag wins over its environment variable', () => {
 test('--help needs nothing else, and the usage lists every flag with its variable', () => {
   assert.equal(parseServeArgs(['--help']).help, true);
   assert.equal(parseServeArgs(['--mode', 'bogus', '--help']).help, true);
-  for (const flag of ['--endpoint', '--mode', '--config', '--node-id', '--cluster-id', '--driver-name', '--log-level', '--sim', '--help']) {
+  for (const flag of ['--endpoint', '--mode', '--config', '--node-id', '--cluster-id', '--driver-name', '--log-level', '--sim', '--allow-remote-endpoint', '--help']) {
     assert.ok(SERVE_USAGE.includes(flag), flag);
   }
   assert.ok(SERVE_USAGE.includes('$CSI_ENDPOINT'));
@@ -141,4 +146,21 @@ test('endpoints: unix with an absolute path, tcp with host and port', () => {
   for (const bad of ['tcp://host', 'tcp://host:0', 'tcp://host:65536', 'http://host:80', 'unix://csi.sock', 'unix:///a\0b', '']) {
     assert.throws(() => parseEndpoint(bad), UsageError, JSON.stringify(bad));
   }
+});
+
+test('a tcp:// endpoint beyond loopback is refused unless --allow-remote-endpoint says so', () => {
+  // No authentication and no TLS: anyone who reaches the port could call the node plugin (root mounts) and read the secrets.
+  for (const endpoint of ['tcp://0.0.0.0:19999', 'tcp://[::]:19999', 'tcp://10.0.0.5:19999', 'tcp://csi.example.com:19999', 'tcp://127.1:19999', 'tcp://[::ffff:10.0.0.5]:1']) {
+    assert.match(
+      usageError(['--endpoint', endpoint]),
+      new RegExp(`^endpoint '${endpoint.replace(/[[\].]/g, '\\$&')}' is not on loopback, .* clear text; use a unix:// socket or tcp://127\\.0\\.0\\.1:PORT, or add --allow-remote-endpoint if the network is trusted$`),
+    );
+    assert.equal(parseServeArgs(['--endpoint', endpoint, '--allow-remote-endpoint']).allowRemoteEndpoint, true, endpoint);
+    assert.equal(parseServeArgs([], { CSI_ENDPOINT: endpoint, CINDER_CSI_ALLOW_REMOTE_ENDPOINT: 'true' }).endpoint, endpoint, endpoint);
+    assert.match(usageError(['--endpoint', endpoint, '--allow-remote-endpoint=false'], { CINDER_CSI_ALLOW_REMOTE_ENDPOINT: 'true' }), /is not on loopback/, 'the flag wins');
+  }
+  for (const endpoint of ['tcp://127.0.0.1:10000', 'tcp://127.0.0.2:10000', 'tcp://localhost:10000', 'tcp://LOCALHOST:1', 'tcp://[::1]:10000', 'tcp://[0:0:0:0:0:0:0:1]:1', 'tcp://[::ffff:127.0.0.1]:1']) {
+    assert.equal(parseServeArgs(['--endpoint', endpoint]).endpoint, endpoint, endpoint);
+  }
+  assert.equal(parseServeArgs(['--endpoint', ENDPOINT]).allowRemoteEndpoint, false);
 });

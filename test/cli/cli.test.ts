@@ -103,11 +103,19 @@ test('bad serve arguments exit 2 with the reason and the usage', async () => {
   assert.match(r.stderr, /^cinder-csi serve: --mode must be controller, node or all, not 'both'\nUsage: cinder-csi serve/);
 });
 
+test('a tcp:// endpoint beyond loopback without --allow-remote-endpoint exits 2 before anything starts', async () => {
+  const r = await cli(['serve', '--mode', 'controller', '--sim', '--endpoint', 'tcp://0.0.0.0:19999']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^cinder-csi serve: endpoint 'tcp:\/\/0\.0\.0\.0:19999' is not on loopback, [^\n]* add --allow-remote-endpoint if the network is trusted\nUsage: cinder-csi serve/);
+  assert.equal(r.stdout, '', 'nothing started, so nothing logged');
+});
+
 test('serve --help prints the usage and exits 0', async () => {
   const r = await cli(['serve', '--help']);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^Usage: cinder-csi serve --endpoint URL/);
   assert.match(r.stdout, /--node-id/);
+  assert.match(r.stdout, /--allow-remote-endpoint +let a tcp:\/\/ endpoint listen beyond loopback .* \[\$CINDER_CSI_ALLOW_REMOTE_ENDPOINT\]/);
 });
 
 test('an unknown subcommand exits 2', async () => {

@@ -15,7 +15,7 @@ import { loadCsi } from '../../src/csi/proto';
 import type { CallContext } from '../../src/csi/context';
 import { silentLogger } from '../../src/log';
 import { call, connect, expectCode } from '../helpers/grpc';
-import { gate, until } from '../helpers/server';
+import { captureLog, gate, until } from '../helpers/server';
 
 const exec = promisify(execFile);
 
@@ -171,4 +171,24 @@ test('a call that outlives the grace bound is cut off: shutdown reports forced a
       clients.close();
     }
   });
+});
+
+test('a TCP endpoint beyond loopback (only ever with --allow-remote-endpoint) is warned about at start; loopback is not', async () => {
+  for (const [host, warned] of [['0.0.0.0', true], ['127.0.0.1', false]] as const) {
+    const log = captureLog('info');
+    const server = new CsiServer(log.logger);
+    try {
+      await server.listen({ kind: 'tcp', host, port: 0 }); // port 0: any free one
+    } finally {
+      await server.shutdown(1000);
+    }
+    const warnings = log.lines().filter((l) => l.level === 'warn');
+    if (!warned) {
+      assert.deepEqual(warnings, [], host);
+      continue;
+    }
+    assert.equal(warnings.length, 1, log.text());
+    assert.match(String(warnings[0]!.msg), /^listening beyond loopback: anyone who reaches this address can call the driver without authentication/);
+    assert.equal(warnings[0]!.endpoint, '0.0.0.0:0');
+  }
 });
