@@ -1,7 +1,8 @@
 // The gRPC server: listens on a unix socket (and optionally TCP), and shuts
 // down gracefully: stop accepting, let in-flight calls finish up to a bound,
 // then force.
-import { access, constants, mkdir, lstat, stat, unlink } from 'node:fs/promises';
+import { access, chmod, constants, mkdir, lstat, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -37,7 +38,8 @@ export class CsiServer {
     // nothing here: no channelz service is served. Off, each call does less.
     'grpc.enable_channelz': 0,
   });
-  private socketPath: string | undefined;
+  /** The socket this server made: its path, and what tells its file from a successor's (see shutdown). */
+  private socket: { path: string; id: SocketId } | undefined;
 
   constructor(private readonly logger: Logger) {}
 
@@ -49,7 +51,6 @@ export class CsiServer {
     let address: string;
     if (endpoint.kind === 'unix') {
       await prepareSocketPath(endpoint.path);
-      this.socketPath = endpoint.path;
       address = `unix://${endpoint.path}`;
     } else {
       address = endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
@@ -67,6 +68,12 @@ export class CsiServer {
         else resolve();
       });
     });
+    if (endpoint.kind === 'unix') {
+      // Not left to the umask (which gave srwxr-xr-x): only this user, and root, may call. The
+      // sidecars run as the driver's user (the controller pod) or as root (the node pod), as does kubelet.
+      await chmod(endpoint.path, 0o600);
+      this.socket = { path: endpoint.path, id: await socketId(endpoint.path) };
+    }
     this.logger.info({ endpoint: address }, 'listening');
     return address;
   }
@@ -83,9 +90,40 @@ export class CsiServer {
         resolve('graceful');
       });
     });
-    if (this.socketPath) await unlink(this.socketPath).catch(() => undefined);
+    await this.removeOwnSocket();
     return outcome;
   }
+
+  /**
+   * Node (libuv) removes the socket's path as it stops listening, at the start
+   * of shutdown; this is for a path it left. During the grace period a
+   * successor (a rolling update) may have taken the path over, and its socket
+   * must stay: only the file this server made is removed. The inode number
+   * alone could be the freed one reused, so its change time must match too.
+   */
+  private async removeOwnSocket(): Promise<void> {
+    const own = this.socket;
+    if (!own) return;
+    this.socket = undefined;
+    const now = await socketId(own.path).catch(() => undefined);
+    if (!now) return;
+    if (now.dev !== own.id.dev || now.ino !== own.id.ino || now.ctimeNs !== own.id.ctimeNs) {
+      this.logger.info({ socket: own.path }, 'another socket has taken the path over; leaving it');
+      return;
+    }
+    await unlink(own.path).catch(() => undefined);
+  }
+}
+
+interface SocketId {
+  dev: bigint;
+  ino: bigint;
+  ctimeNs: bigint;
+}
+
+async function socketId(p: string): Promise<SocketId> {
+  const st = await lstat(p, { bigint: true });
+  return { dev: st.dev, ino: st.ino, ctimeNs: st.ctimeNs };
 }
 
 /**
@@ -94,20 +132,21 @@ export class CsiServer {
  */
 async function prepareSocketPath(socketPath: string): Promise<void> {
   const dir = path.dirname(socketPath);
-  await mkdir(dir, { recursive: true });
+  // Only this user (and root) may pass through what is made here.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   // A directory another user made (a shared /tmp path): say so, rather than grpc's "No address added".
   await access(dir, constants.W_OK | constants.X_OK).catch(() => {
     throw new StartupError(`cannot make the socket ${socketPath}: this user may not write to ${dir}; choose an --endpoint in a directory of your own`);
   });
-  await requireTrustedOwner(dir, socketPath);
-  let stat;
+  await requireSafeDirectories(dir, socketPath);
+  let existing;
   try {
-    stat = await lstat(socketPath);
+    existing = await lstat(socketPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
-  if (!stat.isSocket()) {
+  if (!existing.isSocket()) {
     throw new StartupError(`${socketPath} exists and is not a socket; refusing to replace it`);
   }
   if (await answers(socketPath)) {
@@ -117,23 +156,46 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
 }
 
 /**
- * The socket's directory (and the link, if it is one) must belong to this user
- * or to root. One that another user made first in a shared directory such as
- * /tmp lets that user swap our socket for theirs and hear every call, secrets
- * included. Root-owned is fine: a pod's emptyDir is root's, mode 0777, and
- * shared only by the pod's own containers.
+ * Every directory from the socket's up to /, by the path given and by the path
+ * it resolves to, must belong to this user or to root, and only the sticky bit
+ * (as /tmp has) lets others write to one: anyone who may rename or remove an
+ * entry in any of them could swap the socket, or a directory on the way to it,
+ * for their own and hear every call, secrets included. A link on the way must
+ * be this user's or root's too. One exception: a filesystem mounted there is
+ * shared as whoever mounted it chose; a pod's emptyDir is root's, mode 0777,
+ * and shared only by the pod's own containers.
  */
-async function requireTrustedOwner(dir: string, socketPath: string): Promise<void> {
+async function requireSafeDirectories(dir: string, socketPath: string): Promise<void> {
   const uid = process.getuid?.();
   if (uid === undefined) return;
-  for (const st of [await lstat(dir), await stat(dir)]) {
-    if (st.uid !== uid && st.uid !== 0) {
-      throw new StartupError(
-        `cannot make the socket ${socketPath}: ${dir} belongs to uid ${st.uid}, neither this user (${uid}) nor root, ` +
-          `so its owner could replace the socket; choose an --endpoint in a directory of your own`,
-      );
+  const refuse = (why: string) => {
+    throw new StartupError(`cannot make the socket ${socketPath}: ${why}; choose an --endpoint in a directory of your own`);
+  };
+  const seen = new Set<string>();
+  for (const start of [dir, await realpath(dir)]) {
+    for (let d = start; !seen.has(d); d = path.dirname(d)) {
+      seen.add(d);
+      const st = await lstat(d);
+      if (st.uid !== uid && st.uid !== 0) {
+        refuse(`${d} belongs to uid ${st.uid}, neither this user (${uid}) nor root, so its owner could replace the socket`);
+      }
+      const writable = st.mode & 0o022;
+      if (st.isDirectory() && writable !== 0 && (st.mode & 0o1000) === 0 && !(await isMountPoint(d, st))) {
+        const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+        const [who, they] = writable & 0o002 ? ['every user', 'any user'] : ['its group', 'its members'];
+        refuse(`${d} is writable by ${who} (mode ${mode}) and not sticky, so ${they} could replace the socket`);
+      }
     }
   }
+}
+
+/** Whether a filesystem is mounted at `dir`: on another device than its parent, or listed in the mount table (a bind mount keeps the device). */
+async function isMountPoint(dir: string, st: Stats): Promise<boolean> {
+  if ((await stat(path.dirname(dir))).dev !== st.dev) return true;
+  const real = await realpath(dir);
+  const table = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  // Field 5 is the mount point, with space, tab, newline and backslash written as \ooo.
+  return table.split('\n').some((line) => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
 }
 
 function answers(socketPath: string): Promise<boolean> {
