@@ -8,7 +8,6 @@
 // with ABORTED, which the sidecars retry later, as the CSI spec asks.
 import { isDeepStrictEqual } from 'node:util';
 import { aborted, deadlineExceeded } from './errors';
-import { scrub } from '../log';
 
 interface Entry {
   operation: string;
@@ -102,10 +101,17 @@ export class InFlight {
 }
 
 /**
- * Whether a second call is a retry of the first: the same request, secrets
- * aside (a retry may carry rotated credentials). Scrubbing copies both
- * requests, so it is done only here, when two calls meet, not on every call.
+ * Whether a second call is a retry of the first: the same request, its
+ * `secrets` field aside (a retry may carry rotated credentials). Only that
+ * field: the log's wider net of secret-looking names would also hide a
+ * StorageClass parameter or metadata key that merely contains "token".
  */
 function sameRequest(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(scrub(a), scrub(b));
+  return isDeepStrictEqual(withoutSecrets(a), withoutSecrets(b));
+}
+
+function withoutSecrets(request: unknown): unknown {
+  if (request === null || typeof request !== 'object' || !('secrets' in request)) return request;
+  const { secrets: _secrets, ...rest } = request as Record<string, unknown>;
+  return rest;
 }

@@ -169,6 +169,16 @@ test('requests that differ only in their secrets are the same request: the retry
   );
   hold.open('vol-2');
   assert.equal(await c, 'vol-2');
+
+  // Only the secrets field: a parameter whose name merely looks secret still tells two requests apart.
+  const hold3 = gate<string>();
+  const d = registry.run('pvc-3', 'CreateVolume', { name: 'pvc-3', parameters: { 'csi.storage.k8s.io/token-audience': 'a' } }, new AbortController().signal, () => hold3.promise);
+  await rejectsWith(
+    registry.run('pvc-3', 'CreateVolume', { name: 'pvc-3', parameters: { 'csi.storage.k8s.io/token-audience': 'b' } }, new AbortController().signal, async () => 'other'),
+    status.ABORTED,
+  );
+  hold3.open('vol-3');
+  assert.equal(await d, 'vol-3');
 });
 
 test("a failed work's error reaches every joiner, and the key is free afterwards", async () => {
