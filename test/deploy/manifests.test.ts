@@ -481,6 +481,23 @@ test('node: registrar, livenessprobe and kubelet registration path agree with th
   assert.equal(volume(node, reg.mount.name).hostPath?.path, '/var/lib/kubelet/plugins_registry');
 });
 
+// The plugin makes its socket 0600: only a client of the same uid (or root with CAP_DAC_OVERRIDE,
+// which the sidecars drop) may connect. So each client's uid is set in the manifest, not left to its image.
+test('every container that talks to a plugin socket runs as the uid that owns it', async (t) => {
+  const all = await docs(t);
+  if (!all) return;
+  const { controller, node } = workloads(all);
+  const uidOf = (w: Workload, c: Container): unknown => c.securityContext?.runAsUser ?? w.spec.template.spec.securityContext?.runAsUser;
+  for (const [w, sidecars] of [
+    [controller, ['csi-provisioner', 'csi-attacher', 'csi-resizer', 'csi-snapshotter', 'livenessprobe']],
+    [node, ['csi-node-driver-registrar', 'livenessprobe']],
+  ] as const) {
+    const owner = uidOf(w, pluginContainer(w));
+    assert.equal(typeof owner, 'number', `${w.metadata.name}: the plugin's uid is set`);
+    for (const name of sidecars) assert.equal(uidOf(w, sidecar(w, name)), owner, `${w.metadata.name}: ${name} runs as uid ${String(owner)}`);
+  }
+});
+
 test('node: the registrar is probed on its own /healthz, not with the deprecated exec probe', async (t) => {
   const all = await docs(t);
   if (!all) return;
