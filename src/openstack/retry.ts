@@ -6,6 +6,8 @@
 // Retry-After): the server refused it before acting on it. After any other
 // failure it may have acted (a lost response to a create may have created
 // the object), so callers make creates idempotent by looking up by name.
+// A Retry-After longer than MAX_RETRY_AFTER_MS is not waited out: the
+// request fails at once, saying how long the cloud asked to wait.
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
 import { isPermanentNetworkFailure } from './http-errors';
@@ -18,6 +20,20 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 5_000 };
+
+/**
+ * The longest Retry-After waited out within one call. Creates, attaches and
+ * detaches are sent without a deadline (they must not be cut off halfway),
+ * so nothing else bounds the wait: a cloud answering `Retry-After: 86400`
+ * would park the operation, and the volume's in-flight entry with it (every
+ * repeat of the CO's call is ABORTED meanwhile), for a day. A minute is what
+ * rate limiters commonly ask for (Nova's and Cinder's old limits middleware
+ * counted per minute), twice the default request timeout, and with the
+ * policy's attempts bounds a call at a few minutes. A longer wait fails the
+ * call (rate_limited, UNAVAILABLE to the CO), whose own backoff (up to five
+ * minutes in the sidecars) then paces the next try.
+ */
+export const MAX_RETRY_AFTER_MS = 60_000;
 
 const IDEMPOTENT = new Set(['GET', 'PUT', 'DELETE', 'HEAD']);
 
@@ -94,7 +110,10 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       if (!mayRepeat || attempt >= policy.maxAttempts || !isRetryable(err) || opts.signal?.aborted) throw err;
       const e = err as OpenStackError;
       let delay = backoffMs(attempt, policy, opts.random);
-      if (e.retryAfter !== undefined) delay = Math.max(delay, e.retryAfter * 1000);
+      if (e.retryAfter !== undefined) {
+        if (e.retryAfter * 1000 > MAX_RETRY_AFTER_MS) throw tooLongToWait(e);
+        delay = Math.max(delay, e.retryAfter * 1000);
+      }
       // Sleeping past the deadline only to fail then helps nobody: give the
       // caller the real reason now.
       if (opts.deadline !== undefined && Date.now() + delay >= opts.deadline) throw err;
@@ -112,4 +131,13 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       }
     }
   }
+}
+
+/** A failure whose Retry-After is more than this call waits: its own kind (rate_limited for a rate limit), the wait in the message. */
+function tooLongToWait(e: OpenStackError): OpenStackError {
+  return new OpenStackError(
+    e.kind,
+    `${e.message} (the cloud asks to wait ${Math.round(e.retryAfter ?? 0)} s before trying again, longer than the ${MAX_RETRY_AFTER_MS / 1000} s one call waits)`,
+    { method: e.method, path: e.path, status: e.status, requestId: e.requestId, retryAfter: e.retryAfter, cause: e },
+  );
 }

@@ -44,6 +44,16 @@ describe('controller under faults', () => {
     assert.deepEqual(await h.volumesNamed('pvc-fault-429-again'), []);
   });
 
+  // The create is sent without a deadline: only the cap keeps a day-long Retry-After from parking it (and its in-flight entry).
+  it('a create whose Retry-After is a day is UNAVAILABLE at once, saying how long the cloud asks to wait; nothing made', { timeout: 20_000 }, async () => {
+    h.driver.sim.control.addFault({ ...createPost, status: 429, retryAfter: 86400 });
+    h.driver.sim.control.resetCounters();
+    const err = await expectCode(h.rpc('CreateVolume', createRequest('pvc-fault-429-day')), Code.UNAVAILABLE);
+    assert.match(err.details, /the cloud asks to wait 86400 s before trying again/);
+    assert.equal(h.driver.sim.control.counters()['POST /volume/v3/{project}/volumes'], 1);
+    assert.deepEqual(await h.volumesNamed('pvc-fault-429-day'), []);
+  });
+
   it('5xx and 429 answers while waiting are retried; the call still succeeds with one volume', async () => {
     h.driver.sim.control.setDurations({ create: 300 });
     try {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log';
 import { isOpenStackError } from '../../src/openstack/errors';
 import { HttpClient } from '../../src/openstack/http';
-import { backoffMs, DEFAULT_RETRY_POLICY, withRetry } from '../../src/openstack/retry';
+import { backoffMs, DEFAULT_RETRY_POLICY, MAX_RETRY_AFTER_MS, withRetry } from '../../src/openstack/retry';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -248,6 +248,27 @@ describe('http client', () => {
       assert.equal(hits, 1, method);
       assert.ok(Date.now() - started < 500);
     }
+  });
+  // Creates, attaches and detaches have no deadline: nothing else bounds the wait.
+  it(`a Retry-After longer than ${MAX_RETRY_AFTER_MS / 1000} s is not waited out without a deadline: rate_limited at once, with the wait`, async () => {
+    const slept: number[] = [];
+    const sleep = async (ms: number) => void slept.push(ms);
+    for (const [retryAfter, label] of [['86400', 'seconds'], [new Date(Date.now() + 2 * 3600_000).toUTCString(), 'an HTTP date']] as const) {
+      handler = reply(429, { message: 'Rate limit exceeded' }, { 'retry-after': retryAfter });
+      hits = 0;
+      await assert.rejects(withRetry(() => http.request({ method: 'POST', url: `${base}/volumes`, json: {} }), { method: 'POST', sleep }), (e) => {
+        assert.ok(isOpenStackError(e, 'rate_limited'), String(e));
+        assert.match(e.message, /Rate limit exceeded.*the cloud asks to wait \d+ s before trying again, longer than the 60 s one call waits/);
+        return true;
+      }, label);
+      assert.equal(hits, 1, label);
+    }
+    assert.deepEqual(slept, []);
+    // Up to the cap it is waited out.
+    let n = 0;
+    handler = (req, res) => (++n === 1 ? reply(429, 'later', { 'retry-after': String(MAX_RETRY_AFTER_MS / 1000) })(req, res) : reply(202, { made: true })(req, res));
+    assert.deepEqual((await withRetry(() => http.request({ method: 'POST', url: `${base}/volumes`, json: {} }), { method: 'POST', sleep })).body, { made: true });
+    assert.deepEqual(slept, [MAX_RETRY_AFTER_MS]);
   });
 });
 
