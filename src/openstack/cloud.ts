@@ -22,7 +22,10 @@ export interface CloudInternals {
 
 export function createCloud(config: CloudConfig, logger: Logger): Cloud & { internals: CloudInternals } {
   const log = logger.child({ cloud: config.name });
-  const http = new HttpClient({ tls: config.tls, requestTimeoutMs: config.requestTimeoutMs, logger: log, proxy: config.proxy });
+  const { password, applicationCredentialSecret, apiKey, token } = config.auth;
+  // Asked only when an error message is made, after `identity` exists.
+  const secrets = (): Array<string | undefined> => [password, applicationCredentialSecret, apiKey, token, identity.currentToken()];
+  const http = new HttpClient({ tls: config.tls, requestTimeoutMs: config.requestTimeoutMs, logger: log, proxy: config.proxy, secrets });
   const identity = new Identity(config, http, log);
   const blockStorage = new Cinder(config, identity, http, log);
   const compute = new Nova(config, identity, http, log);

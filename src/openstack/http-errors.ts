@@ -4,6 +4,7 @@
 // Keystone's {"error": {"message": ...}}, Neutron's {"NeutronError": {...}},
 // and plain text or HTML from proxies. A 404 is not_found only when the
 // service itself says so (see isServiceNotFound).
+import { REDACTED } from '../log';
 import { OpenStackError, type OpenStackErrorKind } from './errors';
 
 export function kindForStatus(status: number, retryAfter: number | undefined): OpenStackErrorKind {
@@ -29,6 +30,25 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   const at = Date.parse(value);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, (at - now) / 1000);
+}
+
+/**
+ * The text with every secret in it replaced: as written, JSON-escaped and
+ * percent-encoded, the forms in which a service that echoes a request
+ * (a body, a header, a URL) would quote it. For error messages, which go to
+ * logs, Probe's reason and gRPC status details (PVC events that namespace
+ * users read): no service's words may carry the cloud's password, secrets
+ * or token there. A few `includes` per message.
+ */
+export function redactSecrets(text: string, secrets: Iterable<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (!secret) continue;
+    for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]) {
+      if (out.includes(form)) out = out.split(form).join(REDACTED);
+    }
+  }
+  return out;
 }
 
 /** Text without its HTML tags, on one line. */
@@ -90,6 +110,8 @@ export interface ResponseErrorOptions {
    * isServiceNotFound).
    */
   plainNotFound?: boolean;
+  /** How to read the service's message from the body, instead of serviceMessage (the token request shows only what is known to be safe). */
+  describe?: (body: unknown, status: number) => string | undefined;
 }
 
 export function errorFromResponse(
@@ -102,7 +124,7 @@ export function errorFromResponse(
 ): OpenStackError {
   const retryAfter = parseRetryAfter(headers['retry-after']);
   let kind = kindForStatus(status, retryAfter);
-  const message = serviceMessage(body);
+  const message = opts.describe ? opts.describe(body, status) : serviceMessage(body);
   // Cinder reports some quota failures as 400 or 403, and every 413 it sends
   // for a quota carries Retry-After: the message decides.
   if ((kind === 'bad_request' || kind === 'forbidden' || status === 413) && message && QUOTA_WORDS.test(message)) kind = 'over_quota';

@@ -18,7 +18,7 @@ import { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log';
 import type { TlsConfig } from './types';
-import { errorFromException, errorFromResponse, requestIdFrom } from './http-errors';
+import { errorFromException, errorFromResponse, redactSecrets, requestIdFrom } from './http-errors';
 import { OpenStackError } from './errors';
 import { describeProxy, proxyAuthorization, ProxyRoutes, TunnelAgent, type ProxySettings } from './proxy';
 
@@ -136,6 +136,8 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Statuses that are not errors; every 2xx when absent. */
   okStatuses?: readonly number[];
+  /** How to read the service's message from an error body (default: every shape serviceMessage knows). */
+  describeError?: (body: unknown, status: number) => string | undefined;
 }
 
 export interface HttpResponse<T = unknown> {
@@ -155,6 +157,8 @@ export interface HttpClientOptions {
   keepAliveMs?: number;
   /** Outbound proxies; absent: every request goes direct. */
   proxy?: ProxySettings;
+  /** Values no error message may carry (the cloud's password and secrets, its current token): see redactSecrets. */
+  secrets?: () => Iterable<string | undefined>;
 }
 
 /** The path of a URL without its query (markers, filters) for logs and errors. */
@@ -174,11 +178,13 @@ export class HttpClient {
   private readonly tunnel: TunnelAgent | undefined;
   private readonly timeoutMs: number;
   private readonly log: Logger;
+  private readonly secrets: (() => Iterable<string | undefined>) | undefined;
   private closed = false;
 
   constructor(opts: HttpClientOptions) {
     this.timeoutMs = opts.requestTimeoutMs;
     this.log = opts.logger;
+    this.secrets = opts.secrets;
     if (!opts.tls.verify) {
       this.log.warn(
         { tlsVerify: false },
@@ -241,7 +247,7 @@ export class HttpClient {
       resHeaders = res.headers;
       parsed = parseBody(res.text, resHeaders['content-type']);
     } catch (err) {
-      const e = errorFromException(req.method, path, err, req.signal);
+      const e = this.scrubbed(errorFromException(req.method, path, err, req.signal));
       this.log.debug(
         { method: req.method, path, error: e.kind, durationMs: Math.round(performance.now() - started) },
         'openstack request failed',
@@ -254,8 +260,17 @@ export class HttpClient {
       'openstack request',
     );
     const ok = req.okStatuses ? req.okStatuses.includes(status) : status >= 200 && status < 300;
-    if (!ok) throw errorFromResponse(req.method, path, status, resHeaders, parsed);
+    if (!ok) throw this.scrubbed(errorFromResponse(req.method, path, status, resHeaders, parsed, { describe: req.describeError }));
     return { status, headers: resHeaders, body: parsed as T, requestId };
+  }
+
+  /** The error, or a copy whose message has no secret in it (made anew, so that its stack has none either). */
+  private scrubbed(e: OpenStackError): OpenStackError {
+    if (!this.secrets) return e;
+    const message = redactSecrets(e.message, this.secrets());
+    if (message === e.message) return e;
+    const { method, path, status, requestId, retryAfter, lastState, cause } = e;
+    return new OpenStackError(e.kind, message, { method, path, status, requestId, retryAfter, lastState, cause });
   }
 
   /** Close every socket, idle or in use: the driver calls this as it stops, once the gRPC server has drained. */
