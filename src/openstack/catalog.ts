@@ -90,6 +90,13 @@ export function chooseEndpoint(
   );
 }
 
+/** The regions (sorted; '-' for an endpoint without one) in which the catalog offers any of `serviceTypes` on `iface`. */
+export function regionsOffering(catalog: readonly CatalogEndpoint[], serviceTypes: readonly string[], iface: EndpointInterface): string[] {
+  const regions = new Set<string>();
+  for (const ep of catalog) if (ep.interface === iface && serviceTypes.includes(ep.serviceType)) regions.add(ep.region ?? '-');
+  return [...regions].sort();
+}
+
 /** Fill the project placeholders some catalogs leave in URLs. */
 export function substituteProject(url: string, projectId: string | undefined): string {
   if (!projectId) return url;

@@ -15,7 +15,7 @@ import { OpenStackError } from './errors';
 import type { HttpClient } from './http';
 import { raceSignal } from './race-signal';
 import { withRetry } from './retry';
-import { chooseEndpoint, COMPUTE_SERVICE_TYPES, parseV2Catalog, parseV3Catalog, substituteProject, VOLUME_SERVICE_TYPES, type CatalogEndpoint } from './catalog';
+import { chooseEndpoint, COMPUTE_SERVICE_TYPES, parseV2Catalog, parseV3Catalog, regionsOffering, substituteProject, VOLUME_SERVICE_TYPES, type CatalogEndpoint } from './catalog';
 import type { CallOptions, CloudConfig, CloudCredentials, IdentityHealth } from './types';
 
 export interface AuthState {
@@ -312,10 +312,36 @@ export class Identity {
 
   /** The URL of a service from the catalog (or the configured override), project placeholders filled. */
   endpoint(state: AuthState, serviceTypes: readonly string[], override?: string): { url: string; serviceType: string } {
+    if (!override && this.config.region === undefined) this.requireOneRegion(state);
     const chosen = override
       ? { url: override.replace(/\/+$/, ''), serviceType: serviceTypes[0] ?? 'unknown' }
       : chooseEndpoint(state.catalog, serviceTypes, this.config.region, this.config.interface);
     return { url: substituteProject(chosen.url, state.projectId), serviceType: chosen.serviceType };
+  }
+
+  /**
+   * With no region configured, the catalog must offer Cinder and Nova (those
+   * taken from it) in one region only. Otherwise each service's first match
+   * could come from a different region, and which one is first is the
+   * catalog's order, which Keystone does not promise to keep: a Nova in
+   * another region answers 404 for the cluster's servers (a live attachment
+   * would look stale), and a Cinder in another region 404 for its volumes
+   * (a DeleteVolume would look done). Pinning one region (say the first
+   * that has both) would still be a guess that can change when the catalog
+   * does, and the operator knows the answer: so refuse (config), naming the
+   * regions, until the region is set.
+   */
+  private requireOneRegion(state: AuthState): void {
+    const overrides = this.config.endpointOverrides;
+    const types = [...(overrides?.volume ? [] : VOLUME_SERVICE_TYPES), ...(overrides?.compute ? [] : COMPUTE_SERVICE_TYPES)];
+    const regions = regionsOffering(state.catalog, types, this.config.interface);
+    if (regions.length <= 1) return;
+    throw new OpenStackError(
+      'config',
+      `no region is configured, and the service catalog offers the volume or compute service on interface ${this.config.interface} in ${regions.length} regions (${regions.join(', ')}): ` +
+        "set the cloud's region (region, region_name in clouds.yaml, OS_REGION_NAME, region in cloud.conf) to the one the cluster's servers run in, " +
+        'so that Cinder and Nova are never taken from different regions',
+    );
   }
 
   /**

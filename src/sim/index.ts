@@ -81,7 +81,9 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
 
   const hvEnabled = await decideHypervisor(opts.hypervisor, stateDir, logger);
   const hypervisor = new Hypervisor(hvEnabled, stateDir, logger);
-  const credentials = makeCredentials();
+  const regions = opts.regions ?? [REGION];
+  if (regions.length === 0) throw new Error('regions must name at least one region');
+  const credentials = makeCredentials(regions[0]);
   const cinderVersions = opts.cinderVersions ?? ['v1', 'v2', 'v3'];
   if (cinderVersions.length === 0) throw new Error('cinderVersions must name at least one API');
   let url = '';
@@ -106,6 +108,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     baseUrl,
     tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3600,
     cinderVersions,
+    regions,
     onAuth: () => counters.inc('identity.auth'),
   });
   const cinder = new CinderApi(state, {
@@ -294,7 +297,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
         userDomainName: credentials.userDomainName,
         projectDomainName: credentials.projectDomainName,
       },
-      region: REGION,
+      region: credentials.region,
       interface: 'public',
       tls: { verify: true, caFile: tls?.caFile },
       blockStorageApiVersion: 'auto',

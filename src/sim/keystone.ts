@@ -26,6 +26,8 @@ export interface IdentityOptions {
   baseUrl: () => string;
   tokenLifetimeSeconds: number;
   cinderVersions: CinderApiVersion[];
+  /** The regions the catalog lists every service in (each with this one simulator's URLs). */
+  regions: readonly string[];
   onAuth: () => void;
 }
 
@@ -34,7 +36,7 @@ function keystoneTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-export function makeCredentials(): SimCredentials {
+export function makeCredentials(region: string = REGION): SimCredentials {
   const hex = (n: number): string => randomBytes(n).toString('hex');
   return {
     username: 'demo',
@@ -47,7 +49,7 @@ export function makeCredentials(): SimCredentials {
     applicationCredentialId: hex(16),
     applicationCredentialSecret: hex(24),
     applicationCredentialName: 'sim-app-cred',
-    region: REGION,
+    region,
     userId: hex(16),
   };
 }
@@ -133,13 +135,15 @@ export class Identity {
       id: `${i}${s.type}`.padEnd(32, '0').slice(0, 32),
       type: s.type,
       name: s.name,
-      endpoints: (['public', 'internal', 'admin'] as const).map((iface, j) => ({
-        id: `${i}${j}${s.type}${iface}`.padEnd(32, '0').slice(0, 32),
-        interface: iface,
-        region: REGION,
-        region_id: REGION,
-        url: s.url,
-      })),
+      endpoints: this.opts.regions.flatMap((region, k) =>
+        (['public', 'internal', 'admin'] as const).map((iface, j) => ({
+          id: `${i}${j}${k || ''}${s.type}${iface}`.padEnd(32, '0').slice(0, 32),
+          interface: iface,
+          region,
+          region_id: region,
+          url: s.url,
+        })),
+      ),
     }));
   }
 
@@ -147,7 +151,7 @@ export class Identity {
     return this.services().map((s, i) => ({
       type: s.type,
       name: s.name,
-      endpoints: [{ id: `${i}${s.type}`.padEnd(32, '0').slice(0, 32), region: REGION, publicURL: s.url, internalURL: s.url, adminURL: s.url }],
+      endpoints: this.opts.regions.map((region, k) => ({ id: `${i}${k || ''}${s.type}`.padEnd(32, '0').slice(0, 32), region, publicURL: s.url, internalURL: s.url, adminURL: s.url })),
       endpoints_links: [],
     }));
   }

@@ -54,6 +54,12 @@ export interface SimOptions {
   availabilityZoneFallback?: boolean;
   maxVolumesPerInstance?: number;
   tokenLifetimeSeconds?: number;
+  /**
+   * The regions the catalog lists every service in, each with the same URLs
+   * (default ['RegionOne']); the first is the one cloudConfig() and the
+   * client files name. More than one is a multi-region cloud's catalog.
+   */
+  regions?: string[];
   /** Faults active from the start (e.g. read with loadFaultsFile). */
   faults?: SimFault[];
   logger?: Logger;

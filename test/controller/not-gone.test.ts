@@ -5,6 +5,7 @@
 //   credential deleted or rotated, a token in the config that expired;
 //   seen on the Zed testbed), which must be UNAUTHENTICATED;
 // - a catalog without the endpoint the config asks for (a region typo),
+//   or with Cinder or Nova in several regions and no region configured,
 //   which must be FAILED_PRECONDITION;
 // - an endpoint URL that reaches no OpenStack API (a wrong path in the
 //   catalog or the config, a proxy), whose 404 is not Cinder's or Nova's
@@ -14,7 +15,7 @@
 // have to call to find out).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSimulator, type Simulator } from '../../src/sim';
+import { startSimulator, type SimOptions, type Simulator } from '../../src/sim';
 import { WAIT } from '../../src/openstack/waiter';
 import type { CloudConfig } from '../../src/openstack/types';
 import { login } from '../sim/helpers';
@@ -22,6 +23,8 @@ import { Code, expectCode, startController, type ControllerHarness } from './har
 
 interface Case {
   what: string;
+  /** The simulator's options beyond the defaults. */
+  sim?: SimOptions;
   /** The driver's cloud config, from the simulator's own. */
   cloud: (sim: Simulator) => Promise<CloudConfig>;
   /** What happens once the volumes are made and attached. */
@@ -63,6 +66,15 @@ const CASES: Case[] = [
     probe: /the service catalog has no .* endpoint on interface public in region regionone/,
   },
   {
+    // Cinder and Nova could each be taken from a different region; a Nova elsewhere answers 404 for the node's server.
+    what: 'no region configured on a cloud of two regions',
+    sim: { regions: ['RegionOne', 'RegionTwo'] },
+    cloud: async (sim) => sim.cloudConfig({ region: undefined }),
+    code: Code.FAILED_PRECONDITION,
+    says: /no region is configured, and the service catalog offers the volume or compute service on interface public in 2 regions \(RegionOne, RegionTwo\): set the cloud's region/,
+    probe: /in 2 regions \(RegionOne, RegionTwo\)/,
+  },
+  {
     what: 'endpoint URLs that reach no OpenStack API',
     cloud: async (sim) =>
       sim.cloudConfig({ endpointOverrides: { volume: `${sim.url}/volumez/v3/${sim.credentials.projectId}`, compute: `${sim.url}/compute/v2.1/nowhere` } }),
@@ -79,7 +91,7 @@ for (const c of CASES) {
     let kept: string;
     let attached: string;
     before(async () => {
-      sim = await startSimulator({ hypervisor: false });
+      sim = await startSimulator({ hypervisor: false, ...c.sim });
       const cloud = await c.cloud(sim);
       h = await startController({ simulator: sim, configure: (config) => (config.clouds = [cloud]) });
       node = sim.instances[0].id;

@@ -212,6 +212,64 @@ describe('keystone health and the catalog', () => {
   });
 });
 
+describe('no region configured on a cloud of several regions', () => {
+  /** Cinder and Nova in RegionOne and RegionTwo (each region with its own URLs), on every interface. */
+  const TWO_REGIONS = ['volumev3', 'compute'].map((type) => ({
+    type,
+    endpoints: ['RegionTwo', 'RegionOne'].flatMap((region) =>
+      ['public', 'internal', 'admin'].map((iface) => ({ interface: iface, region_id: region, url: `http://${type}.${region}.invalid/` })),
+    ),
+  }));
+  const identity = (t: TestContext, catalog: unknown[], more: Partial<CloudConfig> = {}) => {
+    const keystone = fakeKeystone(HOUR);
+    keystone.catalog = catalog;
+    t.mock.timers.enable({ apis: ['Date'], now: T0 });
+    return new Identity({ ...config, ...more }, keystone as unknown as HttpClient, silentLogger);
+  };
+
+  // Each service's first match could be in a different region: Nova's 404 for our server would make a live attachment look stale.
+  it('is refused (config), naming the regions and the setting; health is not ready', async (t) => {
+    const id = identity(t, TWO_REGIONS);
+    const state = await id.auth();
+    assert.equal(id.health().ready, false);
+    assert.match(id.health().catalogError ?? '', /no region is configured, and the service catalog offers the volume or compute service on interface public in 2 regions \(RegionOne, RegionTwo\): set the cloud's region/);
+    for (const types of [['volumev3'], ['compute']]) {
+      assert.throws(() => id.endpoint(state, types), (e) => isOpenStackError(e, 'config') && /RegionOne, RegionTwo/.test(e.message));
+    }
+  });
+
+  it('also when Cinder is in one region and Nova in another', async (t) => {
+    const split = [
+      { type: 'volumev3', endpoints: [{ interface: 'public', region_id: 'RegionOne', url: 'http://cinder.invalid/' }] },
+      { type: 'compute', endpoints: [{ interface: 'public', region_id: 'RegionTwo', url: 'http://nova.invalid/' }] },
+    ];
+    const id = identity(t, split);
+    await id.auth();
+    assert.match(id.health().catalogError ?? '', /in 2 regions \(RegionOne, RegionTwo\)/);
+  });
+
+  it('with the region set, each service is taken from that region', async (t) => {
+    const id = identity(t, TWO_REGIONS, { region: 'RegionOne' });
+    const state = await id.auth();
+    assert.equal(id.health().ready, true);
+    assert.equal(id.endpoint(state, ['volumev3']).url, 'http://volumev3.RegionOne.invalid');
+    assert.equal(id.endpoint(state, ['compute']).url, 'http://compute.RegionOne.invalid');
+  });
+
+  it('other services and other interfaces in other regions do not count', async (t) => {
+    const elsewhere = (type: string, iface: string) => ({ type, endpoints: [{ interface: iface, region_id: 'RegionTwo', url: `http://${type}.two.invalid/` }] });
+    const id = identity(t, [...CATALOG, elsewhere('image', 'public'), elsewhere('volumev3', 'internal')]);
+    await id.auth();
+    assert.equal(id.health().ready, true, id.health().catalogError);
+  });
+
+  it('nor does a service whose endpoint is configured', async (t) => {
+    const overridden = identity(t, [CATALOG[0], ...TWO_REGIONS.filter((s) => s.type === 'compute')], { endpointOverrides: { compute: 'http://nova.example/v2.1' } });
+    await overridden.auth();
+    assert.equal(overridden.health().ready, true, overridden.health().catalogError);
+  });
+});
+
 describe('keystone refusals are never not_found', () => {
   /** An Identity whose Keystone answers every token request with `status` and Keystone's error body. */
   const refusedWith = (status: number, message: string, auth: Partial<CloudCredentials> = {}) => {

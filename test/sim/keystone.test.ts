@@ -27,6 +27,24 @@ describe('sim keystone', () => {
     assert.equal(ep[0].url, `${sim.url}/volume/v3/${sim.credentials.projectId}`);
   });
 
+  it('a cloud of several regions lists every endpoint once per region, with region and region_id (v3) or region (v2.0)', async () => {
+    const multi = await startSimulator({ hypervisor: false, regions: ['RegionOne', 'RegionTwo'] });
+    try {
+      const t = (await call('POST', `${multi.authUrl}/auth/tokens`, { body: passwordAuthBody(multi) })).body.token;
+      const ep = t.catalog.find((s: { type: string }) => s.type === 'compute').endpoints as Array<{ id: string; interface: string; region: string; region_id: string }>;
+      assert.deepEqual(ep.map((e) => `${e.region_id}/${e.interface}`).sort(), ['RegionOne/admin', 'RegionOne/internal', 'RegionOne/public', 'RegionTwo/admin', 'RegionTwo/internal', 'RegionTwo/public']);
+      assert.ok(ep.every((e) => e.region === e.region_id));
+      assert.equal(new Set(ep.map((e) => e.id)).size, ep.length, 'endpoint IDs are unique');
+      assert.equal(multi.cloudConfig().region, 'RegionOne');
+      const c = multi.credentials;
+      const v2 = await call('POST', `${multi.url}/identity/v2.0/tokens`, { body: { auth: { passwordCredentials: { username: c.username, password: c.password }, tenantName: c.projectName } } });
+      const v2ep = v2.body.access.serviceCatalog.find((s: { type: string }) => s.type === 'compute').endpoints as Array<{ region: string }>;
+      assert.deepEqual(v2ep.map((e) => e.region), ['RegionOne', 'RegionTwo']);
+    } finally {
+      await multi.stop();
+    }
+  });
+
   it('v3 password by user ID and project ID', async () => {
     const c = sim.credentials;
     const r = await v3({ methods: ['password'], password: { user: { id: c.userId, password: c.password } } }, { project: { id: c.projectId } });
