@@ -141,7 +141,8 @@ export function fromDocument(doc: unknown, source: string, env: NodeJS.ProcessEn
   }
   if (top.has('dataset')) clouds.push(datasetCloud(top.section('dataset')));
   if (top.has('clouds')) {
-    const all = cloudsYaml(top.section('clouds'));
+    // Only a translated cloud.conf comes with a describer of its keys.
+    const all = cloudsYaml(top.section('clouds'), describe ? 'cloud.conf' : 'clouds.yaml');
     const wanted = top.string('cloud') ?? env.OS_CLOUD;
     clouds.push(...orderWithDefault(all, wanted, `'cloud' in ${source}`));
   } else if (top.string('cloud') !== undefined) {
@@ -303,6 +304,7 @@ function datasetCloud(s: Section): CloudConfig {
       caFile: tlsFile(s, 'verify_ca_path'),
       certFile: tlsFile(s, 'client_cert_path'),
       keyFile: tlsFile(s, 'client_key_path'),
+      verifyHint: VERIFY_HINTS.dataset,
     },
     blockStorageApiVersion: blockStorageVersion(s, 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
@@ -399,10 +401,10 @@ function checkCredentials(c: CloudCredentials, s: Section): void {
 
 // ---------------------------------------------------------- (b) clouds.yaml
 
-function cloudsYaml(clouds: Section): CloudConfig[] {
+function cloudsYaml(clouds: Section, syntax: CloudsSyntax): CloudConfig[] {
   const names = clouds.keys();
   if (names.length === 0) throw new ConfigError(`'clouds' in ${clouds.source} lists no cloud`);
-  return names.map((name) => oneCloud(name, clouds.section(name)));
+  return names.map((name) => oneCloud(name, clouds.section(name), syntax));
 }
 
 /**
@@ -412,7 +414,18 @@ function cloudsYaml(clouds: Section): CloudConfig[] {
  */
 const MAX_CLOUD_NAME_BYTES = 128 - 1 - 36;
 
-function oneCloud(name: string, s: Section): CloudConfig {
+/** Where a `clouds:` cloud was written: a clouds.yaml (or this driver's YAML), or a Go plugin cloud.conf translated into one. */
+type CloudsSyntax = 'clouds.yaml' | 'cloud.conf';
+
+/** How each way of describing a cloud turns TLS verification on, for the warning when it is off (TlsConfig.verifyHint). */
+const VERIFY_HINTS: Record<'dataset' | CloudsSyntax | 'env', string> = {
+  dataset: 'verify_peer: true, with verify_ca_path naming the CA file',
+  'clouds.yaml': 'verify: true, or no insecure: true, with cacert naming the CA file',
+  'cloud.conf': 'tls-insecure = false, with ca-file naming the CA file',
+  env: 'OS_INSECURE=false, with OS_CACERT naming the CA file',
+};
+
+function oneCloud(name: string, s: Section, syntax: CloudsSyntax): CloudConfig {
   if (Buffer.byteLength(name) > MAX_CLOUD_NAME_BYTES || /[/\u0000-\u001f\u007f-\u009f]/.test(name)) {
     throw new ConfigError(
       `cloud name ${JSON.stringify(name)} under 'clouds' in ${s.source} cannot be part of a volume ID: use at most ${MAX_CLOUD_NAME_BYTES} bytes, without '/' or control characters`,
@@ -443,6 +456,7 @@ function oneCloud(name: string, s: Section): CloudConfig {
       caFile: tlsFile(s, 'cacert'),
       certFile: tlsFile(s, 'cert'),
       keyFile: tlsFile(s, 'key'),
+      verifyHint: VERIFY_HINTS[syntax],
     },
     blockStorageApiVersion: blockStorageVersion(s, s.has('volume_api_version') ? 'volume_api_version' : 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
@@ -515,7 +529,7 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
     // (checked as a cloud is read) need not exist here.
     const clouds = top.section('clouds');
     if (!clouds.keys().includes(env.OS_CLOUD)) throw new ConfigError(`OS_CLOUD names cloud '${env.OS_CLOUD}', which is not under 'clouds'`);
-    return [oneCloud(env.OS_CLOUD, clouds.section(env.OS_CLOUD))];
+    return [oneCloud(env.OS_CLOUD, clouds.section(env.OS_CLOUD), 'clouds.yaml')];
   }
   if (!env.OS_AUTH_URL) return [];
   const flat: Record<string, string | undefined> = {
@@ -554,6 +568,7 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
         caFile: envTlsFile(env, 'OS_CACERT'),
         certFile: envTlsFile(env, 'OS_CERT'),
         keyFile: envTlsFile(env, 'OS_KEY'),
+        verifyHint: VERIFY_HINTS.env,
       },
       blockStorageApiVersion: 'auto',
       requestTimeoutMs: DEFAULTS.requestTimeoutMs,

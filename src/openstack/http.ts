@@ -179,18 +179,15 @@ export class HttpClient {
   private readonly timeoutMs: number;
   private readonly log: Logger;
   private readonly secrets: (() => Iterable<string | undefined>) | undefined;
+  /** With verification off, how to turn it on, until the warning is logged (at the first https:// request: over http:// it is moot). */
+  private tlsOff: string | undefined;
   private closed = false;
 
   constructor(opts: HttpClientOptions) {
     this.timeoutMs = opts.requestTimeoutMs;
     this.log = opts.logger;
     this.secrets = opts.secrets;
-    if (!opts.tls.verify) {
-      this.log.warn(
-        { tlsVerify: false },
-        'TLS certificate verification is OFF for this cloud: anyone on the network path can read the credentials. Set verify to true with a CA file instead.',
-      );
-    }
+    this.tlsOff = opts.tls.verify ? undefined : (opts.tls.verifyHint ?? "the cloud config's TLS verification setting, with a CA file");
     // `timeout` is how long a socket may sit idle in the pool; Node shortens
     // it to the server's own Keep-Alive hint, so a socket the server is about
     // to close is not reused.
@@ -233,6 +230,13 @@ export class HttpClient {
       headers['content-type'] = 'application/json';
     }
     if (this.closed) throw new OpenStackError('network', `${req.method} ${path}: the HTTP client is closed (the driver is stopping)`);
+    if (this.tlsOff !== undefined && url.protocol === 'https:') {
+      this.log.warn(
+        { tlsVerify: false },
+        `TLS certificate verification is OFF for this cloud: anyone on the network path can read the credentials. Turn it on (${this.tlsOff}) instead.`,
+      );
+      this.tlsOff = undefined;
+    }
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
     const started = performance.now();

@@ -48,6 +48,13 @@ export interface TlsConfig {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /**
+   * How this cloud's config turns verification on, in that config's own
+   * keys (`verify_peer: true, with verify_ca_path naming the CA`), for the
+   * warning when it is off: the config loader knows the syntax, this module
+   * does not. A generic phrase when absent.
+   */
+  verifyHint?: string;
 }
 
 export interface CloudConfig {

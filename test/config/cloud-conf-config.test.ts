@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { configFiles } from '../helpers/config-files';
+import type { DriverConfig } from '../../src/config/config';
 
 /** Every secret in these files; no error message may hold one. */
 const PASSWORD = 'pw-Secret;#"1';
@@ -64,7 +65,7 @@ tls-insecure = true
     [auth.projectDomainId, auth.projectDomainName, auth.userDomainId, auth.userDomainName, cloud.region, cloud.interface],
     ['pd-1', 'pdom', 'ud-1', 'udom', 'r-1', 'internal'],
   );
-  assert.deepEqual(cloud.tls, { verify: false, caFile: CA, certFile: CERT, keyFile: KEY });
+  assert.deepEqual(cloud.tls, { verify: false, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'tls-insecure = false, with ca-file naming the CA file' });
 });
 
 test('application-credential-* select v3applicationcredential', () => {
@@ -351,5 +352,9 @@ driver:
     max_volumes_per_node: 30
     metadata_search_order: [metadata_service]
 `);
-  assert.deepEqual({ ...conf, source: '' }, { ...yaml, source: '' });
+  // The same but for the words the TLS warning uses, which are each file's own.
+  const withHint = (c: DriverConfig, verifyHint: string) => ({ ...c, source: '', clouds: c.clouds.map((x) => ({ ...x, tls: { ...x.tls, verifyHint } })) });
+  assert.ok(conf.clouds.every((x) => x.tls.verifyHint === 'tls-insecure = false, with ca-file naming the CA file'));
+  assert.ok(yaml.clouds.every((x) => x.tls.verifyHint === 'verify: true, or no insecure: true, with cacert naming the CA file'));
+  assert.deepEqual(withHint(conf, ''), withHint(yaml, ''));
 });
