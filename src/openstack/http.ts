@@ -20,7 +20,7 @@ import type { Logger } from '../log';
 import type { TlsConfig } from './types';
 import { errorFromException, errorFromResponse, redactSecrets, requestIdFrom } from './http-errors';
 import { OpenStackError } from './errors';
-import { describeProxy, proxyAuthorization, ProxyRoutes, TunnelAgent, type ProxySettings } from './proxy';
+import { describeProxy, isLoopback, proxyAuthorization, ProxyRoutes, TunnelAgent, type ProxySettings } from './proxy';
 
 /** A response larger than this is not an OpenStack API answer (a page of 1,000 volumes is a few MiB). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -159,6 +159,21 @@ export interface HttpClientOptions {
   proxy?: ProxySettings;
   /** Values no error message may carry (the cloud's password and secrets, its current token): see redactSecrets. */
   secrets?: () => Iterable<string | undefined>;
+}
+
+/**
+ * The URL without credentials or query, for logs, when requests to it travel
+ * unencrypted beyond this machine (http:// to any host but loopback);
+ * undefined otherwise.
+ */
+export function unencryptedUrl(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  return u.protocol === 'http:' && !isLoopback(u) ? `${u.protocol}//${u.host}${u.pathname}` : undefined;
 }
 
 /** The path of a URL without its query (markers, filters) for logs and errors. */

@@ -12,7 +12,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
-import type { HttpClient } from './http';
+import { unencryptedUrl, type HttpClient } from './http';
 import { raceSignal } from './race-signal';
 import { withRetry } from './retry';
 import { chooseEndpoint, COMPUTE_SERVICE_TYPES, parseV2Catalog, parseV3Catalog, regionsOffering, substituteProject, VOLUME_SERVICE_TYPES, type CatalogEndpoint } from './catalog';
@@ -244,11 +244,23 @@ export class Identity {
   private nextBackgroundRefresh = 0;
   private authCount = 0;
 
+  /** The plain http:// endpoints already warned about (once each). */
+  private readonly warnedUnencrypted = new Set<string>();
+
   constructor(
     private readonly config: CloudConfig,
     private readonly http: HttpClient,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // Once per cloud, at start-up: loopback (a simulator, a test cloud) is left alone.
+    const authUrl = unencryptedUrl(config.auth.authUrl);
+    if (authUrl) {
+      log.warn(
+        { authUrl },
+        'auth_url is plain http://: the credentials, every token and the service catalog travel unencrypted, readable by anyone on the network path; use https://',
+      );
+    }
+  }
 
   /** Successful authentications so far (for tests and metrics). */
   get authentications(): number {
@@ -352,12 +364,22 @@ export class Identity {
   private catalogGap(state: AuthState): string | undefined {
     const overrides = this.config.endpointOverrides;
     try {
-      this.endpoint(state, VOLUME_SERVICE_TYPES, overrides?.volume);
-      this.endpoint(state, COMPUTE_SERVICE_TYPES, overrides?.compute);
+      this.warnIfUnencrypted(this.endpoint(state, VOLUME_SERVICE_TYPES, overrides?.volume).url, 'volume');
+      this.warnIfUnencrypted(this.endpoint(state, COMPUTE_SERVICE_TYPES, overrides?.compute).url, 'compute');
       return undefined;
     } catch (err) {
       return err instanceof Error ? err.message : String(err);
     }
+  }
+
+  private warnIfUnencrypted(url: string, service: string): void {
+    const shown = unencryptedUrl(url);
+    if (!shown || this.warnedUnencrypted.has(shown)) return;
+    this.warnedUnencrypted.add(shown);
+    this.log.warn(
+      { service, endpoint: shown },
+      `the ${service} endpoint is plain http://: the token sent with every request travels unencrypted, and anyone on the network path can use it until it expires; use https:// endpoints`,
+    );
   }
 
   private needsRefresh(s: AuthState): boolean {

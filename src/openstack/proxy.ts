@@ -75,10 +75,21 @@ export function parseProxyUrl(raw: string): URL {
   return proxy;
 }
 
+/** The URL's host, as no_proxy entries and address blocks are compared with it: no brackets, no trailing dot, lower case. */
+function hostOf(target: URL): string {
+  return target.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+}
+
+/** Whether the URL's host is this machine's loopback: localhost (and its subdomains), 127.0.0.0/8, ::1. */
+export function isLoopback(target: URL): boolean {
+  const host = hostOf(target);
+  return host === 'localhost' || host.endsWith('.localhost') || LOOPBACK.some((block) => inCidr(host, block));
+}
+
 function bypassed(target: URL, noProxy: string): boolean {
-  const host = target.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  const host = hostOf(target);
   const port = target.port || (target.protocol === 'https:' ? '443' : '80');
-  if (host === 'localhost' || host.endsWith('.localhost') || LOOPBACK.some((block) => inCidr(host, block))) return true;
+  if (isLoopback(target)) return true;
   for (const raw of noProxy.split(/[\s,]+/)) {
     const entry = raw.trim().toLowerCase();
     if (!entry) continue;
