@@ -1,6 +1,12 @@
 // Which Cinder API to speak, read from the endpoint's version document
 // (GET on the unversioned root answers 300 Multiple Choices with
 // {"versions": [...]}): v3 with a negotiated microversion, else v2, else v1.
+// Where the root has no document for us (a load balancer that routes only
+// /v3/..., a cloud that hides it: 404, 401, 403), the versioned endpoint's
+// own is read: GET /v3/ with a token answers 200 {"versions": [the v3
+// entry]} (the API reference's "API version details"; 3.70 on the Zed
+// testbed). Only when neither can be read is the version the catalog URL
+// names used, marked as a fallback so that the caller tries again later.
 // The catalog's URL may be versioned (/v3/{project_id}) or not; both work.
 import type { Logger } from '../log';
 import { isOpenStackError, OpenStackError } from './errors';
@@ -16,6 +22,12 @@ export interface CinderApi {
   /** The URL API paths are appended to: .../v3/{project_id}. */
   baseUrl: string;
   microversion: string | null;
+  /**
+   * Set when no version document could be read and the API is the one the
+   * catalog URL names (v3 at its base microversion 3.0): why, naming the
+   * URLs asked. Absent when a document said (or the forced v2 or v1 needs none).
+   */
+  fallback?: string;
 }
 
 interface VersionEntry {
@@ -94,7 +106,10 @@ export async function detectCinderApi(opts: {
   logger: Logger;
 }): Promise<CinderApi> {
   const root = unversionedRoot(opts.catalogUrl);
-  const versions = await readVersionDocument(root, opts);
+  const missing: string[] = [];
+  let versions = await readVersionDocument(`${root}/`, opts, missing);
+  // Only v3 has microversions, which is all a document adds to the fallback.
+  if (!versions && (opts.forced === 'auto' || opts.forced === '3')) versions = await readVersionDocument(`${root}/v3/`, opts, missing);
   const chosen = versions ? chooseFromVersions(versions, opts.forced) : null;
   if (chosen) {
     return { ...chosen, baseUrl: apiBaseUrl(opts.catalogUrl, chosen.apiVersion, opts.projectId) };
@@ -108,22 +123,25 @@ export async function detectCinderApi(opts: {
     apiVersion: fallback,
     microversion: fallback === '3' ? '3.0' : null,
     baseUrl: apiBaseUrl(opts.catalogUrl, fallback, opts.projectId),
+    // A forced v2 or v1 is what a document could only have confirmed.
+    fallback: opts.forced === 'auto' || opts.forced === '3' ? missing.join('; ') : undefined,
   };
 }
 
 type Versions = { versions?: VersionEntry[] | { values?: VersionEntry[] } };
 
 /**
- * The version document's entries; null when Cinder (or a proxy in front of
- * it) answered that there is none (some deployments hide the root), which is
- * as definitive as a document. A failure that may pass (5xx, reset, timeout)
- * is retried with the module's retry policy and then thrown: answering the
- * catalog's bare API for it would switch microversion features off until
- * the process restarts, since the answer is kept.
+ * The version document's entries at `url`; null when Cinder (or a proxy in
+ * front of it) answered that there is none there (some deployments hide
+ * the root), which is as definitive as a document: why goes into `missing`.
+ * A failure that may pass (5xx, reset, timeout) is retried with the
+ * module's retry policy and then thrown: answering the catalog's bare API
+ * for it would switch microversion features off until the next detection.
  */
 async function readVersionDocument(
-  root: string,
+  url: string,
   opts: { http: HttpClient; token: string; signal?: AbortSignal; logger: Logger },
+  missing: string[],
 ): Promise<VersionEntry[] | null> {
   let body: Versions | null;
   try {
@@ -131,7 +149,7 @@ async function readVersionDocument(
       () =>
         opts.http.request<Versions | null>({
           method: 'GET',
-          url: `${root}/`,
+          url,
           headers: { 'x-auth-token': opts.token },
           signal: opts.signal,
           okStatuses: [200, 300],
@@ -141,13 +159,14 @@ async function readVersionDocument(
     body = res.body;
   } catch (err) {
     if (!answeredWithoutDocument(err)) throw err;
-    opts.logger.warn({ url: root, err: err.message }, 'cinder version document unavailable; using the version the catalog names');
+    missing.push(`${url} answered ${err.status}`);
+    opts.logger.debug({ url, err: err.message }, 'no cinder version document here');
     return null;
   }
   // A proxy's HTML page or an empty answer: no document either.
   const v = typeof body === 'object' ? body?.versions : undefined;
   const entries = Array.isArray(v) ? v : (v?.values ?? null);
-  if (!entries) opts.logger.warn({ url: root }, 'cinder answered without a version document; using the version the catalog names');
+  if (!entries) missing.push(`${url} answered without a version document`);
   return entries;
 }
 

@@ -1,6 +1,6 @@
 // BlockStorage on Cinder v3 (microversions), v2 or v1. The API is detected
-// once per cloud from the version document and the negotiated microversion
-// is sent on every v3 request; features that need a newer microversion are
+// once per cloud from the version document (again later if none could be
+// read) and the negotiated microversion is sent on every v3 request; features that need a newer microversion are
 // refused with a clear message rather than sent and misunderstood.
 import type { Logger } from '../log';
 import { isNotFound, OpenStackError } from './errors';
@@ -42,11 +42,23 @@ type Json = Record<string, unknown>;
  */
 export const DETECTION_TIMEOUT_MS = 60_000;
 
+/**
+ * How long an API taken from the catalog URL (no version document could be
+ * read) is used before the document is asked for again: a load balancer
+ * fixed, or Cinder back behind it, gives the microversion features back
+ * without a restart. Two GETs every five minutes cost nothing.
+ */
+export const REDETECT_AFTER_FALLBACK_MS = 5 * 60_000;
+
 /** v1 has no paging: one list returns at most this many (Cinder's osapi_max_limit default). */
 export const V1_LIST_CAP = 1000;
 
 export class Cinder implements BlockStorage {
   private api: Promise<CinderApi> | null = null;
+  /** While the API in use is a fallback: when to read the version document again. */
+  private redetectAt: number | undefined;
+  private redetecting = false;
+  private fallbackWarned = false;
   private readonly svc: ServiceClient;
 
   constructor(
@@ -62,30 +74,73 @@ export class Cinder implements BlockStorage {
    * Detected once and shared; a failed detection is forgotten, so the next
    * call detects again. The detection runs on its own clock: each caller
    * waits for it only until its own deadline, and a caller that gives up
-   * does not fail the others waiting on it.
+   * does not fail the others waiting on it. A fallback (no version document
+   * could be read) is used for REDETECT_AFTER_FALLBACK_MS, then detected
+   * again in the background while calls go on with it.
    */
   private detect(auth: AuthState, opts: CallOptions): Promise<CinderApi> {
+    if (this.api && this.redetectAt !== undefined && Date.now() >= this.redetectAt && !this.redetecting) this.redetect(auth);
     if (!this.api) {
-      const { url, serviceType } = this.identity.endpoint(auth, VOLUME_SERVICE_TYPES, this.config.endpointOverrides?.volume);
-      const api = detectCinderApi({
-        http: this.http,
-        catalogUrl: url,
-        serviceType,
-        projectId: auth.projectId,
-        token: auth.token,
-        forced: this.config.blockStorageApiVersion,
-        signal: AbortSignal.timeout(DETECTION_TIMEOUT_MS),
-        logger: this.log,
-      }).then((chosen) => {
-        this.log.info({ apiVersion: chosen.apiVersion, microversion: chosen.microversion, baseUrl: chosen.baseUrl }, 'cinder API chosen');
-        return chosen;
-      });
+      const api = this.detectNow(auth);
       this.api = api;
       api.catch(() => {
         if (this.api === api) this.api = null;
       });
     }
     return raceSignal(this.api, opts.signal, 'the Cinder version document');
+  }
+
+  private async detectNow(auth: AuthState): Promise<CinderApi> {
+    const { url, serviceType } = this.identity.endpoint(auth, VOLUME_SERVICE_TYPES, this.config.endpointOverrides?.volume);
+    const chosen = await detectCinderApi({
+      http: this.http,
+      catalogUrl: url,
+      serviceType,
+      projectId: auth.projectId,
+      token: auth.token,
+      forced: this.config.blockStorageApiVersion,
+      signal: AbortSignal.timeout(DETECTION_TIMEOUT_MS),
+      logger: this.log,
+    });
+    const { apiVersion, microversion, baseUrl, fallback } = chosen;
+    if (fallback === undefined) {
+      this.redetectAt = undefined;
+      this.log.info({ apiVersion, microversion, baseUrl }, 'cinder API chosen');
+      return chosen;
+    }
+    this.redetectAt = Date.now() + REDETECT_AFTER_FALLBACK_MS;
+    // Loud once: every later fallback says the same, and is tried again as often.
+    const level = this.fallbackWarned ? 'debug' : 'warn';
+    this.fallbackWarned = true;
+    const lost =
+      microversion === '3.0'
+        ? ' at its base microversion 3.0: extending in-use volumes (3.42), volumes from backups (3.47) and deleting attachment records (3.27) are off'
+        : '';
+    this.log[level](
+      { apiVersion, microversion, baseUrl, why: fallback },
+      `cinder's version document could not be read, so the driver uses the API the catalog URL names, v${apiVersion}${lost}; ` +
+        `it reads the document again every ${REDETECT_AFTER_FALLBACK_MS / 60_000} minutes. Let GET on Cinder's root or its /v3/ through to Cinder (a load balancer or proxy that routes by path)`,
+    );
+    return chosen;
+  }
+
+  /** Detect again in the background; calls go on with the fallback until an answer comes (a failure keeps it). */
+  private redetect(auth: AuthState): void {
+    this.redetecting = true;
+    const current = this.api;
+    this.detectNow(auth)
+      .then(
+        (fresh) => {
+          if (this.api === current) this.api = Promise.resolve(fresh);
+        },
+        (err: unknown) => {
+          this.redetectAt = Date.now() + REDETECT_AFTER_FALLBACK_MS;
+          this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'reading the cinder version document again failed; the fallback stays');
+        },
+      )
+      .finally(() => {
+        this.redetecting = false;
+      });
   }
 
   private async current(opts: CallOptions): Promise<CinderApi> {
