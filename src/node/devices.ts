@@ -57,8 +57,18 @@ export interface FoundDevice {
   evidence: string;
 }
 
+/**
+ * The Cinder UUID in a CSI volume ID: a volume of a cloud other than the
+ * controller's default is `<cloud>:<uuid>` (controller/clouds.ts; the cloud
+ * name may hold ':', a UUID never does), and its disk carries the UUID alone.
+ */
+export function cinderIdOf(volumeId: string): string {
+  return volumeId.slice(volumeId.lastIndexOf(':') + 1);
+}
+
 /** by-id link names udev makes for a disk whose serial is the volume ID, most specific first. */
-export function byIdLinkNames(volumeId: string): string[] {
+export function byIdLinkNames(csiVolumeId: string): string[] {
+  const volumeId = cinderIdOf(csiVolumeId);
   const short = volumeId.slice(0, VIRTIO_SERIAL_LENGTH);
   const names = [
     `virtio-${short}`,
@@ -71,7 +81,8 @@ export function byIdLinkNames(volumeId: string): string[] {
 }
 
 /** Does a disk serial name this volume (the whole ID, or the 20 characters virtio-blk keeps)? */
-export function serialMatches(serial: string, volumeId: string): boolean {
+export function serialMatches(serial: string, csiVolumeId: string): boolean {
+  const volumeId = cinderIdOf(csiVolumeId);
   const s = serial.trim();
   return s !== '' && (s === volumeId || (s.length === VIRTIO_SERIAL_LENGTH && s === volumeId.slice(0, VIRTIO_SERIAL_LENGTH)));
 }
@@ -139,7 +150,7 @@ async function scanSerials(opts: DiscoveryOptions): Promise<FoundDevice | null> 
     const serial = await readSerial(opts.sysfsRoot, name);
     if (serial !== null && serialMatches(serial, opts.volumeId)) matches.push({ name, serial });
   }
-  const exact = matches.filter((m) => m.serial === opts.volumeId);
+  const exact = matches.filter((m) => m.serial === cinderIdOf(opts.volumeId));
   const chosen = exact.length > 0 ? exact : matches;
   if (chosen.length > 1) {
     throw failedPrecondition(
@@ -179,15 +190,21 @@ export async function diskNamesAnotherVolume(device: string, volumeId: string, s
  */
 export async function volumeEvidence(name: string, deviceRoot: string, sysfsRoot: string): Promise<string | null> {
   const serial = await readSerial(sysfsRoot, name);
-  if (serial !== null) return `serial ${serial}`;
+  if (serial !== null && VOLUME_ID_START.test(serial)) return `serial ${serial}`;
   const byIdDir = path.join(deviceRoot, 'disk', 'by-id');
   const links = await readdir(byIdDir).catch(() => [] as string[]);
-  for (const link of links.filter((l) => VOLUME_LINK_PREFIXES.some((prefix) => l.startsWith(prefix)))) {
+  // Only links whose serial part is a volume ID: virtio-scsi names an image or ephemeral disk
+  // scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-1, which is no volume.
+  const volumeLinks = links.filter((l) => VOLUME_LINK_PREFIXES.some((prefix) => l.startsWith(prefix) && VOLUME_ID_START.test(l.slice(prefix.length))));
+  for (const link of volumeLinks) {
     const real = await realpath(path.join(byIdDir, link)).catch(() => null);
     if (real !== null && path.basename(real) === name) return `by-id link ${link}`;
   }
   return null;
 }
+
+/** A Cinder volume ID, or the 20 characters of one that virtio-blk keeps as a serial. */
+const VOLUME_ID_START = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]/i;
 
 /** The by-id link names byIdLinkNames makes, up to the serial. */
 const VOLUME_LINK_PREFIXES = ['virtio-', 'scsi-0QEMU_QEMU_HARDDISK_'];

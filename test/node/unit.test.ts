@@ -1,16 +1,16 @@
 // Pure parts of the node service: path validation, capability parsing,
 // settings defaults, by-id names and serial matching. No root needed.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import { mkdir, mkdtemp, realpath, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canonicalPath, confinedRequestPath, validatePath } from '../../src/node/paths';
 import { parseCapability, readOnlyDeviceMountOptions, stagingMountOptions } from '../../src/node/capability';
 import { parseFsType } from '../../src/node/format';
 import { resolveNodeSettings, DEFAULT_MAX_VOLUMES_PER_NODE } from '../../src/node/settings';
-import { byIdLinkNames, serialMatches } from '../../src/node/devices';
+import { byIdLinkNames, serialMatches, volumeEvidence } from '../../src/node/devices';
 import { formatDeviceNumber } from '../../src/node/mount';
 import type { VolumeCapability__Output } from '../../src/gen/csi/v1/VolumeCapability';
 import { rejectsWithCode } from './context';
@@ -162,6 +162,35 @@ test('serials match the whole ID or exactly the 20 characters virtio-blk keeps',
   assert.ok(!serialMatches(ID.slice(0, 19), ID), 'a shorter prefix is not virtio truncation');
   assert.ok(!serialMatches('', ID));
   assert.ok(!serialMatches('ffffffff-4e5f-6789-abcd-ef0123456789', ID));
+});
+
+test("a volume of another cloud (CSI ID '<cloud>:<uuid>') is found by its Cinder UUID, which its disk carries", () => {
+  assert.deepEqual(byIdLinkNames(`east:${ID}`), byIdLinkNames(ID));
+  assert.deepEqual(byIdLinkNames(`region:a:${ID}`), byIdLinkNames(ID), 'a cloud name may hold a colon');
+  assert.ok(serialMatches(ID.slice(0, 20), `east:${ID}`));
+  assert.ok(serialMatches(ID, `east:${ID}`));
+  assert.ok(!serialMatches(`east:${ID}`.slice(0, 20), `east:${ID}`));
+});
+
+test("a disk is taken for a volume's by a serial or by-id link that is a volume ID, not by any serial or QEMU link", async (t: TestContext) => {
+  const root = await mkdtemp(path.join(tmpdir(), 'cinder-csi-evidence-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const dev = path.join(root, 'dev');
+  const sys = path.join(root, 'sys');
+  await mkdir(path.join(dev, 'disk', 'by-id'), { recursive: true });
+  for (const name of ['sdb', 'sdc', 'vdb', 'nvme0n1']) {
+    await writeFile(path.join(dev, name), '');
+    await mkdir(path.join(sys, 'block', name), { recursive: true });
+  }
+  // virtio-scsi: an image or ephemeral disk, and a volume.
+  await symlink('../../sdb', path.join(dev, 'disk', 'by-id', 'scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-1'));
+  await symlink('../../sdc', path.join(dev, 'disk', 'by-id', `scsi-0QEMU_QEMU_HARDDISK_${ID}`));
+  await writeFile(path.join(sys, 'block', 'vdb', 'serial'), ID.slice(0, 20));
+  await writeFile(path.join(sys, 'block', 'nvme0n1', 'serial'), 'S3EWNX0K123456');
+  assert.equal(await volumeEvidence('sdb', dev, sys), null);
+  assert.equal(await volumeEvidence('sdc', dev, sys), `by-id link scsi-0QEMU_QEMU_HARDDISK_${ID}`);
+  assert.equal(await volumeEvidence('vdb', dev, sys), `serial ${ID.slice(0, 20)}`);
+  assert.equal(await volumeEvidence('nvme0n1', dev, sys), null);
 });
 
 test('device numbers decode the Linux dev_t layout', () => {
