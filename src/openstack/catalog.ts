@@ -90,10 +90,16 @@ export function chooseEndpoint(
   );
 }
 
-/** The regions (sorted; '-' for an endpoint without one) in which the catalog offers any of `serviceTypes` on `iface`. */
+/**
+ * The named regions (sorted) of the service chooseEndpoint would take from
+ * `serviceTypes` on `iface` with no region set: the first type the catalog
+ * offers there. A leftover older type (volumev2 beside volumev3) is never
+ * taken, and an endpoint registered without a region is no second region.
+ */
 export function regionsOffering(catalog: readonly CatalogEndpoint[], serviceTypes: readonly string[], iface: EndpointInterface): string[] {
+  const type = serviceTypes.find((t) => catalog.some((ep) => ep.serviceType === t && ep.interface === iface));
   const regions = new Set<string>();
-  for (const ep of catalog) if (ep.interface === iface && serviceTypes.includes(ep.serviceType)) regions.add(ep.region ?? '-');
+  for (const ep of catalog) if (ep.interface === iface && ep.serviceType === type && ep.region) regions.add(ep.region);
   return [...regions].sort();
 }
 

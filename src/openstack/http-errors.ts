@@ -45,7 +45,11 @@ export function redactSecrets(text: string, secrets: Iterable<string | undefined
   for (const secret of secrets) {
     if (!secret) continue;
     for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]) {
-      if (out.includes(form)) out = out.split(form).join(REDACTED);
+      if (!out.includes(form)) continue;
+      // Only where it stands alone: a short or common password ('secret', 'a') must not eat the
+      // letters of volume IDs and words around it, and a quoted secret is never glued to other letters.
+      const alone = new RegExp(`(?<![A-Za-z0-9])${form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9])`, 'g');
+      out = out.replace(alone, REDACTED);
     }
   }
   return out;

@@ -54,7 +54,9 @@ export const REFRESH_RETRY_MS = 15_000;
  * expires_at as it stands.
  */
 export function localExpiry(expiresAt: Date, issuedAt: string | undefined, dateHeader: string | undefined, askedAt: number): number {
-  for (const then of [issuedAt, dateHeader]) {
+  // Keystone's times are UTC; v2.0 writes issued_at without the Z, which Date.parse would read as local time.
+  const issuedUtc = issuedAt && !/(Z|[+-]\d\d:?\d\d)$/i.test(issuedAt) ? `${issuedAt}Z` : issuedAt;
+  for (const then of [issuedUtc, dateHeader]) {
     const lifetime = expiresAt.getTime() - (then ? Date.parse(then) + 1000 : NaN);
     if (Number.isFinite(lifetime) && lifetime > 0) return askedAt + lifetime;
   }
@@ -209,6 +211,7 @@ const SAFE_AUTH_MESSAGES: readonly RegExp[] = [
   /^Expecting to find [\w ]+ in \w+\. The server could not comply with the request since it is either malformed or otherwise incorrect\. The client is assumed to be in error\.$/,
   /^Attempted to authenticate with an unsupported method\.$/,
   /^The account is locked for user: [0-9a-fA-F-]{1,64}\.$/,
+  /^The password is expired and needs to be changed for user: [0-9a-fA-F-]{1,64}\.$/,
 ];
 
 /**
@@ -345,8 +348,13 @@ export class Identity {
    */
   private requireOneRegion(state: AuthState): void {
     const overrides = this.config.endpointOverrides;
-    const types = [...(overrides?.volume ? [] : VOLUME_SERVICE_TYPES), ...(overrides?.compute ? [] : COMPUTE_SERVICE_TYPES)];
-    const regions = regionsOffering(state.catalog, types, this.config.interface);
+    const iface = this.config.interface;
+    const regions = [
+      ...new Set([
+        ...(overrides?.volume ? [] : regionsOffering(state.catalog, VOLUME_SERVICE_TYPES, iface)),
+        ...(overrides?.compute ? [] : regionsOffering(state.catalog, COMPUTE_SERVICE_TYPES, iface)),
+      ]),
+    ].sort();
     if (regions.length <= 1) return;
     throw new OpenStackError(
       'config',

@@ -176,6 +176,17 @@ describe('keystone token lifetime on a skewed clock', () => {
     assert.equal(localExpiry(expires, undefined, undefined, 5_000), expires.getTime());
     assert.equal(localExpiry(expires, undefined, 'not a date', 5_000), expires.getTime());
   });
+
+  it("reads Keystone v2.0's issued_at, written without a zone, as UTC whatever this process's time zone", (t) => {
+    const tz = process.env.TZ;
+    process.env.TZ = 'Asia/Tokyo';
+    t.after(() => {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    });
+    const expires = new Date('2030-01-01T01:00:00Z');
+    assert.equal(localExpiry(expires, '2030-01-01T00:00:00.819584', undefined, 5_000), 5_000 + HOUR - 1_000 - 819);
+  });
 });
 
 describe('keystone health and the catalog', () => {
@@ -259,6 +270,16 @@ describe('no region configured on a cloud of several regions', () => {
   it('other services and other interfaces in other regions do not count', async (t) => {
     const elsewhere = (type: string, iface: string) => ({ type, endpoints: [{ interface: iface, region_id: 'RegionTwo', url: `http://${type}.two.invalid/` }] });
     const id = identity(t, [...CATALOG, elsewhere('image', 'public'), elsewhere('volumev3', 'internal')]);
+    await id.auth();
+    assert.equal(id.health().ready, true, id.health().catalogError);
+  });
+
+  it('nor does an endpoint registered without a region, or a leftover older volume type in another region', async (t) => {
+    const id = identity(t, [
+      { type: 'volumev3', endpoints: [{ interface: 'public', url: 'http://cinder.invalid/v3/' }] },
+      { type: 'volumev2', endpoints: [{ interface: 'public', region_id: 'RegionTwo', url: 'http://old-cinder.invalid/v2/' }] },
+      { type: 'compute', endpoints: [{ interface: 'public', region_id: 'RegionOne', url: 'http://nova.invalid/' }] },
+    ]);
     await id.auth();
     assert.equal(id.health().ready, true, id.health().catalogError);
   });

@@ -23,6 +23,12 @@ describe('redactSecrets', () => {
     assert.equal(redactSecrets('tok tok', ['tok', undefined, '']), `${REDACTED} ${REDACTED}`);
     assert.equal(redactSecrets('nothing to hide', ['secret']), 'nothing to hide');
   });
+
+  it('replaces a secret only where it stands alone: a short or common password leaves IDs and words whole', () => {
+    const id = '0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+    assert.equal(redactSecrets(`volume ${id} is not secretive; "password": "secret"`, ['secret', 'a', '1']), `volume ${id} is not secretive; "password": "${REDACTED}"`);
+    assert.equal(redactSecrets('user=a&password=a', ['a']), `user=${REDACTED}&password=${REDACTED}`);
+  });
 });
 
 describe("what is shown of a refused token request", () => {
@@ -33,6 +39,7 @@ describe("what is shown of a refused token request", () => {
       [404, 'Could not find Application Credential: 0123456789abcdef0123456789abcdef.'],
       [404, 'Could not recognize Fernet token'],
       [404, 'Failed to validate token'],
+      [401, 'The password is expired and needs to be changed for user: 0123456789abcdef0123456789abcdef.'],
       [400, 'Expecting to find domain in user. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.'],
     ] as const) {
       assert.equal(tokenRefusalMessage({ error: { code: status, message, title: 'T' } }, status), message);
