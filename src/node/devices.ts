@@ -22,6 +22,7 @@ import type { Logger } from '../log';
 import { failedPrecondition, notFound } from '../csi/errors';
 import { run, which } from '../util/exec';
 import { deviceNumber, formatDeviceNumber, isBlockDevice, listMounts, type MountEntry, type MountTable } from './mount';
+import { isVolumeSerial } from '../util/volume-serial';
 
 /** The publish_context key the controller puts the device path under (the Go driver's name, kept for compatibility). */
 export const PUBLISH_CONTEXT_DEVICE_PATH = 'DevicePath';
@@ -190,21 +191,18 @@ export async function diskNamesAnotherVolume(device: string, volumeId: string, s
  */
 export async function volumeEvidence(name: string, deviceRoot: string, sysfsRoot: string): Promise<string | null> {
   const serial = await readSerial(sysfsRoot, name);
-  if (serial !== null && VOLUME_ID_START.test(serial)) return `serial ${serial}`;
+  if (serial !== null && isVolumeSerial(serial)) return `serial ${serial}`;
   const byIdDir = path.join(deviceRoot, 'disk', 'by-id');
   const links = await readdir(byIdDir).catch(() => [] as string[]);
   // Only links whose serial part is a volume ID: virtio-scsi names an image or ephemeral disk
   // scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-1, which is no volume.
-  const volumeLinks = links.filter((l) => VOLUME_LINK_PREFIXES.some((prefix) => l.startsWith(prefix) && VOLUME_ID_START.test(l.slice(prefix.length))));
+  const volumeLinks = links.filter((l) => VOLUME_LINK_PREFIXES.some((prefix) => l.startsWith(prefix) && isVolumeSerial(l.slice(prefix.length))));
   for (const link of volumeLinks) {
     const real = await realpath(path.join(byIdDir, link)).catch(() => null);
     if (real !== null && path.basename(real) === name) return `by-id link ${link}`;
   }
   return null;
 }
-
-/** A Cinder volume ID, or the 20 characters of one that virtio-blk keeps as a serial. */
-const VOLUME_ID_START = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]/i;
 
 /** The by-id link names byIdLinkNames makes, up to the serial. */
 const VOLUME_LINK_PREFIXES = ['virtio-', 'scsi-0QEMU_QEMU_HARDDISK_'];

@@ -13,6 +13,7 @@ import { getMetadataJson } from './metadata-http';
 import { raceSignal } from './race-signal';
 import { sleep } from './retry';
 import type { CallOptions, InstanceIdentity } from './types';
+import { isVolumeSerial } from '../util/volume-serial';
 
 export type IdentitySource = 'configDrive' | 'metadataService';
 
@@ -88,9 +89,6 @@ export async function findConfigDrive(signal?: AbortSignal, logger?: Logger, sys
   return candidates[0] ?? null;
 }
 
-/** A Cinder volume ID, or the first 20 characters of one that virtio-blk keeps as the serial. */
-const VOLUME_SERIAL = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]/i;
-
 /**
  * The serial of the disk holding `device` (the disk itself, or the disk a
  * partition is on) when it is a volume ID, else null. virtio-blk shows the
@@ -109,7 +107,7 @@ async function volumeSerialOf(device: string, sysfsRoot: string): Promise<string
     const bytes = await readFile(path.join(disk, file)).catch(() => null);
     if (!bytes || bytes.length <= skip) continue;
     const serial = bytes.subarray(skip).toString('latin1').replace(/\0/g, '').trim();
-    if (serial) return VOLUME_SERIAL.test(serial) ? serial : null;
+    if (serial) return isVolumeSerial(serial) ? serial : null;
   }
   return null;
 }
