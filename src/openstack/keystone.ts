@@ -347,6 +347,15 @@ export class Identity {
    * regions, until the region is set.
    */
   private requireOneRegion(state: AuthState): void {
+    // A token's catalog never changes: judged once per token, not on every Nova request.
+    if (!this.regionVerdicts.has(state)) this.regionVerdicts.set(state, this.regionAmbiguity(state));
+    const ambiguity = this.regionVerdicts.get(state);
+    if (ambiguity) throw ambiguity;
+  }
+
+  private readonly regionVerdicts = new WeakMap<AuthState, OpenStackError | null>();
+
+  private regionAmbiguity(state: AuthState): OpenStackError | null {
     const overrides = this.config.endpointOverrides;
     const iface = this.config.interface;
     const regions = [
@@ -355,8 +364,8 @@ export class Identity {
         ...(overrides?.compute ? [] : regionsOffering(state.catalog, COMPUTE_SERVICE_TYPES, iface)),
       ]),
     ].sort();
-    if (regions.length <= 1) return;
-    throw new OpenStackError(
+    if (regions.length <= 1) return null;
+    return new OpenStackError(
       'config',
       `no region is configured, and the service catalog offers the volume or compute service on interface ${this.config.interface} in ${regions.length} regions (${regions.join(', ')}): ` +
         "set the cloud's region (region, region_name in clouds.yaml, OS_REGION_NAME, region in cloud.conf) to the one the cluster's servers run in, " +
