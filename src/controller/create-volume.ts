@@ -8,7 +8,7 @@ import type { CreateVolumeResponse } from '../gen/csi/v1/CreateVolumeResponse';
 import { NO_BACKEND_EVENT_ID, type CallOptions, type Cloud, type Volume } from '../openstack/types';
 import { isNotFound, isOpenStackError } from '../openstack/errors';
 import { WAIT } from '../openstack/waiter';
-import { alreadyExists, internal, invalidArgument, outOfRange, requireField, requireName, resourceExhausted } from '../csi/errors';
+import { alreadyExists, internal, invalidArgument, outOfRange, requireField, requireName, resourceExhausted, unavailable } from '../csi/errors';
 import { capabilitiesProblem, isMultiNode, isMultiattachType } from './capabilities';
 import { failureMessage } from './messages';
 import { cloudForSecrets } from './clouds';
@@ -21,6 +21,14 @@ import { requestedSource, resolveSource, type ResolvedSource } from './source';
 import { chooseVolumeZone, zoneMismatch } from './topology';
 import { csiVolume, sourceBackupId } from './views';
 import { requireVolumeType } from './volume-types';
+
+/**
+ * Cinder's refusals of a source in the wrong state (its create flow's
+ * InvalidSnapshot and InvalidVolume: "Originating snapshot status must be one
+ * of available values", "Unable to create a volume from an originating source
+ * volume when its status is not one of available, in-use values").
+ */
+const SOURCE_BUSY = /originating (snapshot|source volume)/i;
 
 export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest__Output, op: Op): Promise<CreateVolumeResponse> {
   const name = requireName(req.name, 'name');
@@ -99,11 +107,17 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       .catch(
         rethrow({
           over_quota: (m) => resourceExhausted(`Cinder refused the ${size} GiB volume: ${m}; free space in the project or raise its quota`),
-          bad_request: (m) =>
+          bad_request: (m) => {
+            // The source moved on since it was looked at (an attach, a detach, a backup began): it passes.
+            if (SOURCE_BUSY.test(m)) {
+              return unavailable(`Cinder cannot copy the source right now: ${m}; the new volume is created once the source is available (the CO retries)`);
+            }
             // A zone taken from the node's topology that Cinder does not have: another node may do.
-            zone !== undefined && !fixedZone && /availability.?zone/i.test(m)
-              ? resourceExhausted(`Cinder refused availability zone '${zone}' (from the node's topology): ${m}; map the node's zone with the driver's az_map setting (driver.controller.az_map)`)
-              : invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's az_map setting (driver.controller.az_map)`),
+            if (zone !== undefined && !fixedZone && /availability.?zone/i.test(m)) {
+              return resourceExhausted(`Cinder refused availability zone '${zone}' (from the node's topology): ${m}; map the node's zone with the driver's az_map setting (driver.controller.az_map)`);
+            }
+            return invalidArgument(`Cinder refused the volume: ${m}; check the StorageClass parameters (type, availability) and the driver's az_map setting (driver.controller.az_map)`);
+          },
         }),
       );
   }

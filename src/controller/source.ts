@@ -19,7 +19,26 @@ export interface ResolvedSource {
   zone?: string;
 }
 
-const BUSY_STATES = ['creating', 'backing-up', 'restoring', 'downloading', 'uploading', 'extending', 'retyping', 'maintenance'];
+/**
+ * States a source passes through and leaves by itself. An attach or a detach
+ * counts: Kubernetes clones a PVC as soon as its last pod is gone, while Nova
+ * may still be detaching it, and csi-provisioner retries INVALID_ARGUMENT
+ * only every few minutes.
+ */
+const BUSY_STATES = [
+  'creating',
+  'reserved',
+  'attaching',
+  'detaching',
+  'backing-up',
+  'restoring',
+  'restoring-backup',
+  'downloading',
+  'uploading',
+  'extending',
+  'retyping',
+  'maintenance',
+];
 
 function notReady(what: string, status: string): Error {
   if (BUSY_STATES.includes(status)) return unavailable(`${what} is '${status}'; the new volume is created once it is available (the CO retries)`);

@@ -285,13 +285,14 @@ export class CinderApi {
     let sourceAz: string | undefined;
     if (snapshotId) {
       const snap = this.snapshot(snapshotId);
-      if (snap.status !== 'available') bad("Invalid snapshot: Originating snapshot status must be 'available' to create a volume.");
+      // Zed's texts for a source in the wrong state (its create flow's InvalidSnapshot and InvalidVolume).
+      if (snap.status !== 'available') bad("Invalid snapshot: Originating snapshot status must be one of 'available' values");
       sourceSize = snap.size;
       sourceTypeId = snap.volumeTypeId;
       sourceAz = s.volumes.get(snap.volumeId)?.availabilityZone;
     } else if (sourceVolId) {
       const src = this.volume(sourceVolId);
-      if (!['available', 'in-use'].includes(src.status)) bad(`Invalid volume: Volume ${src.id} status must be available or in-use to be cloned, but current status is: ${src.status}.`);
+      if (!['available', 'in-use'].includes(src.status)) bad("Invalid volume: Originating source volume status must be one of 'available, in-use' values");
       sourceSize = src.size;
       sourceTypeId = src.volumeTypeId;
       sourceAz = src.availabilityZone;

@@ -478,6 +478,34 @@ describe('CreateVolume from a source the cloud cannot copy', () => {
     assert.match(old.details, /3\.47/);
     assert.deepEqual(await h.volumesNamed('pvc-from-backup-old'), []);
   });
+
+  // Kubernetes clones a PVC as soon as its last pod is gone, while Nova may still be detaching it:
+  // csi-provisioner retries INVALID_ARGUMENT only every few minutes, UNAVAILABLE at once.
+  it('answers UNAVAILABLE for a source volume that is being attached or detached', async () => {
+    const sourceId = await h.createVolume('pvc-moving-source');
+    for (const status of ['reserved', 'attaching', 'detaching']) {
+      h.driver.sim.control.setVolumeStatus(sourceId, status);
+      const err = await expectCode(
+        h.rpc('CreateVolume', { name: `pvc-from-${status}`, volume_capabilities: [MOUNT_RWO], volume_content_source: { volume: { volume_id: sourceId } } }),
+        Code.UNAVAILABLE,
+      );
+      assert.match(err.details, new RegExp(`is '${status}'; the new volume is created once it is available`));
+    }
+    h.driver.sim.control.setVolumeStatus(sourceId, 'available');
+  });
+
+  it("answers UNAVAILABLE when the source starts a detach between the driver's look and Cinder's", async () => {
+    const sourceId = await h.createVolume('pvc-racing-source');
+    // Cinder sees the create only after the source has moved on.
+    h.driver.sim.control.addFault({ method: 'POST', pathPattern: '/volumes$', delayMs: 300, times: 1 });
+    const call = h.rpc('CreateVolume', { name: 'pvc-from-racing', volume_capabilities: [MOUNT_RWO], volume_content_source: { volume: { volume_id: sourceId } } });
+    await new Promise((r) => setTimeout(r, 100));
+    h.driver.sim.control.setVolumeStatus(sourceId, 'detaching');
+    const err = await expectCode(call, Code.UNAVAILABLE);
+    assert.match(err.details, /Originating source volume status must be one of 'available, in-use' values/);
+    h.driver.sim.control.setVolumeStatus(sourceId, 'available');
+    assert.deepEqual(await h.volumesNamed('pvc-from-racing'), []);
+  });
 });
 
 describe('CreateVolume on a Cinder with messages but without their filters (3.3, 3.4)', () => {
