@@ -88,15 +88,24 @@ describe('ControllerModifyVolume', () => {
     assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, 'fast');
   });
 
-  it('refuses unknown keys, unknown types and empty requests with INVALID_ARGUMENT; NOT_FOUND for unknown volumes', async () => {
+  it('refuses unknown keys and unknown types with INVALID_ARGUMENT; NOT_FOUND for unknown volumes', async () => {
     const id = await h.createVolume('pvc-modify-errors');
     let err = await expectCode(modify(id, { iops: '3000' }), Code.INVALID_ARGUMENT);
     assert.match(err.details, /'iops'/);
     err = await expectCode(modify(id, { type: 'platinum' }), Code.INVALID_ARGUMENT);
     assert.match(err.details, /'platinum'/);
-    await expectCode(modify(id, {}), Code.INVALID_ARGUMENT);
     await expectCode(modify('00000000-0000-4000-8000-000000000000', { type: 'fast' }), Code.NOT_FOUND);
     await expectCode(h.rpc('CreateVolume', { name: 'pvc-vac-typo', volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }], mutable_parameters: { tier: 'gold' } }), Code.INVALID_ARGUMENT);
     assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, '__DEFAULT__');
+  });
+
+  // What csi-sanity sends without --csi.testvolumemutableparameters (its default).
+  it('with no mutable parameters: checks that the volume exists and changes nothing', async () => {
+    const id = await h.createVolume('pvc-modify-nothing');
+    assert.deepEqual(await modify(id, {}), {});
+    assert.equal((await h.cloud.blockStorage.getVolume(id)).volumeType, '__DEFAULT__');
+    const err = await expectCode(modify('00000000-0000-4000-8000-000000000000', {}), Code.NOT_FOUND);
+    assert.match(err.details, /does not exist/);
+    await expectCode(modify('', {}), Code.INVALID_ARGUMENT);
   });
 });
