@@ -428,49 +428,59 @@ export function defineControllerCases(target: SuiteTarget): void {
 
   describe(titled('ModifyVolume [Controller Server]', target), () => {
     const ctx = suiteOf(target);
-    const sanityCase = (body: (r: Resources) => Promise<void>, needsMutableParameters = false) => (t: TestContext) => {
-      const noMutable = needsMutableParameters && mutableParametersSkip(ctx.suite);
-      if (noMutable) return t.skip(noMutable);
-      return withTest(ctx.suite, body);
-    };
-    const modifyRequest = (volumeId: string) => ({ volume_id: volumeId, mutable_parameters: mutableParameters(ctx.suite) });
+    // csi-sanity runs these cases with or without --csi.testvolumemutableparameters; without it
+    // (its default), every request carries no mutable parameters at all.
+    const configurations = [
+      { title: 'with --csi.testvolumemutableparameters', parameters: () => mutableParameters(ctx.suite), needsParameters: true },
+      { title: "csi-sanity's default: no mutable parameters", parameters: () => ({}), needsParameters: false },
+    ];
+    for (const config of configurations) {
+      describe(config.title, () => {
+        const sanityCase = (body: (r: Resources) => Promise<void>, needsMutableParameters = false) => (t: TestContext) => {
+          const noMutable = needsMutableParameters && config.needsParameters && mutableParametersSkip(ctx.suite);
+          if (noMutable) return t.skip(noMutable);
+          return withTest(ctx.suite, body);
+        };
+        const modifyRequest = (volumeId: string) => ({ volume_id: volumeId, mutable_parameters: config.parameters() });
 
-    it('fails with INVALID_ARGUMENT when no volume id is given', sanityCase(async (r) => {
-      await expectError(r.controller('ControllerModifyVolume', modifyRequest('')), Code.INVALID_ARGUMENT);
-    }, true));
+        it('fails with INVALID_ARGUMENT when no volume id is given', sanityCase(async (r) => {
+          await expectError(r.controller('ControllerModifyVolume', modifyRequest('')), Code.INVALID_ARGUMENT);
+        }, true));
 
-    it('fails with NOT_FOUND when the volume does not exist', sanityCase(async (r) => {
-      await expectError(r.controller('ControllerModifyVolume', modifyRequest('non-existing-volume-id')), Code.NOT_FOUND);
-    }, true));
+        it('fails with NOT_FOUND when the volume does not exist', sanityCase(async (r) => {
+          await expectError(r.controller('ControllerModifyVolume', modifyRequest('non-existing-volume-id')), Code.NOT_FOUND);
+        }, true));
 
-    it('fails with INVALID_ARGUMENT for mutable parameters the volume does not support', sanityCase(async (r) => {
-      const vol = await r.mustCreateVolume(createVolumeRequest(uniqueName('sanity-modify-volume')));
-      await expectError(
-        r.controller('ControllerModifyVolume', { volume_id: vol.volume.volume_id, mutable_parameters: { XXX_FakeKey: 'XXX_FakeValue' } }),
-        Code.INVALID_ARGUMENT,
-      );
-    }));
+        it('fails with INVALID_ARGUMENT for mutable parameters the volume does not support', sanityCase(async (r) => {
+          const vol = await r.mustCreateVolume(createVolumeRequest(uniqueName('sanity-modify-volume')));
+          await expectError(
+            r.controller('ControllerModifyVolume', { volume_id: vol.volume.volume_id, mutable_parameters: { XXX_FakeKey: 'XXX_FakeValue' } }),
+            Code.INVALID_ARGUMENT,
+          );
+        }));
 
-    it('modifies a volume created without a volume attribute class', sanityCase(async (r) => {
-      const vol = await r.mustCreateVolume(createVolumeRequest(uniqueName('sanity-modify-volume')));
-      assert.ok(await r.controller('ControllerModifyVolume', modifyRequest(vol.volume.volume_id)));
-    }, true));
+        it('modifies a volume created without a volume attribute class', sanityCase(async (r) => {
+          const vol = await r.mustCreateVolume(createVolumeRequest(uniqueName('sanity-modify-volume')));
+          assert.ok(await r.controller('ControllerModifyVolume', modifyRequest(vol.volume.volume_id)));
+        }, true));
 
-    it('modifies a volume created with a volume attribute class', sanityCase(async (r) => {
-      const req = createVolumeRequest(uniqueName('sanity-modify-volume'));
-      req.mutable_parameters = mutableParameters(ctx.suite);
-      const vol = await r.mustCreateVolume(req);
-      assert.ok(await r.controller('ControllerModifyVolume', modifyRequest(vol.volume.volume_id)));
-    }, true));
+        it('modifies a volume created with a volume attribute class', sanityCase(async (r) => {
+          const req = createVolumeRequest(uniqueName('sanity-modify-volume'));
+          req.mutable_parameters = config.parameters();
+          const vol = await r.mustCreateVolume(req);
+          assert.ok(await r.controller('ControllerModifyVolume', modifyRequest(vol.volume.volume_id)));
+        }, true));
 
-    it('fails with INVALID_ARGUMENT when a volume with a class is given unsupported mutable parameters', sanityCase(async (r) => {
-      const req = createVolumeRequest(uniqueName('sanity-modify-volume'));
-      req.mutable_parameters = mutableParameters(ctx.suite);
-      const vol = await r.mustCreateVolume(req);
-      await expectError(
-        r.controller('ControllerModifyVolume', { volume_id: vol.volume.volume_id, mutable_parameters: { XXX_FakeKey: 'XXX_FakeValue' } }),
-        Code.INVALID_ARGUMENT,
-      );
-    }, true));
+        it('fails with INVALID_ARGUMENT when a volume with a class is given unsupported mutable parameters', sanityCase(async (r) => {
+          const req = createVolumeRequest(uniqueName('sanity-modify-volume'));
+          req.mutable_parameters = config.parameters();
+          const vol = await r.mustCreateVolume(req);
+          await expectError(
+            r.controller('ControllerModifyVolume', { volume_id: vol.volume.volume_id, mutable_parameters: { XXX_FakeKey: 'XXX_FakeValue' } }),
+            Code.INVALID_ARGUMENT,
+          );
+        }, true));
+      });
+    }
   });
 }

@@ -26,8 +26,12 @@ export const NEEDS_ROOT = 'needs root: the node side uses loop devices and mount
 export const VOLUME_SIZE = GiB;
 /** csi-sanity's default expansion target: the test size plus 1 GiB. */
 export const EXPAND_SIZE = VOLUME_SIZE + GiB;
-/** csi-sanity's TestVolumeMutableParameters on the simulator: our only mutable parameter is the Cinder type. */
-const SIM_MUTABLE_PARAMETERS = { type: 'fast' };
+/**
+ * csi-sanity's TestVolumeMutableParameters on the simulator: our only mutable
+ * parameter is the Cinder type, and this is one that `cinder-csi serve --sim`
+ * has too, so the same file works against the real binary.
+ */
+const SIM_MUTABLE_PARAMETERS = { type: 'multiattach' };
 /** csi-sanity's IdempotentCount default. */
 export const IDEMPOTENT_COUNT = 10;
 /** csi-sanity's limit on the length of names it sends. */
@@ -144,7 +148,7 @@ export async function startSuite(): Promise<Suite> {
   try {
     driver = await startTestDriver({
       mode: 'all',
-      sim: { hypervisor: isRoot, volumeTypes: [{ name: '__DEFAULT__' }, { name: 'fast' }] },
+      sim: { hypervisor: isRoot },
     });
   } catch (e) {
     await rm(workDir, { recursive: true, force: true });
