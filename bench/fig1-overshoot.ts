@@ -42,7 +42,7 @@ export async function figure1(report: Report, work: string, opts: { quick: boole
     stateDir: path.join(work, 'sim1'),
     latencyMs: LATENCY_MS,
     hypervisor: false,
-    maxVolumesPerInstance: 1024,
+    maxDiskDevices: 1024,
   });
   const setup = setupClient(sim);
   const samples = new Map<string, Sample[]>();

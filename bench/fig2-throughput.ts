@@ -55,7 +55,7 @@ export async function figure2(report: Report, work: string, opts: { quick: boole
     durations: { create: CHANGE_MS, attach: CHANGE_MS, detach: CHANGE_MS, delete: CHANGE_MS },
     hypervisor: false,
     instances: Array.from({ length: INSTANCES }, (_, i) => ({ name: `bench-node-${i}` })),
-    maxVolumesPerInstance: 128,
+    maxDiskDevices: 128,
   });
   sim.control.resetCounters();
   const driver = await DriverProcess.start({ sim, dir: path.join(work, 'fig2'), mode: 'controller', logLevel: 'info', cpuProfileDir: opts.cpuProfileDir });

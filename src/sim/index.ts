@@ -118,7 +118,7 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
     availabilityZoneFallback: opts.availabilityZoneFallback ?? false,
     baseUrl,
   });
-  const nova = new NovaApi(state, { maxMicroversion: opts.maxComputeMicroversion ?? '2.96', maxVolumesPerInstance: opts.maxVolumesPerInstance ?? 26, baseUrl });
+  const nova = new NovaApi(state, { maxMicroversion: opts.maxComputeMicroversion ?? '2.96', maxDiskDevices: opts.maxDiskDevices ?? 26, baseUrl });
 
   const instances: SimInstance[] = [];
   const toPublic = (r: InstanceRecord): SimInstance => ({ id: r.id, name: r.name, availabilityZone: r.availabilityZone, deviceRoot: r.deviceRoot, metadataUrl: `${metadataBase}/metadata/${r.id}` });

@@ -8,7 +8,8 @@ import type { AttachmentRecord, CloudState, InstanceRecord } from './state';
 
 export interface NovaOptions {
   maxMicroversion: string;
-  maxVolumesPerInstance: number;
+  /** [compute] max_disk_devices_to_attach. */
+  maxDiskDevices: number;
   baseUrl: () => string;
 }
 
@@ -186,8 +187,9 @@ export class NovaApi {
       );
     }
     // Nova's [cinder] cross_az_attach defaults to True, so zones are not compared here.
-    if (inst.attachments.size >= this.opts.maxVolumesPerInstance) {
-      throw httpError('compute', 403, `The maximum allowed number of disk devices (${this.opts.maxVolumesPerInstance}) to attach to a single instance has been exceeded.`);
+    // Nova counts every disk of the server when it picks the next device name, the root disk (vda) too.
+    if (1 + inst.attachments.size >= this.opts.maxDiskDevices) {
+      throw httpError('compute', 403, `The maximum allowed number of disk devices (${this.opts.maxDiskDevices}) to attach to a single instance has been exceeded.`);
     }
     const used = new Set([...inst.attachments.values()].map((a) => a.device));
     let i = 1;

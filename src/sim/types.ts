@@ -52,7 +52,11 @@ export interface SimOptions {
   showUserExtraSpecs?: boolean;
   /** Emulates cinder.conf allow_availability_zone_fallback = True: an unknown zone gets the default one (default false). */
   availabilityZoneFallback?: boolean;
-  maxVolumesPerInstance?: number;
+  /**
+   * Nova's [compute] max_disk_devices_to_attach: the disks a server may have, its root disk
+   * counted (default 26, so 25 volumes: what the node plugin reports as its limit by default).
+   */
+  maxDiskDevices?: number;
   tokenLifetimeSeconds?: number;
   /**
    * The regions the catalog lists every service in, each with the same URLs

@@ -9,7 +9,7 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
   let nodeA: string;
   let nodeB: string;
   before(async () => {
-    h = await startController({ sim: { instances: [{ name: 'node-a' }, { name: 'node-b' }], maxVolumesPerInstance: 3 } });
+    h = await startController({ sim: { instances: [{ name: 'node-a' }, { name: 'node-b' }], maxDiskDevices: 4 } });
     [nodeA, nodeB] = h.driver.sim.instances.map((i) => i.id);
   });
   after(() => h.stop());

@@ -332,7 +332,25 @@ export function defineControllerCases(target: SuiteTarget): void {
         await expectError(r.controllerPublish({ volume_id: fakeIds.volume(), node_id: fakeIds.node() }), Code.INVALID_ARGUMENT);
       }));
 
-      it('fails when publishing more volumes than the node max attach limit', { skip: 'csi-sanity runs this only with --csi.testnodevolumeattachlimit (off by default)' }, () => {});
+      // csi-sanity runs this only with --csi.testnodevolumeattachlimit (off by default). Nova refuses the
+      // attach past its [compute] max_disk_devices_to_attach (the simulator's default matches what
+      // NodeGetInfo reports); a real cloud leaves that unlimited unless its operator set it.
+      it('fails when publishing more volumes than the node max attach limit', (t) => {
+        if (!ctx.suite.nodeService) return t.skip("needs NodeGetInfo's max_volumes_per_node and a Nova that enforces it: runs on the simulator");
+        return withTest(ctx.suite, async (r) => {
+          const info = await r.suite.nodeInfo();
+          const max = Number(info.max_volumes_per_node ?? 0);
+          assert.ok(max > 0, 'NodeGetInfo reports max_volumes_per_node');
+          const publish = (volumeId: string) =>
+            r.controllerPublish({ volume_id: volumeId, node_id: info.node_id, volume_capability: mountCapability(), readonly: false });
+          for (let i = 0; i < max; i++) {
+            const vol = await r.mustCreateVolume(createVolumeRequest(uniqueName(`sanity-max-attach-limit-vol-${i}`)));
+            await publish(vol.volume.volume_id);
+          }
+          const extra = await r.mustCreateVolume(createVolumeRequest(uniqueName('sanity-max-attach-limit-vol+1')));
+          await expectError(publish(extra.volume.volume_id), Code.RESOURCE_EXHAUSTED);
+        });
+      });
 
       it('fails with NOT_FOUND when the volume does not exist', sanityCase(async (r) => {
         await expectError(

@@ -90,6 +90,8 @@ export interface SanityDriver {
 export interface NodeInfo {
   node_id: string;
   accessible_topology?: { segments: Record<string, string> } | null;
+  /** int64 on the wire: a string or a number, as the client decodes it. */
+  max_volumes_per_node?: number | string;
 }
 
 export interface Suite {

@@ -8,7 +8,7 @@ describe('sim nova', () => {
   let s: Session;
   let server: string;
   before(async () => {
-    sim = await startSimulator({ hypervisor: false, maxVolumesPerInstance: 3, durations: { create: 5, attach: 60, detach: 40, delete: 5 }, instances: [{ name: 'node-1' }, { name: 'node-2', availabilityZone: 'zone-b' }], availabilityZones: ['nova', 'zone-b'] });
+    sim = await startSimulator({ hypervisor: false, maxDiskDevices: 4, durations: { create: 5, attach: 60, detach: 40, delete: 5 }, instances: [{ name: 'node-1' }, { name: 'node-2', availabilityZone: 'zone-b' }], availabilityZones: ['nova', 'zone-b'] });
     s = await login(sim);
     server = sim.instances[0].id;
   });
@@ -117,7 +117,7 @@ describe('sim nova', () => {
     assert.equal(await volumeStatus(s, id), 'available');
   });
 
-  it('detaching while still attaching is refused; over the per-instance limit is 403', async () => {
+  it('detaching while still attaching is refused; over the per-instance limit (the root disk counted) is 403', async () => {
     const ids = [await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 }), await availableVolume(s, { size: 1 })];
     const devices: string[] = [];
     for (const id of ids.slice(0, 3)) devices.push((await attach(id)).body.volumeAttachment.device);
@@ -126,7 +126,7 @@ describe('sim nova', () => {
     assert.equal(early.status, 400);
     const over = await attach(ids[3]);
     assert.equal(over.status, 403);
-    assert.match(over.body.forbidden.message, /maximum allowed number of disk devices \(3\)/);
+    assert.match(over.body.forbidden.message, /maximum allowed number of disk devices \(4\)/);
     for (const id of ids.slice(0, 3)) await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
     for (const id of ids.slice(0, 3)) await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
     for (const id of ids.slice(0, 3)) await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
