@@ -347,7 +347,7 @@ test("Kubernetes' e2e driver definition claims what the driver and deploy/ do, n
   const def = yaml.load(readFileSync(path.join(ROOT, 'test', 'e2e', 'kubernetes', 'test-driver.yaml'), 'utf8')) as {
     StorageClass: Obj;
     SnapshotClass: Obj;
-    DriverInfo: { Name: string; SupportedFsType: Obj; TopologyKeys: string[]; Capabilities: Record<string, boolean> };
+    DriverInfo: { Name: string; MaxFileSize: number; SupportedFsType: Obj; TopologyKeys: string[]; Capabilities: Record<string, boolean> };
   };
   const info = def.DriverInfo;
   const caps = info.Capabilities;
@@ -358,14 +358,21 @@ test("Kubernetes' e2e driver definition claims what the driver and deploy/ do, n
   assert.deepEqual(Object.keys(info.SupportedFsType).sort(), ['', ...SUPPORTED_FILESYSTEMS].sort());
   assert.deepEqual(info.TopologyKeys, [TOPOLOGY_ZONE_KEY]);
   assert.equal(caps.snapshotDataSource, controller.has('CREATE_DELETE_SNAPSHOT'));
-  assert.equal(def.SnapshotClass.FromName, controller.has('CREATE_DELETE_SNAPSHOT'));
+  assert.equal(typeof def.SnapshotClass.FromFile === 'string', controller.has('CREATE_DELETE_SNAPSHOT'));
+  const snapshotClass = yaml.load(readFileSync(path.join(ROOT, String(def.SnapshotClass.FromFile)), 'utf8')) as Obj;
+  assert.equal(snapshotClass.kind, 'VolumeSnapshotClass');
+  assert.equal(snapshotClass.driver, DEFAULT_DRIVER_NAME);
+  assert.equal((snapshotClass.parameters as Obj)['force-create'], 'true', 'the suite snapshots volumes that Nova may still be detaching');
   assert.equal(caps.pvcDataSource, controller.has('CLONE_VOLUME'));
   assert.equal(caps.controllerExpansion, controller.has('EXPAND_VOLUME'));
   // ONLINE or OFFLINE follows the cloud's Cinder (3.42 extends attached volumes); the file's header says which it assumes.
   assert.equal(caps.onlineExpansion, caps.controllerExpansion);
   assert.equal(caps.capacity, drv.spec.storageCapacity === true, 'capacity tests need storageCapacity in the CSIDriver');
   assert.equal(caps.fsGroup, drv.spec.fsGroupPolicy === 'File');
-  assert.equal(caps.volumeLimits, DEFAULT_MAX_VOLUMES_PER_NODE > 0);
+  // Claimed only on a cloud checked for a 26-volume quota and 25 free PCI slots (the file says why).
+  assert.ok(DEFAULT_MAX_VOLUMES_PER_NODE > 0);
+  assert.equal(caps.volumeLimits, false);
+  assert.equal(info.MaxFileSize, 100 * 1024 * 1024);
   assert.equal(caps.readWriteOncePod, controller.has('SINGLE_NODE_MULTI_WRITER'));
   // Cinder volumes are reached over the network from any node in the zone; multi-node access needs a multiattach type.
   assert.equal(caps.singleNodeVolume, false);
