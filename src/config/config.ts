@@ -25,6 +25,16 @@ import { isCloudConf, parseCloudConf } from './cloud-conf';
 import { cloudConfDocument } from './cloud-conf-document';
 import { requireReadableFile } from './files';
 
+/**
+ * YAML as config files are read: nulls, booleans and merge keys, but no
+ * implicit numbers. Read as a number, an unquoted password such as 0123 would
+ * become 123, and 1e3 1000, with nothing to show for it but a 401. So every
+ * plain scalar stays the text it is, and the keys that are numbers parse
+ * theirs (reader.ts).
+ */
+const yamlTypes = (yaml as unknown as { types: Record<'null' | 'bool' | 'merge', yaml.Type> }).types; // exported by js-yaml 4, not declared by @types/js-yaml
+const CONFIG_YAML = yaml.FAILSAFE_SCHEMA.extend({ implicit: [yamlTypes.null, yamlTypes.bool, yamlTypes.merge] });
+
 export { ConfigError };
 
 export type MetadataSource = 'configDrive' | 'metadataService';
@@ -115,7 +125,7 @@ export function loadConfig(opts: LoadOptions): DriverConfig {
   }
   let doc: unknown;
   try {
-    doc = yaml.load(text, { filename: opts.file });
+    doc = yaml.load(text, { filename: opts.file, schema: CONFIG_YAML });
   } catch (e) {
     throw new ConfigError(`config file ${opts.file} is not valid YAML: ${yamlProblem(e)}`);
   }
@@ -520,7 +530,7 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
     const file = env.OS_CLIENT_CONFIG_FILE;
     let doc: unknown;
     try {
-      doc = yaml.load(readFileSync(file, 'utf8'), { filename: file });
+      doc = yaml.load(readFileSync(file, 'utf8'), { filename: file, schema: CONFIG_YAML });
     } catch (e) {
       throw new ConfigError(`cannot read OS_CLIENT_CONFIG_FILE ${file}: ${(e as { mark?: unknown }).mark ? `not valid YAML: ${yamlProblem(e)}` : (e as NodeJS.ErrnoException).code ?? String(e)}`);
     }

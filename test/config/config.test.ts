@@ -45,6 +45,16 @@ test('a Flocker dataset stanza with password auth is the one cloud, named defaul
   assert.equal(cloud.auth.projectDomainName, 'Default');
 });
 
+test('an unquoted value that looks like a number is kept as written: YAML would read password 0123 as 123', () => {
+  const c = load(DATASET_PASSWORD.replace('password: s3cret', 'password: 0123').replace('project_name: storage', 'project_name: 1e3'));
+  assert.equal(c.clouds[0].auth.password, '0123');
+  assert.equal(c.clouds[0].auth.projectName, '1e3');
+  const long = load(DATASET_PASSWORD.replace('password: s3cret', 'password: 012345678901234567890'));
+  assert.equal(long.clouds[0].auth.password, '012345678901234567890');
+  // The keys that are numbers still read theirs.
+  assert.equal(load(`${DATASET_PASSWORD}driver:\n  node:\n    max_volumes_per_node: 16\n`).node.maxVolumesPerNode, 16);
+});
+
 test('the auth plugin defaults to password, and tenant_name is the old name of project_name', () => {
   const c = load('dataset:\n  username: bob\n  password: pw\n  auth_url: https://k/v2.0\n  tenant_name: old-tenant\n  tenant_id: t-1\n');
   assert.equal(c.clouds[0].auth.authPlugin, 'password');
@@ -359,7 +369,7 @@ test('a value of the wrong type is named with what it should be', () => {
   assert.match(configError('driver: yes please\n'), /'driver' in .* must be a mapping/);
   assert.match(configError('driver:\n  node:\n    state_dir: relative/dir\n'), /'driver\.node\.state_dir' in .* must be an absolute path/);
   assert.match(configError('driver:\n  node:\n    metadata_search_order: [ec2]\n'), /'driver\.node\.metadata_search_order' in .* lists 'ec2'/);
-  assert.match(configError('driver:\n  controller:\n    az_map: { nova: 3 }\n'), /'driver\.controller\.az_map\.nova' in .* must be a string/);
+  assert.match(configError('driver:\n  controller:\n    az_map: { nova: [a, b] }\n'), /'driver\.controller\.az_map\.nova' in .* must be a string/);
   assert.match(configError(`${DATASET_PASSWORD}  interface: private\n`), /'dataset\.interface' in .* must be one of public, internal, admin/);
   assert.match(configError(DATASET_PASSWORD.replace('backend: openstack', 'backend: aws')), /'dataset\.backend' in .* must be 'openstack'/);
   assert.match(configError(DATASET_PASSWORD.replace('auth_plugin: password', 'auth_plugin: kerberos')), /'dataset\.auth_plugin' in .* is 'kerberos'; supported: password, rackspace, v3applicationcredential, token/);
