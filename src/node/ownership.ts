@@ -2,7 +2,7 @@
 // there (NodeUnpublishVolume, NodeUnstageVolume) and the one that binds a
 // staging mount (NodePublishVolume): a request's volume_id and path are the
 // caller's word, the mount table and the disks are the machine's. The service
-// decides whose a disk is (service.ts whyNotOurs); this file reads what the
+// decides whose a disk is (own-mounts.ts whyNotOurs); this file reads what the
 // kernel shows.
 import type { BigIntStats, Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';

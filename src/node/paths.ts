@@ -9,7 +9,7 @@
 // kubelet's root directory, which the host may have put there; with
 // driver.node.confine_paths, only kubelet's own directories.
 import path from 'node:path';
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, readFile, realpath } from 'node:fs/promises';
 import { hasControlCharacter, invalidArgument, notFound, requireField } from '../csi/errors';
 
 /** Linux's PATH_MAX (with the terminating NUL) and NAME_MAX, in bytes. */
@@ -156,4 +156,17 @@ async function resolveWithoutLinks(p: string, field: string): Promise<string> {
 
 export function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+/**
+ * Whether `target` is kubelet's publish directory for `volumeId`: kubelet saves vol_data.json, with the
+ * volume's handle, beside it (pkg/volume/csi/csi_mounter.go SetUpAt) and keeps it until the unpublish.
+ */
+export async function isKubeletTargetOf(target: string, volumeId: string): Promise<boolean> {
+  try {
+    const data = JSON.parse(await readFile(path.join(path.dirname(target), 'vol_data.json'), 'utf8')) as { volumeHandle?: unknown };
+    return data.volumeHandle === volumeId;
+  } catch {
+    return false;
+  }
 }

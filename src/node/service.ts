@@ -1,12 +1,12 @@
 // The CSI Node service: handlers that use only this machine (block devices,
 // mkfs, mount). It never calls Cinder or Nova; the instance identity arrives
 // in NodeSettings.
-import type { BigIntStats, Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { mkdir, open, readdir, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallContext, Handler } from '../csi/context';
 import { InFlight } from '../csi/inflight';
-import { alreadyExists, CsiError, failedPrecondition, invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, requireId, unavailable } from '../csi/errors';
 import { TOPOLOGY_ZONE_KEY } from '../csi/constants';
 import { run } from '../util/exec';
 import type { Logger } from '../log';
@@ -27,10 +27,8 @@ import type { NodeGetCapabilitiesResponse } from '../gen/csi/v1/NodeGetCapabilit
 import type { NodeGetInfoRequest__Output } from '../gen/csi/v1/NodeGetInfoRequest';
 import type { NodeGetInfoResponse } from '../gen/csi/v1/NodeGetInfoResponse';
 import type { NodeSettings } from './settings';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS } from './settings';
-import { confinedRequestPath, isMissing, lookupPath, resolveRequestPath, validatePath, type PathKind } from './paths';
+import { isKubeletTargetOf, lookupPath, resolveRequestPath, validatePath } from './paths';
 import { allowsOneTargetOnly, isReadOnlyMode, parseCapability, readOnlyDeviceMountOptions, stagingMountOptions, type ParsedCapability } from './capability';
-import { deviceNodeBinds, diskNamesAnotherVolume, findVolumeDevice, PUBLISH_CONTEXT_DEVICE_PATH, refuseForeignUse, volumeEvidence, type FoundDevice } from './devices';
 import {
   bindMount,
   deviceNumber,
@@ -49,9 +47,14 @@ import { describeContents, isBlank, isUnfinishedXfs, probeDevice, type DeviceCon
 import { DEFAULT_FS_TYPE, isSupportedFs, makeFilesystem } from './format';
 import { blockDeviceSize, filesystemCondition, filesystemUsage, HEALTHY, sysfsAttribute, sysfsDeviceSectors, UNKNOWN_USAGE } from './stats';
 import { deviceNameOf, growFilesystem, refreshDeviceSize } from './resize';
-import { StagingStore, type BlockStaging, type PublishedTarget } from './staging-store';
-import { createReadOnlyView, readOnlyViewOf, readOnlyViewsOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
-import { kindOf, liveDisk, mountedDisk } from './ownership';
+import type { BlockStaging, PublishedTarget } from './staging-store';
+import { createReadOnlyView, readOnlyViewOf, refreshViewSize, removeReadOnlyView } from './readonly-view';
+import { kindOf, mountedDisk } from './ownership';
+import { createNodeEnv, discover, discoverNow, requestPath, type NodeEnv } from './env';
+import { bigStatOrNull, lstatOrNull, statOrNull } from './fs-helpers';
+import { refuseIfInUse, refuseInsideVolume } from './guards';
+import { unmountOwn, whyNotOurs } from './own-mounts';
+import { detachUnusedViews, mountedTargets, targetPaths, viewOnlyAt } from './block-publishes';
 
 export interface NodeService {
   NodeStageVolume: Handler<NodeStageVolumeRequest__Output, NodeStageVolumeResponse>;
@@ -69,102 +72,7 @@ export const VOLUME_CONTEXT_RESIZE_REQUIRED = 'resizeRequired';
 
 export function createNodeService(settings: NodeSettings): NodeService {
   const inflight = new InFlight();
-  const store = new StagingStore(settings.stateDir);
-
-  /** A path this call mounts onto, unmounts from or removes, as the mount table shows it (paths.ts confinedRequestPath). */
-  const requestPath = (p: string, field: string, kind: PathKind): Promise<string> =>
-    confinedRequestPath(p, field, kind, { kubeletRoot: settings.kubeletRoot, confine: settings.confinePaths ?? false });
-
-  /**
-   * INVALID_ARGUMENT when `p`, a path to stage or publish at, lies inside a
-   * volume's filesystem: a volume staged here, or one published from it (the
-   * pods that use it can write there, and a mount there would be theirs to
-   * move). Its directory's filesystem is a volume's when the disk it is on
-   * is one (volumeEvidence), other than the disk that holds kubelet's root
-   * directory or '/' (a node booted from a volume).
-   */
-  async function refuseInsideVolume(p: string, field: string): Promise<void> {
-    const [dir, root, kubelet] = await Promise.all([bigStatOrNull(path.dirname(p)), bigStatOrNull('/'), bigStatOrNull(settings.kubeletRoot)]);
-    if (!dir) return; // nothing there to mount into; the call fails on its own
-    const majMin = formatDeviceNumber(dir.dev);
-    if ([root, kubelet].some((s) => s && formatDeviceNumber(s.dev) === majMin)) return;
-    const disk = await deviceNameOf(majMin, settings.sysfsRoot);
-    const evidence = disk ? await volumeEvidence(disk, settings.deviceRoot, settings.sysfsRoot) : null;
-    if (evidence) {
-      throw invalidArgument(`${field} ${p} lies inside the filesystem of a volume (disk ${disk}, ${evidence}); a volume is never staged or published inside another`);
-    }
-  }
-
-  async function discover(
-    volumeId: string,
-    publishContext: Record<string, string> | undefined,
-    signal: AbortSignal,
-    ctx: CallContext,
-    timeoutMs = settings.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
-  ): Promise<FoundDevice> {
-    const found = await findVolumeDevice({
-      volumeId,
-      hint: publishContext?.[PUBLISH_CONTEXT_DEVICE_PATH] || undefined,
-      deviceRoot: settings.deviceRoot,
-      sysfsRoot: settings.sysfsRoot,
-      timeoutMs,
-      signal,
-      log: ctx.log,
-    });
-    ctx.annotate({ device: found.path });
-    return found;
-  }
-
-  /** The volume's disk as a stage would find it now, without waiting; null when it is not attached here. */
-  async function discoverNow(volumeId: string, signal: AbortSignal, ctx: CallContext): Promise<FoundDevice | null> {
-    return discover(volumeId, undefined, signal, ctx, 0).catch((err: unknown) => {
-      if (err instanceof CsiError) return null;
-      throw err;
-    });
-  }
-
-  /**
-   * Why the mount `m` at `p` (a target or a staging path) is not volume `volumeId`'s, or null when it is, or
-   * may be. It is when it is of the volume's disk (`own`: the raw block record's disk and the read-only view
-   * bound here; or the disk discovery finds now) or of a read-only view of that disk. A mount of a disk that
-   * is gone, or holds nothing (0 sectors), is taken as the volume's: kubelet unpublishes and unstages after the
-   * volume was detached under it (kubelet-patterns.test.ts), nothing on the node says any more whose the disk
-   * was, and unmounting it loses nothing. Anything else is not the volume's: a filesystem this driver never
-   * mounts (tmpfs, overlay, NFS), a bind of part of a filesystem or of another kind of file, a live disk that
-   * is not the volume's.
-   */
-  async function whyNotOurs(volumeId: string, p: string, m: MountEntry, own: readonly string[], signal: AbortSignal, ctx: CallContext): Promise<string | null> {
-    const disk = await mountedDisk(p, m);
-    if (typeof disk === 'string') return disk;
-    if (own.includes(disk.majMin)) return null;
-    const found = await discoverNow(volumeId, signal, ctx);
-    if (found && (await deviceNumber(found.path)) === disk.majMin) return null;
-    if (found && disk.block && (await readOnlyViewOf(disk.majMin, found.path, settings.sysfsRoot, signal))) return null;
-    const name = await liveDisk(disk.majMin, settings.sysfsRoot);
-    if (name === null) return null;
-    const evidence = await volumeEvidence(name, settings.deviceRoot, settings.sysfsRoot);
-    const what = `${disk.block ? 'the block device' : 'a filesystem on'} ${name}${evidence ? ` (${evidence})` : ''}`;
-    return `${what}, not the disk of volume ${volumeId}${found ? ` (${found.path})` : ', which is not attached here'}`;
-  }
-
-  /**
-   * Unmount what is mounted at `p` (mounts can be stacked), each layer judged first (whyNotOurs). At one that
-   * is not this volume's: FAILED_PRECONDITION, and it stays mounted. Answering OK would tell the CO that nothing
-   * of the volume is there, and the CO (which sent a volume_id and a path that do not go together) would go on
-   * as if the path were free; the refusal keeps it retrying and says why, for someone to look. Returns how many
-   * mounts were removed.
-   */
-  async function unmountOwn(volumeId: string, p: string, field: string, own: readonly string[], signal: AbortSignal, ctx: CallContext): Promise<number> {
-    let removed = 0;
-    for (let m = await findMountAt(p, signal); m; m = await findMountAt(p, signal)) {
-      const why = await whyNotOurs(volumeId, p, m, own, signal, ctx);
-      if (why) throw failedPrecondition(`${field} ${p} holds ${why}; that is no mount of volume ${volumeId}, and it is left as it is`);
-      if (removed >= 8) throw new Error(`${p} is still mounted after ${removed} unmounts`);
-      await unmount(p, signal);
-      removed++;
-    }
-    return removed;
-  }
+  const env = createNodeEnv(settings);
 
   /**
    * Remove what a publish made at `target` once nothing is mounted there: the directory of a filesystem
@@ -176,10 +84,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
    * What a publish never leaves (a file or directory with something in it, a device node, a socket, a FIFO)
    * is FAILED_PRECONDITION, and stays.
    */
-  async function removeTarget(volumeId: string, target: string, left: Stats, ours: boolean, signal: AbortSignal, ctx: CallContext): Promise<void> {
+  async function removeTarget(env: NodeEnv, volumeId: string, target: string, left: Stats, ours: boolean, signal: AbortSignal, ctx: CallContext): Promise<void> {
     const notEmpty = () => failedPrecondition(`target_path ${target} is a directory with files in it that we did not put there; not removing it`);
     if (left.isDirectory()) {
-      if (ours || (await isKubeletTargetOf(target, volumeId)) || (await discoverNow(volumeId, signal, ctx))) {
+      if (ours || (await isKubeletTargetOf(target, volumeId)) || (await discoverNow(env, volumeId, signal, ctx))) {
         await rmdir(target).catch((err: NodeJS.ErrnoException) => {
           throw err.code === 'ENOTEMPTY' ? notEmpty() : err;
         });
@@ -197,20 +105,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
   }
 
-  /**
-   * Only a first stage asks this. A repeat is answered from what we made (the
-   * staging mount, the staging record) before it is asked: by then the volume
-   * is in use by its own publishes and by kubelet's maps of them, and a repeat
-   * NodeStage or NodePublish with the same arguments must still answer OK.
-   */
-  async function refuseIfInUse(device: FoundDevice, volumeId: string, ownTargets: Iterable<string>, signal: AbortSignal): Promise<void> {
-    const own = { ownTargets: new Set(ownTargets), sysfsRoot: settings.sysfsRoot, kubeletRoot: settings.kubeletRoot };
-    await refuseForeignUse(device, volumeId, own, signal);
-  }
-
   // ---- NodeStageVolume -------------------------------------------------------
 
   async function stageFilesystem(
+    env: NodeEnv,
     req: NodeStageVolumeRequest__Output,
     cap: Extract<ParsedCapability, { access: 'mount' }>,
     stagingPath: string,
@@ -218,28 +116,28 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx: CallContext,
   ): Promise<void> {
     const volumeId = req.volume_id;
-    const [dir, blockRecord] = await Promise.all([statOrNull(stagingPath), store.get(volumeId)]);
+    const [dir, blockRecord] = await Promise.all([statOrNull(stagingPath), env.store.get(volumeId)]);
     if (!dir?.isDirectory()) {
       throw failedPrecondition(`staging_target_path ${stagingPath} is not an existing directory (the CO creates it)`);
     }
     if (blockRecord) throw alreadyExists(`volume ${volumeId} is staged for raw block access, not as a filesystem`);
-    const device = await discover(volumeId, req.publish_context, signal, ctx);
+    const device = await discover(env, volumeId, req.publish_context, signal, ctx);
     // The probe only reads the device, so its fork starts now, beside the in-process checks
     // (is it staged here already; if not, does anything else use it); its answer is used only once they have passed.
-    const probe = probeDevice(device.path, settings.sysfsRoot, signal);
+    const probe = probeDevice(device.path, env.settings.sysfsRoot, signal);
     probe.catch(() => undefined); // handled here so a failure while the checks run is not an unhandled rejection; awaited below
     let majMin: string;
     let existing: MountEntry | undefined;
     try {
       [majMin, existing] = await Promise.all([deviceNumber(device.path), findMountAt(stagingPath, signal)]);
-      if (!existing) await refuseIfInUse(device, volumeId, [stagingPath], signal);
+      if (!existing) await refuseIfInUse(env, device, volumeId, [stagingPath], signal);
     } catch (err) {
       await probe.catch(() => undefined); // never leave the probe running behind the answer
       throw err;
     }
     // A read-only disk: the CO published the volume read-only, and the cloud honoured Cinder's
     // readonly flag (the controller sets it for such a publish). Nothing can be written to it.
-    const readOnlyDevice = sysfsAttribute(settings.sysfsRoot, majMin, 'ro') === '1';
+    const readOnlyDevice = sysfsAttribute(env.settings.sysfsRoot, majMin, 'ro') === '1';
     // A volume restored larger than its source has a filesystem smaller than its disk; the controller
     // cannot tell, so it asks for the growth for every volume made from a source. It is grown on every
     // stage, not only the one that mounts: a stage whose mount command failed after mount(2) had
@@ -317,27 +215,27 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
   }
 
-  async function stageBlock(req: NodeStageVolumeRequest__Output, stagingPath: string, signal: AbortSignal, ctx: CallContext): Promise<void> {
+  async function stageBlock(env: NodeEnv, req: NodeStageVolumeRequest__Output, stagingPath: string, signal: AbortSignal, ctx: CallContext): Promise<void> {
     const volumeId = req.volume_id;
-    const previous = await store.get(volumeId);
+    const previous = await env.store.get(volumeId);
     if (previous && previous.stagingPath !== stagingPath) {
       throw failedPrecondition(`volume ${volumeId} is already staged at ${previous.stagingPath}`);
     }
     if (await findMountAt(stagingPath, signal)) {
       throw alreadyExists(`${stagingPath} holds a mounted filesystem; volume ${volumeId} was not staged there for raw block access`);
     }
-    const device = await discover(volumeId, req.publish_context, signal, ctx);
+    const device = await discover(env, volumeId, req.publish_context, signal, ctx);
     const majMin = await deviceNumber(device.path);
     if (previous && previous.majMin === majMin && previous.device === device.path) {
-      await forgetUnboundTargets(previous, signal, ctx);
+      await forgetUnboundTargets(env, previous, signal, ctx);
       ctx.log.info({ stagingPath, device: device.path }, 'volume already staged');
       return;
     }
     if (previous && (await mountedTargets(previous, signal)).length > 0) {
       throw alreadyExists(`volume ${volumeId} is staged from ${previous.device}, which is still published; not restaging from ${device.path}`);
     }
-    await refuseIfInUse(device, volumeId, [stagingPath, ...targetPaths(previous)], signal);
-    await store.put({ volumeId, device: device.path, majMin, stagingPath, targets: [] });
+    await refuseIfInUse(env, device, volumeId, [stagingPath, ...targetPaths(previous)], signal);
+    await env.store.put({ volumeId, device: device.path, majMin, stagingPath, targets: [] });
     ctx.log.info({ device: device.path, stagingPath }, 'staged raw block volume');
   }
 
@@ -347,7 +245,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
    * whatever loop device has that number now. A view is detached only when no
    * live publish names it or has it bound (viewOnlyAt).
    */
-  async function forgetUnboundTargets(record: BlockStaging, signal: AbortSignal, ctx: CallContext): Promise<void> {
+  async function forgetUnboundTargets(env: NodeEnv, record: BlockStaging, signal: AbortSignal, ctx: CallContext): Promise<void> {
     const mounts = await listMounts(signal);
     const unbound = record.targets.filter((t) => !mounts.at(t.path));
     if (unbound.length === 0) return;
@@ -355,7 +253,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       if (t.readOnlyView && (await viewOnlyAt(t.readOnlyView, t.path, record, signal))) await removeReadOnlyView(t.readOnlyView, record.device, signal);
     }
     record.targets = record.targets.filter((t) => !unbound.includes(t));
-    await store.put(record);
+    await env.store.put(record);
     ctx.log.warn({ targets: unbound.map((t) => t.path) }, 'forgot raw block publishes whose bind has gone');
   }
 
@@ -365,10 +263,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const cap = parseCapability(req.volume_capability);
     ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath, access_type: cap.access });
     await inflight.run(volumeId, 'NodeStageVolume', req, ctx.signal, async (signal) => {
-      const canonical = await requestPath(stagingPath, 'staging_target_path', 'staging');
-      await refuseInsideVolume(canonical, 'staging_target_path');
-      if (cap.access === 'mount') await stageFilesystem(req, cap, canonical, signal, ctx);
-      else await stageBlock(req, canonical, signal, ctx);
+      const canonical = await requestPath(env, stagingPath, 'staging_target_path', 'staging');
+      await refuseInsideVolume(env, canonical, 'staging_target_path');
+      if (cap.access === 'mount') await stageFilesystem(env, req, cap, canonical, signal, ctx);
+      else await stageBlock(env, req, canonical, signal, ctx);
     });
     return {};
   };
@@ -380,11 +278,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const stagingPath = validatePath(req.staging_target_path, 'staging_target_path');
     ctx.annotate({ volume_id: volumeId, staging_target_path: stagingPath });
     await inflight.run(volumeId, 'NodeUnstageVolume', req, ctx.signal, async (signal) => {
-      const canonical = await requestPath(stagingPath, 'staging_target_path', 'staging');
+      const canonical = await requestPath(env, stagingPath, 'staging_target_path', 'staging');
       const mounts = await listMounts(signal);
       const staged = mounts.at(canonical);
       if (staged) {
-        const why = await whyNotOurs(volumeId, canonical, staged, [], signal, ctx);
+        const why = await whyNotOurs(env, volumeId, canonical, staged, [], signal, ctx);
         if (why) throw failedPrecondition(`staging_target_path ${canonical} holds ${why}; volume ${volumeId} is not staged there, and it is left as it is`);
         const stillPublished = mounts.ofDevice(staged.majMin).filter((m) => m.target !== canonical);
         if (stillPublished.length > 0) {
@@ -393,11 +291,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
           );
         }
         await syncBeforeUnmount(canonical, volumeId, signal, ctx.log);
-        await unmountOwn(volumeId, canonical, 'staging_target_path', [staged.majMin], signal, ctx);
+        await unmountOwn(env, volumeId, canonical, 'staging_target_path', [staged.majMin], signal, ctx);
         if (await isBlockDevice(staged.source)) await flushBuffers(staged.source, signal);
         ctx.log.info({ stagingPath: canonical, device: staged.source }, 'unstaged volume');
       }
-      const record = await store.get(volumeId);
+      const record = await env.store.get(volumeId);
       if (record && record.stagingPath === canonical) {
         const published = await mountedTargets(record, signal);
         if (published.length > 0) {
@@ -406,8 +304,8 @@ export function createNodeService(settings: NodeSettings): NodeService {
         if ((await isBlockDevice(record.device)) && (await deviceNumber(record.device)) === record.majMin) {
           await flushBuffers(record.device, signal);
         }
-        await detachUnusedViews(record, signal, ctx);
-        await store.remove(volumeId);
+        await detachUnusedViews(env, record, signal, ctx);
+        await env.store.remove(volumeId);
         ctx.log.info({ stagingPath: canonical, device: record.device }, 'unstaged raw block volume');
       }
     });
@@ -417,6 +315,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
   // ---- NodePublishVolume -----------------------------------------------------
 
   async function publishFilesystem(
+    env: NodeEnv,
     req: NodePublishVolumeRequest__Output,
     cap: ParsedCapability,
     stagingPath: string,
@@ -430,7 +329,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (!staged) throw failedPrecondition(`volume ${req.volume_id} is not staged at ${stagingPath}; call NodeStageVolume first`);
     // What is mounted there must be the volume's disk, as a stage mounts it (whole), not just anything: a bind of it
     // would hand the pod whatever that is. The disk is looked for once, as for a raw block publish.
-    const device = await discover(req.volume_id, req.publish_context, signal, ctx, 0);
+    const device = await discover(env, req.volume_id, req.publish_context, signal, ctx, 0);
     const disk = await mountedDisk(stagingPath, staged);
     if (typeof disk === 'string' || disk.block || disk.majMin !== (await deviceNumber(device.path))) {
       const what = typeof disk === 'string' ? disk : `${staged.source} (${disk.majMin})`;
@@ -478,6 +377,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
   }
 
   async function publishBlock(
+    env: NodeEnv,
     req: NodePublishVolumeRequest__Output,
     cap: ParsedCapability,
     stagingPath: string,
@@ -487,19 +387,19 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx: CallContext,
   ): Promise<void> {
     const volumeId = req.volume_id;
-    const record = await store.get(volumeId);
+    const record = await env.store.get(volumeId);
     if (!record || record.stagingPath !== stagingPath) {
       throw failedPrecondition(`volume ${volumeId} is not staged at ${stagingPath}; call NodeStageVolume first`);
     }
     // The device was remembered at stage time (which refused a disk in use elsewhere); make sure
     // the disk that carries this volume's serial now still is that device. Whether anything else
     // uses it is asked only of a first publish to a target (below): a repeat is answered first.
-    const device = await discover(volumeId, req.publish_context, signal, ctx, 0);
+    const device = await discover(env, volumeId, req.publish_context, signal, ctx, 0);
     if ((await deviceNumber(device.path)) !== record.majMin) {
       throw failedPrecondition(`the device of volume ${volumeId} changed since it was staged; unstage and stage it again`);
     }
     // A read-only disk (a read-only attachment, see stageFilesystem) would take no writes.
-    if (!readOnly && sysfsAttribute(settings.sysfsRoot, record.majMin, 'ro') === '1') {
+    if (!readOnly && sysfsAttribute(env.settings.sysfsRoot, record.majMin, 'ro') === '1') {
       throw failedPrecondition(`volume ${volumeId} is attached read-only (${device.path}); it can be published only read-only`);
     }
     const existing = await findMountAt(targetPath, signal);
@@ -507,11 +407,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const target = await statOrNull(targetPath);
       let published = record.targets.find((t) => t.path === targetPath);
       if (!published && target?.isBlockDevice()) {
-        published = await unrecordedPublish(targetPath, record, signal);
+        published = await unrecordedPublish(env, targetPath, record, signal);
         if (published) {
           // Recorded before anything else is checked, so that NodeUnpublishVolume detaches its view.
           record.targets = [...record.targets, published];
-          await store.put(record);
+          await env.store.put(record);
           ctx.log.warn({ targetPath, view: published.readOnlyView }, 'found a publish of this volume that was never recorded; recorded it');
         }
       }
@@ -531,11 +431,11 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     // Since staging, something else may have mounted or taken the disk. Its own publishes, and
     // kubelet's maps of them (refuseForeignUse), are not a use by anything else.
-    await refuseIfInUse(device, volumeId, [stagingPath, targetPath, ...targetPaths(record)], signal);
+    await refuseIfInUse(env, device, volumeId, [stagingPath, targetPath, ...targetPaths(record)], signal);
     // A recorded publish here whose bind has gone (unmounted by someone else), or one that died before binding:
     // its view goes before a read-only publish makes another. (A read-write publish makes none and forks no
     // losetup for them: unpublish and unstage sweep as well.)
-    if (readOnly) await detachUnusedViews(record, signal, ctx);
+    if (readOnly) await detachUnusedViews(env, record, signal, ctx);
     const created = await ensureFile(targetPath);
     let view: string | null = null;
     let bound = false;
@@ -544,7 +444,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
       await bindMount(view ?? device.path, targetPath, readOnly, signal);
       bound = true;
       record.targets = [...record.targets.filter((t) => t.path !== targetPath), { path: targetPath, readOnlyView: view }];
-      await store.put(record);
+      await env.store.put(record);
     } catch (err) {
       // Unrecorded, a bind and a view would outlive NodeUnpublishVolume, which knows a view only from the record.
       // mount can fail (a timeout, an abort) after the bind was made: a bind of what we bound is undone too, or
@@ -563,10 +463,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
    * at `targetPath`: the staged disk itself, or a read-only view of it.
    * Nothing when the device bound there is neither.
    */
-  async function unrecordedPublish(targetPath: string, record: BlockStaging, signal: AbortSignal): Promise<PublishedTarget | undefined> {
+  async function unrecordedPublish(env: NodeEnv, targetPath: string, record: BlockStaging, signal: AbortSignal): Promise<PublishedTarget | undefined> {
     const bound = await deviceNumber(targetPath);
     if (bound === record.majMin) return { path: targetPath, readOnlyView: null };
-    const view = await readOnlyViewOf(bound, record.device, settings.sysfsRoot, signal);
+    const view = await readOnlyViewOf(bound, record.device, env.settings.sysfsRoot, signal);
     return view ? { path: targetPath, readOnlyView: view } : undefined;
   }
 
@@ -576,52 +476,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
    * number of the device node bound there (a publish that died before
    * recording it, or a record whose view name is stale).
    */
-  async function viewBoundAt(target: string, record: BlockStaging, recorded: string | null, signal: AbortSignal): Promise<string | null> {
+  async function viewBoundAt(env: NodeEnv, target: string, record: BlockStaging, recorded: string | null, signal: AbortSignal): Promise<string | null> {
     const node = await bigStatOrNull(target);
     if (!node?.isBlockDevice() || !(await findMountAt(target, signal))) return null;
     const bound = formatDeviceNumber(node.rdev);
     const recordedNode = recorded ? await bigStatOrNull(recorded) : null;
     if (recorded && recordedNode?.isBlockDevice() && formatDeviceNumber(recordedNode.rdev) === bound) return recorded;
-    return readOnlyViewOf(bound, record.device, settings.sysfsRoot, signal);
-  }
-
-  /**
-   * Whether `view` may be detached for `target`: no other publish of the record
-   * names it and nothing but `target` has it bound. Loop numbers restart at
-   * reboot and staging records survive one, so a view name recorded for one
-   * target can now be another target's live view of the same disk.
-   */
-  async function viewOnlyAt(view: string, target: string, record: BlockStaging, signal: AbortSignal): Promise<boolean> {
-    if (record.targets.some((t) => t.path !== target && t.readOnlyView === view)) return false;
-    const node = await bigStatOrNull(view);
-    if (!node?.isBlockDevice()) return false; // nothing there to detach
-    const binds = await deviceNodeBinds(await listMounts(signal), formatDeviceNumber(node.rdev));
-    return binds.every((m) => m.target === target);
-  }
-
-  /**
-   * Detach every read-only view of the record's disk that nothing uses: no
-   * mount of it, no bind of its device node. A publish makes its view before
-   * binding it and an unpublish detaches it after unbinding, so a plugin that
-   * dies in between leaves a view that no record names and no bind shows. Run
-   * only while this volume's operation holds InFlight, so no publish of ours
-   * is between making its view and binding it.
-   */
-  async function detachUnusedViews(record: BlockStaging, signal: AbortSignal, ctx: CallContext): Promise<void> {
-    if (!(await isBlockDevice(record.device)) || (await deviceNumber(record.device)) !== record.majMin) return; // another disk has its name now
-    // The same name and number, but another volume's disk (a stale record after a detach and attach): its views are not ours.
-    if (await diskNamesAnotherVolume(record.device, record.volumeId, settings.sysfsRoot)) return;
-    const views = await readOnlyViewsOf(record.device, signal);
-    if (views.length === 0) return;
-    const mounts = await listMounts(signal);
-    for (const view of views) {
-      const node = await bigStatOrNull(view);
-      if (!node?.isBlockDevice()) continue;
-      const majMin = formatDeviceNumber(node.rdev);
-      if (mounts.ofDevice(majMin).length > 0 || (await deviceNodeBinds(mounts, majMin)).length > 0) continue;
-      await removeReadOnlyView(view, record.device, signal);
-      ctx.log.warn({ view, device: record.device }, 'detached a read-only view of the disk that nothing used (left by a publish or unpublish that died)');
-    }
+    return readOnlyViewOf(bound, record.device, env.settings.sysfsRoot, signal);
   }
 
   const NodePublishVolume: NodeService['NodePublishVolume'] = async (req, ctx) => {
@@ -637,12 +498,12 @@ export function createNodeService(settings: NodeSettings): NodeService {
     ctx.annotate({ volume_id: volumeId, target_path: targetPath, access_type: cap.access, readonly: readOnly });
     await inflight.run(volumeId, 'NodePublishVolume', req, ctx.signal, async (signal) => {
       const [staging, target] = await Promise.all([
-        requestPath(stagingPath, 'staging_target_path', 'staging'),
-        requestPath(targetPath, 'target_path', 'target'),
+        requestPath(env, stagingPath, 'staging_target_path', 'staging'),
+        requestPath(env, targetPath, 'target_path', 'target'),
       ]);
-      await refuseInsideVolume(target, 'target_path');
-      if (cap.access === 'mount') await publishFilesystem(req, cap, staging, target, readOnly, signal, ctx);
-      else await publishBlock(req, cap, staging, target, readOnly, signal, ctx);
+      await refuseInsideVolume(env, target, 'target_path');
+      if (cap.access === 'mount') await publishFilesystem(env, req, cap, staging, target, readOnly, signal, ctx);
+      else await publishBlock(env, req, cap, staging, target, readOnly, signal, ctx);
     });
     return {};
   };
@@ -654,28 +515,28 @@ export function createNodeService(settings: NodeSettings): NodeService {
     const targetPath = validatePath(req.target_path, 'target_path');
     ctx.annotate({ volume_id: volumeId, target_path: targetPath });
     await inflight.run(volumeId, 'NodeUnpublishVolume', req, ctx.signal, async (signal) => {
-      const target = await requestPath(targetPath, 'target_path', 'target');
-      const record = await store.get(volumeId);
+      const target = await requestPath(env, targetPath, 'target_path', 'target');
+      const record = await env.store.get(volumeId);
       const published = record?.targets.find((t) => t.path === target);
       // Only the view bound here is detached: not a recorded name that no longer is what is bound here (after a
       // reboot it can be another target's view); a view bound here that the record does not name is one a publish
       // died before recording, or a stale record's.
-      const view = record ? await viewBoundAt(target, record, published?.readOnlyView ?? null, signal) : null;
+      const view = record ? await viewBoundAt(env, target, record, published?.readOnlyView ?? null, signal) : null;
       const viewMajMin = view ? await deviceNumber(view).catch(() => null) : null;
       const own = [...(record ? [record.majMin] : []), ...(viewMajMin ? [viewMajMin] : [])];
-      const unmounted = await unmountOwn(volumeId, target, 'target_path', own, signal, ctx);
+      const unmounted = await unmountOwn(env, volumeId, target, 'target_path', own, signal, ctx);
       const left = await lstatOrNull(target);
-      if (left) await removeTarget(volumeId, target, left, unmounted > 0 || published !== undefined, signal, ctx);
+      if (left) await removeTarget(env, volumeId, target, left, unmounted > 0 || published !== undefined, signal, ctx);
       if (record && view && (await viewOnlyAt(view, target, record, signal))) {
         await removeReadOnlyView(view, record.device, signal);
         if (view !== published?.readOnlyView) ctx.log.warn({ targetPath: target, view }, 'detached a read-only view that the record did not name');
       }
       if (record && published) {
         record.targets = record.targets.filter((t) => t !== published);
-        await store.put(record);
+        await env.store.put(record);
       }
       // A retry after a plugin died between the unmount and the detach: the view is no longer bound here.
-      if (record) await detachUnusedViews(record, signal, ctx);
+      if (record) await detachUnusedViews(env, record, signal, ctx);
       if (unmounted || left) ctx.log.info({ targetPath: target }, 'unpublished volume');
     });
     return {};
@@ -702,7 +563,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (!mount) {
       // Nothing mounted here. If the volume is still staged the publish mount has gone away:
       // that is the volume's condition to report, not a missing volume.
-      const staged = node.isDirectory() ? await stagedFilesystem(volumeId, volumePath, req.staging_target_path, mounts, ctx) : undefined;
+      const staged = node.isDirectory() ? await stagedFilesystem(env, volumeId, volumePath, req.staging_target_path, mounts, ctx) : undefined;
       if (staged) {
         return {
           usage: (await filesystemUsage(staged.target).catch(() => null)) ?? UNKNOWN_USAGE,
@@ -713,13 +574,13 @@ export function createNodeService(settings: NodeSettings): NodeService {
     }
     if (node.isBlockDevice()) {
       const majMin = formatDeviceNumber(node.rdev);
-      const sectors = await sysfsDeviceSectors(settings.sysfsRoot, majMin);
+      const sectors = await sysfsDeviceSectors(env.settings.sysfsRoot, majMin);
       if (sectors === null) {
         return { usage: UNKNOWN_USAGE, volume_condition: { abnormal: true, message: `the device (${majMin}) bound at ${volumePath} has vanished` } };
       }
       return { usage: [{ unit: 'BYTES', total: sectors * 512 }], volume_condition: HEALTHY };
     }
-    const condition = filesystemCondition(mount, settings.sysfsRoot);
+    const condition = filesystemCondition(mount, env.settings.sysfsRoot);
     if (usage) return { usage, volume_condition: condition };
     // statfs failed on a mounted filesystem. A volume whose device has gone says so with no usage;
     // otherwise ask again, so that statfs's own error is the answer.
@@ -734,10 +595,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
    * other directory stays NOT_FOUND), and the answer is wherever the volume's disk is mounted. The disk
    * is looked for once, without waiting or rescanning.
    */
-  async function stagedFilesystem(volumeId: string, volumePath: string, stagingTargetPath: string | undefined, mounts: MountTable, ctx: CallContext): Promise<MountEntry | undefined> {
+  async function stagedFilesystem(env: NodeEnv, volumeId: string, volumePath: string, stagingTargetPath: string | undefined, mounts: MountTable, ctx: CallContext): Promise<MountEntry | undefined> {
     if (stagingTargetPath) return mounts.at(await resolveRequestPath(validatePath(stagingTargetPath, 'staging_target_path'), 'staging_target_path'));
     if (!(await isKubeletTargetOf(volumePath, volumeId))) return undefined;
-    const device = await discover(volumeId, undefined, ctx.signal, ctx, 0).catch(() => null);
+    const device = await discover(env, volumeId, undefined, ctx.signal, ctx, 0).catch(() => null);
     if (!device) return undefined;
     return mounts.ofDevice(await deviceNumber(device.path)).find((m) => m.fsroot === '/');
   }
@@ -751,7 +612,7 @@ export function createNodeService(settings: NodeSettings): NodeService {
     if (Number(req.capacity_range?.required_bytes ?? 0) < 0) throw invalidArgument('capacity_range.required_bytes must not be negative');
     ctx.annotate({ volume_id: volumeId, volume_path: volumePath });
     return inflight.run(volumeId, 'NodeExpandVolume', req, ctx.signal, async (signal) => {
-      const target = await requestPath(volumePath, 'volume_path', 'volume');
+      const target = await requestPath(env, volumePath, 'volume_path', 'volume');
       const node = await statOrNull(target);
       const mount = node ? await findMountAt(target, signal) : undefined;
       if (!node || !mount) throw notFound(`volume_path ${target} is not a mounted volume path`);
@@ -759,14 +620,14 @@ export function createNodeService(settings: NodeSettings): NodeService {
       const required = req.capacity_range?.required_bytes ?? 0;
 
       if (block) {
-        const record = await store.get(volumeId);
+        const record = await env.store.get(volumeId);
         if (record) {
-          const name = await deviceNameOf(record.majMin, settings.sysfsRoot);
-          if (name) await refreshDeviceSize(name, settings.sysfsRoot, ctx.log);
+          const name = await deviceNameOf(record.majMin, env.settings.sysfsRoot);
+          if (name) await refreshDeviceSize(name, env.settings.sysfsRoot, ctx.log);
           // Every view: kubelet expands once, through one target, and a view does not follow its disk by itself.
           for (const { readOnlyView } of record.targets) if (readOnlyView) await refreshViewSize(readOnlyView, record.device, signal);
         }
-        const size = await blockDeviceSize(target, settings.sysfsRoot, signal);
+        const size = await blockDeviceSize(target, env.settings.sysfsRoot, signal);
         requireGrown(size, required, volumeId);
         return { capacity_bytes: size };
       }
@@ -776,10 +637,10 @@ export function createNodeService(settings: NodeSettings): NodeService {
         throw failedPrecondition(`${target} is not a mount of a block device (source ${device})`);
       }
       // Only the volume's own filesystem is grown, not whatever a volume_id and a path name together (whyNotOurs).
-      const why = await whyNotOurs(volumeId, target, mount, [], signal, ctx);
+      const why = await whyNotOurs(env, volumeId, target, mount, [], signal, ctx);
       if (why) throw notFound(`volume ${volumeId} is not published at volume_path ${target}: it holds ${why}`);
-      await refreshDeviceSize(path.basename(device), settings.sysfsRoot, ctx.log);
-      const size = await blockDeviceSize(device, settings.sysfsRoot, signal);
+      await refreshDeviceSize(path.basename(device), env.settings.sysfsRoot, ctx.log);
+      const size = await blockDeviceSize(device, env.settings.sysfsRoot, signal);
       requireGrown(size, required, volumeId);
       await growFilesystem(device, mount.fstype, target, signal, ctx.log);
       return { capacity_bytes: size };
@@ -795,9 +656,9 @@ export function createNodeService(settings: NodeSettings): NodeService {
   });
 
   const NodeGetInfo: NodeService['NodeGetInfo'] = async () => ({
-    node_id: settings.nodeId,
-    max_volumes_per_node: settings.maxVolumesPerNode,
-    accessible_topology: settings.availabilityZone ? { segments: { [TOPOLOGY_ZONE_KEY]: settings.availabilityZone } } : null,
+    node_id: env.settings.nodeId,
+    max_volumes_per_node: env.settings.maxVolumesPerNode,
+    accessible_topology: env.settings.availabilityZone ? { segments: { [TOPOLOGY_ZONE_KEY]: env.settings.availabilityZone } } : null,
   });
 
   return {
@@ -840,15 +701,6 @@ function requireGrown(size: number, required: number, volumeId: string): void {
   }
 }
 
-function targetPaths(record: BlockStaging | null): string[] {
-  return record ? record.targets.map((t) => t.path) : [];
-}
-
-async function mountedTargets(record: BlockStaging, signal: AbortSignal): Promise<string[]> {
-  const mounts = await listMounts(signal);
-  return targetPaths(record).filter((t) => mounts.at(t));
-}
-
 /** Whether device node `source` is what is mounted at `target`. */
 async function isBoundAt(target: string, source: string): Promise<boolean> {
   if (!(await findMountAt(target))) return false;
@@ -872,49 +724,8 @@ async function syncBeforeUnmount(mountPoint: string, volumeId: string, signal: A
   }
 }
 
-/**
- * Whether `target` is kubelet's publish directory for `volumeId`: kubelet saves vol_data.json, with the
- * volume's handle, beside it (pkg/volume/csi/csi_mounter.go SetUpAt) and keeps it until the unpublish.
- */
-async function isKubeletTargetOf(target: string, volumeId: string): Promise<boolean> {
-  try {
-    const data = JSON.parse(await readFile(path.join(path.dirname(target), 'vol_data.json'), 'utf8')) as { volumeHandle?: unknown };
-    return data.volumeHandle === volumeId;
-  } catch {
-    return false;
-  }
-}
-
 async function flushBuffers(device: string, signal: AbortSignal): Promise<void> {
   await run('blockdev', ['--flushbufs', device], { signal });
-}
-
-async function statOrNull(p: string): Promise<Stats | null> {
-  try {
-    return await stat(p);
-  } catch (err) {
-    if (isMissing(err)) return null;
-    throw err;
-  }
-}
-
-/** stat with st_rdev as a bigint (a device number does not always fit a double); null when missing. */
-async function bigStatOrNull(p: string): Promise<BigIntStats | null> {
-  try {
-    return await stat(p, { bigint: true });
-  } catch (err) {
-    if (isMissing(err)) return null;
-    throw err;
-  }
-}
-
-async function lstatOrNull(p: string): Promise<Stats | null> {
-  try {
-    return await lstat(p);
-  } catch (err) {
-    if (isMissing(err)) return null;
-    throw err;
-  }
 }
 
 /** mkdir the publish target; true when we created it (so a failed publish removes only what it made). */
