@@ -14,6 +14,9 @@ import { rethrow } from './os-errors';
 import { gibToBytes, sizeForRange } from './size';
 import { isErrorState, volumeInError } from './volume-state';
 
+/** Cinder's refusal of an extend for the volume's status: "Volume <id> status must be '{'status': 'in-use'}' to extend, currently detaching." */
+const EXTEND_REFUSED_STATUS = /to extend, currently ([\w-]+)/;
+
 export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolumeRequest__Output, op: Op): Promise<ControllerExpandVolumeResponse> {
   const csiId = requireId(req.volume_id, 'volume_id');
   const range = requireField(req.capacity_range, 'capacity_range');
@@ -60,7 +63,14 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
         // nothing is under way, and a final code lets the user lower the PVC's request again (recovery from
         // expansion failure); the resizer still retries, slowly, in case the quota is raised.
         over_quota: (m) => outOfRange(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
-        bad_request: (m) => failedPrecondition(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}`),
+        bad_request: (m) => {
+          // Cinder checks the status again as it extends: an attach or a detach begun since the look above
+          // (they are not ordered with an expand) passes, and FAILED_PRECONDITION could be final for csi-resizer.
+          const now = EXTEND_REFUSED_STATUS.exec(m)?.[1];
+          if (now && isErrorState(now)) return volumeInError(csiId, now, 'extend');
+          if (now) return aborted(`volume ${csiId} is '${now}' now; it can be extended when Cinder has finished (the CO retries): ${m}`);
+          return failedPrecondition(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}`);
+        },
       }),
     );
   }

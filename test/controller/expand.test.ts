@@ -43,6 +43,23 @@ describe('ControllerExpandVolume', () => {
     }
   });
 
+  // Publish and unpublish are not ordered with an expand of the same volume: a detach may begin between
+  // the driver's look and Cinder's. That passes; FAILED_PRECONDITION could be final for csi-resizer.
+  it('answers ABORTED when an attach or a detach of the volume began between its look and Cinder\'s', async () => {
+    const id = await h.createVolume('pvc-grow-racing');
+    for (const status of ['reserved', 'detaching']) {
+      h.driver.sim.control.addFault({ method: 'POST', pathPattern: `/volumes/${id}/action$`, delayMs: 300, times: 1 });
+      const call = expand(id, 2 * GiB);
+      await new Promise((r) => setTimeout(r, 100));
+      h.driver.sim.control.setVolumeStatus(id, status);
+      const err = await expectCode(call, Code.ABORTED);
+      assert.match(err.details, new RegExp(`is '${status}' now; it can be extended when Cinder has finished`));
+      h.driver.sim.control.setVolumeStatus(id, 'available');
+    }
+    assert.equal(Number((await expand(id, 2 * GiB)).capacity_bytes), 2 * GiB);
+    await h.rpc('DeleteVolume', { volume_id: id }); // the project's 20 GiB are for the other cases
+  });
+
   it('succeeds at once when the volume is already large enough', async () => {
     const id = await h.createVolume('pvc-big-enough', { capacity_range: { required_bytes: 2 * GiB } });
     h.driver.sim.control.resetCounters();
