@@ -239,7 +239,8 @@ export function defineControllerCases(target: SuiteTarget): void {
         }
         const req = createVolumeRequest(uniqueName('sanity-controller-vol-from-snap'));
         req.volume_content_source = { snapshot: { snapshot_id: snap.snapshot.snapshot_id } };
-        await r.createVolume(req);
+        const vol = await r.mustCreateVolume(req);
+        assert.equal(vol.volume.content_source?.snapshot?.snapshot_id, snap.snapshot.snapshot_id, 'the volume names its content source');
       }, 'CREATE_DELETE_SNAPSHOT'));
 
       it('fails with NOT_FOUND when the source snapshot does not exist', sanityCase(async (r) => {
@@ -252,7 +253,8 @@ export function defineControllerCases(target: SuiteTarget): void {
         const source = await r.mustCreateVolume(createVolumeRequest(uniqueName('sanity-controller-source-vol')));
         const req = createVolumeRequest(uniqueName('sanity-controller-vol-from-vol'));
         req.volume_content_source = { volume: { volume_id: source.volume.volume_id } };
-        await r.createVolume(req);
+        const vol = await r.mustCreateVolume(req);
+        assert.equal(vol.volume.content_source?.volume?.volume_id, source.volume.volume_id, 'the volume names its content source');
       }, 'CLONE_VOLUME'));
 
       it('fails with NOT_FOUND when the source volume does not exist', sanityCase(async (r) => {

@@ -9,7 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -22,8 +22,8 @@ export const Code = grpc.status;
 export const isRoot = process.getuid?.() === 0;
 export const NEEDS_ROOT = 'needs root: the node side uses loop devices and mounts';
 
-/** csi-sanity's TestVolumeSize as we run it: the driver rounds to whole GiB. */
-export const VOLUME_SIZE = GiB;
+/** csi-sanity's TestVolumeSize default (10 GiB). */
+export const VOLUME_SIZE = 10 * GiB;
 /** csi-sanity's default expansion target: the test size plus 1 GiB. */
 export const EXPAND_SIZE = VOLUME_SIZE + GiB;
 /**
@@ -365,9 +365,15 @@ export async function withTest(suite: Suite, body: (r: Resources) => Promise<voi
       failure ??= new Error(`mounts left behind after cleanup: ${left.join(', ')}`);
     }
   }
-  // csi-sanity removes both directories with a plain rmdir and ignores a failure.
-  await rmdir(paths.targetParent).catch(() => undefined);
-  await rmdir(paths.staging).catch(() => undefined);
+  // csi-sanity removes both directories with a plain rmdir and ignores a failure, but it makes them
+  // at fixed paths with a plain mkdir before each test: whatever the driver left in them (the target
+  // it made, a file) fails every test after this one. Here it fails this one.
+  for (const dir of [paths.targetParent, paths.staging]) {
+    await rmdir(dir).catch(async (e: NodeJS.ErrnoException) => {
+      const left = e.code === 'ENOTEMPTY' ? await readdir(dir).catch(() => []) : [];
+      failure ??= new Error(`cannot remove ${dir} after the test (${e.code}${left.length > 0 ? `: ${left.join(', ')} left in it` : ''}); csi-sanity's next test could not make it`);
+    });
+  }
   await rm(base, { recursive: true, force: true }).catch(() => undefined);
   if (failure !== undefined) throw failure;
 }
