@@ -202,6 +202,11 @@ async function start(opts: SimOptions, stateDir: string, ownsStateDir: boolean):
       instances.splice(instances.findIndex((i) => i.id === id), 1);
       await rm(path.dirname(rec.deviceRoot), { recursive: true, force: true });
     },
+    shelveOffloadInstance: async (id) => {
+      const rec = state.instances.get(id);
+      if (!rec) throw new Error(`no instance ${id}`);
+      await state.shelveOffload(rec);
+    },
   };
 
   const handler = new RequestHandler({

@@ -77,7 +77,7 @@ export class NovaApi {
         const inst = this.server(ctx.params.server);
         return { status: 200, body: { volumeAttachment: this.attachmentView(this.bdm(inst, ctx.params.volume), mv) } };
       }),
-      r('DELETE', '/servers/{server}/os-volume_attachments/{volume}', (ctx) => this.detach(ctx)),
+      r('DELETE', '/servers/{server}/os-volume_attachments/{volume}', (ctx, mv) => this.detach(ctx, mv)),
     ];
   }
 
@@ -97,6 +97,16 @@ export class NovaApi {
     const a = inst.attachments.get(volumeId);
     if (!a) throw httpError('compute', 404, `Instance ${inst.id} is not attached to volume ${volumeId}`);
     return a;
+  }
+
+  /**
+   * Nova's check_instance_state on a volume action: a shelved-offloaded server takes attaches and
+   * detaches only from 2.20 (the API refuses below it with InstanceInvalidState, 409).
+   */
+  private checkVolumeAction(inst: InstanceRecord, action: 'attach_volume' | 'detach_volume', mv: Microversion): void {
+    if (vmState(inst) === 'shelved_offloaded' && !atLeast(mv, '2.20')) {
+      throw httpError('compute', 409, `Cannot '${action}' instance ${inst.id} while it is in vm_state shelved_offloaded`);
+    }
   }
 
   private links(i: InstanceRecord): unknown[] {
@@ -136,7 +146,7 @@ export class NovaApi {
       'OS-SRV-USG:launched_at': i.createdAt,
       'OS-SRV-USG:terminated_at': null,
       'OS-EXT-STS:task_state': null,
-      'OS-EXT-STS:vm_state': 'active',
+      'OS-EXT-STS:vm_state': vmState(i),
       'OS-EXT-STS:power_state': 1,
       // delete_on_termination is listed from 2.3.
       'os-extended-volumes:volumes_attached': [...i.attachments.keys()].map((id) => (atLeast(mv, '2.3') ? { id, delete_on_termination: false } : { id })),
@@ -167,6 +177,7 @@ export class NovaApi {
 
   private attach(ctx: RequestContext, mv: Microversion): Reply {
     const inst = this.server(ctx.params.server);
+    this.checkVolumeAction(inst, 'attach_volume', mv);
     const body = objectField('compute', ctx.body, 'volumeAttachment');
     const volumeId = str(body.volumeId);
     if (!volumeId) throw httpError('compute', 400, "Invalid input for field/attribute volumeAttachment. Value: {}. 'volumeId' is a required property");
@@ -175,7 +186,14 @@ export class NovaApi {
     if (vol.multiattach && !atLeast(mv, '2.60')) {
       throw httpError('compute', 400, 'Multiattach volumes are only supported starting with compute API version 2.60.');
     }
-    if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} is already attached to instances: ${inst.id}`);
+    // Nova's _check_volume_already_attached, in the order Zed answers: first the servers Cinder lists the
+    // (not multiattach) volume attached to (complete attachments only, this server's too), then Nova's own
+    // mapping of it to this server (an attach of it still under way).
+    const attachedTo = vol.attachments.filter((a) => a.state === 'attached').map((a) => a.serverId);
+    if (!vol.multiattach && attachedTo.length > 0) {
+      throw httpError('compute', 400, `Invalid volume: volume ${vol.id} is already attached to instances: ${attachedTo.join(', ')}`);
+    }
+    if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} already attached`);
     if (!reservable(vol).includes(vol.status)) {
       // Cinder refuses the attachment (InvalidVolume, 400); Nova wraps
       // cinderclient's text for it in InvalidInput and answers 400.
@@ -185,6 +203,9 @@ export class NovaApi {
         `Invalid input received: Invalid volume: Volume ${vol.id} status must be ${reservable(vol).join(' or ')} to reserve, ` +
           `but the current status is ${vol.status}. (HTTP 400) (Request-ID: req-${randomUUID()})`,
       );
+    }
+    if (vmState(inst) === 'shelved_offloaded') {
+      return { status: 200, body: { volumeAttachment: this.attachmentView(this.state.attachShelved(vol, inst), mv) } };
     }
     // Nova's [cinder] cross_az_attach defaults to True, so zones are not compared here.
     // Nova counts every disk of the server when it picks the next device name, the root disk (vda) too.
@@ -198,8 +219,9 @@ export class NovaApi {
     return { status: 200, body: { volumeAttachment: this.attachmentView(a, mv) } };
   }
 
-  private detach(ctx: RequestContext): Reply {
+  private detach(ctx: RequestContext, mv: Microversion): Reply {
     const inst = this.server(ctx.params.server);
+    this.checkVolumeAction(inst, 'detach_volume', mv);
     const a = this.bdm(inst, ctx.params.volume);
     const vol = this.state.volumes.get(a.volumeId);
     if (!vol) throw httpError('compute', 404, `Volume ${a.volumeId} could not be found.`);
@@ -208,7 +230,12 @@ export class NovaApi {
     if (a.state !== 'attached' || vol.status !== 'in-use') {
       throw httpError('compute', 400, "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.");
     }
-    this.state.detach(vol, inst, a);
+    if (vmState(inst) === 'shelved_offloaded') this.state.detachShelved(vol, inst, a);
+    else this.state.detach(vol, inst, a);
     return { status: 202 };
   }
+}
+
+function vmState(i: InstanceRecord): string {
+  return i.status === 'SHELVED_OFFLOADED' ? 'shelved_offloaded' : 'active';
 }

@@ -14,7 +14,8 @@ export interface AttachmentRecord {
   bdmUuid: string;
   volumeId: string;
   serverId: string;
-  device: string;
+  /** null for an attachment made while the server was shelved-offloaded: Nova picks the device at unshelve. */
+  device: string | null;
   hostName: string;
   attachedAt: string | null;
   /** Cinder's attach_status for this attachment. */
@@ -541,6 +542,37 @@ export class CloudState {
       this.dropAttachment(vol, inst, a);
     });
     return a;
+  }
+
+  /**
+   * Nova's attach to a SHELVED_OFFLOADED server (2.20): no host to connect the disk to, so the
+   * attachment is reserved and completed at once, without a device (Nova connects it at unshelve).
+   */
+  attachShelved(vol: VolumeRecord, inst: InstanceRecord): AttachmentRecord {
+    const a: AttachmentRecord = {
+      attachmentId: randomUUID(), bdmUuid: randomUUID(), volumeId: vol.id, serverId: inst.id, device: null,
+      hostName: inst.name, attachedAt: null, state: 'attached', accessMode: vol.readonlyFlag === 'True' ? 'ro' : 'rw',
+    };
+    vol.attachments.push(a);
+    inst.attachments.set(vol.id, a);
+    this.setVolumeStatus(vol, 'in-use');
+    return a;
+  }
+
+  /** Nova's detach from a SHELVED_OFFLOADED server (2.20): nothing is connected, so the attachment goes at once. */
+  detachShelved(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {
+    this.dropAttachment(vol, inst, a);
+  }
+
+  /**
+   * Nova's shelve and offload: the server leaves its host, which disconnects its volumes; Nova and
+   * Cinder keep the attachments (and Nova the device names) for the unshelve.
+   */
+  async shelveOffload(inst: InstanceRecord): Promise<void> {
+    const busy = [...inst.attachments.values()].find((a) => a.state !== 'attached');
+    if (busy) throw new Error(`instance ${inst.id}: volume ${busy.volumeId} is ${busy.state}`);
+    for (const a of inst.attachments.values()) await this.hypervisor.detach(a.volumeId, inst.id);
+    inst.status = 'SHELVED_OFFLOADED';
   }
 
   detach(vol: VolumeRecord, inst: InstanceRecord, a: AttachmentRecord): void {

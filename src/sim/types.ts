@@ -174,6 +174,11 @@ export interface SimControl {
    * Cinder fails and Nova ignores it, so Cinder still lists attachments to the server that is gone.
    */
   deleteInstance(id: string, opts?: { cinderKeepsAttachments?: boolean }): Promise<void>;
+  /**
+   * Nova shelves the server and offloads it (status SHELVED_OFFLOADED): its volumes are disconnected, their
+   * attachments kept. Nova then attaches and detaches volumes only from compute microversion 2.20 (409 below).
+   */
+  shelveOffloadInstance(id: string): Promise<void>;
 }
 
 export interface Simulator {

@@ -132,6 +132,53 @@ describe('sim nova', () => {
     for (const id of ids.slice(0, 3)) await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
   });
 
+  it("an attach of a volume already attached gets Nova's texts (Zed): its mapping to this server while under way, Cinder's servers once complete", async () => {
+    const id = await availableVolume(s, { size: 1 });
+    const other = sim.instances[1].id;
+    assert.equal((await attach(id)).status, 200);
+    const underWay = await attach(id);
+    assert.equal(underWay.status, 400);
+    assert.equal(underWay.body.badRequest.message, `Invalid volume: volume ${id} already attached`);
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
+    for (const srv of [server, other]) {
+      const again = await attach(id, '2.1', srv);
+      assert.equal(again.status, 400);
+      assert.equal(again.body.badRequest.message, `Invalid volume: volume ${id} is already attached to instances: ${server}`);
+    }
+    await call('DELETE', `${s.compute}/servers/${server}/os-volume_attachments/${id}`, { token: s.token });
+    await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
+  });
+
+  it('a shelved-offloaded server: attach and detach 409 below 2.20; from 2.20 both work at once, the attachment without a device', async () => {
+    const shelved = await sim.control.addInstance({ name: 'node-shelved' });
+    const kept = await availableVolume(s, { size: 1 });
+    assert.equal((await attach(kept, '2.1', shelved.id)).status, 200);
+    await waitFor(() => volumeStatus(s, kept), (st) => st === 'in-use');
+    await sim.control.shelveOffloadInstance(shelved.id);
+    const srv = await call('GET', `${s.compute}/servers/${shelved.id}`, { token: s.token });
+    assert.equal(srv.body.server.status, 'SHELVED_OFFLOADED');
+    assert.equal(srv.body.server['OS-EXT-STS:vm_state'], 'shelved_offloaded');
+    const id = await availableVolume(s, { size: 1 });
+    const detachAt = (vol: string, mv: string) =>
+      call('DELETE', `${s.compute}/servers/${shelved.id}/os-volume_attachments/${vol}`, { token: s.token, headers: nova(mv) });
+    for (const [what, r] of [['attach_volume', await attach(id, '2.19', shelved.id)], ['detach_volume', await detachAt(id, '2.19')], ['detach_volume', await detachAt(kept, '2.1')]] as const) {
+      assert.equal(r.status, 409);
+      assert.deepEqual(r.body, { conflictingRequest: { code: 409, message: `Cannot '${what}' instance ${shelved.id} while it is in vm_state shelved_offloaded` } });
+    }
+    assert.equal((await detachAt(id, '2.20')).status, 404, 'not attached');
+    const r = await attach(id, '2.20', shelved.id);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.volumeAttachment, { id, serverId: shelved.id, volumeId: id, device: null });
+    const vol = (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
+    assert.equal(vol.status, 'in-use');
+    assert.deepEqual(vol.attachments.map((a: { server_id: string; device: string | null }) => [a.server_id, a.device]), [[shelved.id, null]]);
+    for (const v of [id, kept]) {
+      assert.equal((await detachAt(v, '2.20')).status, 202);
+      assert.equal(await volumeStatus(s, v), 'available');
+    }
+    await sim.control.deleteInstance(shelved.id);
+  });
+
   it('metadata service: meta_data.json per instance; addInstance and deleteInstance', async () => {
     const inst = await sim.control.addInstance({ name: 'node-3', availabilityZone: 'zone-b' });
     const md = await call('GET', `${inst.metadataUrl}/openstack/latest/meta_data.json`);
