@@ -27,6 +27,7 @@ export interface AuthState {
   /** Local clock when the token expires (see localExpiry). */
   validUntil: number;
   projectId?: string;
+  projectName?: string;
   catalog: CatalogEndpoint[];
   identityVersion: '2' | '3';
 }
@@ -231,10 +232,10 @@ export function tokenRefusalMessage(body: unknown, status: number): string {
 }
 
 interface V3TokenBody {
-  token?: { expires_at?: string; issued_at?: string; project?: { id?: string }; catalog?: unknown };
+  token?: { expires_at?: string; issued_at?: string; project?: { id?: string; name?: string }; catalog?: unknown };
 }
 interface V2TokenBody {
-  access?: { token?: { id?: string; expires?: string; issued_at?: string; tenant?: { id?: string } }; serviceCatalog?: unknown };
+  access?: { token?: { id?: string; expires?: string; issued_at?: string; tenant?: { id?: string; name?: string } }; serviceCatalog?: unknown };
 }
 
 export class Identity {
@@ -322,7 +323,7 @@ export class Identity {
   health(): IdentityHealth {
     const s = this.state;
     const ready = s !== null && s.validUntil > Date.now() && this.catalogError === undefined;
-    return { ready, lastError: this.lastError, catalogError: this.catalogError, projectId: s?.projectId, tokenExpiresAt: s?.expiresAt };
+    return { ready, lastError: this.lastError, catalogError: this.catalogError, projectId: s?.projectId, projectName: s?.projectName, tokenExpiresAt: s?.expiresAt };
   }
 
   /** The URL of a service from the catalog (or the configured override), project placeholders filled. */
@@ -453,6 +454,7 @@ export class Identity {
       obtainedAt: askedAt,
       validUntil: localExpiry(expiresAt, body.issued_at, res.headers.date, askedAt),
       projectId: body.project?.id,
+      projectName: body.project?.name,
       catalog: parseV3Catalog(body.catalog),
       identityVersion: '3',
     };
@@ -477,6 +479,7 @@ export class Identity {
       obtainedAt: askedAt,
       validUntil: localExpiry(expiresAt, access.token.issued_at, res.headers.date, askedAt),
       projectId: access.token.tenant?.id,
+      projectName: access.token.tenant?.name,
       catalog: parseV2Catalog(access.serviceCatalog),
       identityVersion: '2',
     };

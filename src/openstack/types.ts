@@ -333,7 +333,10 @@ export interface ServerVolumeAttachment {
 export interface Compute {
   /** Throws OpenStackError 'not_found' for an unknown or deleted server. */
   getServer(id: string, opts?: CallOptions): Promise<Server>;
-  /** The device is left to Nova. Uses 2.60 when the volume is multiattach. */
+  /**
+   * The device is left to Nova. Uses 2.60 when the volume is multiattach, else 2.20 where Nova has it
+   * (attach and detach then work on a shelved-offloaded server too); detachVolume likewise.
+   */
   attachVolume(serverId: string, volumeId: string, opts?: CallOptions & { multiattach?: boolean }): Promise<ServerVolumeAttachment>;
   listVolumeAttachments(serverId: string, opts?: CallOptions): Promise<ServerVolumeAttachment[]>;
   /** Throws 'not_found' when the volume is not attached to that server. */
@@ -351,6 +354,7 @@ export interface IdentityHealth {
   /** Why the token's catalog cannot serve Cinder or Nova as configured (region, interface); absent when it can. */
   catalogError?: string;
   projectId?: string;
+  projectName?: string;
   tokenExpiresAt?: Date;
 }
 
