@@ -175,7 +175,17 @@ function publishContext(device: string | null | undefined, readonly: boolean): R
   return context;
 }
 
-/** Ask Nova to attach; returns Nova's device hint. */
+/**
+ * Nova's refusal of a volume that already has an attachment (nova.compute.api _check_volume_already_attached):
+ * "volume <id> is already attached to instances: <servers>" (the servers Cinder lists it attached to), or
+ * "volume <id> already attached" (Nova's own mapping of it to this server, an attach still under way).
+ */
+const ALREADY_ATTACHED = /\balready attached(?: to instances: ([0-9a-zA-Z_, -]+))?/;
+
+/** Nova's 404 for the volume (the server's says "Instance <id> could not be found."). */
+const NOVA_VOLUME_NOT_FOUND = /\bVolume \S+ could not be found/;
+
+/** Ask Nova to attach; returns Nova's device hint (null when Nova names none, or the attach was already Nova's). */
 async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output): Promise<string | null> {
   const { cloud, csiId, serverId } = pair;
   const others = publishedNodeIds(volume).filter((n) => n !== serverId);
@@ -205,6 +215,10 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output)
     const result = await cloud.compute.attachVolume(serverId, pair.volumeId, { ...UNINTERRUPTED, multiattach: volume.multiattach });
     return result.device;
   } catch (err) {
+    // Already attached, or being attached, to this very server since the volume was read: an attach sent
+    // by an earlier call (a controller killed mid-publish; Nova still had it queued). The wait that follows
+    // answers with its device, or fails if Nova rolls that attach back.
+    if (isOpenStackError(err, 'bad_request') && attachedHereSays(err.message, serverId)) return null;
     throw translate(err, {
       over_quota: (m) => resourceExhausted(`server ${serverId} cannot take more volumes: ${m}; schedule the pod elsewhere or detach volumes`),
       forbidden: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
@@ -216,11 +230,29 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output)
           : failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`)),
       // Nova answers 409 while the server is busy (building, migrating, another attach).
       conflict: (m) => aborted(`Nova cannot attach to server ${serverId} right now: ${m}; the CO retries`),
-      // The volume was just read from Cinder, so what Nova cannot find is the server.
-      not_found: (m) =>
-        notFound(`node ${serverId}: cloud '${cloud.name}' has no Nova server with this ID (node IDs are Nova server UUIDs); Nova said: ${m}`),
+      // Nova looks up both: its message says which one it could not find (the volume may have been
+      // deleted since it was read).
+      not_found: (m) => (NOVA_VOLUME_NOT_FOUND.test(m) ? notFound(`volume ${csiId} does not exist in cloud '${cloud.name}'; Nova said: ${m}`) : serverNotFound(cloud, serverId, m)),
     });
   }
+}
+
+/** Nova's 400 says the volume is already attached (or being attached) to this server, not to another. */
+function attachedHereSays(message: string, serverId: string): boolean {
+  const m = ALREADY_ATTACHED.exec(message);
+  if (!m) return false;
+  // Without a list, the refusal is about Nova's own mapping of the volume to this server.
+  return m[1] === undefined || m[1].split(/[,\s]+/).includes(serverId);
+}
+
+function serverNotFound(cloud: Cloud, serverId: string, novaSaid: string) {
+  const { projectName, projectId } = cloud.health();
+  const project = projectName ?? projectId;
+  return notFound(
+    `node ${serverId}: cloud '${cloud.name}' has no Nova server with this ID in the driver's project${project ? ` '${project}'` : ''} ` +
+      `(node IDs are Nova server UUIDs; a server of another project is not found either: the cluster's VMs must be in the driver's project); ` +
+      `Nova said: ${novaSaid}`,
+  );
 }
 
 /**

@@ -101,11 +101,102 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     const id = await h.createVolume('pvc-publish-errors');
     await expectCode(publish('00000000-0000-4000-8000-000000000000', nodeA), Code.NOT_FOUND);
     const err = await expectCode(publish(id, '00000000-0000-4000-8000-00000000beef'), Code.NOT_FOUND);
-    assert.match(err.details, /Nova server/);
+    assert.match(err.details, /^node 00000000-0000-4000-8000-00000000beef: .*Nova server/);
+    assert.match(err.details, /in the driver's project 'demo'.*the cluster's VMs must be in the driver's project/);
     await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, volume_capability: MOUNT_RWO }), Code.INVALID_ARGUMENT);
     await expectCode(h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA }), Code.INVALID_ARGUMENT);
     await expectCode(publish(id, nodeA, { volume_capability: BLOCK_RWX }), Code.INVALID_ARGUMENT);
     assert.equal((await h.cloud.blockStorage.getVolume(id)).status, 'available');
+  });
+
+  const until = async (cond: () => boolean) => {
+    while (!cond()) await new Promise((r) => setTimeout(r, 1));
+  };
+  const attachPosts = () => h.driver.sim.control.counters()['POST /compute/v2.1/servers/{server}/os-volume_attachments'] ?? 0;
+  /** The driver's next attach request reaches Nova's API at once, and is acted on `holdMs` later. */
+  const holdNextAttach = (holdMs: number) =>
+    h.driver.sim.control.addFault({ service: 'compute', method: 'POST', pathPattern: 'os-volume_attachments$', delayMs: holdMs, times: 1 });
+
+  // A controller killed mid-publish leaves its attach with Nova; the CO's retry, on the next controller, reads the
+  // volume 'available' and sends its own attach, which Nova refuses: the volume is attached (or being attached) to
+  // this very node already.
+  it("a publish whose attach Nova refuses because an earlier attach to this node got there first answers OK, with that attach's device", async () => {
+    // The earlier attach still under way ("volume <id> already attached"), and complete ("is already attached to instances: <node>").
+    for (const attachMs of [1000, 50]) {
+      h.driver.sim.control.setDurations({ attach: attachMs });
+      try {
+        const id = await h.createVolume(`pvc-publish-raced-${attachMs}`);
+        holdNextAttach(attachMs === 50 ? 600 : 200);
+        const posts = attachPosts();
+        const call = publish(id, nodeA);
+        await until(() => attachPosts() > posts);
+        await h.cloud.compute.attachVolume(nodeA, id); // the killed controller's, which Nova acts on first
+        if (attachMs === 50) await waitForStatus(id, 'in-use');
+        const res = await call;
+        const v = await h.cloud.blockStorage.getVolume(id);
+        assert.equal(v.status, 'in-use');
+        assert.deepEqual(v.attachments.map((a) => a.serverId), [nodeA]);
+        assert.equal(res.publish_context[PUBLISH_CONTEXT.devicePath], v.attachments[0].device);
+        await unpublish(id, nodeA);
+      } finally {
+        h.driver.sim.control.clearFaults();
+        h.driver.sim.control.setDurations({ attach: 50 });
+      }
+    }
+  });
+
+  it('a publish whose attach Nova refuses because the volume was attached to another node meanwhile stays FAILED_PRECONDITION', async () => {
+    const id = await h.createVolume('pvc-publish-raced-elsewhere');
+    try {
+      holdNextAttach(600);
+      const posts = attachPosts();
+      const call = publish(id, nodeA);
+      await until(() => attachPosts() > posts);
+      await h.cloud.compute.attachVolume(nodeB, id);
+      await waitForStatus(id, 'in-use');
+      const err = await expectCode(call, Code.FAILED_PRECONDITION);
+      assert.match(err.details, new RegExp(`already attached to instances: ${nodeB}`));
+      assert.deepEqual((await h.cloud.blockStorage.getVolume(id)).attachments.map((a) => a.serverId), [nodeB]);
+    } finally {
+      h.driver.sim.control.clearFaults();
+    }
+    await unpublish(id, nodeB);
+  });
+
+  it('a volume deleted between the look and the attach is NOT_FOUND naming the volume, not the node', async () => {
+    const id = await h.createVolume('pvc-publish-deleted-meanwhile');
+    try {
+      holdNextAttach(400);
+      const posts = attachPosts();
+      const call = publish(id, nodeA);
+      await until(() => attachPosts() > posts);
+      await h.cloud.blockStorage.deleteVolume(id);
+      const err = await expectCode(call, Code.NOT_FOUND);
+      assert.match(err.details, new RegExp(`^volume ${id} does not exist in cloud .*Volume ${id} could not be found`));
+      assert.doesNotMatch(err.details, /node|Nova server/);
+    } finally {
+      h.driver.sim.control.clearFaults();
+    }
+  });
+
+  it('publishes to and unpublishes from a shelved-offloaded server (compute 2.20); an unpublish of a volume not attached there is OK', async () => {
+    const server = await h.driver.sim.control.addInstance({ name: 'node-shelved' });
+    const attached = await h.createVolume('pvc-shelved-attached');
+    const other = await h.createVolume('pvc-shelved-other');
+    await publish(attached, server.id);
+    await h.driver.sim.control.shelveOffloadInstance(server.id);
+    try {
+      await unpublish(other, server.id);
+      await unpublish(attached, server.id);
+      await assertAvailableAndDetachedFrom(attached, server.id);
+      const res = await publish(other, server.id);
+      assert.deepEqual(res.publish_context, {}, 'Nova names a device only at unshelve');
+      assert.deepEqual((await h.cloud.blockStorage.getVolume(other)).attachments.map((a) => a.serverId), [server.id]);
+      await unpublish(other, server.id);
+      await assertAvailableAndDetachedFrom(other, server.id);
+    } finally {
+      await h.driver.sim.control.deleteInstance(server.id);
+    }
   });
 
   it('refuses a second server for a volume that is not multiattach', async () => {
@@ -479,4 +570,25 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
     }
     throw new Error(`volume ${id} never reached ${status}`);
   }
+});
+
+describe('ControllerUnpublishVolume on a cloud whose Nova stops below compute 2.20', () => {
+  let h: ControllerHarness;
+  before(async () => {
+    h = await startController({ sim: { instances: [{ name: 'node-a' }], maxComputeMicroversion: '2.19' } });
+  });
+  after(() => h.stop());
+
+  it('attaches and detaches without a microversion (one 406 learnt), and a shelved-offloaded server is ABORTED as Nova refuses it', async () => {
+    const [nodeA] = h.driver.sim.instances.map((i) => i.id);
+    const id = await h.createVolume('pvc-old-nova');
+    h.driver.sim.control.resetCounters();
+    await h.rpc('ControllerPublishVolume', { volume_id: id, node_id: nodeA, volume_capability: MOUNT_RWO });
+    await h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: nodeA });
+    assert.equal(h.driver.sim.control.counters()['POST /compute/v2.1/servers/{server}/os-volume_attachments'], 2, 'one refused at 2.20, one without');
+    assert.equal(h.driver.sim.control.counters()['DELETE /compute/v2.1/servers/{server}/os-volume_attachments/{volume}'], 1);
+    await h.driver.sim.control.shelveOffloadInstance(nodeA);
+    const err = await expectCode(h.rpc('ControllerUnpublishVolume', { volume_id: id, node_id: nodeA }), Code.ABORTED);
+    assert.match(err.details, /while it is in vm_state shelved_offloaded/);
+  });
 });
