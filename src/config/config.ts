@@ -315,6 +315,7 @@ function datasetCloud(s: Section): CloudConfig {
       certFile: tlsFile(s, 'client_cert_path'),
       keyFile: tlsFile(s, 'client_key_path'),
       verifyHint: VERIFY_HINTS.dataset,
+      caKey: CA_KEYS.dataset,
     },
     blockStorageApiVersion: blockStorageVersion(s, 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
@@ -435,6 +436,14 @@ const VERIFY_HINTS: Record<'dataset' | CloudsSyntax | 'env', string> = {
   env: 'OS_INSECURE=false, with OS_CACERT naming the CA file',
 };
 
+/** The key that names the CA file in each way of describing a cloud (TlsConfig.caKey). */
+const CA_KEYS: Record<'dataset' | CloudsSyntax | 'env', string> = {
+  dataset: 'verify_ca_path',
+  'clouds.yaml': 'cacert',
+  'cloud.conf': 'ca-file',
+  env: 'OS_CACERT',
+};
+
 function oneCloud(name: string, s: Section, syntax: CloudsSyntax): CloudConfig {
   if (Buffer.byteLength(name) > MAX_CLOUD_NAME_BYTES || /[/\u0000-\u001f\u007f-\u009f]/.test(name)) {
     throw new ConfigError(
@@ -467,6 +476,7 @@ function oneCloud(name: string, s: Section, syntax: CloudsSyntax): CloudConfig {
       certFile: tlsFile(s, 'cert'),
       keyFile: tlsFile(s, 'key'),
       verifyHint: VERIFY_HINTS[syntax],
+      caKey: CA_KEYS[syntax],
     },
     blockStorageApiVersion: blockStorageVersion(s, s.has('volume_api_version') ? 'volume_api_version' : 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
@@ -579,6 +589,7 @@ function envClouds(env: NodeJS.ProcessEnv): CloudConfig[] {
         certFile: envTlsFile(env, 'OS_CERT'),
         keyFile: envTlsFile(env, 'OS_KEY'),
         verifyHint: VERIFY_HINTS.env,
+        caKey: CA_KEYS.env,
       },
       blockStorageApiVersion: 'auto',
       requestTimeoutMs: DEFAULTS.requestTimeoutMs,

@@ -39,6 +39,8 @@ const OPENSTACK_CODES: Record<OpenStackErrorKind, grpc.status> = {
   rate_limited: grpc.status.UNAVAILABLE,
   timeout: grpc.status.DEADLINE_EXCEEDED,
   network: grpc.status.UNAVAILABLE,
+  // The cloud was reached and its certificate refused (or it speaks no TLS): final, like config.
+  tls: grpc.status.FAILED_PRECONDITION,
   state: grpc.status.INTERNAL,
   config: grpc.status.FAILED_PRECONDITION,
 };

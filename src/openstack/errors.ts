@@ -13,7 +13,8 @@ export type OpenStackErrorKind =
   | 'unavailable' // 5xx, 503
   | 'rate_limited' // 429 (or 413 with Retry-After)
   | 'timeout' // the caller's deadline or a socket timeout
-  | 'network' // connection refused or reset, DNS, TLS
+  | 'network' // connection refused or reset, DNS
+  | 'tls' // the server was reached but its certificate was not accepted, or it does not speak TLS: asking again cannot help
   | 'state' // a waited-for resource reached a failure state or went backwards
   | 'config'; // the cloud cannot serve what the configuration asks for (no call-level translation applies)
 

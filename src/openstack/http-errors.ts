@@ -161,11 +161,93 @@ export function isPermanentNetworkFailure(err: unknown): boolean {
   return false;
 }
 
+/** Where a failed exchange went, for the words of a TLS or scheme failure. */
+export interface ExchangeTarget {
+  url: URL;
+  /** The key that names the CA file in the cloud's config (TlsConfig.caKey). */
+  caKey?: string;
+  /** The CA file in use, if the config names one. */
+  caFile?: string;
+}
+
+/** scheme://host:port, the port always written. */
+export function originOf(url: URL): string {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  return `${url.protocol}//${url.hostname.includes(':') && !url.hostname.startsWith('[') ? `[${url.hostname}]` : url.hostname}:${port}`;
+}
+
+/** TLS codes that are not about the peer's certificate: a timeout passes, plain HTTP on the port has its own words. */
+const NOT_CERTIFICATE = new Set(['ERR_TLS_HANDSHAKE_TIMEOUT', 'ERR_SSL_WRONG_VERSION_NUMBER']);
+
+/** A TLS certificate code from the error or its causes (Node puts it on `code`). */
+export function certificateCode(err: unknown): string | undefined {
+  let cur: unknown = err;
+  for (let i = 0; i < 4 && cur; i++) {
+    const { code } = cur as { code?: unknown };
+    if (typeof code === 'string' && TLS_CODES.test(code) && !NOT_CERTIFICATE.has(code)) return code;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Whether the server answered a TLS handshake with something else: plain HTTP on that port. */
+function notTls(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || (code === 'EPROTO' && typeof message === 'string' && /wrong version number|packet length too long|http request/i.test(message));
+}
+
+type CertTrouble = 'trust' | 'expired' | 'not_yet_valid' | 'name';
+
+/** Node's certificate codes in words, and which kind of fix each needs. */
+const CERTIFICATE_CODES: Record<string, [string, CertTrouble]> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: ["its issuer is not trusted here (a private CA, or the server does not send its intermediate certificates)", 'trust'],
+  UNABLE_TO_GET_ISSUER_CERT: ["the certificate of its issuer is not trusted here or not sent", 'trust'],
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: ["its issuer is not trusted here (a private CA, or the server does not send its intermediate certificates)", 'trust'],
+  SELF_SIGNED_CERT_IN_CHAIN: ["its chain ends in a self-signed CA that is not trusted here", 'trust'],
+  DEPTH_ZERO_SELF_SIGNED_CERT: ["it is self-signed and not trusted here", 'trust'],
+  CERT_UNTRUSTED: ["it is not trusted here", 'trust'],
+  CERT_SIGNATURE_FAILURE: ["its signature does not verify", 'trust'],
+  CERT_HAS_EXPIRED: ['it has expired', 'expired'],
+  CERT_NOT_YET_VALID: ['it is not valid yet', 'not_yet_valid'],
+  ERR_TLS_CERT_ALTNAME_INVALID: ["it does not name the host the URL names", 'name'],
+  HOSTNAME_MISMATCH: ["it does not name the host the URL names", 'name'],
+};
+
+/** The certificate failure in words: what was refused, why, and the fix in the config's own keys. */
+function certificateFailure(method: string, path: string, code: string, detail: string, target: ExchangeTarget | undefined, err: unknown): OpenStackError {
+  const server = target ? originOf(target.url) : 'the server';
+  const caKey = target?.caKey ?? "the cloud config's CA file setting";
+  const known = CERTIFICATE_CODES[code];
+  if (!known) {
+    return new OpenStackError(
+      'tls',
+      `${method} ${path}: TLS with ${server} failed: ${code} (${detail}); the cloud was reached, and asking again cannot help: check the cloud's certificate and TLS settings against ${caKey} and the driver's client certificate`,
+      { method, path, cause: err },
+    );
+  }
+  const [words, trouble] = known;
+  const fixes: Record<CertTrouble, string> = {
+    trust: target?.caFile
+      ? `add the CA that signed it (with any intermediate certificates) to the CA file ${caKey} names (${target.caFile})`
+      : `name the file of the CA that signed it in ${caKey}`,
+    expired: "renew the cloud's certificate (or, if it is still valid, correct this machine's clock)",
+    not_yet_valid: "correct this machine's clock (or wait for the certificate's start date)",
+    name: `use a host name the certificate names in the URL (auth_url, the catalog's endpoints, the driver's endpoint overrides), or reissue the certificate for ${target?.url.hostname ?? 'this host'}`,
+  };
+  return new OpenStackError(
+    'tls',
+    `${method} ${path}: the TLS certificate of ${server} was refused: ${code}, ${words} (${detail}); ` +
+      `the cloud was reached, and asking again cannot help: ${fixes[trouble]}`,
+    { method, path, cause: err },
+  );
+}
+
 export function errorFromException(
   method: string,
   path: string,
   err: unknown,
   callerSignal: AbortSignal | undefined,
+  target?: ExchangeTarget,
 ): OpenStackError {
   if (err instanceof OpenStackError) return err;
   const e = err as { code?: string; name?: string; message?: string };
@@ -196,8 +278,28 @@ export function errorFromException(
       cause: err,
     });
   }
+  const certificate = certificateCode(err);
+  if (certificate) return certificateFailure(method, path, certificate, detail.replace(/\s+/g, ' '), target, err);
+  const https = target?.url.protocol === 'https:';
+  if (https && notTls(err)) {
+    const plain = new URL(target.url.href);
+    plain.protocol = 'http:';
+    return new OpenStackError(
+      'tls',
+      `${method} ${path}: ${originOf(target.url)} does not speak TLS (${code} ${detail}`.replace(/\s+/g, ' ').trim() +
+        `): the port answers plain HTTP; use ${originOf(plain)} in the URL (auth_url, the catalog's endpoints, the driver's endpoint overrides), or the port that serves HTTPS`,
+      { method, path, cause: err },
+    );
+  }
   const causeCode = (err as { cause?: { code?: string } })?.cause?.code;
-  return new OpenStackError('network', `${method} ${path}: ${causeCode ?? code ?? ''} ${detail}`.replace(/\s+/g, ' '), {
+  let hint = '';
+  if (target && code === 'ECONNRESET') {
+    // Either side's scheme mismatch can look like a reset: an HTTPS port hangs up on a plain request, and a
+    // plain HTTP port may wait for a request and close the connection while the client waits for a handshake.
+    if (target.url.protocol === 'http:') hint = `; if ${originOf(target.url)} serves HTTPS, the URL must say https://`;
+    else if (https && /before secure TLS connection/i.test(detail)) hint = `; if ${originOf(target.url)} serves plain HTTP, the URL must say http://`;
+  }
+  return new OpenStackError('network', `${method} ${path}: ${causeCode ?? code ?? ''} ${detail}`.replace(/\s+/g, ' ') + hint, {
     method,
     path,
     cause: err,

@@ -197,8 +197,10 @@ export class HttpClient {
   /** With verification off, how to turn it on, until the warning is logged (at the first https:// request: over http:// it is moot). */
   private tlsOff: string | undefined;
   private closed = false;
+  private readonly tls: TlsConfig;
 
   constructor(opts: HttpClientOptions) {
+    this.tls = opts.tls;
     this.timeoutMs = opts.requestTimeoutMs;
     this.log = opts.logger;
     this.secrets = opts.secrets;
@@ -266,7 +268,7 @@ export class HttpClient {
       resHeaders = res.headers;
       parsed = parseBody(res.text, resHeaders['content-type']);
     } catch (err) {
-      const e = this.scrubbed(errorFromException(req.method, path, err, req.signal));
+      const e = this.scrubbed(errorFromException(req.method, path, err, req.signal, { url, caKey: this.tls.caKey, caFile: this.tls.caFile }));
       this.log.debug(
         { method: req.method, path, error: e.kind, durationMs: Math.round(performance.now() - started) },
         'openstack request failed',

@@ -186,6 +186,7 @@ export function authFailure(err: unknown, c: CloudCredentials): unknown {
     case 'rate_limited':
     case 'timeout':
     case 'network':
+    case 'tls':
       return err;
     case 'bad_request':
     case 'over_quota':

@@ -55,6 +55,8 @@ export interface TlsConfig {
    * does not. A generic phrase when absent.
    */
   verifyHint?: string;
+  /** The key that names the CA file in this cloud's config (`verify_ca_path`, `cacert`, `ca-file`, `OS_CACERT`), for the advice when a certificate is refused. */
+  caKey?: string;
 }
 
 export interface CloudConfig {

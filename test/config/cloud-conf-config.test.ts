@@ -65,7 +65,7 @@ tls-insecure = true
     [auth.projectDomainId, auth.projectDomainName, auth.userDomainId, auth.userDomainName, cloud.region, cloud.interface],
     ['pd-1', 'pdom', 'ud-1', 'udom', 'r-1', 'internal'],
   );
-  assert.deepEqual(cloud.tls, { verify: false, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'tls-insecure = false, with ca-file naming the CA file' });
+  assert.deepEqual(cloud.tls, { verify: false, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'tls-insecure = false, with ca-file naming the CA file', caKey: 'ca-file' });
 });
 
 test('application-credential-* select v3applicationcredential', () => {
@@ -352,9 +352,9 @@ driver:
     max_volumes_per_node: 30
     metadata_search_order: [metadata_service]
 `);
-  // The same but for the words the TLS warning uses, which are each file's own.
-  const withHint = (c: DriverConfig, verifyHint: string) => ({ ...c, source: '', clouds: c.clouds.map((x) => ({ ...x, tls: { ...x.tls, verifyHint } })) });
-  assert.ok(conf.clouds.every((x) => x.tls.verifyHint === 'tls-insecure = false, with ca-file naming the CA file'));
-  assert.ok(yaml.clouds.every((x) => x.tls.verifyHint === 'verify: true, or no insecure: true, with cacert naming the CA file'));
+  // The same but for the words the TLS warning and certificate errors use, which are each file's own.
+  const withHint = (c: DriverConfig, verifyHint: string) => ({ ...c, source: '', clouds: c.clouds.map((x) => ({ ...x, tls: { ...x.tls, verifyHint, caKey: '' } })) });
+  assert.ok(conf.clouds.every((x) => x.tls.verifyHint === 'tls-insecure = false, with ca-file naming the CA file' && x.tls.caKey === 'ca-file'));
+  assert.ok(yaml.clouds.every((x) => x.tls.verifyHint === 'verify: true, or no insecure: true, with cacert naming the CA file' && x.tls.caKey === 'cacert'));
   assert.deepEqual(withHint(conf, ''), withHint(yaml, ''));
 });

@@ -33,7 +33,7 @@ test('a Flocker dataset stanza with password auth is the one cloud, named defaul
   assert.equal(cloud.name, 'default');
   assert.equal(cloud.region, 'RegionOne');
   assert.equal(cloud.interface, 'public');
-  assert.deepEqual(cloud.tls, { verify: true, caFile: undefined, certFile: undefined, keyFile: undefined, verifyHint: 'verify_peer: true, with verify_ca_path naming the CA file' });
+  assert.deepEqual(cloud.tls, { verify: true, caFile: undefined, certFile: undefined, keyFile: undefined, verifyHint: 'verify_peer: true, with verify_ca_path naming the CA file', caKey: 'verify_ca_path' });
   assert.equal(cloud.blockStorageApiVersion, 'auto');
   assert.equal(cloud.requestTimeoutMs, DEFAULTS.requestTimeoutMs);
   assert.equal(cloud.auth.authPlugin, 'password');
@@ -92,7 +92,7 @@ test('verify_peer false turns certificate checks off; verify_ca_path names the C
   assert.equal(off.clouds[0].tls.verify, false);
   const ca = load(`${DATASET_PASSWORD}  verify_peer: true\n  verify_ca_path: ${CA}\n  client_cert_path: ${CERT}\n  client_key_path: ${KEY}\n`);
   assert.equal(ca.clouds[0].tls.verify, true);
-  assert.deepEqual(ca.clouds[0].tls, { verify: true, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'verify_peer: true, with verify_ca_path naming the CA file' });
+  assert.deepEqual(ca.clouds[0].tls, { verify: true, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'verify_peer: true, with verify_ca_path naming the CA file', caKey: 'verify_ca_path' });
 });
 
 // ----------------------------------------------------------- clouds:
@@ -487,7 +487,7 @@ test('a missing CA file is an error even with verification off (the client still
 test('OS_CACERT, OS_CERT and OS_KEY must name readable files', () => {
   const missing = path.join(dir, 'env-missing.pem');
   const env = { OS_AUTH_URL: 'https://k/v3', OS_USERNAME: 'u', OS_PASSWORD: 'p', OS_CACERT: CA, OS_CERT: CERT, OS_KEY: KEY };
-  assert.deepEqual(loadConfig({ env }).clouds[0].tls, { verify: true, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'OS_INSECURE=false, with OS_CACERT naming the CA file' });
+  assert.deepEqual(loadConfig({ env }).clouds[0].tls, { verify: true, caFile: CA, certFile: CERT, keyFile: KEY, verifyHint: 'OS_INSECURE=false, with OS_CACERT naming the CA file', caKey: 'OS_CACERT' });
   for (const name of ['OS_CACERT', 'OS_CERT', 'OS_KEY']) {
     assert.throws(
       () => loadConfig({ env: { ...env, [name]: missing } }),

@@ -115,6 +115,7 @@ test('OpenStack error kinds map to gRPC codes, with the OpenStack request ID in 
     rate_limited: 'UNAVAILABLE',
     timeout: 'DEADLINE_EXCEEDED',
     network: 'UNAVAILABLE',
+    tls: 'FAILED_PRECONDITION',
     state: 'INTERNAL',
   };
   for (const [kind, code] of Object.entries(expected)) {

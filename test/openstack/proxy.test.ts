@@ -141,7 +141,7 @@ describe('requests through a proxy', () => {
       assert.equal(tunnels[0]!.auth, `Basic ${Buffer.from('ops:pr0xy-pass').toString('base64')}`);
       // The simulator's certificate names 127.0.0.1 and localhost, not cloud.test: a verifying
       // client refuses it, so the TLS session is with the cloud, not with the proxy.
-      await assert.rejects(verifying.request({ method: 'GET', url }), (e) => isOpenStackError(e, 'network') && /altnames|cert|host/i.test(e.message));
+      await assert.rejects(verifying.request({ method: 'GET', url }), (e) => isOpenStackError(e, 'tls') && /altnames|cert|host/i.test(e.message));
       assert.match(log.text(), /127\.0\.0\.1/);
       assert.ok(!log.text().includes('pr0xy-pass'), 'the proxy password reached the log');
     } finally {
