@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REDACTED, holdsSecret, isSecretKey, scrub, scrubUrlCredentials } from '../src/log';
 import { captureLog } from './helpers/server';
+import { createCloud } from '../src/openstack/cloud';
+import { startSimulator } from '../src/sim';
 
 test('scrub replaces the value of every secret-named key, at any depth, case-insensitively', () => {
   const input = {
@@ -118,4 +120,22 @@ test('URL credentials: up to the last @ before the host; nothing else in the tex
   // On a JSON line it never runs past the end of a string.
   const line = JSON.stringify({ a: 'http://host', b: 'x@y' });
   assert.equal(scrubUrlCredentials(line), line);
+});
+
+test("a refused authentication's log lines name the user and Keystone, never the password", async () => {
+  const sim = await startSimulator({ hypervisor: false });
+  const log = captureLog('debug');
+  const base = sim.cloudConfig();
+  const cloud = createCloud({ ...base, auth: { ...base.auth, password: 'n0t-the-PASSWORD' } }, log.logger);
+  try {
+    await assert.rejects(cloud.blockStorage.listVolumes({}));
+    const text = log.text();
+    assert.ok(!text.includes('n0t-the-PASSWORD'), text);
+    assert.ok(!text.includes(sim.credentials.password), text);
+    const failed = log.lines().find((l) => l.msg === 'keystone authentication failed');
+    assert.match(String(failed?.err), new RegExp(`refused user '${sim.credentials.username}' \\(domain '${sim.credentials.userDomainName}'\\) with a password`));
+  } finally {
+    await cloud.close();
+    await sim.stop();
+  }
 });

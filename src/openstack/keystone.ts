@@ -12,6 +12,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from '../log';
 import { OpenStackError } from './errors';
+import { redactSecrets } from './http-errors';
 import { unencryptedUrl, type HttpClient } from './http';
 import { raceSignal } from './race-signal';
 import { withRetry } from './retry';
@@ -153,15 +154,86 @@ export function v2AuthBody(c: CloudCredentials): unknown {
   }
 }
 
+/** The auth URL's host and path (no credentials, no query): which Keystone, or whatever auth_url points at, refused. */
+export function keystoneAt(c: CloudCredentials): string {
+  try {
+    const u = new URL(versionedAuthUrl(c));
+    return `${u.host}${u.pathname}`;
+  } catch {
+    return 'the auth_url';
+  }
+}
+
+function named(id: string | undefined, name: string | undefined, what: string, domain?: string): string {
+  if (id) return `${what} ID ${id}`;
+  return `${what} '${name}'${domain ? ` (${domain})` : ''}`;
+}
+
+function domainWords(id: string | undefined, name: string | undefined, c: CloudCredentials): string {
+  const ref = domainRef(id, name, c);
+  return 'id' in ref ? `domain ID ${ref.id}` : `domain '${ref.name}'`;
+}
+
+function projectWords(c: CloudCredentials, v2: boolean): string {
+  if (c.projectId) return `${v2 ? 'tenant' : 'project'} ID ${c.projectId}`;
+  if (c.projectName) return v2 ? `tenant '${c.projectName}'` : named(undefined, c.projectName, 'project', domainWords(c.projectDomainId, c.projectDomainName, c));
+  return 'no project (an unscoped token)';
+}
+
+function userWords(c: CloudCredentials, v2: boolean): string {
+  if (!v2 && c.userId) return `user ID ${c.userId}`;
+  return v2 ? `user '${c.username}'` : named(undefined, c.username, 'user', domainWords(c.userDomainId, c.userDomainName, c));
+}
+
+/**
+ * Who asked for the token, and why Keystone may have said no, in words that
+ * carry no secret: names, IDs and domains only (the caller redacts anything
+ * that happens to equal a secret).
+ */
+export function refusedIdentity(c: CloudCredentials): { who: string; why: string } {
+  const v2 = identityVersion(c) === '2';
+  const checkUrl = `and that auth_url points at Keystone (${keystoneAt(c)} answered)`;
+  switch (c.authPlugin) {
+    case 'v3applicationcredential':
+      return {
+        who: c.applicationCredentialId
+          ? `application credential ID ${c.applicationCredentialId}`
+          : `application credential '${c.applicationCredentialName}' of ${userWords(c, false)}`,
+        why: `the application credential has expired, its secret is wrong, or its user is disabled: create one and put its ID and secret in the driver's config, ${checkUrl}`,
+      };
+    case 'token':
+      return {
+        who: `the token in the config, for ${projectWords(c, v2)}`,
+        why: `the token has expired or was revoked, and a token in the config is never renewed: give the driver a password or an application credential, ${checkUrl}`,
+      };
+    case 'rackspace':
+      return {
+        who: `${userWords(c, true)} with an API key, for ${projectWords(c, true)}`,
+        why: `a wrong API key, user or tenant: check them in the driver's config, ${checkUrl}`,
+      };
+    case 'password':
+      return {
+        who: `${userWords(c, v2)} with a password, for ${projectWords(c, v2)}`,
+        why: `a wrong password, user, project or domain, or a disabled user or one without a role on the project: check them in the driver's config, ${checkUrl}`,
+      };
+  }
+}
+
 /** What the operator does when Keystone no longer knows the driver's credential. */
 function unknownCredentialAdvice(c: CloudCredentials): string {
   if (c.authPlugin === 'v3applicationcredential' && c.applicationCredentialId) {
-    return `Keystone has no application credential ${c.applicationCredentialId} (deleted, or replaced by a rotation): create one and put its ID and secret in the driver's config`;
+    return `Keystone at ${keystoneAt(c)} has no application credential ${c.applicationCredentialId} (deleted, or replaced by a rotation): create one and put its ID and secret in the driver's config`;
   }
   if (c.authPlugin === 'token') {
-    return "Keystone cannot validate the driver's token (it expired or was revoked), and a token in the config is never renewed: give the driver a password or an application credential";
+    return `Keystone at ${keystoneAt(c)} cannot validate the driver's token (it expired or was revoked), and a token in the config is never renewed: give the driver a password or an application credential`;
   }
-  return "Keystone does not know the driver's credentials: check the user, the project, their domains and the auth plugin's keys in the driver's config";
+  const { who } = refusedIdentity(c);
+  return `Keystone at ${keystoneAt(c)} does not know ${who}: check the user, the project, their domains and the auth plugin's keys in the driver's config`;
+}
+
+/** The credentials' secrets, which no message built from the config may carry. */
+function secretsOf(c: CloudCredentials): Array<string | undefined> {
+  return [c.password, c.applicationCredentialSecret, c.apiKey, c.token];
 }
 
 /**
@@ -178,8 +250,12 @@ function unknownCredentialAdvice(c: CloudCredentials): string {
 export function authFailure(err: unknown, c: CloudCredentials): unknown {
   if (!(err instanceof OpenStackError)) return err;
   const details = { method: err.method, path: err.path, status: err.status, requestId: err.requestId, cause: err };
+  const said = (text: string) => redactSecrets(text, secretsOf(c));
   switch (err.kind) {
-    case 'unauthorized':
+    case 'unauthorized': {
+      const { who, why } = refusedIdentity(c);
+      return new OpenStackError('unauthorized', said(`${err.message}; Keystone at ${keystoneAt(c)} refused ${who}: ${why}`), details);
+    }
     case 'forbidden':
     case 'config':
     case 'unavailable':
@@ -196,7 +272,7 @@ export function authFailure(err: unknown, c: CloudCredentials): unknown {
         details,
       );
     default:
-      return new OpenStackError('unauthorized', `${err.message}; ${unknownCredentialAdvice(c)}`, details);
+      return new OpenStackError('unauthorized', said(`${err.message}; ${unknownCredentialAdvice(c)}`), details);
   }
 }
 

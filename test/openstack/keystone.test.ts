@@ -317,7 +317,7 @@ describe('keystone refusals are never not_found', () => {
       assert.equal(e.status, 404);
       assert.equal(e.requestId, 'req-k');
       assert.match(e.message, /Could not find Application Credential: 2c4c\./);
-      assert.match(e.message, /no application credential 2c4c \(deleted, or replaced by a rotation\)/);
+      assert.match(e.message, /Keystone at keystone\.invalid\/v3 has no application credential 2c4c \(deleted, or replaced by a rotation\)/);
       return true;
     });
     assert.equal(keystone.asked, 1, 'a refusal is not retried');
@@ -327,6 +327,45 @@ describe('keystone refusals are never not_found', () => {
   it('an expired or revoked token given in the config (404) is unauthorized, saying a static token is never renewed', async () => {
     const { identity } = refusedWith(404, 'Failed to validate token', { authPlugin: 'token', token: 'gAAAAAold' });
     await assert.rejects(identity.auth(), (e) => isOpenStackError(e, 'unauthorized') && /expired or was revoked.*never renewed/.test(e.message));
+  });
+
+  it("a 401 names the Keystone asked (host and path) and the identity refused, never a secret", async () => {
+    const AUTH = 'The request you have made requires authentication.';
+    const cases: Array<[Partial<CloudCredentials>, string]> = [
+      [
+        { username: 'alice', userDomainName: 'corp', password: 'pw-1', projectId: undefined, projectName: 'team', projectDomainId: 'd42' },
+        "Keystone at keystone.invalid/v3 refused user 'alice' (domain 'corp') with a password, for project 'team' (domain ID d42): a wrong password, user, project or domain",
+      ],
+      [{ userId: 'u77', password: 'pw-2' }, 'Keystone at keystone.invalid/v3 refused user ID u77 with a password, for project ID p1: '],
+      [{ username: 'bob', password: 'pw-3', projectId: undefined, domainName: 'both' }, "refused user 'bob' (domain 'both') with a password, for no project (an unscoped token)"],
+      [
+        { authPlugin: 'v3applicationcredential', applicationCredentialId: 'ac-9', applicationCredentialSecret: 'sec-4' },
+        "Keystone at keystone.invalid/v3 refused application credential ID ac-9: the application credential has expired, its secret is wrong, or its user is disabled",
+      ],
+      [
+        { authPlugin: 'v3applicationcredential', applicationCredentialName: 'csi', username: 'carol', applicationCredentialSecret: 'sec-5' },
+        "refused application credential 'csi' of user 'carol' (domain 'Default'): ",
+      ],
+      [{ authPlugin: 'token', token: 'gAAAA-tok-6' }, 'refused the token in the config, for project ID p1: the token has expired or was revoked'],
+      [
+        { authUrl: 'https://rax.invalid:5000/', authPlugin: 'rackspace', username: 'dave', apiKey: 'key-7', identityApiVersion: undefined },
+        "Keystone at rax.invalid:5000/v2.0 refused user 'dave' with an API key, for tenant ID p1: a wrong API key",
+      ],
+    ];
+    for (const [auth, words] of cases) {
+      const { identity } = refusedWith(401, AUTH, auth);
+      await assert.rejects(identity.auth(), (e) => {
+        assert.ok(isOpenStackError(e, 'unauthorized'), String(e));
+        assert.ok(e.message.startsWith(`POST /v3/auth/tokens: 401 ${AUTH}; `), e.message);
+        assert.ok(e.message.includes(words), `${e.message}\n  lacks: ${words}`);
+        assert.match(e.message, /and that auth_url points at Keystone \(\S+ answered\)$/);
+        for (const secret of ['pw-', 'sec-', 'tok-', 'key-']) assert.ok(!e.message.includes(secret), e.message);
+        return true;
+      });
+    }
+    // A name that happens to be the password is not shown either.
+    const { identity } = refusedWith(401, AUTH, { username: 'same-as-pw', password: 'same-as-pw' });
+    await assert.rejects(identity.auth(), (e) => isOpenStackError(e, 'unauthorized') && !e.message.includes('same-as-pw') && /refused user '\[REDACTED\]'/.test(e.message));
   });
 
   it('a request Keystone calls malformed (400) is config; 403 stays forbidden; 401 unauthorized', async () => {

@@ -83,6 +83,36 @@ describe('error messages from the simulated cloud', () => {
     }
   });
 
+  it('refused credentials: the message names the Keystone and the identity asked for, never the password or the secret', async () => {
+    const c = sim.credentials;
+    const base = sim.cloudConfig();
+    const host = new URL(base.auth.authUrl).host;
+    const cases: Array<[Partial<typeof base.auth>, string, string]> = [
+      [{ password: 'Wr0ng-PASSWORD' }, 'Wr0ng-PASSWORD', `Keystone at ${host}/identity/v3 refused user '${c.username}' (domain '${c.userDomainName}') with a password, for project`],
+      [
+        { authPlugin: 'v3applicationcredential', applicationCredentialId: c.applicationCredentialId, applicationCredentialSecret: 'Wr0ng-SECRET', password: undefined },
+        'Wr0ng-SECRET',
+        `Keystone at ${host}/identity/v3 refused application credential ID ${c.applicationCredentialId}: the application credential has expired, its secret is wrong, or its user is disabled`,
+      ],
+    ];
+    for (const [auth, secret, words] of cases) {
+      const cloud = createCloud(sim.cloudConfig({ auth: { ...base.auth, ...auth } }), silentLogger);
+      try {
+        await assert.rejects(cloud.blockStorage.listVolumes({}), (e) => {
+          assert.ok(isOpenStackError(e, 'unauthorized'), String(e));
+          assert.ok(e.message.includes(words), e.message);
+          assert.ok(!String(e.stack).includes(secret), e.message);
+          assert.ok(!e.message.includes(c.password), e.message);
+          return true;
+        });
+        assert.ok((cloud.health().lastError ?? '').includes(words));
+        assert.ok(!(cloud.health().lastError ?? '').includes(secret));
+      } finally {
+        await cloud.close();
+      }
+    }
+  });
+
   it('a service that echoes the token, the password or a secret: each is redacted', async () => {
     const c = sim.credentials;
     const cloud = createCloud(
