@@ -14,6 +14,7 @@ import { failureMessage } from './messages';
 import { cloudForSecrets } from './clouds';
 import { UNINTERRUPTED, waitForVolume, type ControllerEnv, type Op } from './env';
 import { rethrow } from './os-errors';
+import { perVolumeLimit, quotaAdvice } from './quota';
 import { oneVolumeNamed } from './same-name';
 import { CLUSTER_METADATA_KEY, ownedMetadata, parseMutableParams, parseVolumeParams, SOURCE_BACKUP_METADATA_KEY, volumeDescription } from './params';
 import { fitsRange, gibToBytes, sizeForRange } from './size';
@@ -106,7 +107,7 @@ export async function createVolume(env: ControllerEnv, req: CreateVolumeRequest_
       )
       .catch(
         rethrow({
-          over_quota: (m) => resourceExhausted(`Cinder refused the ${size} GiB volume: ${m}; free space in the project or raise its quota`),
+          over_quota: (m) => perVolumeLimit(m, size) ?? resourceExhausted(`Cinder refused the ${size} GiB volume: ${m}; ${quotaAdvice(m)}`),
           bad_request: (m) => {
             // The source moved on since it was looked at (an attach, a detach, a backup began): it passes.
             if (SOURCE_BUSY.test(m)) {

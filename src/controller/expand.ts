@@ -11,6 +11,7 @@ import { locate } from './clouds';
 import { waitForVolume, type ControllerEnv, type Op } from './env';
 import { failureMessage, isExtendMessage } from './messages';
 import { rethrow } from './os-errors';
+import { perVolumeLimit } from './quota';
 import { gibToBytes, sizeForRange } from './size';
 import { isErrorState, volumeInError } from './volume-state';
 
@@ -62,7 +63,7 @@ export async function expandVolume(env: ControllerEnv, req: ControllerExpandVolu
         // OUT_OF_RANGE, the spec's code for a capacity the plugin cannot give, and a final one for csi-resizer:
         // nothing is under way, and a final code lets the user lower the PVC's request again (recovery from
         // expansion failure); the resizer still retries, slowly, in case the quota is raised.
-        over_quota: (m) => outOfRange(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
+        over_quota: (m) => perVolumeLimit(m, size) ?? outOfRange(`Cinder refused to extend volume ${csiId} to ${size} GiB: ${m}; free space in the project or raise its quota`),
         bad_request: (m) => {
           // Cinder checks the status again as it extends: an attach or a detach begun since the look above
           // (they are not ordered with an expand) passes, and FAILED_PRECONDITION could be final for csi-resizer.

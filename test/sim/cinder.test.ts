@@ -415,7 +415,16 @@ describe('sim cinder quotas', () => {
 
     const tooBig = await createVolume(s, { size: 5 });
     assert.equal(tooBig.status, 413);
-    assert.match(tooBig.body.overLimit.message, /^VolumeSizeExceedsLimit: /);
+    // As the Zed testbed answers, on a create and on an extend (per_volume_gigabytes 5, size 10).
+    assert.equal(tooBig.headers['retry-after'], '0');
+    assert.deepEqual(tooBig.body, { overLimit: { code: 413, message: 'VolumeSizeExceedsLimit: Requested volume size 5G is larger than maximum allowed limit 4G.', retryAfter: '0' } });
+    const small = await availableVolume(s, { size: 1 });
+    const extend = await call('POST', `${s.volume}/volumes/${small}/action`, { token: s.token, body: { 'os-extend': { new_size: 5 } } });
+    assert.equal(extend.status, 413);
+    assert.equal(extend.headers['retry-after'], '0');
+    assert.deepEqual(extend.body, tooBig.body);
+    assert.equal((await call('DELETE', `${s.volume}/volumes/${small}`, { token: s.token })).status, 202);
+    await waitFor(() => call('GET', `${s.volume}/volumes/${small}`, { token: s.token }), (r) => r.status === 404);
     const gb = await createVolume(s, { size: 3 });
     assert.equal(gb.status, 413);
     assert.equal(gb.headers['retry-after'], '0');
