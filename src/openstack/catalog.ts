@@ -81,13 +81,34 @@ export function chooseEndpoint(
     );
     if (match) return { url: match.url.replace(/\/+$/, ''), serviceType: type };
   }
-  const offered = [...new Set(catalog.map((ep) => `${ep.serviceType}/${ep.interface}@${ep.region ?? '-'}`))].join(', ');
-  throw new OpenStackError(
-    'config',
+  const ofService = catalog.filter((ep) => serviceTypes.includes(ep.serviceType));
+  if (ofService.length === 0) {
+    // No region or interface would help: say so, and what the catalog does have in a few words, not every endpoint.
+    const regions = [...new Set(catalog.map((ep) => ep.region ?? '(none)'))].sort();
+    const interfaces = [...new Set(catalog.map((ep) => ep.interface))];
+    const has = catalog.length === 0 ? 'the catalog is empty' : `its other services are in region${regions.length === 1 ? '' : 's'} ${regions.join(', ')} on interface${interfaces.length === 1 ? '' : 's'} ${interfaces.join(', ')}`;
+    return configError(
+      `the service catalog has no ${serviceTypes.join(' or ')} service at all (the cloud has no ${serviceName(serviceTypes)}, or endpoint filtering hides it from this project); ${has}: ` +
+        `ask the cloud's admins to register ${serviceName(serviceTypes)}'s endpoints, or to add them to this project's endpoint filter`,
+    );
+  }
+  const offered = [...new Set(ofService.map((ep) => `${ep.serviceType}/${ep.interface}@${ep.region ?? '-'}`))].join(', ');
+  return configError(
     `the service catalog has no ${serviceTypes.join(' or ')} endpoint on interface ${iface}` +
-      `${region ? ` in region ${region}` : ''} (offered: ${offered || 'nothing'}); ` +
+      `${region ? ` in region ${region}` : ''} (offered: ${offered}); ` +
       'check region and interface in the cloud config (region names are case-sensitive)',
   );
+}
+
+function configError(message: string): never {
+  throw new OpenStackError('config', message);
+}
+
+/** The OpenStack project behind a list of service types, for the operator. */
+function serviceName(serviceTypes: readonly string[]): string {
+  if (serviceTypes.some((t) => (VOLUME_SERVICE_TYPES as readonly string[]).includes(t))) return 'Cinder';
+  if (serviceTypes.includes('compute')) return 'Nova';
+  return serviceTypes.join(' or ');
 }
 
 /**

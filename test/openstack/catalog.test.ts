@@ -38,7 +38,37 @@ describe('catalog', () => {
     const config = (e: unknown) => isOpenStackError(e, 'config') && /check region and interface/.test((e as Error).message);
     assert.throws(() => chooseEndpoint(v3, VOLUME_SERVICE_TYPES, 'regionone', 'public'), config);
     assert.throws(() => chooseEndpoint(v3, ['compute'], 'RegionOne', 'admin'), config);
-    assert.throws(() => chooseEndpoint([], VOLUME_SERVICE_TYPES, undefined, 'public'), (e) => config(e) && /offered: nothing/.test((e as Error).message));
+    assert.throws(() => chooseEndpoint([], VOLUME_SERVICE_TYPES, undefined, 'public'), (e) => isOpenStackError(e, 'config') && /service at all .*; the catalog is empty:/.test(e.message));
+  });
+
+  it('a service absent from every region says so, not "check region and interface", and lists only the regions and interfaces there are', () => {
+    // Five services in three regions on three interfaces: 45 endpoints, none of them Cinder's.
+    const others = parseV3Catalog(
+      ['identity', 'compute', 'image', 'network', 'placement'].map((type) => ({
+        type,
+        endpoints: ['RegionOne', 'RegionTwo', 'RegionThree'].flatMap((region) => ['public', 'internal', 'admin'].map((iface) => ({ interface: iface, region_id: region, url: `http://${type}.${region}.${iface}/` }))),
+      })),
+    );
+    assert.throws(
+      () => chooseEndpoint(others, VOLUME_SERVICE_TYPES, 'RegionOne', 'public'),
+      (e) => {
+        assert.ok(isOpenStackError(e, 'config'));
+        assert.equal(
+          e.message,
+          'the service catalog has no volumev3 or block-storage or volumev2 or volume service at all (the cloud has no Cinder, or endpoint filtering hides it from this project); ' +
+            "its other services are in regions RegionOne, RegionThree, RegionTwo on interfaces public, internal, admin: ask the cloud's admins to register Cinder's endpoints, or to add them to this project's endpoint filter",
+        );
+        return true;
+      },
+    );
+    const novaless = others.filter((ep) => ep.serviceType !== 'compute' && ep.region === 'RegionOne' && ep.interface === 'public');
+    assert.throws(() => chooseEndpoint(novaless, ['compute'], undefined, 'public'), (e) => isOpenStackError(e, 'config') && /no compute service at all \(the cloud has no Nova, .*in region RegionOne on interface public:/.test(e.message));
+    // Present elsewhere: only that service's endpoints are listed.
+    const cinderElsewhere = [...others, ...parseV3Catalog([{ type: 'volumev3', endpoints: [{ interface: 'internal', region_id: 'RegionTwo', url: 'http://c/' }] }])];
+    assert.throws(
+      () => chooseEndpoint(cinderElsewhere, VOLUME_SERVICE_TYPES, 'RegionOne', 'public'),
+      (e) => isOpenStackError(e, 'config') && /\(offered: volumev3\/internal@RegionTwo\); check region and interface/.test(e.message),
+    );
   });
 
   it('parses the v2.0 shape (publicURL, internalURL, adminURL)', () => {

@@ -204,7 +204,7 @@ export function defineContractSuite(setup: () => Promise<ContractTarget>): void 
         const c = open({ ...target.config, region: `no-such-region-${RUN}` });
         const e = await expectError(c.blockStorage.listVolumes({ limit: 1 }), ['config'], 'unknown region');
         assert.match(e.message, /no volumev3 or block-storage or volumev2 or volume endpoint/);
-        assert.match(e.message, /offered: .*compute/);
+        assert.match(e.message, /offered: [^)]*volume[^)]*\); check region and interface/);
         await expectError(c.compute.getServer(target.serverId), ['config'], 'unknown region');
         const h = c.health();
         assert.equal(h.ready, false);
