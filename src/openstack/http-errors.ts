@@ -193,8 +193,11 @@ export function certificateCode(err: unknown): string | undefined {
 /** Whether the server answered a TLS handshake with something else: plain HTTP on that port. */
 function notTls(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || (code === 'EPROTO' && typeof message === 'string' && /wrong version number|packet length too long|http request/i.test(message));
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || (code === 'EPROTO' && typeof message === 'string' && NOT_TLS_WORDS.test(message));
 }
+
+/** OpenSSL's words for a TLS record that is not one (an HTTP answer where the handshake should be). */
+const NOT_TLS_WORDS = /wrong version number|packet length too long|http request/i;
 
 type CertTrouble = 'trust' | 'expired' | 'not_yet_valid' | 'name';
 
@@ -232,7 +235,7 @@ function certificateFailure(method: string, path: string, code: string, detail: 
       : `name the file of the CA that signed it in ${caKey}`,
     expired: "renew the cloud's certificate (or, if it is still valid, correct this machine's clock)",
     not_yet_valid: "correct this machine's clock (or wait for the certificate's start date)",
-    name: `use a host name the certificate names in the URL (auth_url, the catalog's endpoints, the driver's endpoint overrides), or reissue the certificate for ${target?.url.hostname ?? 'this host'}`,
+    name: `use a host name the certificate names in the URL (auth_url, or the endpoints in the service catalog), or reissue the certificate for ${target?.url.hostname ?? 'this host'}`,
   };
   return new OpenStackError(
     'tls',
@@ -286,8 +289,8 @@ export function errorFromException(
     plain.protocol = 'http:';
     return new OpenStackError(
       'tls',
-      `${method} ${path}: ${originOf(target.url)} does not speak TLS (${code} ${detail}`.replace(/\s+/g, ' ').trim() +
-        `): the port answers plain HTTP; use ${originOf(plain)} in the URL (auth_url, the catalog's endpoints, the driver's endpoint overrides), or the port that serves HTTPS`,
+      `${method} ${path}: ${originOf(target.url)} does not speak TLS (${code}: ${NOT_TLS_WORDS.exec(detail)?.[0] ?? detail}): ` +
+        `the port answers plain HTTP; use ${originOf(plain)} in the URL (auth_url, or the endpoints in the service catalog), or the port that serves HTTPS`,
       { method, path, cause: err },
     );
   }

@@ -63,7 +63,7 @@ describe('TLS failures', () => {
       const plain = await fail(client, plainUrl.href);
       assert.equal(plain.kind, 'tls', plain.message);
       assert.equal(isRetryable(plain), false);
-      assert.ok(plain.message.includes(`https://127.0.0.1:${plainUrl.port} does not speak TLS (EPROTO`), plain.message);
+      assert.ok(plain.message.includes(`https://127.0.0.1:${plainUrl.port} does not speak TLS (EPROTO: wrong version number): `), plain.message);
       assert.ok(plain.message.includes(`the port answers plain HTTP; use http://127.0.0.1:${plainUrl.port} in the URL`), plain.message);
     } finally {
       await client.close();
@@ -79,7 +79,7 @@ describe('TLS failures', () => {
       ['UNABLE_TO_GET_ISSUER_CERT', /its issuer is not trusted here or not sent/],
       ['CERT_HAS_EXPIRED', /it has expired .*renew the cloud's certificate \(or, if it is still valid, correct this machine's clock\)$/],
       ['CERT_NOT_YET_VALID', /it is not valid yet .*correct this machine's clock/],
-      ['ERR_TLS_CERT_ALTNAME_INVALID', /it does not name the host the URL names .*use a host name the certificate names in the URL \(auth_url.*reissue the certificate for keystone\.example\.com$/],
+      ['ERR_TLS_CERT_ALTNAME_INVALID', /it does not name the host the URL names .*use a host name the certificate names in the URL \(auth_url, or the endpoints in the service catalog\), or reissue the certificate for keystone\.example\.com$/],
     ];
     for (const [code, words] of cases) {
       const e = errorFromException('POST', '/v3/auth/tokens', nodeError(code, 'node says why'), undefined, target(at, '/etc/ca.pem'));
