@@ -192,29 +192,29 @@ function userWords(c: CloudCredentials, v2: boolean): string {
  */
 export function refusedIdentity(c: CloudCredentials): { who: string; why: string } {
   const v2 = identityVersion(c) === '2';
-  const checkUrl = `and that auth_url points at Keystone (${keystoneAt(c)} answered)`;
+  const checkUrl = `or auth_url does not point at Keystone (${keystoneAt(c)} answered)`;
   switch (c.authPlugin) {
     case 'v3applicationcredential':
       return {
         who: c.applicationCredentialId
           ? `application credential ID ${c.applicationCredentialId}`
           : `application credential '${c.applicationCredentialName}' of ${userWords(c, false)}`,
-        why: `the application credential has expired, its secret is wrong, or its user is disabled: create one and put its ID and secret in the driver's config, ${checkUrl}`,
+        why: `the application credential has expired, its secret is wrong, or its user is disabled (create one and put its ID and secret in the driver's config); ${checkUrl}`,
       };
     case 'token':
       return {
         who: `the token in the config, for ${projectWords(c, v2)}`,
-        why: `the token has expired or was revoked, and a token in the config is never renewed: give the driver a password or an application credential, ${checkUrl}`,
+        why: `the token has expired or was revoked, and a token in the config is never renewed (give the driver a password or an application credential); ${checkUrl}`,
       };
     case 'rackspace':
       return {
         who: `${userWords(c, true)} with an API key, for ${projectWords(c, true)}`,
-        why: `a wrong API key, user or tenant: check them in the driver's config, ${checkUrl}`,
+        why: `a wrong API key, user or tenant; ${checkUrl}`,
       };
     case 'password':
       return {
         who: `${userWords(c, v2)} with a password, for ${projectWords(c, v2)}`,
-        why: `a wrong password, user, project or domain, or a disabled user or one without a role on the project: check them in the driver's config, ${checkUrl}`,
+        why: `a wrong password, user, project or domain, a disabled user, or one without a role on the project; ${checkUrl}`,
       };
   }
 }
