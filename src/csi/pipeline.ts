@@ -154,8 +154,9 @@ async function handle(
     fields.code = 'OK';
     fields.duration_ms = Math.round(performance.now() - started);
     if (debug) callLog().debug({ response: scrub(response) }, 'response');
-    // A Probe that answers "not ready" is news, and keeps its info line.
-    if (ROUTINE_METHODS.has(method) && fields.not_ready === undefined) opts.logger.debug(fields, `${method} OK`);
+    // A Probe that answers "not ready" is news, and keeps its info line, which says so.
+    if (fields.not_ready !== undefined) opts.logger.info(fields, `${method}: not ready`);
+    else if (ROUTINE_METHODS.has(method)) opts.logger.debug(fields, `${method} OK`);
     else opts.logger.info(fields, `${method} OK`);
     callback(null, response);
   } catch (err) {

@@ -104,6 +104,9 @@ test('Probe reports readiness from the readiness function, and why not in the lo
   assert.deepEqual(await call(controllerSrv.clients.identity, 'Probe', {}), { ready: { value: false } });
   const line = controllerSrv.log.lines().find((l) => l.method === 'Probe' && l.code === 'OK');
   assert.equal(line?.not_ready, 'cloud default not authenticated yet');
+  // The info line must not read "OK" when the answer is "not ready".
+  assert.equal(line?.msg, 'Probe: not ready');
+  assert.equal(line?.level, 'info');
 
   readiness = { ready: true };
   assert.deepEqual(await call(controllerSrv.clients.identity, 'Probe', {}), { ready: { value: true } });
