@@ -143,6 +143,11 @@ async function stageFilesystem(
   }
 }
 
+/** 'an ext4', 'an xfs', 'a btrfs': the article as the name is said aloud (ext and xfs letter by letter). */
+function withArticle(fsType: string): string {
+  return `${/^(?:[aeiou]|ext|xfs|f2fs|hfs|ntfs)/i.test(fsType) ? 'an' : 'a'} ${fsType}`;
+}
+
 /** The filesystem a non-blank device holds, when we may mount it; FAILED_PRECONDITION otherwise (never reformat). */
 function existingFilesystem(contents: DeviceContents, requested: string | null, device: string, volumeId: string): string {
   const onlyAFilesystem =
@@ -155,12 +160,15 @@ function existingFilesystem(contents: DeviceContents, requested: string | null, 
     throw failedPrecondition(`device ${device} of volume ${volumeId} holds ${describeContents(contents)}; refusing to format or mount it`);
   }
   if (requested && contents.filesystem !== requested) {
+    const found = contents.filesystem;
     throw failedPrecondition(
-      `device ${device} of volume ${volumeId} holds a ${contents.filesystem} filesystem, not the requested ${requested}; it is never reformatted`,
+      `device ${device} of volume ${volumeId} holds ${withArticle(found)} filesystem, not the requested ${requested}; it is never reformatted: ` +
+        `set the StorageClass's csi.storage.k8s.io/fstype (or the PV's fsType) to ${found} ` +
+        `(e.g. a volume restored from a snapshot of ${withArticle(found)} volume keeps ${found})`,
     );
   }
   if (!isSupportedFs(contents.filesystem)) {
-    throw failedPrecondition(`device ${device} of volume ${volumeId} holds a ${contents.filesystem} filesystem, which we do not mount`);
+    throw failedPrecondition(`device ${device} of volume ${volumeId} holds ${withArticle(contents.filesystem)} filesystem, which we do not mount`);
   }
   return contents.filesystem;
 }

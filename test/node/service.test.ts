@@ -81,7 +81,8 @@ test('a device holding another filesystem is FAILED_PRECONDITION and its data st
   await run('umount', [scratch]);
 
   const { staging } = await box.volumePaths('pv-other-fs');
-  await rejectsWithCode(node.NodeStageVolume(stageReq(volumeId, staging, mountCap('ext4')), ctx('NodeStageVolume')), status.FAILED_PRECONDITION, /ext3 filesystem, not the requested ext4/);
+  await rejectsWithCode(node.NodeStageVolume(stageReq(volumeId, staging, mountCap('ext4')), ctx('NodeStageVolume')), status.FAILED_PRECONDITION,
+    /holds an ext3 filesystem, not the requested ext4; it is never reformatted: set the StorageClass's csi\.storage\.k8s\.io\/fstype \(or the PV's fsType\) to ext3/);
   assert.equal(await findMountAt(staging), undefined);
   assert.equal(await blkidValue(loop.path, 'UUID'), uuid);
   await run('mount', ['-o', 'ro', loop.path, scratch]);
