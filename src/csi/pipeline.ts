@@ -9,7 +9,7 @@ import { scrub } from '../log';
 import { CsiError, unimplemented } from './errors';
 import type { CallContext, Handler } from './context';
 import { OpenStackError, type OpenStackErrorKind } from '../openstack/errors';
-import { CommandError } from '../util/exec';
+import { CommandError, CommandNotFoundError } from '../util/exec';
 
 /**
  * Calls the sidecars repeat every few seconds (the livenessprobe's Probe,
@@ -73,6 +73,8 @@ export function toStatus(err: unknown, ctx: { requestId: string; signal?: AbortS
   if (ctx.signal?.aborted) {
     return { code: grpc.status.DEADLINE_EXCEEDED, message: 'the caller deadline passed before the operation finished; retry', unexpected: false };
   }
+  // The node's image lacks a tool: a fact about the node to fix there, not a fault of the driver.
+  if (err instanceof CommandNotFoundError) return { code: grpc.status.FAILED_PRECONDITION, message: err.message, unexpected: false };
   if (err instanceof CommandError) return { code: grpc.status.INTERNAL, message: err.message, unexpected: true };
   return {
     code: grpc.status.INTERNAL,

@@ -40,6 +40,53 @@ export class CommandError extends Error {
 }
 
 /**
+ * The Debian package of each command the driver runs, for the message that
+ * says one is missing from the node's image.
+ */
+export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
+  'mkfs.ext4': 'e2fsprogs',
+  'mkfs.ext3': 'e2fsprogs',
+  resize2fs: 'e2fsprogs',
+  'mkfs.xfs': 'xfsprogs',
+  xfs_growfs: 'xfsprogs',
+  blkid: 'util-linux',
+  wipefs: 'util-linux',
+  losetup: 'mount',
+  blockdev: 'util-linux',
+  mount: 'mount',
+  umount: 'mount',
+  sfdisk: 'fdisk',
+  udevadm: 'udev',
+  sync: 'coreutils',
+};
+
+/** What else a request may ask for when a mkfs is missing. */
+const MKFS_INSTEAD: Readonly<Record<string, string>> = {
+  'mkfs.xfs': 'fsType ext4',
+  'mkfs.ext4': 'fsType xfs',
+  'mkfs.ext3': 'fsType ext4 or xfs',
+};
+
+/**
+ * The command was never run: it is not on PATH (spawn failed with ENOENT).
+ * Not a bug of the driver but of the node's image, and no retry mends it.
+ */
+export class CommandNotFoundError extends CommandError {
+  /** The Debian package that holds the command, when known. */
+  readonly package: string | undefined;
+
+  constructor(command: string, args: readonly string[]) {
+    super(command, args, 'ENOENT', '', false);
+    this.name = 'CommandNotFoundError';
+    this.package = TOOL_PACKAGES[command];
+    const instead = MKFS_INSTEAD[command];
+    this.message =
+      `${command} is not installed on this node${this.package ? ` (Debian package ${this.package})` : ''}; ` +
+      `use an image that has it${instead ? `, or ${instead}` : ''}`;
+  }
+}
+
+/**
  * What a command sees of the environment: PATH and the C locale, nothing else.
  * The locale keeps output and messages that are parsed or logged the same on
  * every node (and no locale files load). A pod's environment (Kubernetes'
@@ -62,6 +109,8 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
         const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
         const code = typeof e.code === 'number' ? e.code : null;
         if (code !== null && opts.okCodes?.includes(code)) return resolve({ stdout, stderr, code });
+        // Not found on PATH: the program never ran (execFile's spawn failure has a string code and a syscall).
+        if (e.code === 'ENOENT' && (e as { syscall?: string }).syscall === `spawn ${command}`) return reject(new CommandNotFoundError(command, args));
         const timedOut = e.killed === true && e.signal === 'SIGTERM' && !opts.signal?.aborted;
         reject(new CommandError(command, args, e.code ?? null, stderr || e.message, timedOut));
       },

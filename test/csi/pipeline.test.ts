@@ -12,7 +12,7 @@ import { CsiError, requireField } from '../../src/csi/errors';
 import { InFlight } from '../../src/csi/inflight';
 import type { CallContext } from '../../src/csi/context';
 import { OpenStackError, type OpenStackErrorKind } from '../../src/openstack/errors';
-import { CommandError } from '../../src/util/exec';
+import { CommandError, run } from '../../src/util/exec';
 import { call, expectCode } from '../helpers/grpc';
 import { gate, startTestServer, until, type TestServer } from '../helpers/server';
 
@@ -42,6 +42,10 @@ const handlers = {
       }
       case 'command':
         throw new CommandError('mkfs.ext4', ['/dev/vdb'], 1, 'mkfs.ext4: Device size reported to be zero.\n', false);
+      case 'missing-tool':
+        // A real spawn of a program that is not on PATH (the directory is empty).
+        await run('mkfs.xfs', ['-q', '--', '/dev/null'], { env: { PATH: '/nonexistent/cinder-csi-empty-path', LC_ALL: 'C' } });
+        break;
       case 'wait-deadline': {
         const started = Date.now();
         await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -151,6 +155,16 @@ test('an unexpected exception is INTERNAL with a short message; the stack is onl
 test("a failed command is INTERNAL with the command's own short message", async () => {
   const err = await expectCode(create('command'), status.INTERNAL);
   assert.equal(err.details, 'mkfs.ext4 exited with 1: mkfs.ext4: Device size reported to be zero.');
+});
+
+test('a tool missing from the node is FAILED_PRECONDITION naming its package and what to do, logged without a stack', async () => {
+  const err = await expectCode(create('missing-tool'), status.FAILED_PRECONDITION);
+  assert.equal(err.details, 'mkfs.xfs is not installed on this node (Debian package xfsprogs); use an image that has it, or fsType ext4');
+  const [line, ...more] = summaryLines('CreateVolume', 'request_name', 'missing-tool');
+  assert.equal(more.length, 0);
+  assert.equal(line.level, 'info');
+  assert.equal(line.code, 'FAILED_PRECONDITION');
+  assert.equal(line.err, undefined);
 });
 
 test('an RPC the service does not implement answers UNIMPLEMENTED, and is logged like any call', async () => {

@@ -1,7 +1,7 @@
 // run(): argument arrays, no shell, and a command environment of PATH and the C locale only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CommandError, commandEnv, run } from '../../src/util/exec';
+import { CommandError, CommandNotFoundError, commandEnv, run } from '../../src/util/exec';
 
 test('a command sees PATH and LC_ALL=C, never the driver process environment', async (t) => {
   process.env.CINDER_CSI_TEST_SECRET = 'must-not-leak';
@@ -34,4 +34,18 @@ test('a failing command is a CommandError with its exit code and its stderr, in 
     return true;
   });
   assert.equal((await run('ls', ['--', missing], { okCodes: [2] })).code, 2);
+});
+
+test('a command not on PATH never ran: CommandNotFoundError names it and its Debian package', async () => {
+  const env = { PATH: '/nonexistent/cinder-csi-empty-path', LC_ALL: 'C' };
+  await assert.rejects(run('mkfs.ext4', ['-q', '--', '/dev/null'], { env }), (e: unknown) => {
+    assert.ok(e instanceof CommandNotFoundError);
+    assert.ok(e instanceof CommandError, 'still a CommandError for those who catch one');
+    assert.equal(e.package, 'e2fsprogs');
+    assert.equal(e.message, 'mkfs.ext4 is not installed on this node (Debian package e2fsprogs); use an image that has it, or fsType xfs');
+    return true;
+  });
+  await assert.rejects(run('udevadm', ['settle'], { env }), /^CommandNotFoundError: udevadm is not installed on this node \(Debian package udev\); use an image that has it$/);
+  // A program that ran and failed is not a missing one, even when its own error is ENOENT.
+  await assert.rejects(run('ls', ['--', '/nonexistent/x']), (e: unknown) => !(e instanceof CommandNotFoundError));
 });
