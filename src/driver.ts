@@ -190,6 +190,18 @@ async function nodeHandlers(
       places ? 'blank-device check: libblkid version traced; a zero device needs no wipefs' : 'blank-device check: libblkid version not traced; wipefs runs on every stage',
     ),
   );
+  // Said once, at start: a node whose image lacks a mkfs fails every first stage of that fsType.
+  void import('./node/format').then(({ missingMkfs }) => missingMkfs()).then(
+    (missing) => {
+      if (missing.length === 0) return;
+      const packages = [...new Set(missing.flatMap((m) => (m.package ? [m.package] : [])))];
+      logger.warn(
+        { missing: missing.map((m) => m.command), packages, path: process.env.PATH },
+        `${missing.map((m) => m.command).join(', ')} not found on PATH: volumes with fsType ${missing.map((m) => m.fsType).join(' or ')} cannot be formatted on this node; use an image with the Debian package${packages.length > 1 ? 's' : ''} ${packages.join(', ')}`,
+      );
+    },
+    () => undefined,
+  );
   const metadata = createInstanceMetadata({
     order: config.node.metadataSearchOrder,
     metadataUrl: config.node.metadataUrl,

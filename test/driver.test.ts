@@ -2,8 +2,13 @@
 // themselves are tested under test/controller, test/node and test/identity).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { codecReady, csiMessageTypes } from '../src/csi/proto';
 import { startTestDriver } from './helpers/driver';
+import { onPath } from '../src/util/exec';
 
 test('after start-up the driver generates the codec of every message its services carry, before any call', async (t) => {
   const driver = await startTestDriver({ mode: 'controller' });
@@ -68,4 +73,31 @@ test('no log line names a field twice (a child logger and its call both adding t
   assert.ok(driver.rawLogs.length > 5);
   const twice = driver.rawLogs.filter((line) => repeatedTopLevelKeys(line).length > 0);
   assert.deepEqual(twice, []);
+});
+
+test('a node plugin warns once at start-up which mkfs of the supported filesystems are missing from PATH', async (t) => {
+  // A PATH that has mkfs.ext4 and no other mkfs.
+  const bin = await mkdtemp(path.join(os.tmpdir(), 'cinder-csi-path-'));
+  t.after(() => rm(bin, { recursive: true, force: true }));
+  const realPath = process.env.PATH;
+  const ext4 = (realPath ?? '').split(':').map((d) => path.join(d, 'mkfs.ext4')).find((p) => existsSync(p));
+  assert.ok(ext4, 'mkfs.ext4 is installed');
+  await symlink(ext4, path.join(bin, 'mkfs.ext4'));
+  process.env.PATH = bin;
+  assert.ok(await onPath('mkfs.ext4'));
+  t.after(() => {
+    process.env.PATH = realPath;
+  });
+  const driver = await startTestDriver({ mode: 'node', sim: { hypervisor: false } });
+  t.after(() => driver.stop());
+  const deadline = Date.now() + 5_000;
+  const warned = () => driver.logs.filter((l) => Array.isArray(l.missing));
+  while (warned().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  process.env.PATH = realPath;
+  const [line, ...more] = warned();
+  assert.equal(more.length, 0, 'one line');
+  assert.equal(line?.level, 'warn');
+  assert.deepEqual(line.missing, ['mkfs.ext3', 'mkfs.xfs']);
+  assert.deepEqual(line.packages, ['e2fsprogs', 'xfsprogs']);
+  assert.equal(line.msg, 'mkfs.ext3, mkfs.xfs not found on PATH: volumes with fsType ext3 or xfs cannot be formatted on this node; use an image with the Debian packages e2fsprogs, xfsprogs');
 });

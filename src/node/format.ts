@@ -2,7 +2,7 @@
 // mkfs.ext4 would happily overwrite an old filesystem without asking.
 import { SUPPORTED_FILESYSTEMS } from '../csi/constants';
 import { invalidArgument } from '../csi/errors';
-import { run } from '../util/exec';
+import { onPath, run, TOOL_PACKAGES } from '../util/exec';
 
 export type FsType = (typeof SUPPORTED_FILESYSTEMS)[number];
 export const DEFAULT_FS_TYPE: FsType = 'ext4';
@@ -31,4 +31,10 @@ export function parseFsType(value: string | null | undefined): FsType | null {
 export async function makeFilesystem(device: string, fsType: FsType): Promise<void> {
   // No force flags: mkfs.xfs then refuses a device with any signature, a second guard behind the probe.
   await run(`mkfs.${fsType}`, ['-q', '--', device], { timeoutMs: MKFS_TIMEOUT_MS });
+}
+
+/** The mkfs of each supported filesystem that run() would not find, with its Debian package. */
+export async function missingMkfs(): Promise<Array<{ fsType: FsType; command: string; package: string | undefined }>> {
+  const found = await Promise.all(SUPPORTED_FILESYSTEMS.map(async (fsType) => ({ fsType, command: `mkfs.${fsType}`, ok: await onPath(`mkfs.${fsType}`) })));
+  return found.filter((f) => !f.ok).map(({ fsType, command }) => ({ fsType, command, package: TOOL_PACKAGES[command] }));
 }

@@ -134,3 +134,17 @@ export async function which(command: string): Promise<string | null> {
   }
   return null;
 }
+
+/** Whether run() would find `command`: on the PATH it gives commands (commandEnv), and nowhere else. */
+export async function onPath(command: string): Promise<boolean> {
+  for (const dir of (commandEnv().PATH ?? '').split(':')) {
+    if (!dir) continue;
+    try {
+      await access(path.join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
+}
