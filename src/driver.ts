@@ -24,7 +24,18 @@ export interface DriverOptions {
   logger: Logger;
   /** How long start-up may try to learn the node's identity before serving anyway (not ready). */
   identityTimeoutMs?: number;
+  /** Tests only: the background identity retries' schedule (default 2 s doubling to 60 s, a warning at most once a minute). */
+  identityRetry?: IdentityRetry;
 }
+
+export interface IdentityRetry {
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /** After the first failed retry is logged, at most one warning per this interval. */
+  warnEveryMs: number;
+}
+
+const IDENTITY_RETRY: IdentityRetry = { firstDelayMs: 2000, maxDelayMs: 60_000, warnEveryMs: 60_000 };
 
 export interface RunningDriver {
   address: string;
@@ -95,7 +106,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   }
 
   if (runsNode) {
-    const node = await nodeHandlers(config, logger, opts.identityTimeoutMs ?? 15_000);
+    const node = await nodeHandlers(config, logger, opts.identityTimeoutMs ?? 15_000, opts.identityRetry ?? IDENTITY_RETRY);
     closers.push(node.stop);
     readinessChecks.push(node.readiness);
     server.addService(csi.Node.service, wrapService(csi.Node.service, node.handlers, { logger, service: 'Node' }));
@@ -178,6 +189,7 @@ async function nodeHandlers(
   config: DriverConfig,
   logger: Logger,
   identityTimeoutMs: number,
+  retry: IdentityRetry,
 ): Promise<{ handlers: Record<string, Handler<any, any>>; readiness: () => Readiness; stop: () => Promise<void> }> {
   const { createInstanceMetadata } = await import('./openstack/metadata');
   const { createNodeService } = await import('./node/service');
@@ -236,17 +248,42 @@ async function nodeHandlers(
     }
   };
 
+  // What the lookup tries, in its order, for the log and for the message of every node call meanwhile.
+  const tried = config.node.metadataSearchOrder.map((source) =>
+    source === 'configDrive' ? 'the config drive' : `the metadata service at ${config.node.metadataUrl}`,
+  );
   try {
     await resolve(identityTimeoutMs);
   } catch {
-    logger.error({ error: lastError }, 'node identity unknown; node calls will answer UNAVAILABLE until it is found');
+    logger.error({ error: lastError, tried }, 'node identity unknown; node calls will answer UNAVAILABLE until it is found');
     void (async () => {
-      let delay = 2000;
+      let delay = retry.firstDelayMs;
+      // The first failed retry is logged, then at most one line per warnEveryMs, counting the failures it stands for.
+      let lastWarned: number | undefined;
+      let unlogged = 0;
+      let failures = 0;
       while (!service && !stopper.signal.aborted) {
         await new Promise((r) => setTimeout(r, delay).unref());
-        delay = Math.min(delay * 2, 60_000);
-        await resolve(10_000).catch(() => undefined);
+        if (stopper.signal.aborted) return;
+        const retryIn = Math.min(delay * 2, retry.maxDelayMs);
+        delay = retryIn;
+        try {
+          await resolve(10_000);
+        } catch {
+          if (stopper.signal.aborted) return;
+          failures++;
+          unlogged++;
+          if (lastWarned === undefined || Date.now() - lastWarned >= retry.warnEveryMs) {
+            logger.warn(
+              { error: lastError, tried, failed_attempts: unlogged, retry_in_ms: retryIn },
+              `node identity still unknown: ${tried.join(', then ')} did not answer; retrying`,
+            );
+            lastWarned = Date.now();
+            unlogged = 0;
+          }
+        }
       }
+      if (service && failures > 0) logger.info({ failed_attempts: failures }, 'node identity found after failed retries; node calls are served');
     })();
   }
 
@@ -254,7 +291,7 @@ async function nodeHandlers(
   const handlers: Record<string, Handler<any, any>> = {};
   for (const rpc of rpcs) {
     handlers[rpc] = (req, ctx) => {
-      if (!service) throw unavailable(`this node does not know its Nova instance ID yet (${lastError}); make the config drive or the metadata service (169.254.169.254) reachable from the node; driver.node.instance_id or --node-id only in a config of this one node, never in deploy/node-config.yaml, which every node shares`);
+      if (!service) throw unavailable(`this node does not know its Nova instance ID yet (${lastError}); make ${tried.join(' or ')} reachable from the node; driver.node.instance_id or --node-id only in a config of this one node, never in deploy/node-config.yaml, which every node shares`);
       const h = service[rpc];
       if (!h) throw unavailable(`${rpc} is not available`);
       return h(req, ctx);

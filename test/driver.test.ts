@@ -2,6 +2,9 @@
 // themselves are tested under test/controller, test/node and test/identity).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { status } from '@grpc/grpc-js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
@@ -100,4 +103,55 @@ test('a node plugin warns once at start-up which mkfs of the supported filesyste
   assert.deepEqual(line.missing, ['mkfs.ext3', 'mkfs.xfs']);
   assert.deepEqual(line.packages, ['e2fsprogs', 'xfsprogs']);
   assert.equal(line.msg, 'mkfs.ext3, mkfs.xfs not found on PATH: volumes with fsType ext3 or xfs cannot be formatted on this node; use an image with the Debian packages e2fsprogs, xfsprogs');
+});
+
+test('a node that cannot learn its instance names the configured metadata URL, and warns about its retries at a bounded rate', async (t) => {
+  // A port nothing listens on, until the test serves the metadata there.
+  const probe = http.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const url = `http://127.0.0.1:${port}`;
+  const driver = await startTestDriver({
+    mode: 'node',
+    sim: { hypervisor: false },
+    identityTimeoutMs: 2000,
+    identityRetry: { firstDelayMs: 20, maxDelayMs: 40, warnEveryMs: 10_000 },
+    configure: (config) => {
+      config.node.instanceId = undefined;
+      config.node.metadataUrl = url;
+      config.node.metadataSearchOrder = ['metadataService'];
+    },
+  });
+  t.after(() => driver.stop());
+
+  await assert.rejects(driver.call(driver.node, 'NodeGetInfo', {}), (e: { code: number; details: string }) => {
+    assert.equal(e.code, status.UNAVAILABLE);
+    assert.match(e.details, new RegExp(`make the metadata service at ${url.replace(/\./g, '\\.')} reachable from the node`));
+    assert.doesNotMatch(e.details, /169\.254\.169\.254/);
+    return true;
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  const warnings = () => driver.logs.filter((l) => l.level === 'warn' && /node identity still unknown/.test(String(l.msg)));
+  // The first failed retry is said at once; the next ones only after warnEveryMs (10 s, longer than this test).
+  assert.equal(warnings().length, 1);
+  const [first] = warnings();
+  assert.deepEqual(first.tried, [`the metadata service at ${url}`]);
+  assert.equal(first.failed_attempts, 1);
+  assert.match(String(first.error), /ECONNREFUSED/);
+  assert.match(String(first.msg), new RegExp(`the metadata service at ${url.replace(/\./g, '\\.')} did not answer`));
+
+  // The metadata service answers: the node serves, and says so once.
+  const uuid = '0c6e3a34-5b6f-4d8b-9f5e-1f0b2c3d4e5f';
+  const md = http.createServer((_req, res) => res.end(JSON.stringify({ uuid, availability_zone: 'nova' })));
+  await new Promise<void>((r) => md.listen(port, '127.0.0.1', r));
+  t.after(() => new Promise((r) => md.close(r)));
+  const deadline = Date.now() + 5000;
+  while (!driver.logs.some((l) => l.msg === 'node identity found after failed retries; node calls are served') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const found = driver.logs.find((l) => l.msg === 'node identity found after failed retries; node calls are served');
+  assert.ok((found?.failed_attempts as number) >= 2, `several failed retries behind one warning: ${found?.failed_attempts}`);
+  assert.equal(warnings().length, 1);
+  assert.equal((await driver.call(driver.node, 'NodeGetInfo', {})).node_id, uuid);
 });

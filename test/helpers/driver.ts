@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type LogLevel } from '../../src/log';
 import { fromDocument, type DriverConfig } from '../../src/config/config';
-import { startDriver, type RunningDriver } from '../../src/driver';
+import { startDriver, type IdentityRetry, type RunningDriver } from '../../src/driver';
 import type { Mode } from '../../src/cli/args';
 import { startSimulator, type SimOptions, type Simulator } from '../../src/sim';
 import { pointConfigAtSimulator } from '../../src/cli/sim-config';
@@ -25,6 +25,9 @@ export interface TestDriverOptions {
   /** Adjust the config after it is built from the simulator. */
   configure?: (config: DriverConfig) => void;
   logLevel?: LogLevel;
+  /** Passed to startDriver. */
+  identityTimeoutMs?: number;
+  identityRetry?: IdentityRetry;
 }
 
 export interface TestDriver {
@@ -68,7 +71,14 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   const socketPath = path.join(dir, 'csi.sock');
   let driver: RunningDriver;
   try {
-    driver = await startDriver({ mode: opts.mode ?? 'all', endpoint: { kind: 'unix', path: socketPath }, config, logger });
+    driver = await startDriver({
+      mode: opts.mode ?? 'all',
+      endpoint: { kind: 'unix', path: socketPath },
+      config,
+      logger,
+      ...(opts.identityTimeoutMs !== undefined ? { identityTimeoutMs: opts.identityTimeoutMs } : {}),
+      ...(opts.identityRetry ? { identityRetry: opts.identityRetry } : {}),
+    });
   } catch (e) {
     if (ownSim) await sim.stop();
     await rm(dir, { recursive: true, force: true });
