@@ -163,14 +163,18 @@ function authenticateInBackground(clouds: Cloud[], logger: Logger, onReady: (c: 
   for (const cloud of clouds) {
     void (async () => {
       let delay = 1000;
+      let failures = 0;
       while (!controller.signal.aborted) {
         try {
           await cloud.authenticate({ signal: AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]) });
+          if (failures > 0) logger.info({ cloud: cloud.name, failed_attempts: failures }, `cloud '${cloud.name}' authenticated; ready`);
           onReady(cloud);
           return;
         } catch (e) {
           if (controller.signal.aborted) return;
-          logger.warn({ cloud: cloud.name, error: (e as Error).message, retry_in_ms: delay }, 'authentication failed; retrying');
+          failures++;
+          // The cloud's own line (keystone.ts, at warn) says why; this one only when the next try comes.
+          logger.debug({ cloud: cloud.name, error: (e as Error).message, retry_in_ms: delay }, 'authentication failed; retrying');
           await new Promise((r) => setTimeout(r, delay).unref());
           delay = Math.min(delay * 2, 30_000);
         }

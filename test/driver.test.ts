@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { codecReady, csiMessageTypes } from '../src/csi/proto';
 import { startTestDriver } from './helpers/driver';
+import { startSimulator } from '../src/sim';
 import { onPath } from '../src/util/exec';
 
 test('after start-up the driver generates the codec of every message its services carry, before any call', async (t) => {
@@ -154,4 +155,23 @@ test('a node that cannot learn its instance names the configured metadata URL, a
   assert.ok((found?.failed_attempts as number) >= 2, `several failed retries behind one warning: ${found?.failed_attempts}`);
   assert.equal(warnings().length, 1);
   assert.equal((await driver.call(driver.node, 'NodeGetInfo', {})).node_id, uuid);
+});
+
+test('a failed authentication is one warning, and the cloud says when it is authenticated after all', async (t) => {
+  const sim = await startSimulator({ hypervisor: false });
+  t.after(() => sim.stop());
+  sim.control.addFault({ service: 'identity', method: 'POST', pathPattern: '/auth/tokens$', status: 400, body: { error: { code: 400, title: 'Bad Request', message: 'try again' } }, times: 1 });
+  const driver = await startTestDriver({ mode: 'controller', simulator: sim });
+  t.after(() => driver.stop());
+  const deadline = Date.now() + 10_000;
+  while (!driver.driver.readiness().ready && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(driver.driver.readiness().ready);
+  const warnings = driver.logs.filter((l) => l.level === 'warn' && /authenticat/.test(String(l.msg)));
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.match(String(warnings[0].err), /400 Bad Request/);
+  assert.equal(warnings[0].cloud, driver.config.clouds[0].name);
+  const ready = driver.logs.filter((l) => l.msg === `cloud '${driver.config.clouds[0].name}' authenticated; ready`);
+  assert.equal(ready.length, 1);
+  assert.equal(ready[0].level, 'info');
+  assert.equal(ready[0].failed_attempts, 1);
 });
