@@ -12,7 +12,7 @@ import { wrapService } from './csi/pipeline';
 import { unavailable } from './csi/errors';
 import type { Handler } from './csi/context';
 import { createIdentityService, type Readiness } from './identity/service';
-import type { Cloud, InstanceIdentity } from './openstack/types';
+import type { Cloud, CloudConfig, InstanceIdentity } from './openstack/types';
 // The controller half (OpenStack client, Cinder and Nova code) and the node half are loaded
 // only by a driver that runs them: a node plugin never holds the HTTP client
 // and the controller code in memory, nor a controller the node code.
@@ -138,7 +138,20 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     for (const close of closers) await close().catch(() => undefined);
     throw e;
   }
-  logger.info({ mode, driver: config.driverName, version: VENDOR_VERSION, clouds: config.clouds.map((c) => c.name) }, 'driver started');
+  logger.info(
+    {
+      mode,
+      driver: config.driverName,
+      version: VENDOR_VERSION,
+      config: config.source,
+      // The node never calls OpenStack: its clouds would only mislead.
+      ...(runsController ? { clouds: config.clouds.map(cloudSummary) } : {}),
+      ...(runsNode
+        ? { node: { metadata_search_order: config.node.metadataSearchOrder, metadata_url: config.node.metadataUrl, ...(config.node.instanceId ? { instance_id: config.node.instanceId } : {}) } }
+        : {}),
+    },
+    'driver started',
+  );
   // protobufjs would otherwise generate each message's codec during its first RPC.
   const served = ['Identity', ...(runsController ? (['Controller'] as const) : []), ...(runsNode ? (['Node'] as const) : [])] as const;
   warmCodecsInBackground(served, (err) => logger.warn({ err }, 'could not prepare the message codecs ahead; the first calls will'));
@@ -152,6 +165,34 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       return outcome;
     },
   };
+}
+
+/** What the start-up line says of a cloud: where and as whom it authenticates, never a secret. */
+function cloudSummary(c: CloudConfig): Record<string, string> {
+  const a = c.auth;
+  let authUrl = a.authUrl;
+  try {
+    const u = new URL(a.authUrl);
+    u.username = '';
+    u.password = '';
+    authUrl = u.toString();
+  } catch {
+    // not a URL: said as written (authentication will say what is wrong with it)
+  }
+  const fields: Record<string, string | undefined> = {
+    name: c.name,
+    auth_url: authUrl,
+    region: c.region ?? '(any: the catalog must offer one)',
+    interface: c.interface,
+    auth_type: a.authPlugin,
+    // As keystone.ts sends them: an ID wins over a name, and a name's domain defaults to 'Default'.
+    user: a.userId ?? a.username,
+    user_domain: a.userId || !a.username ? undefined : (a.userDomainId ?? a.userDomainName ?? a.domainId ?? a.domainName ?? 'Default'),
+    project: a.projectId ?? a.projectName,
+    project_domain: a.projectId || !a.projectName ? undefined : (a.projectDomainId ?? a.projectDomainName ?? a.domainId ?? a.domainName ?? 'Default'),
+    application_credential: a.applicationCredentialName ?? a.applicationCredentialId,
+  };
+  return Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
 }
 
 /**
@@ -201,7 +242,7 @@ async function nodeHandlers(
   const { blkidTools } = await import('./node/blkid-places');
   // Asked now, so that the first NodeStage does not wait for the two forks.
   void blkidTools().then(({ wipefs, libblkid, places }) =>
-    logger.info(
+    logger[places ? 'debug' : 'info'](
       { util_linux: wipefs, libblkid, blank_check: places ? 'read the places libblkid reads' : 'wipefs on every stage' },
       places ? 'blank-device check: libblkid version traced; a zero device needs no wipefs' : 'blank-device check: libblkid version not traced; wipefs runs on every stage',
     ),

@@ -175,3 +175,36 @@ test('a failed authentication is one warning, and the cloud says when it is auth
   assert.equal(ready[0].level, 'info');
   assert.equal(ready[0].failed_attempts, 1);
 });
+
+test('the start-up line names the config file and, for the controller, each cloud without its secrets; the node lists no clouds', async (t) => {
+  const controller = await startTestDriver({ mode: 'controller', sim: { hypervisor: false } });
+  t.after(() => controller.stop());
+  const line = controller.logs.find((l) => l.msg === 'driver started');
+  assert.equal(line?.config, 'test');
+  const cloud = controller.config.clouds[0];
+  assert.deepEqual(line?.clouds, [
+    {
+      name: cloud.name,
+      auth_url: new URL(cloud.auth.authUrl).toString(),
+      region: cloud.region ?? '(any: the catalog must offer one)',
+      interface: cloud.interface,
+      auth_type: cloud.auth.authPlugin,
+      user: cloud.auth.username,
+      user_domain: cloud.auth.userDomainName ?? 'Default',
+      project: cloud.auth.projectName,
+      project_domain: cloud.auth.projectDomainName ?? 'Default',
+    },
+  ]);
+  assert.ok(cloud.auth.password && !controller.rawLogs.some((l) => l.includes(cloud.auth.password!)), 'no password in the log');
+
+  const node = await startTestDriver({ mode: 'node', sim: { hypervisor: false }, logLevel: 'debug' });
+  t.after(() => node.stop());
+  const nodeLine = node.logs.find((l) => l.msg === 'driver started');
+  assert.equal(nodeLine?.clouds, undefined);
+  assert.equal((nodeLine?.node as Record<string, unknown>).metadata_url, node.config.node.metadataUrl);
+  // A libblkid whose reads are traced is a detail: at debug. (Where it is not traced, wipefs runs on every stage: info.)
+  const deadline = Date.now() + 5_000;
+  const blank = () => node.logs.find((l) => /^blank-device check/.test(String(l.msg)));
+  while (!blank() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(blank()?.level, /libblkid version traced/.test(String(blank()?.msg)) ? 'debug' : 'info', String(blank()?.msg));
+});
