@@ -294,6 +294,48 @@ function orderWithDefault(all: CloudConfig[], wanted: string | undefined, what: 
   return [all[idx], ...all.filter((_, i) => i !== idx)];
 }
 
+// ------------------------------------------------- keys of the other format
+
+/** The same setting's key in a `dataset:` section and in a cloud under `clouds:`. */
+const SAME_SETTING: ReadonlyArray<readonly [dataset: string, clouds: string]> = [
+  ['region', 'region_name'],
+  ['auth_plugin', 'auth_type'],
+  ['verify_peer', 'verify'],
+  ['verify_ca_path', 'cacert'],
+  ['client_cert_path', 'cert'],
+  ['client_key_path', 'key'],
+];
+
+/** The credential keys: flat in `dataset:`, under `auth:` in a `clouds:` cloud. */
+const CREDENTIAL_KEYS = [
+  'auth_url', 'username', 'user_id', 'password', 'api_key', 'project_name', 'tenant_name', 'project_id', 'tenant_id',
+  'user_domain_name', 'user_domain_id', 'project_domain_name', 'project_domain_id', 'domain_name', 'domain_id',
+  'application_credential_id', 'application_credential_name', 'application_credential_secret', 'token',
+];
+
+/** What an unknown key of a `dataset:` section is called there, when it is a `clouds:` key. */
+const DATASET_ELSEWHERE: Record<string, string> = Object.fromEntries([
+  ...SAME_SETTING.map(([d, c]) => [c, `did you mean '${d}'? '${c}' is the key under 'clouds:'; in 'dataset:' it is '${d}'`]),
+  ['auth', "in 'dataset:' the credentials (auth_url, username, ...) sit in the section itself, not under 'auth'"],
+]);
+
+/** The same for a cloud under `clouds:` (`clouds.<name>`). */
+function cloudElsewhere(name: string): Record<string, string> {
+  return Object.fromEntries([
+    ...SAME_SETTING.map(([d, c]) => [d, `did you mean '${c}'? '${d}' is the key in 'dataset:'; under 'clouds:' it is '${c}'`]),
+    ...CREDENTIAL_KEYS.map((k) => [k, `did you mean 'clouds.${name}.auth.${k}'? under 'clouds:' the credentials go in the cloud's 'auth' section`]),
+  ]);
+}
+
+/** The same for a cloud's `auth:` section: the cloud's own settings sit beside it. */
+function authElsewhere(name: string): Record<string, string> {
+  const cloudKeys = ['region_name', 'interface', 'auth_type', 'verify', 'insecure', 'cacert', 'cert', 'key', 'volume_api_version', 'block_storage_api_version', 'request_timeout_ms'];
+  return Object.fromEntries([
+    ...cloudKeys.map((k) => [k, `did you mean 'clouds.${name}.${k}'? it belongs to the cloud, beside 'auth', not in it`]),
+    ...SAME_SETTING.map(([d, c]) => [d, `did you mean 'clouds.${name}.${c}'? '${d}' is the key in 'dataset:'; under 'clouds:' it is '${c}', beside 'auth'`]),
+  ]);
+}
+
 // ------------------------------------------------------------- (a) Flocker
 
 function datasetCloud(s: Section): CloudConfig {
@@ -320,7 +362,7 @@ function datasetCloud(s: Section): CloudConfig {
     blockStorageApiVersion: blockStorageVersion(s, 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
   };
-  s.rejectUnknown();
+  s.rejectUnknown(undefined, DATASET_ELSEWHERE);
   checkCredentials(auth, s);
   return cloud;
 }
@@ -453,7 +495,7 @@ function oneCloud(name: string, s: Section, syntax: CloudsSyntax): CloudConfig {
   const plugin = authPlugin(s, 'auth_type');
   const auth = s.section('auth');
   const creds = credentials(auth, plugin);
-  auth.rejectUnknown();
+  auth.rejectUnknown(undefined, authElsewhere(name));
   checkCredentials(creds, auth);
   const version = s.string('identity_api_version');
   if (version !== undefined && creds.identityApiVersion === undefined) {
@@ -481,7 +523,7 @@ function oneCloud(name: string, s: Section, syntax: CloudsSyntax): CloudConfig {
     blockStorageApiVersion: blockStorageVersion(s, s.has('volume_api_version') ? 'volume_api_version' : 'block_storage_api_version'),
     requestTimeoutMs: s.integer('request_timeout_ms', 100, 600_000) ?? DEFAULTS.requestTimeoutMs,
   };
-  s.rejectUnknown();
+  s.rejectUnknown(undefined, cloudElsewhere(name));
   return cloud;
 }
 

@@ -131,10 +131,15 @@ export class Section {
     return Object.keys(this.data);
   }
 
-  /** Fail on the first key nobody asked for, suggesting the closest known one. */
-  rejectUnknown(known: readonly string[] = [...this.seen]): void {
+  /**
+   * Fail on the first key nobody asked for, suggesting the closest known one;
+   * or, for a key that is right elsewhere (in another of the config's formats,
+   * or another section), what `elsewhere` says of it.
+   */
+  rejectUnknown(known: readonly string[] = [...this.seen], elsewhere: Readonly<Record<string, string>> = {}): void {
     for (const key of Object.keys(this.data)) {
       if (this.seen.has(key)) continue;
+      if (Object.hasOwn(elsewhere, key)) this.fail(key, `is not a known setting here (${elsewhere[key]})`);
       const hint = closest(key, [...new Set([...known, ...this.seen])]);
       this.fail(key, `is not a known setting${hint ? ` (did you mean '${hint}'?)` : ''}`);
     }

@@ -346,6 +346,25 @@ test('a misspelled nested key is named by its full path, with a suggestion', () 
   assert.match(configError(CLOUDS.replace('region_name: west-1', 'region_nmae: west-1')), /'clouds\.west\.region_nmae' in .* \(did you mean 'region_name'\?\)/);
 });
 
+test("a key that is right in the config's other format says what it is called here", () => {
+  assert.equal(
+    configError(CLOUDS.replace('region_name: west-1', 'region: west-1')).replace(/ in \S+ /, ' in F '),
+    "'clouds.west.region' in F is not a known setting here (did you mean 'region_name'? 'region' is the key in 'dataset:'; under 'clouds:' it is 'region_name')",
+  );
+  assert.match(
+    configError(DATASET_PASSWORD.replace('region: RegionOne', 'region_name: RegionOne')),
+    /'dataset\.region_name' in .* is not a known setting here \(did you mean 'region'\? 'region_name' is the key under 'clouds:'; in 'dataset:' it is 'region'\)$/,
+  );
+  assert.match(configError(DATASET_PASSWORD.replace('auth_plugin: password', 'auth_type: password')), /'dataset\.auth_type' .*did you mean 'auth_plugin'\?/);
+  assert.match(configError(CLOUDS.replace('interface: internal', 'auth_plugin: password')), /'clouds\.east\.auth_plugin' .*did you mean 'auth_type'\?/);
+  // Credentials beside 'auth' in a cloud, and the cloud's settings inside it.
+  assert.match(configError(`${CLOUDS}    project_id: p1\n`), /'clouds\.west\.project_id' .*did you mean 'clouds\.west\.auth\.project_id'\?/);
+  assert.match(
+    configError(CLOUDS.replace('      project_name: p\n', '      project_name: p\n      region_name: east-1\n')),
+    /'clouds\.east\.auth\.region_name' .*did you mean 'clouds\.east\.region_name'\? it belongs to the cloud, beside 'auth'/,
+  );
+});
+
 test('a misspelled credential key is reported as misspelled, not as a missing credential', () => {
   assert.match(
     configError('dataset:\n  usernmae: alice\n  password: pw\n  auth_url: https://k/v3\n'),
