@@ -102,14 +102,14 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     });
     // First of the closers: its looks use the clouds, which the others close.
     closers.unshift(async () => controller.stop());
-    server.addService(csi.Controller.service, wrapService(csi.Controller.service, controller.handlers as unknown as Record<string, Handler<any, any>>, { logger, service: 'Controller' }));
+    server.addService(csi.Controller.service, wrapService(csi.Controller.service, controller.handlers as unknown as Record<string, Handler<any, any>>, { logger, service: 'Controller', calls: server.calls }));
   }
 
   if (runsNode) {
     const node = await nodeHandlers(config, logger, opts.identityTimeoutMs ?? 15_000, opts.identityRetry ?? IDENTITY_RETRY);
     closers.push(node.stop);
     readinessChecks.push(node.readiness);
-    server.addService(csi.Node.service, wrapService(csi.Node.service, node.handlers, { logger, service: 'Node' }));
+    server.addService(csi.Node.service, wrapService(csi.Node.service, node.handlers, { logger, service: 'Node', calls: server.calls }));
   }
 
   const readiness = (): Readiness => {
@@ -129,7 +129,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     onlineExpansion: () => onlineExpansion,
     readiness,
   });
-  server.addService(csi.Identity.service, wrapService(csi.Identity.service, identity as unknown as Record<string, Handler<any, any>>, { logger, service: 'Identity' }));
+  server.addService(csi.Identity.service, wrapService(csi.Identity.service, identity as unknown as Record<string, Handler<any, any>>, { logger, service: 'Identity', calls: server.calls }));
 
   let address: string;
   try {

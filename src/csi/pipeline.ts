@@ -87,6 +87,37 @@ export interface PipelineOptions {
   logger: Logger;
   /** Service name for the log line ('Controller', 'Node', 'Identity'). */
   service: string;
+  /** Where running calls are listed (the server's), so that a shutdown can say which it waits for or cuts off. */
+  calls?: CallsInFlight;
+}
+
+/** A running call as a shutdown names it: method, request ID, the request's IDs, and how long it has run. */
+export type RunningCall = Record<string, unknown> & { method: string; request_id: string; running_ms: number };
+
+/** The calls running in a server's handlers. */
+export class CallsInFlight {
+  private readonly calls = new Map<Record<string, unknown>, number>();
+
+  get size(): number {
+    return this.calls.size;
+  }
+
+  add(fields: Record<string, unknown>): void {
+    this.calls.set(fields, performance.now());
+  }
+
+  delete(fields: Record<string, unknown>): void {
+    this.calls.delete(fields);
+  }
+
+  /** Each running call's identifying fields (not its request: no secrets), oldest first. */
+  list(): RunningCall[] {
+    const now = performance.now();
+    return [...this.calls].map(([fields, started]) => {
+      const { method, request_id, ...ids } = fields;
+      return { method: String(method), request_id: String(request_id), ...ids, running_ms: Math.round(now - started) };
+    });
+  }
 }
 
 /**
@@ -151,6 +182,7 @@ async function handle(
   };
   const debug = opts.logger.isLevelEnabled('debug');
   if (debug) callLog().debug({ request: scrub(request) }, 'request');
+  opts.calls?.add(fields);
   try {
     const response = await handler(request, ctx);
     fields.code = 'OK';
@@ -173,6 +205,7 @@ async function handle(
     }
     callback({ code: answer.code, details: answer.message });
   } finally {
+    opts.calls?.delete(fields);
     if (timer) clearTimeout(timer);
     call.removeListener('cancelled', onCancel);
   }

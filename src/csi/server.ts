@@ -8,6 +8,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log';
 import { isLoopbackHost, type Endpoint } from '../cli/args';
+import { CallsInFlight } from './pipeline';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -38,6 +39,8 @@ export class CsiServer {
     // nothing here: no channelz service is served. Off, each call does less.
     'grpc.enable_channelz': 0,
   });
+  /** The calls running in its services' handlers (given to wrapService), named at shutdown. */
+  readonly calls = new CallsInFlight();
   /** The socket this server made: its path, and what tells its file from a successor's (see shutdown). */
   private socket: { path: string; id: SocketId } | undefined;
 
@@ -80,8 +83,22 @@ export class CsiServer {
 
   /** Stop accepting; wait up to graceMs for running calls, then cut them off. */
   async shutdown(graceMs: number): Promise<'graceful' | 'forced'> {
+    // Said now: a call the shutdown cuts off leaves no line of its own that says why.
+    if (this.calls.size > 0) {
+      this.logger.info(
+        { in_flight: this.calls.list(), grace_ms: graceMs },
+        `shutting down with ${this.calls.size} call${this.calls.size === 1 ? '' : 's'} in flight; waiting up to ${graceMs} ms for ${this.calls.size === 1 ? 'it' : 'them'}`,
+      );
+    }
     const outcome = await new Promise<'graceful' | 'forced'>((resolve) => {
       const timer = setTimeout(() => {
+        const cut = this.calls.list();
+        if (cut.length > 0) {
+          this.logger.warn(
+            { in_flight: cut, grace_ms: graceMs },
+            `shutdown forced after ${graceMs} ms: ${cut.length} call${cut.length === 1 ? '' : 's'} cut off; the CO retries ${cut.length === 1 ? 'it' : 'them'}`,
+          );
+        }
         this.server.forceShutdown();
         resolve('forced');
       }, graceMs);

@@ -347,3 +347,64 @@ test("shutdown leaves a successor's socket at the path alone (a rolling update):
     assert.equal(await exists(socketPath), false, 'the successor removes its own');
   });
 });
+
+test('shutdown names the calls in flight as it starts, and those it cuts off when the grace bound passes', async () => {
+  await withTempDir(async (dir) => {
+    const socketPath = path.join(dir, 'csi.sock');
+    const log = captureLog();
+    const server = new CsiServer(log.logger);
+    const def = loadCsi().csi.v1.Node.service;
+    const release = gate<void>();
+    let entered = 0;
+    const handlers = {
+      // One call finishes within the grace period, the other never does.
+      NodeUnstageVolume: async () => {
+        entered++;
+        await release.promise;
+        return {};
+      },
+      NodeStageVolume: (_req: unknown, ctx: CallContext) => {
+        entered++;
+        return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+      },
+    };
+    server.addService(def, wrapService(def, handlers, { logger: log.logger, service: 'Node', calls: server.calls }));
+    await server.listen({ kind: 'unix', path: socketPath });
+    const clients = connect(`unix://${socketPath}`);
+    try {
+      const staging = call(clients.node, 'NodeStageVolume', {
+        volume_id: 'vol-stuck',
+        staging_target_path: '/var/lib/kubelet/x',
+        volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
+        secrets: { password: 'never-logged' },
+      }, { deadlineMs: 3000 });
+      const unstaging = call(clients.node, 'NodeUnstageVolume', { volume_id: 'vol-quick', staging_target_path: '/var/lib/kubelet/y' }, { deadlineMs: 30_000 });
+      staging.catch(() => undefined);
+      await until(() => entered === 2, 5000, 'both calls to reach their handlers');
+      const shutdown = server.shutdown(400);
+      setTimeout(() => release.open(), 50);
+      assert.equal(await shutdown, 'forced');
+      assert.deepEqual(await unstaging, {});
+
+      const lines = log.lines();
+      const start = lines.find((l) => Array.isArray(l.in_flight) && l.level === 'info');
+      assert.equal(start?.msg, 'shutting down with 2 calls in flight; waiting up to 400 ms for them');
+      const startCalls = (start!.in_flight as Array<Record<string, unknown>>).map(({ method, volume_id }) => ({ method, volume_id }));
+      assert.deepEqual(startCalls, [
+        { method: 'NodeStageVolume', volume_id: 'vol-stuck' },
+        { method: 'NodeUnstageVolume', volume_id: 'vol-quick' },
+      ]);
+      const forced = lines.find((l) => Array.isArray(l.in_flight) && l.level === 'warn');
+      assert.equal(forced?.msg, 'shutdown forced after 400 ms: 1 call cut off; the CO retries it');
+      const [cut, ...more] = forced!.in_flight as Array<Record<string, unknown>>;
+      assert.equal(more.length, 0);
+      assert.equal(cut.method, 'NodeStageVolume');
+      assert.equal(cut.volume_id, 'vol-stuck');
+      assert.match(String(cut.request_id), /^[0-9a-f]{8}$/);
+      assert.ok((cut.running_ms as number) >= 350);
+      assert.ok(!log.text().includes('never-logged'));
+    } finally {
+      clients.close();
+    }
+  });
+});

@@ -63,7 +63,7 @@ export async function startTestServer(services: ServiceSpec[], opts: { logLevel?
   const log = captureLog(opts.logLevel ?? 'info');
   const server = new CsiServer(log.logger);
   for (const s of services) {
-    server.addService(s.definition, wrapService(s.definition, s.handlers, { logger: log.logger, service: s.name }));
+    server.addService(s.definition, wrapService(s.definition, s.handlers, { logger: log.logger, service: s.name, calls: server.calls }));
   }
   const socketPath = path.join(dir, 'csi.sock');
   try {
