@@ -12,7 +12,7 @@ import { wrapService } from './csi/pipeline';
 import { unavailable } from './csi/errors';
 import type { Handler } from './csi/context';
 import { createIdentityService, type Readiness } from './identity/service';
-import type { Cloud, CloudConfig, InstanceIdentity } from './openstack/types';
+import type { Cloud, InstanceIdentity } from './openstack/types';
 // The controller half (OpenStack client, Cinder and Nova code) and the node half are loaded
 // only by a driver that runs them: a node plugin never holds the HTTP client
 // and the controller code in memory, nor a controller the node code.
@@ -55,6 +55,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const closers: Array<() => Promise<void>> = [];
   const readinessChecks: Array<() => Readiness> = [];
   let onlineExpansion = true;
+  let cloudSummaries: Array<Record<string, string>> | undefined;
 
   if (runsController) {
     if (config.clouds.length === 0) {
@@ -63,6 +64,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       );
     }
     const { createCloud } = await import('./openstack/cloud');
+    const { describeCloud } = await import('./openstack/summary');
+    cloudSummaries = config.clouds.map(describeCloud);
     const { createControllerService } = await import('./controller/service');
     const { createCloudSet } = await import('./controller/clouds');
     // createCloud names the cloud on every line it logs.
@@ -145,7 +148,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       version: VENDOR_VERSION,
       config: config.source,
       // The node never calls OpenStack: its clouds would only mislead.
-      ...(runsController ? { clouds: config.clouds.map(cloudSummary) } : {}),
+      ...(cloudSummaries ? { clouds: cloudSummaries } : {}),
       ...(runsNode
         ? { node: { metadata_search_order: config.node.metadataSearchOrder, metadata_url: config.node.metadataUrl, ...(config.node.instanceId ? { instance_id: config.node.instanceId } : {}) } }
         : {}),
@@ -165,34 +168,6 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       return outcome;
     },
   };
-}
-
-/** What the start-up line says of a cloud: where and as whom it authenticates, never a secret. */
-function cloudSummary(c: CloudConfig): Record<string, string> {
-  const a = c.auth;
-  let authUrl = a.authUrl;
-  try {
-    const u = new URL(a.authUrl);
-    u.username = '';
-    u.password = '';
-    authUrl = u.toString();
-  } catch {
-    // not a URL: said as written (authentication will say what is wrong with it)
-  }
-  const fields: Record<string, string | undefined> = {
-    name: c.name,
-    auth_url: authUrl,
-    region: c.region ?? '(any: the catalog must offer one)',
-    interface: c.interface,
-    auth_type: a.authPlugin,
-    // As keystone.ts sends them: an ID wins over a name, and a name's domain defaults to 'Default'.
-    user: a.userId ?? a.username,
-    user_domain: a.userId || !a.username ? undefined : (a.userDomainId ?? a.userDomainName ?? a.domainId ?? a.domainName ?? 'Default'),
-    project: a.projectId ?? a.projectName,
-    project_domain: a.projectId || !a.projectName ? undefined : (a.projectDomainId ?? a.projectDomainName ?? a.domainId ?? a.domainName ?? 'Default'),
-    application_credential: a.applicationCredentialName ?? a.applicationCredentialId,
-  };
-  return Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
 }
 
 /**

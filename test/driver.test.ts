@@ -176,6 +176,22 @@ test('a failed authentication is one warning, and the cloud says when it is auth
   assert.equal(ready[0].failed_attempts, 1);
 });
 
+test('the start-up line carries no secret even where the config puts one in a name or the auth URL', async () => {
+  const { describeCloud } = await import('../src/openstack/summary');
+  const cloud = (auth: Record<string, string>) =>
+    ({ name: 'c', region: 'RegionOne', interface: 'public', auth: { authUrl: 'https://u:p@keystone.example:5000/v3?sig=hunter22#hunter22', ...auth } }) as never;
+  const byPassword = describeCloud(cloud({ authPlugin: 'password', username: 'hunter22', password: 'hunter22', projectName: 'hunter22' }));
+  assert.equal(byPassword.auth_url, 'https://keystone.example:5000/v3');
+  assert.equal(byPassword.user, '[REDACTED]');
+  assert.equal(byPassword.project, '[REDACTED]');
+  assert.ok(!JSON.stringify(byPassword).includes('hunter22'));
+  // An application credential by ID names nothing else (keystone.ts sends nothing else), under a key the log's redaction of "credential" keys leaves alone.
+  const byAppCred = describeCloud(cloud({ authPlugin: 'v3applicationcredential', applicationCredentialId: 'ac-1', applicationCredentialSecret: 's', username: 'demo', projectName: 'demo' }));
+  assert.equal(byAppCred.app_cred, 'ac-1');
+  assert.equal(byAppCred.user, undefined);
+  assert.equal(byAppCred.project, undefined);
+});
+
 test('the start-up line names the config file and, for the controller, each cloud without its secrets; the node lists no clouds', async (t) => {
   const controller = await startTestDriver({ mode: 'controller', sim: { hypervisor: false } });
   t.after(() => controller.stop());

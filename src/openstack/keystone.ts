@@ -231,8 +231,8 @@ function unknownCredentialAdvice(c: CloudCredentials): string {
   return `Keystone at ${keystoneAt(c)} does not know ${who}: check the user, the project, their domains and the auth plugin's keys in the driver's config`;
 }
 
-/** The credentials' secrets, which no message built from the config may carry. */
-function secretsOf(c: CloudCredentials): Array<string | undefined> {
+/** The credentials' secrets, which no message or log line built from the config may carry. */
+export function secretsOf(c: CloudCredentials): Array<string | undefined> {
   return [c.password, c.applicationCredentialSecret, c.apiKey, c.token];
 }
 
