@@ -186,14 +186,15 @@ export class NovaApi {
     if (vol.multiattach && !atLeast(mv, '2.60')) {
       throw httpError('compute', 400, 'Multiattach volumes are only supported starting with compute API version 2.60.');
     }
-    // Nova's _check_volume_already_attached, in the order Zed answers: first the servers Cinder lists the
-    // (not multiattach) volume attached to (complete attachments only, this server's too), then Nova's own
-    // mapping of it to this server (an attach of it still under way).
-    const attachedTo = vol.attachments.filter((a) => a.state === 'attached').map((a) => a.serverId);
-    if (!vol.multiattach && attachedTo.length > 0) {
-      throw httpError('compute', 400, `Invalid volume: volume ${vol.id} is already attached to instances: ${attachedTo.join(', ')}`);
+    // Nova's _check_volume_already_attached (Zed's nova/compute/api.py): Nova's own mappings of the volume, an
+    // attach still under way included. A volume that is not multiattach may have none, on any server (the
+    // servers' UUIDs joined by spaces); a multiattach one none on this server. (Two attaches racing past this
+    // check meet the compute manager's "volume <id> already attached" instead: the driver reads both.)
+    const mappedTo = [...this.state.instances.values()].filter((i) => i.attachments.has(vol.id)).map((i) => i.id);
+    if (!vol.multiattach && mappedTo.length > 0) {
+      throw httpError('compute', 400, `Invalid volume: volume ${vol.id} is already attached to instances: ${mappedTo.join(' ')}`);
     }
-    if (inst.attachments.has(vol.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} already attached`);
+    if (mappedTo.includes(inst.id)) throw httpError('compute', 400, `Invalid volume: volume ${vol.id} already attached`);
     if (!reservable(vol).includes(vol.status)) {
       // Cinder refuses the attachment (InvalidVolume, 400); Nova wraps
       // cinderclient's text for it in InvalidInput and answers 400.

@@ -132,13 +132,15 @@ describe('sim nova', () => {
     for (const id of ids.slice(0, 3)) await waitFor(() => volumeStatus(s, id), (st) => st === 'available');
   });
 
-  it("an attach of a volume already attached gets Nova's texts (Zed): its mapping to this server while under way, Cinder's servers once complete", async () => {
+  it("an attach of a volume already attached gets Nova's text (Zed): the servers mapping it, while under way and once complete", async () => {
     const id = await availableVolume(s, { size: 1 });
     const other = sim.instances[1].id;
     assert.equal((await attach(id)).status, 200);
-    const underWay = await attach(id);
-    assert.equal(underWay.status, 400);
-    assert.equal(underWay.body.badRequest.message, `Invalid volume: volume ${id} already attached`);
+    for (const srv of [server, other]) {
+      const underWay = await attach(id, '2.1', srv);
+      assert.equal(underWay.status, 400);
+      assert.equal(underWay.body.badRequest.message, `Invalid volume: volume ${id} is already attached to instances: ${server}`);
+    }
     await waitFor(() => volumeStatus(s, id), (st) => st === 'in-use');
     for (const srv of [server, other]) {
       const again = await attach(id, '2.1', srv);
