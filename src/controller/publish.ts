@@ -102,8 +102,9 @@ async function publishOnce(
   const pending = mine ?? (PENDING_ATTACH.includes(volume.status) ? await novaAttachment(pair, op) : undefined);
   if (pending && !flagMatches) throw incompatiblePublish(pair, volume, req.readonly);
   if (!pending && !flagMatches) await setReadonlyFlag(pair, volume, req.readonly, op);
-  const hint = pending ? (pending.device ?? null) : await attach(pair, volume, cap);
-  const attached = await waitAttached(env, pair, op);
+  const sent = pending ? { device: pending.device ?? null, joined: false } : await attach(pair, volume, cap);
+  const attached = await waitAttached(env, pair, op, sent.joined);
+  const hint = sent.device;
   return { publish_context: publishContext(attachmentTo(attached, serverId)?.device || hint, req.readonly) };
 }
 
@@ -176,17 +177,21 @@ function publishContext(device: string | null | undefined, readonly: boolean): R
 }
 
 /**
- * Nova's refusal of a volume that already has an attachment (nova.compute.api _check_volume_already_attached):
- * "volume <id> is already attached to instances: <servers>" (the servers Cinder lists it attached to), or
- * "volume <id> already attached" (Nova's own mapping of it to this server, an attach still under way).
+ * Nova's refusal of a volume that already has an attachment (Zed's nova.compute.api
+ * _check_volume_already_attached): "volume <id> is already attached to instances: <servers>" (every server
+ * Nova maps it to, an attach still under way included, for a volume that is not multiattach), or
+ * "volume <id> already attached" (a multiattach volume mapped to this server, or two attaches racing).
  */
 const ALREADY_ATTACHED = /\balready attached(?: to instances: ([0-9a-zA-Z_, -]+))?/;
 
 /** Nova's 404 for the volume (the server's says "Instance <id> could not be found."). */
 const NOVA_VOLUME_NOT_FOUND = /\bVolume \S+ could not be found/;
 
-/** Ask Nova to attach; returns Nova's device hint (null when Nova names none, or the attach was already Nova's). */
-async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output): Promise<string | null> {
+/**
+ * Ask Nova to attach. Returns Nova's device hint (null when Nova names none), and whether the attach was
+ * already Nova's (`joined`: an earlier request's, which this one waits for instead).
+ */
+async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output): Promise<{ device: string | null; joined: boolean }> {
   const { cloud, csiId, serverId } = pair;
   const others = publishedNodeIds(volume).filter((n) => n !== serverId);
   if (others.length > 0 && !volume.multiattach) {
@@ -213,12 +218,12 @@ async function attach(pair: Pair, volume: Volume, cap: VolumeCapability__Output)
     // the volume. Left to finish (within the HTTP timeout), it keeps this volume's in-flight entry and publish queue,
     // so an unpublish that follows waits for it (ABORTED until then) and then finds, and detaches, what it made.
     const result = await cloud.compute.attachVolume(serverId, pair.volumeId, { ...UNINTERRUPTED, multiattach: volume.multiattach });
-    return result.device;
+    return { device: result.device, joined: false };
   } catch (err) {
     // Already attached, or being attached, to this very server since the volume was read: an attach sent
     // by an earlier call (a controller killed mid-publish; Nova still had it queued). The wait that follows
     // answers with its device, or fails if Nova rolls that attach back.
-    if (isOpenStackError(err, 'bad_request') && attachedHereSays(err.message, serverId)) return null;
+    if (isOpenStackError(err, 'bad_request') && attachedHereSays(err.message, serverId)) return { device: null, joined: true };
     throw translate(err, {
       over_quota: (m) => resourceExhausted(`server ${serverId} cannot take more volumes: ${m}; schedule the pod elsewhere or detach volumes`),
       forbidden: (m) => refusedForRoom(m) ?? failedPrecondition(`Nova refused to attach volume ${csiId} to server ${serverId}: ${m}`),
@@ -262,20 +267,26 @@ function serverNotFound(cloud: Cloud, serverId: string, novaSaid: string) {
 const ATTACHED_TO_SERVER: WaitSpec = { ...WAIT.volumeAttached, target: ['in-use', ...PENDING_ATTACH] };
 
 /**
+ * The same, for an attach found already under way in Nova: Nova maps the volume to the server before Cinder
+ * reserves it, so 'available' first is progress too; back to 'available' after that is a rollback.
+ */
+const JOINED_ATTACH: WaitSpec = { ...ATTACHED_TO_SERVER, transient: ['available', ...ATTACHED_TO_SERVER.transient] };
+
+/**
  * Wait for Cinder to show the volume in-use with an attachment to this
  * server. Nova reserves the volume before its attach request returns, so
  * going back (to available, or an error), or in-use with no attachment here
  * (a multiattach volume's other attachments), means Nova gave up and rolled
  * its attach back: the attachment is removed so nothing is left half-attached.
  */
-async function waitAttached(env: ControllerEnv, pair: Pair, op: Op): Promise<Volume> {
+async function waitAttached(env: ControllerEnv, pair: Pair, op: Op, joined: boolean): Promise<Volume> {
   const { cloud, volumeId, serverId, csiId } = pair;
   try {
     const volume = await waitForVolume(
       cloud,
       volumeId,
       {
-        spec: ATTACHED_TO_SERVER,
+        spec: joined ? JOINED_ATTACH : ATTACHED_TO_SERVER,
         kind: 'volume:attach',
         until: (v) => attachmentTo(v, serverId) !== undefined,
         failedIf: (v) => (v.status === 'in-use' && !attachmentTo(v, serverId) ? `is in-use with no attachment to server ${serverId}` : null),

@@ -121,7 +121,7 @@ describe('ControllerPublishVolume and ControllerUnpublishVolume', () => {
   // volume 'available' and sends its own attach, which Nova refuses: the volume is attached (or being attached) to
   // this very node already.
   it("a publish whose attach Nova refuses because an earlier attach to this node got there first answers OK, with that attach's device", async () => {
-    // The earlier attach still under way ("volume <id> already attached"), and complete ("is already attached to instances: <node>").
+    // The earlier attach still under way, and complete (Nova says "is already attached to instances: <node>" for both).
     for (const attachMs of [1000, 50]) {
       h.driver.sim.control.setDurations({ attach: attachMs });
       try {
