@@ -78,8 +78,9 @@ export class Section {
     const v = this.data[key];
     if (v === undefined || v === null) return undefined;
     if (typeof v === 'boolean') return v;
-    if (v === 'true' || v === 'True') return true;
-    if (v === 'false' || v === 'False') return false;
+    // YAML 1.1's spellings too: openstacksdk reads clouds.yaml with PyYAML, where `verify: no` is false.
+    if (typeof v === 'string' && /^(true|yes|on)$/i.test(v)) return true;
+    if (typeof v === 'string' && /^(false|no|off)$/i.test(v)) return false;
     this.fail(key, `must be true or false, not ${describe(v)}`);
   }
 

@@ -136,6 +136,12 @@ test('clouds.yaml: every cloud is configured, the first listed is the default', 
   assert.equal(west.tls.verify, false);
 });
 
+test("clouds.yaml's booleans in YAML 1.1's spellings (openstacksdk reads them with PyYAML): verify: no, insecure: yes", () => {
+  assert.equal(load(CLOUDS.replace('verify: false', 'verify: no')).clouds[1].tls.verify, false);
+  assert.equal(load(CLOUDS.replace('verify: false', 'insecure: yes')).clouds[1].tls.verify, false);
+  assert.equal(load(CLOUDS.replace('verify: false', 'verify: On')).clouds[1].tls.verify, true);
+});
+
 test('`cloud:` in the file picks the default cloud, and wins over OS_CLOUD', () => {
   assert.deepEqual(load(`cloud: west\n${CLOUDS}`).clouds.map((x) => x.name), ['west', 'east']);
   assert.deepEqual(load(`cloud: west\n${CLOUDS}`, { OS_CLOUD: 'east' }).clouds.map((x) => x.name), ['west', 'east']);
