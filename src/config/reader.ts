@@ -22,6 +22,8 @@ export function isPlainObject(v: unknown): v is Plain {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+const YAML_NUMBER = /^[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|0x[0-9a-fA-F]+|0o[0-7]+)$/;
+
 export class Section {
   private readonly seen = new Set<string>();
 
@@ -88,7 +90,8 @@ export class Section {
     this.seen.add(key);
     const v = this.data[key];
     if (v === undefined || v === null) return undefined;
-    const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
+    // The numbers YAML writes (config files are read without implicit numbers, config.ts): 25, +25, 3e4, 0x10, 0o17.
+    const n = typeof v === 'string' && YAML_NUMBER.test(v) ? Number(v.replace(/^\+/, '')) : v;
     if (typeof n !== 'number' || !Number.isInteger(n)) this.fail(key, `must be a whole number, not ${describe(v)}`);
     if (n < min || n > max) this.fail(key, `must be between ${min} and ${max}, not ${n}`);
     return n;

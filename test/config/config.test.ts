@@ -52,7 +52,9 @@ test('an unquoted value that looks like a number is kept as written: YAML would 
   const long = load(DATASET_PASSWORD.replace('password: s3cret', 'password: 012345678901234567890'));
   assert.equal(long.clouds[0].auth.password, '012345678901234567890');
   // The keys that are numbers still read theirs.
-  assert.equal(load(`${DATASET_PASSWORD}driver:\n  node:\n    max_volumes_per_node: 16\n`).node.maxVolumesPerNode, 16);
+  const maxVolumes = (v: string) => load(`${DATASET_PASSWORD}driver:\n  node:\n    max_volumes_per_node: ${v}\n`).node.maxVolumesPerNode;
+  for (const [written, value] of [['16', 16], ['+16', 16], ['1.6e1', 16], ['16.0', 16], ['0x10', 16], ['0o20', 16]] as const) assert.equal(maxVolumes(written), value, written);
+  assert.match(configError(`${DATASET_PASSWORD}driver:\n  node:\n    max_volumes_per_node: 1.5\n`), /must be a whole number/);
 });
 
 test('the auth plugin defaults to password, and tenant_name is the old name of project_name', () => {
