@@ -162,10 +162,15 @@ export class NovaApi {
     return out;
   }
 
-  private attachmentView(a: AttachmentRecord, mv: Microversion): unknown {
+  /**
+   * Nova's views of an attachment: its GET and list leave `device` out when there is none (a shelved-offloaded
+   * server's), while the attach's own answer always has it, null then (Zed's api/openstack/compute/volumes.py).
+   */
+  private attachmentView(a: AttachmentRecord, mv: Microversion, answersAttach = false): unknown {
     const out: Record<string, unknown> = {};
     if (!atLeast(mv, '2.89')) out.id = a.volumeId;
-    Object.assign(out, { serverId: a.serverId, volumeId: a.volumeId, device: a.device });
+    Object.assign(out, { serverId: a.serverId, volumeId: a.volumeId });
+    if (a.device || answersAttach) out.device = a.device ?? null;
     if (atLeast(mv, '2.70')) out.tag = null;
     if (atLeast(mv, '2.79')) out.delete_on_termination = false;
     if (atLeast(mv, '2.89')) {
@@ -206,7 +211,7 @@ export class NovaApi {
       );
     }
     if (vmState(inst) === 'shelved_offloaded') {
-      return { status: 200, body: { volumeAttachment: this.attachmentView(this.state.attachShelved(vol, inst), mv) } };
+      return { status: 200, body: { volumeAttachment: this.attachmentView(this.state.attachShelved(vol, inst), mv, true) } };
     }
     // Nova's [cinder] cross_az_attach defaults to True, so zones are not compared here.
     // Nova counts every disk of the server when it picks the next device name, the root disk (vda) too.
@@ -217,7 +222,7 @@ export class NovaApi {
     let i = 1;
     while (used.has(deviceName(i))) i++;
     const a = this.state.attach(vol, inst, deviceName(i));
-    return { status: 200, body: { volumeAttachment: this.attachmentView(a, mv) } };
+    return { status: 200, body: { volumeAttachment: this.attachmentView(a, mv, true) } };
   }
 
   private detach(ctx: RequestContext, mv: Microversion): Reply {

@@ -171,6 +171,9 @@ describe('sim nova', () => {
     const r = await attach(id, '2.20', shelved.id);
     assert.equal(r.status, 200);
     assert.deepEqual(r.body.volumeAttachment, { id, serverId: shelved.id, volumeId: id, device: null });
+    // Nova's GET of it leaves the device out (the attach's own answer always has the key).
+    const shown = await call('GET', `${s.compute}/servers/${shelved.id}/os-volume_attachments/${id}`, { token: s.token, headers: nova('2.20') });
+    assert.deepEqual(shown.body.volumeAttachment, { id, serverId: shelved.id, volumeId: id });
     const vol = (await call('GET', `${s.volume}/volumes/${id}`, { token: s.token })).body.volume;
     assert.equal(vol.status, 'in-use');
     assert.deepEqual(vol.attachments.map((a: { server_id: string; device: string | null }) => [a.server_id, a.device]), [[shelved.id, null]]);
